@@ -1,0 +1,236 @@
+"""Render a Kernel as plain C99: a loop nest with SSA statements, `restrict` pointers."""
+from __future__ import annotations
+
+import math
+
+from .. import dtypes as dt
+from ..ops import Op
+from .kernel import Kernel, Val
+
+PRELUDE = r"""#include <math.h>
+#include <stdint.h>
+#define LT_SIMD __attribute__((__simd__("notinbranch")))
+float expf(float) LT_SIMD; float logf(float) LT_SIMD; float sinf(float) LT_SIMD;
+float cosf(float) LT_SIMD; float tanhf(float) LT_SIMD; float expm1f(float) LT_SIMD;
+float log1pf(float) LT_SIMD; float exp2f(float) LT_SIMD; float log2f(float) LT_SIMD;
+float tanf(float) LT_SIMD; float erff(float) LT_SIMD; float powf(float, float) LT_SIMD;
+double exp(double) LT_SIMD; double log(double) LT_SIMD; double sin(double) LT_SIMD;
+double cos(double) LT_SIMD; double tanh(double) LT_SIMD; double pow(double, double) LT_SIMD;
+static inline long long lt_idiv(long long a, long long b) {
+  if (b == 0) return 0; long long q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
+static inline long long lt_imod(long long a, long long b) {
+  if (b == 0) return 0; long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static inline float lt_fmodf(float a, float b) {
+  float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static inline double lt_fmod(double a, double b) {
+  double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static inline long long lt_ipow(long long a, long long b) {
+  if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+  long long r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r; }
+"""
+
+
+def ctype(d: dt.DType) -> str:
+    """The C type values of `d` are computed in (half is computed in float)."""
+    return "float" if d == dt.float16 else d.ctype
+
+
+def render_const(v, d: dt.DType) -> str:
+    if d.kind == "b":
+        return "1" if v else "0"
+    if d.kind in "iu":
+        v = int(v)
+        return f"{v}LL" if d == dt.int64 else str(v)
+    v = float(v)
+    suffix = "" if d == dt.float64 else "f"
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    return f"{v!r}{suffix}" if "e" in repr(v) or "." in repr(v) else f"{v!r}.0{suffix}"
+
+
+def _fn(name: str):
+    """A libm function: `expf` for float/half, `exp` for double."""
+    return lambda d, a: f"{name}{'' if d == dt.float64 else 'f'}({a})"
+
+
+def _is_float(d: dt.DType) -> bool:
+    return d.kind == "f"
+
+
+# per-op C expressions: (dtype of the operands, *operand strings) -> C expression
+C_EXPR = {
+    Op.NEG: lambda d, a: f"(-{a})" if d != dt.bool_ else f"(!{a})",
+    Op.NOT: lambda d, a: f"(!{a})",
+    Op.ABS: lambda d, a: _fn("fabs")(d, a) if _is_float(d) else f"({a} < 0 ? -{a} : {a})",
+    Op.SIGN: lambda d, a: (f"({a} != {a} ? {a} : ({ctype(d)})(({a} > 0) - ({a} < 0)))"
+                           if _is_float(d) else f"({ctype(d)})(({a} > 0) - ({a} < 0))"),
+    Op.EXP: _fn("exp"), Op.EXP2: _fn("exp2"), Op.EXPM1: _fn("expm1"), Op.LOG: _fn("log"),
+    Op.LOG2: _fn("log2"), Op.LOG1P: _fn("log1p"), Op.SQRT: _fn("sqrt"),
+    Op.RSQRT: lambda d, a: f"(1 / {_fn('sqrt')(d, a)})",
+    Op.RECIP: lambda d, a: f"(1 / {a})",
+    Op.SIN: _fn("sin"), Op.COS: _fn("cos"), Op.TAN: _fn("tan"), Op.TANH: _fn("tanh"),
+    Op.SIGMOID: lambda d, a: f"(1 / (1 + {_fn('exp')(d, '-' + a)}))",
+    Op.ERF: _fn("erf"), Op.FLOOR: _fn("floor"), Op.CEIL: _fn("ceil"), Op.ROUND: _fn("rint"),
+    Op.TRUNC: _fn("trunc"),
+    Op.ISNAN: lambda d, a: f"({a} != {a})",
+    Op.ISINF: lambda d, a: f"({a} == INFINITY || {a} == -INFINITY)",
+    Op.ADD: lambda d, a, b: f"({a} + {b})" if d != dt.bool_ else f"({a} | {b})",
+    Op.SUB: lambda d, a, b: f"({a} - {b})",
+    Op.MUL: lambda d, a, b: f"({a} * {b})" if d != dt.bool_ else f"({a} & {b})",
+    Op.DIV: lambda d, a, b: f"({a} / {b})",
+    Op.IDIV: lambda d, a, b: (_fn("floor")(d, f"{a} / {b}") if _is_float(d)
+                              else f"({ctype(d)})lt_idiv({a}, {b})"),
+    Op.MOD: lambda d, a, b: (f"lt_fmod{'' if d == dt.float64 else 'f'}({a}, {b})"
+                             if _is_float(d) else f"({ctype(d)})lt_imod({a}, {b})"),
+    Op.POW: lambda d, a, b: (f"pow{'' if d == dt.float64 else 'f'}({a}, {b})"
+                             if _is_float(d) else f"({ctype(d)})lt_ipow({a}, {b})"),
+    Op.MAX: lambda d, a, b: f"(({a} > {b} || {a} != {a}) ? {a} : {b})",
+    Op.MIN: lambda d, a, b: f"(({a} < {b} || {a} != {a}) ? {a} : {b})",
+    Op.CMPEQ: lambda d, a, b: f"({a} == {b})",
+    Op.CMPNE: lambda d, a, b: f"({a} != {b})",
+    Op.CMPLT: lambda d, a, b: f"({a} < {b})",
+    Op.CMPLE: lambda d, a, b: f"({a} <= {b})",
+    Op.AND: lambda d, a, b: f"({a} & {b})",
+    Op.OR: lambda d, a, b: f"({a} | {b})",
+    Op.XOR: lambda d, a, b: f"({a} ^ {b})",
+    Op.WHERE: lambda d, c, a, b: f"({c} ? {a} : {b})",
+}
+
+
+def _cast(v: str, src: dt.DType, dst: dt.DType) -> str:
+    if dst == dt.float16:
+        return f"(float)(_Float16)({v})"
+    if dst == dt.bool_:
+        return f"({v} != 0)"
+    return f"({dst.ctype})({v})"
+
+
+def _cond(conds) -> str:
+    parts = []
+    for e, lo, hi in conds:
+        r = e.render()
+        parts.append(f"({lo} <= {r} && {r} < {hi})")
+    return " && ".join(parts) or "1"
+
+
+def _expr(v: Val, pname) -> str:
+    if v.kind == "const":
+        return render_const(v.arg, v.dtype)
+    if v.kind == "load":
+        p, idx, conds = v.arg
+        load = f"{pname(p)}[{idx.render()}]"
+        return f"(({_cond(conds)}) ? {load} : 0)" if conds else load
+    if v.kind == "cond":
+        return _cond(v.arg)
+    if v.op is Op.CAST:
+        return _cast(v.srcs[0].name, v.srcs[0].dtype, v.dtype)
+    operand = v.srcs[-1].dtype  # WHERE: the branches' dtype; otherwise all srcs agree
+    return C_EXPR[v.op](operand, *(s.name for s in v.srcs))
+
+
+_INIT = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1"}
+
+
+def _red_init(k: Kernel) -> str:
+    d = k.acc.dtype
+    if k.red_op in _INIT:
+        return _INIT[k.red_op]
+    lowest = k.red_op in (Op.RMAX, Op.ARGMAX)
+    if d.kind == "f":
+        return "-INFINITY" if lowest else "INFINITY"
+    if d.kind == "b":
+        return "0" if lowest else "1"
+    info = __import__("numpy").iinfo(d.np)
+    return f"{info.min if lowest else info.max}LL"
+
+
+def _red_update(k: Kernel, v: str) -> list[str]:
+    op = k.red_op
+    if op in (Op.SUM, Op.CUMSUM):
+        return [f"acc = acc + {v};"]
+    if op in (Op.PROD, Op.CUMPROD):
+        return [f"acc = acc * {v};"]
+    if op is Op.RMAX:
+        return [f"acc = ({v} > acc || {v} != {v}) ? {v} : acc;"]
+    if op is Op.RMIN:
+        return [f"acc = ({v} < acc || {v} != {v}) ? {v} : acc;"]
+    cmp = ">" if op is Op.ARGMAX else "<"
+    r = "r0" if k.red_loops else "0"
+    return [f"if ({v} {cmp} best || ({v} != {v} && best == best)) {{ best = {v}; acc = {r}; }}"]
+
+
+def render_kernel(k: Kernel) -> str:
+    """The kernel as a C function named after the kernel."""
+    return render_kernel_named(k, k.name)
+
+
+def render_kernel_named(k: Kernel, fname: str) -> str:
+    pnames = {i: p.name for i, p in enumerate(k.params)}
+    pname = pnames.__getitem__
+    args = ", ".join(
+        f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
+    lines = [f"void {fname}({args}) {{"]
+    ind = 1
+
+    def emit(s: str) -> None:
+        lines.append("  " * ind + s)
+
+    def stmts(level: int) -> None:
+        for v in k.vals:
+            if v.kind != "acc" and k.level[id(v)] == level:
+                emit(f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
+
+    for i, n in enumerate(k.loops):
+        emit(f"for (long o{i} = 0; o{i} < {n}; o{i}++) {{")
+        ind += 1
+    stmts(0)
+    if k.red_op is not None:
+        if k.red_op in (Op.ARGMAX, Op.ARGMIN):
+            src = k.red_val.dtype
+            emit(f"{ctype(src)} best = {_red_init(k) if src.kind != 'f' else _argbest(k)};")
+            emit("long long acc = 0;")
+        else:
+            emit(f"{ctype(k.acc.dtype)} acc = {_red_init(k)};")
+        simd = (k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype.kind == "f")
+        for i, n in enumerate(k.red_loops):
+            if simd and i == len(k.red_loops) - 1:
+                emit(f"#pragma omp simd reduction({'+' if k.red_op is Op.SUM else '*'}:acc)")
+            emit(f"for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
+            ind += 1
+        stmts(1)
+        for s in _red_update(k, k.red_val.name):
+            emit(s)
+        if k.red_op in (Op.CUMSUM, Op.CUMPROD):
+            emit(f"out0[{k.store_index.render()}] = {_store(k, 'acc')};")
+        for _ in k.red_loops:
+            ind -= 1
+            emit("}")
+        stmts(2)
+    if k.red_op not in (Op.CUMSUM, Op.CUMPROD):
+        emit(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")
+    for _ in k.loops:
+        ind -= 1
+        emit("}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _argbest(k: Kernel) -> str:
+    return "-INFINITY" if k.red_op is Op.ARGMAX else "INFINITY"
+
+
+def _store(k: Kernel, v: str) -> str:
+    d = k.params[0].dtype
+    return f"(_Float16)({v})" if d == dt.float16 else v
+
+
+def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:
+    """One C translation unit holding each distinct kernel once, under its symbol."""
+    seen: dict[str, str] = {}
+    for k in kernels:
+        sym = symbols[k.name]
+        if sym not in seen:
+            seen[sym] = render_kernel_named(k, sym)
+    return PRELUDE + "\n" + "\n\n".join(seen.values()) + "\n"

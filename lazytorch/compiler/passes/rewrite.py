@@ -1,0 +1,23 @@
+"""Rebuild a graph bottom-up through a node-rewriting function."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ...graph import Graph, Node
+
+
+def rewrite(g: Graph, fn: Callable[[Node, tuple[Node, ...]], Node]) -> Graph:
+    """Return g with every node n replaced by fn(n, new_srcs), sources first.
+
+    `fn` gets the original node and its already-rewritten sources and returns the node to use
+    (often `Node(n.op, new_srcs, n.arg, n.shape, n.dtype)`); unreachable nodes are dropped.
+    """
+    new: dict[Node, Node] = {}
+    for n in g.nodes:
+        srcs = tuple(new[s] for s in n.srcs)
+        new[n] = fn(n, srcs)
+    return Graph(tuple(new[o] for o in g.outputs))
+
+
+def same(n: Node, srcs: tuple[Node, ...]) -> Node:
+    return n if srcs == n.srcs else Node(n.op, srcs, n.arg, n.shape, n.dtype)

@@ -1,0 +1,64 @@
+"""The IR verifier: checks every node's shape and dtype against its op's rule."""
+from __future__ import annotations
+
+import math
+
+from ...dtypes import bool_, int64
+from ...graph import Graph, Node, format_graph
+from ...ops import BINARY, COMPARE, REDUCE, SCAN, UNARY, Op
+
+
+def _problem(n: Node) -> str | None:
+    op, s = n.op, n.srcs
+    if op in (Op.BUFFER, Op.CONST):
+        return None if not s else "sources have no srcs"
+    if op in UNARY or op in BINARY:
+        want = 1 if op in UNARY else 2
+        if len(s) != want:
+            return f"expects {want} srcs"
+        if any(x.shape != n.shape for x in s):
+            return "srcs must have the node's shape"
+        if op in COMPARE and n.dtype != bool_:
+            return "comparisons give bool"
+        if op is not Op.CAST and op not in COMPARE and any(x.dtype != s[0].dtype for x in s):
+            return "srcs of an elementwise op must share a dtype"
+        return None
+    if op is Op.WHERE:
+        if len(s) != 3 or s[0].dtype != bool_ or any(x.shape != n.shape for x in s):
+            return "where takes (bool cond, a, b) of the node's shape"
+        return None
+    if op in REDUCE:
+        src = s[0]
+        if any(not 0 <= a < len(src.shape) for a in n.arg):
+            return "reduce axis out of range"
+        want = tuple(1 if i in n.arg else d for i, d in enumerate(src.shape))
+        if n.shape != want:
+            return f"reduce keeps reduced dims as 1: expected {want}"
+        if op in (Op.ARGMAX, Op.ARGMIN) and n.dtype != int64:
+            return "argmax/argmin give int64"
+        return None
+    if op in SCAN:
+        return None if s[0].shape == n.shape else "scan keeps the shape"
+    if op is Op.RESHAPE:
+        return None if math.prod(s[0].shape) == math.prod(n.shape) else "reshape changes numel"
+    if op is Op.PERMUTE:
+        ok = sorted(n.arg) == list(range(len(n.shape)))
+        return None if ok and tuple(s[0].shape[p] for p in n.arg) == n.shape else "bad permute"
+    if op is Op.EXPAND:
+        ok = len(s[0].shape) == len(n.shape) and all(
+            a == b or a == 1 for a, b in zip(s[0].shape, n.shape))
+        return None if ok else "expand only broadcasts size-1 dims"
+    return None
+
+
+def verify(g: Graph) -> Graph:
+    """Raise ValueError quoting the offending line if a node is malformed; return g."""
+    for i, n in enumerate(g.nodes):
+        p = _problem(n)
+        if p is not None:
+            text = format_graph(g).splitlines()
+            lo = max(0, i - 2)
+            ctx = "\n".join(("> " if j == i else "  ") + text[j]
+                            for j in range(lo, min(len(text), i + 3)))
+            raise ValueError(f"invalid IR at %{i} ({n.op.name.lower()}): {p}\n{ctx}")
+    return g

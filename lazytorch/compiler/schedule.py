@@ -1,0 +1,92 @@
+"""Scheduling: cut a graph into kernels, each storing one node.
+
+The rule, in one place (`must_materialize` says why a node gets a buffer of its own):
+- graph outputs, CONTIGUOUS and scans are stored by kernels of their own;
+- an elementwise chain fuses into its consumer; a node used by several kernels is recomputed in
+  each (it reads only buffers, so this costs arithmetic, not a pass over memory)...
+- ...except a computed node that is broadcast (EXPAND grows it): recomputing it per broadcast
+  element would multiply its work, so it is stored;
+- a reduction absorbs its elementwise producers and its elementwise consumers up to the stored
+  node, one reduction per kernel; a reduction used by several nodes, broadcast, or met inside
+  another reduction is stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph import Graph, Node
+from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
+from .kernel import Kernel, NeedsBuffer, lower_kernel
+
+
+def _computed(n: Node) -> bool:
+    """Does n do arithmetic (as opposed to viewing a buffer or a constant)?"""
+    while n.op in MOVEMENT:
+        n = n.srcs[0]
+    return n.op not in SOURCE
+
+
+def must_materialize(g: Graph) -> dict[Node, str]:
+    """The nodes that need a buffer, each with the reason (a pure function of the graph)."""
+    users = g.users()
+    out: dict[Node, str] = {}
+    for o in g.outputs:
+        if o.op is not Op.BUFFER:
+            out[o] = "output"
+    for n in g.nodes:
+        if n.op is Op.CONTIGUOUS:
+            out[n] = "contiguous"
+        elif n.op in SCAN:
+            out[n] = "scan"
+        elif n.op in REDUCE and len(users[n]) > 1:
+            out.setdefault(n, "reduction used by several nodes")
+        elif n.op is Op.EXPAND and n.numel > n.srcs[0].numel:
+            s = n.srcs[0]
+            while s.op in MOVEMENT:
+                s = s.srcs[0]
+            if s.op not in SOURCE:
+                out.setdefault(s, "broadcast")
+    return out
+
+
+@dataclass
+class Schedule:
+    kernels: list[Kernel]
+    buffers: dict[Node, str]      # materialized node -> reason
+    graph: Graph
+
+
+def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
+    """Kernels, in execution order, that compute g's outputs from its input buffers."""
+    mat = must_materialize(g)
+    kernels: dict[Node, Kernel] = {}
+
+    def is_buffer(n: Node) -> bool:
+        return is_input(n) or n in mat
+
+    pending = [n for n in g.nodes if n in mat]
+    while pending:
+        n = pending.pop(0)
+        if n in kernels:
+            continue
+        try:
+            kernels[n] = lower_kernel(n, is_buffer, "")
+        except NeedsBuffer as e:
+            mat[e.node] = "reduction that cannot fuse here"
+            pending = [m for m in g.nodes if m in mat and m not in kernels]
+            # a kernel built before may have fused the new buffer: rebuild those
+            for m, k in list(kernels.items()):
+                if e.node in k.nodes and e.node is not m:
+                    del kernels[m]
+            pending = [m for m in g.nodes if m in mat and m not in kernels]
+    order = [n for n in g.nodes if n in kernels]
+    ks = []
+    for i, n in enumerate(order):
+        k = kernels[n]
+        k.name = f"kernel_{i}"
+        ks.append(k)
+    return Schedule(ks, mat, g)
+
+
+def is_elementwise(n: Node) -> bool:
+    return n.op in ELEMENTWISE

@@ -1,0 +1,145 @@
+"""dtypes and PyTorch's type-promotion rules."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class DType:
+    name: str        # torch's name: float32, int64, ...
+    short: str       # the IR printer's name: f32, i64, ...
+    np: type         # numpy scalar type
+    ctype: str       # C storage type
+    kind: str        # "b" bool, "i" signed int, "u" unsigned int, "f" float
+    priority: int    # rank inside its kind for promotion
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.np).itemsize
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.kind == "f"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.kind in "if"
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+    def __reduce__(self):
+        return (by_name, (self.name,))
+
+
+bool_ = DType("bool", "b8", np.bool_, "_Bool", "b", 0)
+uint8 = DType("uint8", "u8", np.uint8, "unsigned char", "u", 1)
+int8 = DType("int8", "i8", np.int8, "signed char", "i", 1)
+int16 = DType("int16", "i16", np.int16, "short", "i", 2)
+int32 = DType("int32", "i32", np.int32, "int", "i", 3)
+int64 = DType("int64", "i64", np.int64, "long long", "i", 4)
+float16 = DType("float16", "f16", np.float16, "_Float16", "f", 1)
+float32 = DType("float32", "f32", np.float32, "float", "f", 2)
+float64 = DType("float64", "f64", np.float64, "double", "f", 3)
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+_BY_NAME = {d.name: d for d in ALL}
+_BY_NAME.update({"bool": bool_, "half": float16, "float": float32, "double": float64,
+                 "int": int32, "long": int64, "short": int16})
+_BY_NP = {np.dtype(d.np): d for d in ALL}
+
+
+def by_name(name: str) -> DType:
+    return _BY_NAME[name]
+
+
+def from_numpy(dt) -> DType:
+    """The lazytorch dtype of a numpy dtype; raises TypeError for ones we lack."""
+    try:
+        return _BY_NP[np.dtype(dt)]
+    except KeyError:
+        raise TypeError(f"can't convert np.ndarray of type numpy.{np.dtype(dt)}. The only "
+                        "supported types are: float64, float32, float16, int64, int32, "
+                        "int16, int8, uint8, and bool.") from None
+
+
+def to_dtype(d) -> DType:
+    """Accept a DType, a numpy dtype, a Python type or a name."""
+    if isinstance(d, DType):
+        return d
+    if d is float:
+        return float32
+    if d is int:
+        return int64
+    if d is bool:
+        return bool_
+    if isinstance(d, str):
+        return by_name(d.removeprefix("torch."))
+    return from_numpy(d)
+
+
+_default_float = float32
+
+
+def get_default_dtype() -> DType:
+    return _default_float
+
+
+def set_default_dtype(d: DType) -> None:
+    global _default_float
+    d = to_dtype(d)
+    if not d.is_floating_point:
+        raise TypeError("only floating-point types are supported as the default type")
+    _default_float = d
+
+
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def promote(a: DType, b: DType) -> DType:
+    """torch.promote_types for two tensor dtypes."""
+    if a == b:
+        return a
+    ka, kb = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
+    if ka != kb:
+        return a if ka > kb else b
+    if a.kind == "f":
+        return a if a.priority > b.priority else b
+    if a.kind == "b":
+        return a
+    # integers: uint8 with a signed type
+    if a == uint8 or b == uint8:
+        other = b if a == uint8 else a
+        return int16 if other == int8 else other
+    return a if a.priority > b.priority else b
+
+
+def scalar_category(v) -> int:
+    if isinstance(v, (bool, np.bool_)):
+        return 0
+    if isinstance(v, (int, np.integer)):
+        return 1
+    return 2
+
+
+def result_type(*args) -> DType:
+    """torch.result_type over tensors (anything with .dtype and .ndim) and Python scalars.
+
+    Dimensioned tensors outrank 0-d tensors, which outrank Python scalars, but only within
+    one category (bool < integer < float): `int_tensor + 1.5` is float32, `f16_tensor + 2.0`
+    stays float16.
+    """
+    groups: list[DType | None] = [None, None]
+    for a in args:
+        if hasattr(a, "dtype"):
+            g = 0 if a.ndim > 0 else 1
+            groups[g] = a.dtype if groups[g] is None else promote(groups[g], a.dtype)
+    out = groups[0]
+    if groups[1] is not None and (out is None or _KIND_RANK[groups[1].kind] > _KIND_RANK[out.kind]):
+        out = groups[1]
+    sc = max((scalar_category(a) for a in args if not hasattr(a, "dtype")), default=-1)
+    if out is None or sc > _KIND_RANK[out.kind]:
+        out = (bool_, int64, get_default_dtype())[sc] if sc >= 0 else (out or bool_)
+    return out

@@ -1,0 +1,353 @@
+"""Elementwise ops with broadcasting and PyTorch's type promotion."""
+from __future__ import annotations
+
+import math
+from numbers import Number
+
+import numpy as np
+
+from . import dtypes as dt
+from .graph import Node, const
+from .ops import Op
+from .tensor import Tensor, broadcast_shapes
+
+
+def _shape_of(x) -> tuple[int, ...]:
+    return x.shape if isinstance(x, Tensor) else ()
+
+
+def _check_operand(x, name: str):
+    if isinstance(x, Tensor) or isinstance(x, (Number, np.number, np.bool_)):
+        return x
+    if isinstance(x, np.ndarray):
+        from .creation import tensor
+        return tensor(x)
+    raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
+                    f"{type(x).__name__}")
+
+
+def expand_node(n: Node, shape: tuple[int, ...]) -> Node:
+    """Broadcast n to `shape` (adding leading dims by reshape, then an expand)."""
+    if n.shape == shape:
+        return n
+    if len(n.shape) < len(shape):
+        new = (1,) * (len(shape) - len(n.shape)) + n.shape
+        n = Node(Op.RESHAPE, (n,), new, new, n.dtype)
+    if n.shape == shape:
+        return n
+    return Node(Op.EXPAND, (n,), shape, shape, n.dtype)
+
+
+def cast_node(n: Node, d: dt.DType) -> Node:
+    return n if n.dtype == d else Node(Op.CAST, (n,), d, n.shape, d)
+
+
+def operand(x, d: dt.DType, shape: tuple[int, ...]) -> Node:
+    """x (tensor or Python scalar) as a node of dtype d broadcast to shape."""
+    if isinstance(x, Tensor):
+        return expand_node(cast_node(x.node, d), shape)
+    if isinstance(x, (bool, np.bool_)) and d.kind != "b":
+        x = int(x)
+    if d.kind in "iu" and isinstance(x, float):
+        x = int(x)
+    return const(x, d, shape)
+
+
+def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
+    from .sites import record
+    node = Node(op, srcs, arg, tuple(shape), dtype)
+    record(node)
+    return Tensor._make(node)
+
+
+def binary(op: Op, a, b, *, compute: dt.DType | None = None, out: dt.DType | None = None,
+           name: str = "") -> Tensor:
+    """a op b, broadcast, both operands in the promoted (or `compute`) dtype."""
+    a, b = _check_operand(a, name), _check_operand(b, name)
+    shape = broadcast_shapes(_shape_of(a), _shape_of(b))
+    d = compute or dt.result_type(a, b)
+    srcs = (operand(a, d, shape), operand(b, d, shape))
+    return make(op, srcs, None, shape, out or d)
+
+
+def unary(op: Op, x: Tensor, *, d: dt.DType | None = None) -> Tensor:
+    d = d or x.dtype
+    return make(op, (cast_node(x.node, d),), None, x.shape, d)
+
+
+def _floating(x: Tensor) -> dt.DType:
+    return x.dtype if x.dtype.is_floating_point else dt.get_default_dtype()
+
+
+def float_unary(op: Op):
+    """exp, log, sin, ...: integer inputs are computed in the default float dtype."""
+    def fn(self: Tensor) -> Tensor:
+        return unary(op, self, d=_floating(self))
+    fn.__name__ = op.name.lower()
+    return fn
+
+
+def _no_bool(self: Tensor, what: str) -> None:
+    if self.dtype == dt.bool_:
+        raise RuntimeError(f"{what}, the `-` operator, on a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
+
+
+# ------------------------------------------------------------------------------- arithmetic
+def add(self, other, *, alpha=1) -> Tensor:
+    if alpha != 1:
+        other = mul(other, alpha)
+    return binary(Op.ADD, self, other, name="add")
+
+
+def sub(self, other, *, alpha=1) -> Tensor:
+    if (isinstance(other, Tensor) and other.dtype == dt.bool_ and isinstance(self, Tensor)
+            and self.dtype == dt.bool_):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
+    if alpha != 1:
+        other = mul(other, alpha)
+    return binary(Op.SUB, self, other, name="sub")
+
+
+def rsub(self, other, *, alpha=1) -> Tensor:
+    return sub(other, self * alpha if alpha != 1 else self)
+
+
+def mul(self, other) -> Tensor:
+    return binary(Op.MUL, self, other, name="mul")
+
+
+def div(self, other, *, rounding_mode=None) -> Tensor:
+    if rounding_mode == "floor":
+        return floor_divide(self, other)
+    d = dt.result_type(self, other)
+    if rounding_mode == "trunc":
+        if d.is_floating_point:
+            return binary(Op.DIV, self, other, name="div").trunc()
+        q = binary(Op.IDIV, self, other, name="div")
+        r = binary(Op.MOD, self, other, name="div")
+        # floor toward zero: add one where the signs differ and there is a remainder
+        fix = where_nodes((r != 0) & ((self < 0) ^ (other < 0)), 1, 0).to(d)
+        return q + fix
+    if rounding_mode is not None:
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
+    f = d if d.is_floating_point else dt.get_default_dtype()
+    return binary(Op.DIV, self, other, compute=f, name="div")
+
+
+def rdiv(self, other) -> Tensor:
+    return div(other, self) if isinstance(other, Tensor) else div(_scalar_tensor(other, self),
+                                                                    self)
+
+
+def _scalar_tensor(v, like: Tensor) -> Tensor:
+    """A Python scalar as a 0-d tensor, for reversed ops (scalar on the left)."""
+    d = dt.result_type(like, v)
+    return Tensor._make(const(v, d))
+
+
+def floor_divide(self, other) -> Tensor:
+    return binary(Op.IDIV, self, other, name="floor_divide")
+
+
+def remainder(self, other) -> Tensor:
+    return binary(Op.MOD, self, other, name="remainder")
+
+
+def fmod(self, other) -> Tensor:
+    d = dt.result_type(self, other)
+    if d.is_floating_point:
+        q = binary(Op.DIV, self, other, name="fmod").trunc()
+        return self - q * other
+    r = binary(Op.MOD, self, other, name="fmod")
+    return where_nodes((r != 0) & ((self < 0) ^ (other < 0)), r - other, r)
+
+
+def pow(self, exponent) -> Tensor:
+    base_t = self if isinstance(self, Tensor) else None
+    if base_t is None:
+        return binary(Op.POW, _scalar_tensor(self, exponent), exponent, name="pow")
+    return binary(Op.POW, self, exponent, name="pow")
+
+
+def rpow(self, other) -> Tensor:
+    return binary(Op.POW, _scalar_tensor(other, self), self, name="pow")
+
+
+def neg(self) -> Tensor:
+    _no_bool(self, "Negation")
+    return unary(Op.NEG, self)
+
+
+def abs(self) -> Tensor:
+    return unary(Op.ABS, self) if self.dtype != dt.bool_ else self
+
+
+def sign(self) -> Tensor:
+    return unary(Op.SIGN, self) if self.dtype != dt.bool_ else self
+
+
+def _round_like(op: Op):
+    def fn(self: Tensor, **kw) -> Tensor:
+        if not self.dtype.is_floating_point:
+            return self.clone()
+        return unary(op, self)
+    fn.__name__ = op.name.lower()
+    return fn
+
+
+def round(self, decimals: int = 0) -> Tensor:
+    if not self.dtype.is_floating_point:
+        return self.clone()
+    if decimals == 0:
+        return unary(Op.ROUND, self)
+    scale = 10.0 ** decimals
+    return unary(Op.ROUND, self * scale) / scale
+
+
+def reciprocal(self) -> Tensor:
+    return unary(Op.RECIP, self, d=_floating(self))
+
+
+def square(self) -> Tensor:
+    return mul(self, self) if self.dtype != dt.bool_ else self.to(dt.int64) * self.to(dt.int64)
+
+
+def relu(self) -> Tensor:
+    if self.dtype == dt.bool_:
+        raise RuntimeError('"clamp_min_cpu" not implemented for \'Bool\'')
+    return binary(Op.MAX, self, 0, compute=self.dtype, name="relu")
+
+
+def log10(self) -> Tensor:
+    return self.log() * (1 / math.log(10))
+
+
+def clamp(self, min=None, max=None) -> Tensor:
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    d = dt.result_type(self, *(v for v in (min, max) if v is not None))
+    out = self
+    if min is not None:
+        out = binary(Op.MAX, out, min, compute=d, name="clamp")
+    if max is not None:
+        out = binary(Op.MIN, out, max, compute=d, name="clamp")
+    return out
+
+
+def maximum(self, other) -> Tensor:
+    return binary(Op.MAX, self, other, name="maximum")
+
+
+def minimum(self, other) -> Tensor:
+    return binary(Op.MIN, self, other, name="minimum")
+
+
+def where_nodes(cond, a, b) -> Tensor:
+    """torch.where(cond, a, b) with broadcasting and promotion of a and b."""
+    if not isinstance(cond, Tensor):
+        raise TypeError("where(): argument 'condition' must be Tensor")
+    if cond.dtype != dt.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {cond.dtype.name.capitalize()}")
+    shape = broadcast_shapes(cond.shape, _shape_of(a), _shape_of(b))
+    d = dt.result_type(a, b)
+    srcs = (expand_node(cond.node, shape), operand(a, d, shape), operand(b, d, shape))
+    return make(Op.WHERE, srcs, None, shape, d)
+
+
+# ------------------------------------------------------------------------------ comparisons
+def _cmp(op: Op, swap: bool = False):
+    def fn(self, other) -> Tensor:
+        other = _check_operand(other, op.name.lower())
+        if swap:
+            return binary(op, other, self, out=dt.bool_, name=op.name.lower())
+        return binary(op, self, other, out=dt.bool_, name=op.name.lower())
+    return fn
+
+
+eq, ne, lt, le = (_cmp(Op.CMPEQ), _cmp(Op.CMPNE), _cmp(Op.CMPLT), _cmp(Op.CMPLE))
+gt, ge = _cmp(Op.CMPLT, swap=True), _cmp(Op.CMPLE, swap=True)
+
+
+def _logical(op: Op):
+    def fn(self, other) -> Tensor:
+        a = self.bool() if isinstance(self, Tensor) else bool(self)
+        b = other.bool() if isinstance(other, Tensor) else bool(other)
+        return binary(op, a, b, compute=dt.bool_, name=f"logical_{op.name.lower()}")
+    return fn
+
+
+logical_and, logical_or, logical_xor = _logical(Op.AND), _logical(Op.OR), _logical(Op.XOR)
+
+
+def logical_not(self) -> Tensor:
+    return unary(Op.NOT, self.bool())
+
+
+def _bitwise(op: Op, name: str):
+    def fn(self, other) -> Tensor:
+        for x in (self, other):
+            d = x.dtype if isinstance(x, Tensor) else dt.result_type(x)
+            if d.is_floating_point:
+                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
+        return binary(op, self, other, name=name)
+    return fn
+
+
+bitwise_and = _bitwise(Op.AND, "bitwise_and")
+bitwise_or = _bitwise(Op.OR, "bitwise_or")
+bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
+
+
+def bitwise_not(self) -> Tensor:
+    if self.dtype.is_floating_point:
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
+    if self.dtype == dt.bool_:
+        return unary(Op.NOT, self)
+    return binary(Op.XOR, self, -1, compute=self.dtype)
+
+
+def _test(op: Op):
+    def fn(self: Tensor) -> Tensor:
+        if not self.dtype.is_floating_point:
+            return Tensor._make(const(False, dt.bool_, self.shape))
+        return make(op, (self.node,), None, self.shape, dt.bool_)
+    fn.__name__ = op.name.lower()
+    return fn
+
+
+isnan, isinf = _test(Op.ISNAN), _test(Op.ISINF)
+
+
+def isfinite(self) -> Tensor:
+    if not self.dtype.is_floating_point:
+        return binary(Op.CMPEQ, self, self, out=dt.bool_)
+    return logical_not(isnan(self) | isinf(self))
+
+
+def nan_to_num(self, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    if not self.dtype.is_floating_point:
+        return self.clone()
+    info = np.finfo(self.dtype.np)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    out = where_nodes(isnan(self), nan, self).to(self.dtype)
+    out = where_nodes(out == math.inf, posinf, out).to(self.dtype)
+    return where_nodes(out == -math.inf, neginf, out).to(self.dtype)
+
+
+def lerp(self, end, weight) -> Tensor:
+    if isinstance(end, Tensor) and end.dtype != self.dtype:
+        raise RuntimeError(f"expected dtype {self.dtype.name} for `end` but got dtype "
+                           f"{end.dtype.name}")
+    return self + weight * (end - self)
+
+
+def sigmoid(self) -> Tensor:
+    return unary(Op.SIGMOID, self, d=_floating(self))

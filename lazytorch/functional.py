@@ -1,0 +1,58 @@
+"""The torch.* functions that mirror Tensor methods (torch.exp(x), torch.cat([...]), ...)."""
+from __future__ import annotations
+
+from . import elementwise as ew
+from . import reduce as rd
+from . import views as vw
+from .tensor import Tensor
+
+
+def _method(name: str):
+    def fn(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be Tensor, not "
+                            f"{type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = name
+    return fn
+
+
+_METHODS = """abs sign exp exp2 log log2 log10 log1p expm1 sqrt rsqrt sin cos tan tanh sigmoid
+relu erf floor ceil round trunc reciprocal square clamp clip neg negative isnan isinf isfinite
+nan_to_num lerp logical_not eq ne lt le gt ge greater less greater_equal less_equal not_equal
+add sub subtract mul multiply div divide true_divide floor_divide remainder fmod pow
+sum mean prod max min amax amin argmax argmin var std logsumexp all any cumsum cumprod norm
+reshape flatten unflatten squeeze unsqueeze permute transpose swapaxes movedim t narrow flip
+split chunk unbind select bitwise_not""".split()
+
+__all__ = ["where", "maximum", "minimum", "logical_and", "logical_or", "logical_xor",
+           "bitwise_and", "bitwise_or", "bitwise_xor", "broadcast_to", "var_mean", "std_mean"]
+for _n in _METHODS:
+    globals()[_n] = _method(_n)
+    __all__.append(_n)
+
+
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        raise NotImplementedError("torch.where(condition) with one argument is not supported; "
+                                  "use torch.nonzero(condition, as_tuple=True)")
+    return ew.where_nodes(condition, input, other)
+
+
+maximum, minimum = ew.maximum, ew.minimum
+logical_and, logical_or, logical_xor = ew.logical_and, ew.logical_or, ew.logical_xor
+bitwise_and, bitwise_or, bitwise_xor = ew.bitwise_and, ew.bitwise_or, ew.bitwise_xor
+
+
+def broadcast_to(input: Tensor, size) -> Tensor:
+    return vw.expand(input, size)
+
+
+def var_mean(input: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return (rd.var(input, dim, unbiased, keepdim, correction=correction),
+            rd.mean(input, dim, keepdim))
+
+
+def std_mean(input: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return (rd.std(input, dim, unbiased, keepdim, correction=correction),
+            rd.mean(input, dim, keepdim))

@@ -1,0 +1,160 @@
+"""The IR: one immutable, hash-consed Node type, a Graph of output nodes, and the IR printer."""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any, Iterable
+
+from .dtypes import DType
+from .ops import Op
+
+Shape = tuple[int, ...]
+
+
+def _arg_key(op: Op, arg: Any) -> Any:
+    # 0.0 == -0.0 and nan != nan: constants are told apart by their exact spelling
+    if op is Op.CONST:
+        return (type(arg).__name__, repr(arg))
+    return arg
+
+
+class Node:
+    """One operation: `op` applied to `srcs` with a static `arg`, giving `shape` and `dtype`.
+
+    Nodes are hash-consed: building the same (op, srcs, arg, shape, dtype) twice returns the same
+    object, so equality is identity and common subexpressions are shared for free. Side data
+    (source lines, realized buffers) lives in side tables keyed by node, never in the node.
+    """
+
+    __slots__ = ("op", "srcs", "arg", "shape", "dtype", "__weakref__")
+    _cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    op: Op
+    srcs: tuple[Node, ...]
+    arg: Any
+    shape: Shape
+    dtype: DType
+
+    def __new__(cls, op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType):
+        key = (op, srcs, _arg_key(op, arg), shape, dtype)
+        node = cls._cache.get(key)
+        if node is None:
+            node = object.__new__(cls)
+            object.__setattr__(node, "op", op)
+            object.__setattr__(node, "srcs", srcs)
+            object.__setattr__(node, "arg", arg)
+            object.__setattr__(node, "shape", shape)
+            object.__setattr__(node, "dtype", dtype)
+            cls._cache[key] = node
+        return node
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Node is immutable")
+
+    def __reduce__(self):
+        return (Node, (self.op, self.srcs, self.arg, self.shape, self.dtype))
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Node({self.op.name}, {_fmt_type(self)})"
+
+
+def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
+    """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
+    value = dtype.np(value).item()
+    c = Node(Op.CONST, (), value, (), dtype)
+    if shape == ():
+        return c
+    return Node(Op.EXPAND, (Node(Op.RESHAPE, (c,), (1,) * len(shape), (1,) * len(shape), dtype),),
+                shape, shape, dtype)
+
+
+def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
+    """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for out in outputs:
+        if id(out) in seen:
+            continue
+        stack = [(out, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            if is_leaf is None or not is_leaf(node):
+                for s in reversed(node.srcs):
+                    if id(s) not in seen:
+                        stack.append((s, False))
+    return order
+
+
+class Graph:
+    """A program: the nodes needed to compute `outputs`, in topological order."""
+
+    __slots__ = ("outputs", "nodes")
+
+    def __init__(self, outputs: Iterable[Node], nodes: Iterable[Node] | None = None):
+        self.outputs: tuple[Node, ...] = tuple(outputs)
+        self.nodes: tuple[Node, ...] = tuple(toposort(self.outputs) if nodes is None else nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        return format_graph(self)
+
+    def users(self) -> dict[Node, list[Node]]:
+        out: dict[Node, list[Node]] = {n: [] for n in self.nodes}
+        for n in self.nodes:
+            for s in n.srcs:
+                if s in out and (not out[s] or out[s][-1] is not n):
+                    out[s].append(n)
+        return out
+
+
+def _fmt_type(n: Node) -> str:
+    return f"{n.dtype.short}[{','.join(map(str, n.shape))}]"
+
+
+def _fmt_arg(n: Node) -> str:
+    a = n.arg
+    if n.op is Op.BUFFER:
+        return f"#{a}"
+    if n.op is Op.CAST:
+        return a.short
+    if n.op is Op.PAD:
+        return f"{list(a[0])} value={a[1]!r}"
+    if isinstance(a, tuple):
+        return "(" + ", ".join(map(str, a)) + ("," if len(a) == 1 else "") + ")"
+    return repr(a)
+
+
+def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) -> str:
+    """Print a graph as a readable program: `%3: f32[4,4] = add %1 %2`, one line per node.
+
+    Names are numbered in topological order, so the text is stable for golden tests.
+    `comments(node)` may return a string shown after `#` (e.g. the user's source line).
+    """
+    names = {} if names is None else dict(names)
+    lines = []
+    for n in g.nodes:
+        if n in names:
+            continue
+        names[n] = f"%{len(names)}"
+        parts = [n.op.name.lower()] + [names.get(s, "?") for s in n.srcs]
+        if n.arg is not None:
+            parts.append(_fmt_arg(n))
+        line = f"{names[n]}: {_fmt_type(n)} = {' '.join(parts)}"
+        if comments is not None and (c := comments(n)):
+            line += f"  # {c}"
+        lines.append(line)
+    lines.append("return " + ", ".join(names[o] for o in g.outputs))
+    return "\n".join(lines)

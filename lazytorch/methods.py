@@ -1,0 +1,149 @@
+"""Attach the op modules' functions to Tensor as methods and operators."""
+from __future__ import annotations
+
+from . import elementwise as ew
+from . import reduce as rd
+from . import views as vw
+from .ops import Op
+from .tensor import Tensor
+
+_FLOAT_UNARY = {"exp": Op.EXP, "exp2": Op.EXP2, "expm1": Op.EXPM1, "log": Op.LOG,
+                "log2": Op.LOG2, "log1p": Op.LOG1P, "sqrt": Op.SQRT, "rsqrt": Op.RSQRT,
+                "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH, "erf": Op.ERF}
+for _name, _op in _FLOAT_UNARY.items():
+    setattr(Tensor, _name, ew.float_unary(_op))
+for _name, _op in {"floor": Op.FLOOR, "ceil": Op.CEIL, "trunc": Op.TRUNC}.items():
+    setattr(Tensor, _name, ew._round_like(_op))
+
+_PLAIN = dict(
+    add=ew.add, sub=ew.sub, subtract=ew.sub, mul=ew.mul, multiply=ew.mul, div=ew.div,
+    divide=ew.div, true_divide=ew.div, floor_divide=ew.floor_divide, remainder=ew.remainder,
+    fmod=ew.fmod, pow=ew.pow, neg=ew.neg, negative=ew.neg, abs=ew.abs, absolute=ew.abs,
+    sign=ew.sign, round=ew.round, reciprocal=ew.reciprocal, square=ew.square, relu=ew.relu,
+    log10=ew.log10, clamp=ew.clamp, clip=ew.clamp, maximum=ew.maximum, minimum=ew.minimum,
+    eq=ew.eq, ne=ew.ne, lt=ew.lt, le=ew.le, gt=ew.gt, ge=ew.ge, greater=ew.gt, less=ew.lt,
+    greater_equal=ew.ge, less_equal=ew.le, not_equal=ew.ne,
+    logical_and=ew.logical_and, logical_or=ew.logical_or, logical_xor=ew.logical_xor,
+    logical_not=ew.logical_not, bitwise_and=ew.bitwise_and, bitwise_or=ew.bitwise_or,
+    bitwise_xor=ew.bitwise_xor, bitwise_not=ew.bitwise_not, isnan=ew.isnan, isinf=ew.isinf,
+    isfinite=ew.isfinite, nan_to_num=ew.nan_to_num, lerp=ew.lerp, sigmoid=ew.sigmoid,
+    sum=rd.sum, mean=rd.mean, prod=rd.prod, max=rd.max, min=rd.min, amax=rd.amax, amin=rd.amin,
+    argmax=rd.argmax, argmin=rd.argmin, var=rd.var, std=rd.std, logsumexp=rd.logsumexp,
+    all=rd.all, any=rd.any, cumsum=rd.cumsum, cumprod=rd.cumprod, norm=rd.norm,
+    reshape=vw.reshape, view=vw.view, view_as=vw.view_as, reshape_as=vw.reshape_as,
+    flatten=vw.flatten, unflatten=vw.unflatten, squeeze=vw.squeeze, unsqueeze=vw.unsqueeze,
+    permute=vw.permute, transpose=vw.transpose, swapaxes=vw.transpose, swapdims=vw.transpose,
+    t=vw.t, movedim=vw.movedim, moveaxis=vw.movedim, expand=vw.expand, expand_as=vw.expand_as,
+    narrow=vw.narrow, flip=vw.flip, split=vw.split, chunk=vw.chunk, unbind=vw.unbind,
+    select=vw.select,
+)
+for _name, _fn in _PLAIN.items():
+    setattr(Tensor, _name, _fn)
+
+Tensor.T = property(vw.T)
+Tensor.mT = property(vw.mT)
+
+
+def _where(self, condition, other):
+    return ew.where_nodes(condition, self, other)
+
+
+Tensor.where = _where
+
+# operators
+Tensor.__add__ = Tensor.__radd__ = lambda a, b: ew.add(a, b)
+Tensor.__sub__ = lambda a, b: ew.sub(a, b)
+Tensor.__rsub__ = lambda a, b: ew.sub(ew._scalar_tensor(b, a), a)
+Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: ew.mul(a, b)
+Tensor.__truediv__ = lambda a, b: ew.div(a, b)
+Tensor.__rtruediv__ = lambda a, b: ew.div(ew._scalar_tensor(b, a), a)
+Tensor.__floordiv__ = lambda a, b: ew.floor_divide(a, b)
+Tensor.__rfloordiv__ = lambda a, b: ew.floor_divide(ew._scalar_tensor(b, a), a)
+Tensor.__mod__ = lambda a, b: ew.remainder(a, b)
+Tensor.__rmod__ = lambda a, b: ew.remainder(ew._scalar_tensor(b, a), a)
+Tensor.__pow__ = lambda a, b: ew.pow(a, b)
+Tensor.__rpow__ = lambda a, b: ew.rpow(a, b)
+Tensor.__neg__ = ew.neg
+Tensor.__pos__ = lambda a: a
+Tensor.__abs__ = ew.abs
+Tensor.__invert__ = ew.bitwise_not
+Tensor.__and__ = Tensor.__rand__ = lambda a, b: ew.bitwise_and(a, b)
+Tensor.__or__ = Tensor.__ror__ = lambda a, b: ew.bitwise_or(a, b)
+Tensor.__xor__ = Tensor.__rxor__ = lambda a, b: ew.bitwise_xor(a, b)
+Tensor.__eq__ = lambda a, b: ew.eq(a, b)
+Tensor.__ne__ = lambda a, b: ew.ne(a, b)
+Tensor.__lt__ = lambda a, b: ew.lt(a, b)
+Tensor.__le__ = lambda a, b: ew.le(a, b)
+Tensor.__gt__ = lambda a, b: ew.gt(a, b)
+Tensor.__ge__ = lambda a, b: ew.ge(a, b)
+Tensor.__hash__ = lambda a: id(a)
+
+
+# in-place forms: compute out of place, then rebind (writes through views)
+def _inplace(fn):
+    def method(self, *args, **kwargs):
+        out = fn(self, *args, **kwargs)
+        self._assign(out.node)
+        return self
+    return method
+
+
+for _name in ("add", "sub", "mul", "div", "clamp", "pow", "floor_divide", "remainder", "neg",
+              "abs", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "clip", "fmod", "sign",
+              "floor", "ceil", "round", "trunc", "reciprocal", "square", "lerp", "nan_to_num",
+              "logical_not", "sin", "cos"):
+    setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name)))
+
+Tensor.__iadd__ = _inplace(lambda a, b: ew.add(a, b))
+Tensor.__isub__ = _inplace(lambda a, b: ew.sub(a, b))
+Tensor.__imul__ = _inplace(lambda a, b: ew.mul(a, b))
+Tensor.__itruediv__ = _inplace(lambda a, b: ew.div(a, b))
+Tensor.__ifloordiv__ = _inplace(lambda a, b: ew.floor_divide(a, b))
+Tensor.__imod__ = _inplace(lambda a, b: ew.remainder(a, b))
+Tensor.__ipow__ = _inplace(lambda a, b: ew.pow(a, b))
+Tensor.__iand__ = _inplace(lambda a, b: ew.bitwise_and(a, b))
+Tensor.__ior__ = _inplace(lambda a, b: ew.bitwise_or(a, b))
+Tensor.__ixor__ = _inplace(lambda a, b: ew.bitwise_xor(a, b))
+
+
+def zero_(self):
+    from .graph import const
+    self._assign(const(0, self.dtype, self.shape))
+    return self
+
+
+def fill_(self, value):
+    from .graph import const
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        self._assign(ew.expand_node(ew.cast_node(value.node, self.dtype), self.shape))
+    else:
+        self._assign(const(value, self.dtype, self.shape))
+    return self
+
+
+def copy_(self, src, non_blocking: bool = False):
+    if not isinstance(src, Tensor):
+        from .creation import tensor
+        src = tensor(src)
+    from .tensor import broadcast_shapes
+    if broadcast_shapes(self.shape, src.shape) != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast "
+                           f"shape {list(broadcast_shapes(self.shape, src.shape))}")
+    self._assign(ew.expand_node(ew.cast_node(src.node, self.dtype), tuple(self.shape)))
+    return self
+
+
+def requires_grad_(self, requires_grad: bool = True):
+    if requires_grad and not self.dtype.is_floating_point:
+        raise RuntimeError("only Tensors of floating point dtype can require gradients")
+    self.requires_grad = requires_grad
+    return self
+
+
+Tensor.zero_ = zero_
+Tensor.fill_ = fill_
+Tensor.copy_ = copy_
+Tensor.requires_grad_ = requires_grad_

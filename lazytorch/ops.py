@@ -1,0 +1,91 @@
+"""The one Op enum of the IR, and the groups the passes ask about."""
+from __future__ import annotations
+
+from enum import Enum, auto
+
+
+class Op(Enum):
+    # sources
+    BUFFER = auto()      # realized data; arg = buffer id
+    CONST = auto()       # a scalar broadcast to the node's shape; arg = Python value
+    # unary elementwise
+    NEG = auto()
+    NOT = auto()
+    ABS = auto()
+    SIGN = auto()
+    EXP = auto()
+    EXP2 = auto()
+    EXPM1 = auto()
+    LOG = auto()
+    LOG2 = auto()
+    LOG1P = auto()
+    SQRT = auto()
+    RSQRT = auto()
+    RECIP = auto()
+    SIN = auto()
+    COS = auto()
+    TAN = auto()
+    TANH = auto()
+    SIGMOID = auto()
+    ERF = auto()
+    FLOOR = auto()
+    CEIL = auto()
+    ROUND = auto()
+    TRUNC = auto()
+    ISNAN = auto()
+    ISINF = auto()
+    CAST = auto()        # arg = target DType (also the node's dtype)
+    # binary elementwise
+    ADD = auto()
+    SUB = auto()
+    MUL = auto()
+    DIV = auto()         # true division (floats)
+    IDIV = auto()        # floor division
+    MOD = auto()         # Python-style remainder (sign of the divisor)
+    POW = auto()
+    MAX = auto()
+    MIN = auto()
+    CMPEQ = auto()
+    CMPNE = auto()
+    CMPLT = auto()
+    CMPLE = auto()
+    AND = auto()         # logical and bitwise (bool and ints)
+    OR = auto()
+    XOR = auto()
+    # ternary elementwise
+    WHERE = auto()
+    # reductions: arg = tuple of reduced axes; the output keeps them as size 1
+    SUM = auto()
+    PROD = auto()
+    RMAX = auto()
+    RMIN = auto()
+    ARGMAX = auto()      # arg = (axis,); first index of the max, int64
+    ARGMIN = auto()
+    # scans along one axis: arg = axis
+    CUMSUM = auto()
+    CUMPROD = auto()
+    # movement (views: no data is copied)
+    RESHAPE = auto()     # arg = new shape
+    PERMUTE = auto()     # arg = permutation
+    EXPAND = auto()      # arg = new shape (size-1 dims broadcast)
+    PAD = auto()         # arg = (((lo, hi), ...), value)
+    SLICE = auto()       # arg = ((start, stop, step), ...); negative steps flip
+    # data-dependent movement
+    GATHER = auto()      # srcs = (x, index); arg = axis; out[..i..] = x[..index[..i..]..]
+    # forces its source into a buffer of its own (a kernel boundary)
+    CONTIGUOUS = auto()
+
+
+UNARY = {Op.NEG, Op.NOT, Op.ABS, Op.SIGN, Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P,
+         Op.SQRT, Op.RSQRT, Op.RECIP, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SIGMOID, Op.ERF,
+         Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.ISNAN, Op.ISINF, Op.CAST}
+BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.POW, Op.MAX, Op.MIN, Op.CMPEQ,
+          Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.AND, Op.OR, Op.XOR}
+TERNARY = {Op.WHERE}
+ELEMENTWISE = UNARY | BINARY | TERNARY
+COMPARE = {Op.CMPEQ, Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.ISNAN, Op.ISINF}
+COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR, Op.XOR}
+REDUCE = {Op.SUM, Op.PROD, Op.RMAX, Op.RMIN, Op.ARGMAX, Op.ARGMIN}
+SCAN = {Op.CUMSUM, Op.CUMPROD}
+MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SLICE}
+SOURCE = {Op.BUFFER, Op.CONST}

@@ -1,0 +1,226 @@
+"""Reductions and scans: sum, mean, max (with indices), var, logsumexp, cumsum, ..."""
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+from . import dtypes as dt
+from .elementwise import cast_node, expand_node, make
+from .graph import Node
+from .ops import Op
+from .tensor import Tensor, _canon_dim
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def _dims(self: Tensor, dim) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(self.ndim))
+    if isinstance(dim, (list, tuple)):
+        dims = tuple(sorted({_canon_dim(d, self.ndim) for d in dim}))
+        if len(dims) != len(dim):
+            raise RuntimeError("dim appears multiple times in the list of dims")
+        return dims if dims else tuple(range(self.ndim))
+    return (_canon_dim(dim, self.ndim),)
+
+
+def reduce_node(op: Op, x: Node, axes: tuple[int, ...], keepdim: bool, dtype=None) -> Node:
+    """Reduce x over axes (0-d tensors: no axes), dropping them unless keepdim."""
+    d = dtype or x.dtype
+    if x.shape == ():
+        n = x if op not in (Op.ARGMAX, Op.ARGMIN) else None
+        if n is None:
+            from .graph import const
+            return const(0, dt.int64)
+        return cast_node(n, d)
+    axes = tuple(a for a in axes)
+    kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    r = Node(op, (x,), axes, kept, d)
+    if keepdim:
+        return r
+    out = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    return Node(Op.RESHAPE, (r,), out, out, d)
+
+
+def _record(node: Node) -> Tensor:
+    from .sites import record
+    record(node)
+    return Tensor._make(node)
+
+
+def _sum_dtype(x: Tensor, dtype) -> dt.DType:
+    if dtype is not None:
+        return dt.to_dtype(dtype)
+    return x.dtype if x.dtype.is_floating_point else dt.int64
+
+
+def sum(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    d = _sum_dtype(self, dtype)
+    return _record(reduce_node(Op.SUM, cast_node(self.node, d), _dims(self, dim), keepdim))
+
+
+def prod(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    d = _sum_dtype(self, dtype)
+    return _record(reduce_node(Op.PROD, cast_node(self.node, d), _dims(self, dim), keepdim))
+
+
+def mean(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    d = dt.to_dtype(dtype) if dtype is not None else self.dtype
+    if not d.is_floating_point:
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either "
+                           f"a floating point or complex dtype. Got: {self.dtype.name.capitalize()}")
+    axes = _dims(self, dim)
+    n = math.prod(self.shape[a] for a in axes) if self.ndim else 1
+    s = sum(self.to(d), dim, keepdim)
+    return s / n if n else s * math.nan
+
+
+def _check_nonempty(self: Tensor, axes, name: str) -> None:
+    if self.numel() == 0 and (not axes or any(self.shape[a] == 0 for a in axes) or
+                              self.ndim == 0):
+        raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() "
+                         f"== 0. Specify the reduction dim with the 'dim' argument.")
+
+
+def amax(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    axes = _dims(self, dim if dim != () else None)
+    _check_nonempty(self, axes, "amax")
+    return _record(reduce_node(Op.RMAX, self.node, axes, keepdim))
+
+
+def amin(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    axes = _dims(self, dim if dim != () else None)
+    _check_nonempty(self, axes, "amin")
+    return _record(reduce_node(Op.RMIN, self.node, axes, keepdim))
+
+
+def _arg(op: Op, name: str):
+    def fn(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+        if dim is None:
+            _check_nonempty(self, (), name)
+            flat = Node(Op.RESHAPE, (self.node,), (self.numel(),), (self.numel(),), self.dtype)
+            out = reduce_node(op, flat, (0,), False, dt.int64)
+            if keepdim:
+                out = Node(Op.RESHAPE, (out,), (1,) * self.ndim, (1,) * self.ndim, dt.int64)
+            return _record(out)
+        axes = _dims(self, dim)
+        _check_nonempty(self, axes, name)
+        return _record(reduce_node(op, self.node, axes, keepdim, dt.int64))
+    fn.__name__ = name
+    return fn
+
+
+argmax, argmin = _arg(Op.ARGMAX, "argmax"), _arg(Op.ARGMIN, "argmin")
+
+
+def _minmax(rop: Op, aop: Op, name: str):
+    def fn(self: Tensor, dim=None, keepdim: bool = False):
+        if isinstance(dim, Tensor):  # max(a, b): elementwise
+            from .elementwise import maximum, minimum
+            return (maximum if rop is Op.RMAX else minimum)(self, dim)
+        if dim is None:
+            _check_nonempty(self, (), name)
+            return _record(reduce_node(rop, self.node, tuple(range(self.ndim)), False))
+        axes = _dims(self, dim)
+        _check_nonempty(self, axes, name)
+        values = _record(reduce_node(rop, self.node, axes, keepdim))
+        indices = _record(reduce_node(aop, self.node, axes, keepdim, dt.int64))
+        return ValuesIndices(values, indices)
+    fn.__name__ = name
+    return fn
+
+
+max = _minmax(Op.RMAX, Op.ARGMAX, "max")
+min = _minmax(Op.RMIN, Op.ARGMIN, "min")
+
+
+def var(self: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    if isinstance(unbiased, (int, float)) and not isinstance(unbiased, bool) and dim is None:
+        dim, unbiased = unbiased, None  # var(dim) positional
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if not self.dtype.is_floating_point:
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    axes = _dims(self, dim)
+    n = math.prod(self.shape[a] for a in axes) if self.ndim else 1
+    mu = mean(self, axes if self.ndim else None, keepdim=True)
+    sq = (self - mu).square()
+    s = sum(sq, axes if self.ndim else None, keepdim)
+    denom = n - correction
+    return s / denom if denom > 0 else s * math.nan
+
+
+def std(self: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    return var(self, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def logsumexp(self: Tensor, dim, keepdim: bool = False) -> Tensor:
+    x = self if self.dtype.is_floating_point else self.float()
+    axes = _dims(x, dim)
+    m = amax(x, axes, keepdim=True)
+    from .elementwise import where_nodes
+    m = where_nodes(m.isinf(), 0.0, m).to(x.dtype)
+    s = sum((x - m).exp(), axes, keepdim=True).log() + m
+    if keepdim:
+        return s
+    from .views import squeeze
+    return squeeze(s, axes) if self.ndim else s
+
+
+def all(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    b = self.bool()
+    return _record(reduce_node(Op.RMIN, b.node, _dims(self, dim), keepdim)) if self.numel() \
+        else _empty_logical(self, dim, keepdim, True)
+
+
+def any(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    b = self.bool()
+    return _record(reduce_node(Op.RMAX, b.node, _dims(self, dim), keepdim)) if self.numel() \
+        else _empty_logical(self, dim, keepdim, False)
+
+
+def _empty_logical(self: Tensor, dim, keepdim: bool, value: bool) -> Tensor:
+    from .graph import const
+    axes = _dims(self, dim)
+    shape = tuple(1 if i in axes else s for i, s in enumerate(self.shape)) if keepdim else \
+        tuple(s for i, s in enumerate(self.shape) if i not in axes)
+    return Tensor._make(const(value, dt.bool_, shape))
+
+
+def _scan(op: Op, name: str):
+    def fn(self: Tensor, dim: int, *, dtype=None) -> Tensor:
+        d = _sum_dtype(self, dtype)
+        x = cast_node(self.node, d)
+        if self.ndim == 0:
+            return _record(x)
+        axis = _canon_dim(dim, self.ndim)
+        return _record(Node(op, (x,), axis, x.shape, d))
+    fn.__name__ = name
+    return fn
+
+
+cumsum, cumprod = _scan(Op.CUMSUM, "cumsum"), _scan(Op.CUMPROD, "cumprod")
+
+
+def norm(self: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    x = self if dtype is None else self.to(dt.to_dtype(dtype))
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor "
+                           f"as input. Got {x.dtype.name.capitalize()}")
+    if p in ("fro", 2, 2.0, None):
+        return sum(x.abs().square(), dim, keepdim).sqrt()
+    if p == math.inf or p == "inf":
+        return amax(x.abs(), dim if dim is not None else (), keepdim)
+    if p == -math.inf:
+        return amin(x.abs(), dim if dim is not None else (), keepdim)
+    if p == 0:
+        return sum((x != 0).to(x.dtype), dim, keepdim)
+    if p == 1:
+        return sum(x.abs(), dim, keepdim)
+    if isinstance(p, (int, float)):
+        return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+    raise RuntimeError(f"norm: unsupported p={p!r}")
+
+
+def expand_to(n: Node, shape) -> Node:
+    return expand_node(n, tuple(shape))

@@ -1,0 +1,148 @@
+"""The CPU runtime: compile C with the system cc into shared objects, cached on disk and in
+memory, and load kernels through ctypes."""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+
+from .. import debug
+
+CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+          "-fopenmp-simd", "-std=gnu11", "-w"]
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+def compiler() -> str:
+    return os.environ.get("CC", "cc")
+
+
+@functools.cache
+def compiler_version() -> str:
+    try:
+        out = subprocess.run([compiler(), "--version"], capture_output=True, text=True)
+        return out.stdout.splitlines()[0] if out.stdout else "unknown"
+    except OSError as e:
+        raise CompileError(f"no C compiler: {compiler()!r} could not be run ({e}); "
+                           "install gcc or set CC") from None
+
+
+def cache_dir() -> str:
+    d = os.environ.get("LAZYTORCH_CACHE_DIR")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "lazytorch")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_key(source: str) -> str:
+    return _sha("\0".join([source, compiler(), compiler_version(), *CFLAGS]).encode())
+
+
+def _cached(key: str) -> str | None:
+    """Path of a valid cached .so for key; a damaged entry (checksum mismatch) is removed."""
+    so = os.path.join(cache_dir(), key[:2], key + ".so")
+    try:
+        with open(so, "rb") as f:
+            data = f.read()
+        with open(so + ".sha256") as f:
+            want = f.read().strip()
+    except OSError:
+        return None
+    if _sha(data) != want:
+        for p in (so, so + ".sha256"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        return None
+    return so
+
+
+def _start_compile(source: str, key: str) -> tuple[subprocess.Popen, str, str]:
+    d = os.path.join(cache_dir(), key[:2])
+    os.makedirs(d, exist_ok=True)
+    src = os.path.join(d, key + ".c")
+    _atomic_write(src, source.encode())
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".so")
+    os.close(fd)
+    proc = subprocess.Popen([compiler(), *CFLAGS, "-o", tmp, src, "-lm"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, tmp, os.path.join(d, key + ".so")
+
+
+def _finish_compile(proc: subprocess.Popen, tmp: str, so: str) -> str:
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise CompileError(f"cc failed (exit {proc.returncode}):\n{err}")
+    with open(tmp, "rb") as f:
+        data = f.read()
+    os.replace(tmp, so)
+    _atomic_write(so + ".sha256", _sha(data).encode())
+    debug.STATS["compiler_runs"] += 1
+    return so
+
+
+_libs: dict[str, ctypes.CDLL] = {}
+_lock = threading.Lock()
+
+
+def build(sources: list[str]) -> list[ctypes.CDLL]:
+    """Compile (or find in the caches) each C module; all misses compile in parallel."""
+    keys = [cache_key(s) for s in sources]
+    paths: dict[str, str] = {}
+    running = []
+    for src, key in zip(sources, keys):
+        if key in _libs or key in paths:
+            continue
+        so = _cached(key)
+        if so is not None:
+            paths[key] = so
+            debug.STATS["compile_cache_hits"] += 1
+        else:
+            running.append((key, _start_compile(src, key)))
+    errors = []
+    for key, job in running:
+        try:
+            paths[key] = _finish_compile(*job)
+        except CompileError as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+    with _lock:
+        for key, path in paths.items():
+            if key not in _libs:
+                _libs[key] = ctypes.CDLL(path)
+    return [_libs[k] for k in keys]
+
+
+def function(lib: ctypes.CDLL, name: str, nargs: int):
+    fn = lib[name]
+    fn.argtypes = [ctypes.c_void_p] * nargs
+    fn.restype = None
+    return fn

@@ -1,0 +1,187 @@
+"""The reference interpreter: runs the IR node by node with one numpy rule per Op.
+
+It is the definition of what each Op means; every compiled kernel is tested against it, and
+`LAZYTORCH_BACKEND=interp` runs whole programs on it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..graph import Node, toposort
+from ..ops import Op
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _float(fn):
+    return lambda n, a: fn(a).astype(n.dtype.np, copy=False)
+
+
+def _idiv(n, a, b):
+    if n.dtype.kind == "f":
+        return np.floor(a / b)
+    out = np.floor_divide(a, np.where(b == 0, 1, b))
+    return np.where(b == 0, 0, out)
+
+
+def _mod(n, a, b):
+    if n.dtype.kind == "f":
+        return np.remainder(a, b)
+    return np.where(b == 0, 0, np.remainder(a, np.where(b == 0, 1, b)))
+
+
+def _pow(n, a, b):
+    if n.dtype.kind == "f":
+        return np.power(a, b)
+    b64 = b.astype(np.int64)
+    neg = b64 < 0
+    out = np.power(a, np.where(neg, 0, b64).astype(a.dtype))
+    special = np.where(a == 1, 1, np.where(a == -1, np.where(b64 % 2 == 1, -1, 1), 0))
+    return np.where(neg, special.astype(a.dtype), out)
+
+
+def _sign(n, a):
+    return np.sign(a)
+
+
+def _minmax(fn):
+    return lambda n, a, b: fn(a, b)
+
+
+def _reduce(fn):
+    def run(n, a):
+        if a.size == 0 and fn in (np.max, np.min):
+            raise RuntimeError("reduction over an empty dimension")
+        return fn(a, axis=n.arg, keepdims=True)
+    return run
+
+
+def _arg(fn):
+    def run(n, a):
+        ax = n.arg[0]
+        if a.dtype.kind == "f":
+            # NaN counts as the extreme value, as in PyTorch
+            nan = np.isnan(a)
+            first_nan = np.argmax(nan, axis=ax)
+            idx = np.where(nan.any(axis=ax), first_nan, fn(np.where(nan, 0, a), axis=ax))
+        else:
+            idx = fn(a, axis=ax)
+        return np.expand_dims(idx, ax).astype(np.int64)
+    return run
+
+
+def _cast(n, a):
+    return a.astype(n.dtype.np)
+
+
+def _pad(n, a):
+    pads, value = n.arg
+    return np.pad(a, pads, constant_values=value)
+
+
+def _slice(n, a):
+    idx = []
+    for (start, step), size in zip(n.arg, n.shape):
+        stop = start + step * size
+        idx.append(slice(start, stop if stop >= 0 else None, step))
+    return a[tuple(idx)]
+
+
+def _gather(n, a, index):
+    return np.take_along_axis(a, index.astype(np.int64), axis=n.arg)
+
+
+NUMPY = {
+    Op.NEG: lambda n, a: np.negative(a) if a.dtype != np.bool_ else ~a,
+    Op.NOT: lambda n, a: np.logical_not(a),
+    Op.ABS: lambda n, a: np.abs(a),
+    Op.SIGN: _sign,
+    Op.EXP: lambda n, a: np.exp(a),
+    Op.EXP2: lambda n, a: np.exp2(a),
+    Op.EXPM1: lambda n, a: np.expm1(a),
+    Op.LOG: lambda n, a: np.log(a),
+    Op.LOG2: lambda n, a: np.log2(a),
+    Op.LOG1P: lambda n, a: np.log1p(a),
+    Op.SQRT: lambda n, a: np.sqrt(a),
+    Op.RSQRT: lambda n, a: (1 / np.sqrt(a)).astype(a.dtype),
+    Op.RECIP: lambda n, a: (1 / a).astype(a.dtype),
+    Op.SIN: lambda n, a: np.sin(a),
+    Op.COS: lambda n, a: np.cos(a),
+    Op.TAN: lambda n, a: np.tan(a),
+    Op.TANH: lambda n, a: np.tanh(a),
+    Op.SIGMOID: lambda n, a: (1 / (1 + np.exp(-a))).astype(a.dtype),
+    Op.ERF: _float(lambda a: _erf(a).astype(np.float64)),
+    Op.FLOOR: lambda n, a: np.floor(a),
+    Op.CEIL: lambda n, a: np.ceil(a),
+    Op.ROUND: lambda n, a: np.round(a),
+    Op.TRUNC: lambda n, a: np.trunc(a),
+    Op.ISNAN: lambda n, a: np.isnan(a),
+    Op.ISINF: lambda n, a: np.isinf(a),
+    Op.CAST: _cast,
+    Op.ADD: lambda n, a, b: a + b if a.dtype != np.bool_ else a | b,
+    Op.SUB: lambda n, a, b: a - b,
+    Op.MUL: lambda n, a, b: a * b if a.dtype != np.bool_ else a & b,
+    Op.DIV: lambda n, a, b: a / b,
+    Op.IDIV: _idiv,
+    Op.MOD: _mod,
+    Op.POW: _pow,
+    Op.MAX: _minmax(np.maximum),
+    Op.MIN: _minmax(np.minimum),
+    Op.CMPEQ: lambda n, a, b: a == b,
+    Op.CMPNE: lambda n, a, b: a != b,
+    Op.CMPLT: lambda n, a, b: a < b,
+    Op.CMPLE: lambda n, a, b: a <= b,
+    Op.AND: lambda n, a, b: a & b,
+    Op.OR: lambda n, a, b: a | b,
+    Op.XOR: lambda n, a, b: a ^ b,
+    Op.WHERE: lambda n, c, a, b: np.where(c, a, b),
+    Op.SUM: _reduce(np.sum),
+    Op.PROD: _reduce(np.prod),
+    Op.RMAX: _reduce(np.max),
+    Op.RMIN: _reduce(np.min),
+    Op.ARGMAX: _arg(np.argmax),
+    Op.ARGMIN: _arg(np.argmin),
+    Op.CUMSUM: lambda n, a: np.cumsum(a, axis=n.arg, dtype=a.dtype),
+    Op.CUMPROD: lambda n, a: np.cumprod(a, axis=n.arg, dtype=a.dtype),
+    Op.RESHAPE: lambda n, a: a.reshape(n.shape),
+    Op.PERMUTE: lambda n, a: a.transpose(n.arg),
+    Op.EXPAND: lambda n, a: np.broadcast_to(a, n.shape),
+    Op.PAD: _pad,
+    Op.SLICE: _slice,
+    Op.GATHER: _gather,
+    Op.CONTIGUOUS: lambda n, a: a.copy(order="C"),
+}
+
+
+def eval_node(n: Node, *srcs: np.ndarray) -> np.ndarray:
+    """One node's value from its sources' values, with n's exact shape and dtype."""
+    with np.errstate(all="ignore"):
+        out = NUMPY[n.op](n, *srcs)
+    out = np.asarray(out)
+    if out.dtype != n.dtype.np:
+        out = out.astype(n.dtype.np)
+    return out.reshape(n.shape) if out.shape != n.shape else out
+
+
+def run_graph(outputs: list[Node], value_of) -> list[np.ndarray]:
+    """Evaluate `outputs`; `value_of(node)` returns the array of a leaf or None."""
+    vals: dict[Node, np.ndarray] = {}
+    leaves: dict[Node, np.ndarray] = {}
+
+    def is_leaf(n: Node) -> bool:
+        v = value_of(n)
+        if v is not None:
+            leaves[n] = v
+            return True
+        return False
+
+    for n in toposort(outputs, is_leaf):
+        if n in leaves:
+            vals[n] = leaves[n]
+        elif n.op is Op.CONST:
+            vals[n] = np.array(n.arg, dtype=n.dtype.np)
+        else:
+            vals[n] = eval_node(n, *(vals[s] for s in n.srcs))
+    return [np.array(vals[o], order="C", copy=True) for o in outputs]

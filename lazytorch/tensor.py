@@ -1,0 +1,414 @@
+"""Tensor: the eager-looking face of the lazy graph.
+
+Every method validates its arguments at once (shapes, dtypes, dims), with PyTorch's messages,
+and records a Node; nothing is computed until a value is needed (print, item, numpy, ...).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import dtypes as dt
+from .graph import Node, const
+from .ops import Op
+from .runtime import memory
+
+
+class device:
+    """torch.device: only the CPU exists in this build."""
+
+    def __init__(self, spec: Any = "cpu", index: int | None = None):
+        if isinstance(spec, device):
+            spec, index = spec.type, spec.index
+        s = str(spec)
+        kind, _, idx = s.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
+                               f"string: {s}")
+        self.type = kind
+        self.index = int(idx) if idx else index
+
+    def __eq__(self, other) -> bool:
+        try:
+            o = device(other)
+        except RuntimeError:
+            return False
+        return o.type == self.type and (o.index == self.index or None in (o.index, self.index))
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}')" if self.index is None else \
+            f"device(type='{self.type}', index={self.index})"
+
+
+CPU = device("cpu")
+
+
+def check_device(d) -> device:
+    if d is None:
+        return CPU
+    dev = device(d)
+    if dev.type == "cuda":
+        raise RuntimeError("Torch not compiled with CUDA enabled: this lazytorch build has no "
+                           "CUDA backend, use device='cpu'")
+    return dev
+
+
+def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
+    """numpy array for tensor(data): ints give int64, floats the default float, bools bool."""
+    if isinstance(data, Tensor):
+        arr = data.numpy()
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:
+        if isinstance(data, (list, tuple)):
+            data = _flatten_tensors(data)
+        arr = np.array(data)
+        if arr.dtype == object:
+            raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+        if dtype is None:
+            if arr.dtype.kind == "f":
+                arr = arr.astype(dt.get_default_dtype().np)
+            elif arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64)
+            elif arr.dtype.kind == "c":
+                raise TypeError("complex tensors are not supported")
+            elif arr.dtype.kind not in "b":
+                raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if dtype is not None:
+        arr = arr.astype(dtype.np)
+    else:
+        dt.from_numpy(arr.dtype)
+    return arr
+
+
+def _flatten_tensors(data):
+    if isinstance(data, Tensor):
+        return data.numpy()
+    if isinstance(data, (list, tuple)):
+        return [_flatten_tensors(x) for x in data]
+    return data
+
+
+def _shape_str(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """torch.broadcast_shapes, with PyTorch's error message."""
+    n = max((len(s) for s in shapes), default=0)
+    out = [1] * n
+    for s in shapes:
+        for i, d in enumerate(s, n - len(s)):
+            if out[i] == 1:
+                out[i] = d
+            elif d != 1 and d != out[i]:
+                raise RuntimeError(f"shape mismatch: objects cannot be broadcast to a single "
+                                   f"shape.  Mismatch is between {list(shapes[0])} and "
+                                   f"{list(s)}")
+    return tuple(out)
+
+
+def _canon_dim(dim: int, ndim: int) -> int:
+    lim = max(ndim, 1)
+    if not -lim <= dim < lim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-lim}, "
+                         f"{lim - 1}], but got {dim})")
+    return dim % lim
+
+
+class Tensor:
+    """A lazy tensor. Its value is the node `self.node`; views track the tensor they view so
+    in-place writes through either are seen by both, as in PyTorch."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, *args, dtype=None, device=None, requires_grad: bool = False):
+        # torch.Tensor(data) or torch.Tensor(*sizes): the legacy constructor, float32
+        if len(args) == 1 and not isinstance(args[0], int):
+            arr = _np_from_data(args[0], dt.to_dtype(dtype) if dtype else dt.float32)
+        else:
+            arr = np.empty(tuple(args), dt.to_dtype(dtype or dt.float32).np)
+        self._init(memory.buffer_node(arr))
+        self.requires_grad = requires_grad
+        check_device(device)
+
+    def _init(self, node: Node) -> None:
+        self._node = node
+        self._base: Tensor | None = None
+        self._view_steps: tuple = ()
+        self._version = 0
+        self._base_version = 0
+        self.requires_grad = False
+        self.grad = None
+
+    @classmethod
+    def _make(cls, node: Node) -> Tensor:
+        t = cls.__new__(cls)
+        t._init(node)
+        return t
+
+    # --------------------------------------------------------------------- the node
+    @property
+    def node(self) -> Node:
+        """The IR node holding this tensor's current value."""
+        b = self._base
+        if b is not None and self._base_version != b._version:
+            from .views import apply_steps
+            self._node = apply_steps(b.node, self._view_steps)
+            self._base_version = b._version
+        return self._node
+
+    def _assign(self, node: Node) -> None:
+        """In-place update: rebind to `node`, writing through to the viewed tensor if any."""
+        if node.shape != self.shape:
+            raise RuntimeError(f"in-place result has shape {_shape_str(node.shape)} but the "
+                               f"tensor has shape {_shape_str(self.shape)}")
+        if node.dtype != self.dtype:
+            node = Node(Op.CAST, (node,), self.dtype, node.shape, self.dtype)
+        b = self._base
+        if b is not None:
+            from .views import write_back
+            b._assign(write_back(b.node, node, self._view_steps))
+            self._base_version = b._version
+        self._node = node
+        self._version += 1
+
+    # --------------------------------------------------------------------- metadata
+    @property
+    def shape(self) -> tuple[int, ...]:
+        from .size import Size
+        return Size(self._node.shape if self._base is None else self.node.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return self.shape
+        return self.shape[_canon_dim(dim, self.ndim)]
+
+    @property
+    def dtype(self) -> dt.DType:
+        return self._node.dtype
+
+    @property
+    def device(self) -> device:
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def ndim(self) -> int:
+        return len(self._node.shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        return math.prod(self._node.shape)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return True
+
+    @property
+    def is_leaf(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # --------------------------------------------------------------------- values
+    def realize(self) -> Tensor:
+        """Compute this tensor now (nothing else needs calling: values are computed on use)."""
+        from .realize import realize
+        realize_tensors([self])
+        return self
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The value as a numpy array (read-only: lazytorch buffers are immutable)."""
+        realize_tensors([self])
+        arr = memory.data(self.node).view()
+        arr.flags.writeable = False
+        return arr
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a.astype(dtype) if dtype is not None else a.copy()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to "
+                               "Scalar")
+        return self.numpy().reshape(()).item()
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is "
+                               f"ambiguous")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iub" or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.item())
+
+    def _scalar(self, what: str):
+        if self.numel() != 1:
+            raise RuntimeError(f"only one element tensors can be converted to Python scalars")
+        return self.item()
+
+    def __repr__(self) -> str:
+        from .formatting import format_tensor
+        return format_tensor(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return str(self)
+
+    # --------------------------------------------------------------------- dtype conversion
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(dtype), to(device), to(device, dtype), to(other), with copy=/non_blocking=."""
+        dtype = kwargs.get("dtype")
+        dev = kwargs.get("device")
+        for a in args:
+            if isinstance(a, dt.DType):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif a is not None:
+                dev = a
+        check_device(dev)
+        out = self if dtype is None else self._cast(dt.to_dtype(dtype))
+        if kwargs.get("copy") and out is self:
+            out = self.clone()
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{_TYPE_NAMES[self.dtype]}"
+        return self.to(dt.to_dtype(dtype))
+
+    def _cast(self, d: dt.DType) -> Tensor:
+        if d == self.dtype:
+            return self
+        return self._make_op(Op.CAST, (self.node,), d, self.shape, d)
+
+    def float(self) -> Tensor:
+        return self._cast(dt.float32)
+
+    def double(self) -> Tensor:
+        return self._cast(dt.float64)
+
+    def half(self) -> Tensor:
+        return self._cast(dt.float16)
+
+    def int(self) -> Tensor:
+        return self._cast(dt.int32)
+
+    def long(self) -> Tensor:
+        return self._cast(dt.int64)
+
+    def short(self) -> Tensor:
+        return self._cast(dt.int16)
+
+    def char(self) -> Tensor:
+        return self._cast(dt.int8)
+
+    def byte(self) -> Tensor:
+        return self._cast(dt.uint8)
+
+    def bool(self) -> Tensor:
+        return self._cast(dt.bool_)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self._cast(other.dtype)
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, *a, **k) -> Tensor:
+        check_device("cuda")
+        return self
+
+    def clone(self, memory_format=None) -> Tensor:
+        return Tensor._make(self.node)
+
+    def contiguous(self, memory_format=None) -> Tensor:
+        return self
+
+    def detach(self) -> Tensor:
+        return Tensor._make(self.node)
+
+    # --------------------------------------------------------------------- recording
+    def _make_op(self, op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
+        from .sites import record
+        node = Node(op, srcs, arg, tuple(shape), dtype)
+        record(node)
+        return Tensor._make(node)
+
+
+_TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",
+               dt.int64: "LongTensor", dt.int32: "IntTensor", dt.int16: "ShortTensor",
+               dt.int8: "CharTensor", dt.uint8: "ByteTensor", dt.bool_: "BoolTensor"}
+
+
+def realize_tensors(tensors: Sequence[Tensor]) -> None:
+    """Realize several tensors in one go (one plan, shared work computed once)."""
+    from .realize import realize
+    ts = [t for t in tensors if t.node.op is not Op.BUFFER]
+    if not ts:
+        return
+    bufs = realize([t.node for t in ts])
+    for t, b in zip(ts, bufs):
+        t._node = b
+
+
+def node_of(x, dtype: dt.DType, shape) -> Node:
+    """The node for an operand: a tensor's node, or a Python scalar as a broadcast constant."""
+    if isinstance(x, Tensor):
+        return x.node
+    return const(x, dtype, tuple(shape))
+
+
+def as_const_node(value, dtype: dt.DType, shape) -> Node:
+    return const(value, dtype, tuple(shape))
