@@ -57,3 +57,7 @@ def can_cast(from_, to) -> bool:
 
 
 __version__ = "0.1.0"
+
+from . import autograd  # noqa: E402
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: E402
+                       set_grad_enabled)

@@ -136,14 +136,6 @@ def copy_(self, src, non_blocking: bool = False):
     return self
 
 
-def requires_grad_(self, requires_grad: bool = True):
-    if requires_grad and not self.dtype.is_floating_point:
-        raise RuntimeError("only Tensors of floating point dtype can require gradients")
-    self.requires_grad = requires_grad
-    return self
-
-
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_
-Tensor.requires_grad_ = requires_grad_

@@ -74,6 +74,8 @@ class Op(Enum):
     GATHER = auto()      # srcs = (x, index); arg = axis; out[..i..] = x[..index[..i..]..]
     # forces its source into a buffer of its own (a kernel boundary)
     CONTIGUOUS = auto()
+    # identity that stops gradients; arg = None, or the id of the grad-requiring leaf it marks
+    DETACH = auto()
 
 
 UNARY = {Op.NEG, Op.NOT, Op.ABS, Op.SIGN, Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P,

@@ -55,7 +55,7 @@ def structure_key(outputs: list[Node], inputs: list[Node]) -> tuple:
         if n.op is Op.BUFFER:
             key.append(("B", pos[n], n.shape, n.dtype.name))
         else:
-            arg = repr(n.arg) if n.op is Op.CONST else n.arg
+            arg = repr(n.arg) if n.op is Op.CONST else None if n.op is Op.DETACH else n.arg
             key.append((n.op, arg, n.shape, n.dtype.name, tuple(pos[s] for s in n.srcs)))
         pos[n] = len(pos)
     return tuple(key) + (tuple(pos[o] for o in outputs),)

@@ -10,6 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import weakref
+
+from . import autograd
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
@@ -137,8 +140,9 @@ class Tensor:
         else:
             arr = np.empty(tuple(args), dt.to_dtype(dtype or dt.float32).np)
         self._init(memory.buffer_node(arr))
-        self.requires_grad = requires_grad
         check_device(device)
+        if requires_grad:
+            self.requires_grad_(True)
 
     def _init(self, node: Node) -> None:
         self._node = node
@@ -148,11 +152,13 @@ class Tensor:
         self._base_version = 0
         self.requires_grad = False
         self.grad = None
+        self._grad_node: Node | None = None  # the op result's node, kept for backward
 
     @classmethod
     def _make(cls, node: Node) -> Tensor:
         t = cls.__new__(cls)
         t._init(node)
+        autograd.on_new_tensor(t)
         return t
 
     # --------------------------------------------------------------------- the node
@@ -173,6 +179,8 @@ class Tensor:
                                f"tensor has shape {_shape_str(self.shape)}")
         if node.dtype != self.dtype:
             node = Node(Op.CAST, (node,), self.dtype, node.shape, self.dtype)
+        if self.requires_grad or autograd.tracked(node):
+            node = autograd.on_assign(self, node)
         b = self._base
         if b is not None:
             from .views import write_back
@@ -229,7 +237,46 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return True
+        return self._grad_node is None
+
+    @property
+    def grad_fn(self):
+        return None if self._grad_node is None else autograd.GradFn(self._grad_node)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None) -> None:
+        """Accumulate gradients into the leaves' .grad; builds graph only, runs nothing."""
+        autograd.backward([self], None if gradient is None else [gradient], retain_graph,
+                          create_graph, inputs)
+
+    def retain_grad(self) -> None:
+        autograd.retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return getattr(self, "_retains_grad", False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if not self.is_leaf:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. "
+                                   "If you want to use a computed variable in a subgraph that "
+                                   "doesn't require differentiation use var_no_grad = var.detach()"
+                                   ".")
+            return self
+        if requires_grad and not (self.dtype.is_floating_point):
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
+        self.requires_grad = requires_grad
+        if requires_grad:
+            autograd.register_leaf(self)
+        return self
+
+    def detach_(self) -> Tensor:
+        self._node = Node(Op.DETACH, (self.node,), None, self.shape, self.dtype)
+        self._grad_node = None
+        self.requires_grad = False
+        return self
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -253,8 +300,7 @@ class Tensor:
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The value as a numpy array (read-only: lazytorch buffers are immutable)."""
-        realize_tensors([self])
-        arr = memory.data(self.node).view()
+        arr = memory.data(realize_tensors([self])[0]).view()
         arr.flags.writeable = False
         return arr
 
@@ -371,13 +417,16 @@ class Tensor:
         return self
 
     def clone(self, memory_format=None) -> Tensor:
-        return Tensor._make(self.node)
+        n = self.node
+        return Tensor._make(Node(Op.CONTIGUOUS, (n,), None, n.shape, n.dtype)
+                            if self.requires_grad else n)
 
     def contiguous(self, memory_format=None) -> Tensor:
         return self
 
     def detach(self) -> Tensor:
-        return Tensor._make(self.node)
+        n = self.node
+        return Tensor._make(Node(Op.DETACH, (n,), None, n.shape, n.dtype))
 
     # --------------------------------------------------------------------- recording
     def _make_op(self, op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
@@ -392,15 +441,22 @@ _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16
                dt.int8: "CharTensor", dt.uint8: "ByteTensor", dt.bool_: "BoolTensor"}
 
 
-def realize_tensors(tensors: Sequence[Tensor]) -> None:
-    """Realize several tensors in one go (one plan, shared work computed once)."""
+def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
+    """Realize several tensors in one go (one plan, shared work computed once); return the
+    BUFFER node holding each one's value.
+
+    Plain tensors are rebound to their buffer (dropping the graph behind them); tensors that
+    carry a gradient graph keep their node, whose buffer is remembered by realize().
+    """
     from .realize import realize
-    ts = [t for t in tensors if t.node.op is not Op.BUFFER]
-    if not ts:
-        return
-    bufs = realize([t.node for t in ts])
-    for t, b in zip(ts, bufs):
+    bufs = realize([t.node for t in tensors])
+    for t, b in zip(tensors, bufs):
+        if t._grad_node is not None or t._node is b:
+            continue
         t._node = b
+        if t.requires_grad:
+            autograd.LEAVES[b] = weakref.ref(t)
+    return bufs
 
 
 def node_of(x, dtype: dt.DType, shape) -> Node:

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from . import schedule as _schedule_module  # noqa: F401  (loaded first: the name below wins)
 from .kernel import Kernel
 
 

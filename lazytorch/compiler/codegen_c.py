@@ -127,7 +127,9 @@ def _expr(v: Val, pname) -> str:
     if v.op is Op.CAST:
         return _cast(v.srcs[0].name, v.srcs[0].dtype, v.dtype)
     operand = v.srcs[-1].dtype  # WHERE: the branches' dtype; otherwise all srcs agree
-    return C_EXPR[v.op](operand, *(s.name for s in v.srcs))
+    expr = C_EXPR[v.op](operand, *(s.name for s in v.srcs))
+    # half is computed in float: round every result to half, as each op does in PyTorch
+    return f"(float)(_Float16){expr}" if v.dtype == dt.float16 else expr
 
 
 _INIT = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1"}
@@ -207,6 +209,8 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         for _ in k.red_loops:
             ind -= 1
             emit("}")
+        if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
+            emit("acc = (float)(_Float16)acc;")  # consumers see the half result
         stmts(2)
     if k.red_op not in (Op.CUMSUM, Op.CUMPROD):
         emit(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")

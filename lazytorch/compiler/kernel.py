@@ -133,7 +133,7 @@ class _Lowerer:
         if op in ELEMENTWISE:
             srcs = [self.lower(s, idx, conds, expanded) for s in node.srcs]
             return self.val("alu", node.dtype, op, srcs, node.arg)
-        if op is Op.CONTIGUOUS:
+        if op is Op.CONTIGUOUS or op is Op.DETACH:
             return self.lower(node.srcs[0], idx, conds, expanded)
         if op is Op.RESHAPE:
             return self.lower(node.srcs[0], reshape_index(idx, node.shape, node.srcs[0].shape),
@@ -309,6 +309,8 @@ def _merge_loops(k: Kernel) -> None:
 def _assign_levels(k: Kernel) -> None:
     """0: needs only the output loops; 1: inside the reduce loop; 2: after it (uses acc)."""
     lv = k.level
+    if k.acc is not None:  # acc is listed last, but consumers of the reduce come before it
+        lv[id(k.acc)] = 2
     for v in k.vals:
         if v.kind == "acc":
             lv[id(v)] = 2

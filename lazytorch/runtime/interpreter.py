@@ -72,6 +72,11 @@ def _arg(fn):
     return run
 
 
+def _acc(d: np.dtype) -> np.dtype:
+    # scans accumulate half in float, as PyTorch (and the C kernels) do
+    return np.dtype(np.float32) if d == np.float16 else d
+
+
 def _cast(n, a):
     return a.astype(n.dtype.np)
 
@@ -143,8 +148,8 @@ NUMPY = {
     Op.RMIN: _reduce(np.min),
     Op.ARGMAX: _arg(np.argmax),
     Op.ARGMIN: _arg(np.argmin),
-    Op.CUMSUM: lambda n, a: np.cumsum(a, axis=n.arg, dtype=a.dtype),
-    Op.CUMPROD: lambda n, a: np.cumprod(a, axis=n.arg, dtype=a.dtype),
+    Op.CUMSUM: lambda n, a: np.cumsum(a, axis=n.arg, dtype=_acc(a.dtype)).astype(a.dtype),
+    Op.CUMPROD: lambda n, a: np.cumprod(a, axis=n.arg, dtype=_acc(a.dtype)).astype(a.dtype),
     Op.RESHAPE: lambda n, a: a.reshape(n.shape),
     Op.PERMUTE: lambda n, a: a.transpose(n.arg),
     Op.EXPAND: lambda n, a: np.broadcast_to(a, n.shape),
@@ -152,6 +157,7 @@ NUMPY = {
     Op.SLICE: _slice,
     Op.GATHER: _gather,
     Op.CONTIGUOUS: lambda n, a: a.copy(order="C"),
+    Op.DETACH: lambda n, a: a,
 }
 
 

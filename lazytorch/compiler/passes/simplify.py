@@ -34,6 +34,8 @@ def _fold(n: Node, srcs: tuple[Node, ...]) -> Node | None:
 
 def _simplify_node(n: Node, srcs: tuple[Node, ...]) -> Node:
     op = n.op
+    if op is Op.DETACH:  # only autograd cares
+        return srcs[0]
     if op in ELEMENTWISE and srcs:
         folded = _fold(n, srcs)
         if folded is not None:

@@ -1,0 +1,353 @@
+"""Autograd as a graph transformation.
+
+`loss.backward()` walks the loss's graph from the loss to the leaves that require grad, applies
+one rule per Op (autograd_rules.GRAD) and stores the resulting *lazy* gradients in `.grad`.
+Nothing runs: forward, backward and the optimizer update are realized together later.
+
+Tracking: a leaf that requires grad has a node of its own (a BUFFER, or a DETACH marker with the
+leaf's id), registered in LEAVES. A tensor requires grad when its node depends on such a leaf and
+grad mode was on when it was made. Results made under no_grad are wrapped in DETACH so that
+later ops on them are not tracked, even though hash-consing shares their nodes.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import weakref
+from typing import Sequence
+
+from .graph import Node, const, toposort
+from .ops import Op
+
+LEAVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> weakref(Tensor)
+_tracked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> bool (memo)
+_consumed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # freed by a backward
+_leaf_ids = itertools.count(1)
+_state = threading.local()
+
+
+# ------------------------------------------------------------------------------- grad mode
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def _set(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode:
+    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and a decorator."""
+
+    mode = True
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        _set(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        _set(self._prev)
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__() if type(self) is not set_grad_enabled else \
+                    set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    mode = False
+
+
+class enable_grad(_GradMode):
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = is_grad_enabled()
+        _set(self.mode)  # also works as a plain function call, as in PyTorch
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _set(self._prev)
+        return False
+
+
+class inference_mode(_GradMode):
+    def __init__(self, mode: bool = True):
+        self.mode = not mode
+
+
+# ------------------------------------------------------------------------------- tracking
+def tracked(n: Node) -> bool:
+    """Does n depend on a leaf that requires grad (through ops that carry gradients)?"""
+    if n in LEAVES:
+        return True
+    if n.op is Op.BUFFER or n.op is Op.CONST or n.op is Op.DETACH:
+        return False
+    r = _tracked.get(n)
+    if r is None:
+        stack, order = [n], []
+        while stack:
+            m = stack.pop()
+            if m in _tracked or m in LEAVES or m.op in (Op.BUFFER, Op.CONST, Op.DETACH):
+                continue
+            order.append(m)
+            stack.extend(m.srcs)
+        for m in reversed(order):
+            if m not in _tracked:
+                _tracked[m] = any(s in LEAVES or _tracked.get(s, False) for s in m.srcs)
+        r = _tracked[n]
+    return r
+
+
+def register_leaf(t) -> None:
+    """Make t's current node its own (unique) and remember it as t's leaf node."""
+    n = t._node
+    if n.op is not Op.BUFFER:
+        n = Node(Op.DETACH, (n,), next(_leaf_ids), n.shape, n.dtype)
+        t._node = n
+    LEAVES[n] = weakref.ref(t)
+    _tracked.clear()
+
+
+def on_new_tensor(t) -> None:
+    """Called for every op result: set requires_grad, or cut tracking under no_grad."""
+    n = t._node
+    if not tracked(n):
+        return
+    if is_grad_enabled():
+        t.requires_grad = True
+        t._grad_node = n
+    else:
+        t._node = Node(Op.DETACH, (n,), None, n.shape, n.dtype)
+
+
+def on_assign(t, node: Node) -> Node:
+    """An in-place update of t to `node`: returns the node t should hold."""
+    if t._grad_node is None and t.requires_grad:  # a leaf
+        if is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+        leaf = Node(Op.DETACH, (node,), next(_leaf_ids), node.shape, node.dtype)
+        LEAVES[leaf] = weakref.ref(t)
+        return leaf
+    if is_grad_enabled() and tracked(node):
+        t.requires_grad = True
+        t._grad_node = node
+    elif tracked(node):
+        node = Node(Op.DETACH, (node,), None, node.shape, node.dtype)
+    return node
+
+
+# ------------------------------------------------------------------------------- grad_fn
+_NAMES = {Op.ADD: "Add", Op.SUB: "Sub", Op.MUL: "Mul", Op.DIV: "Div", Op.NEG: "Neg",
+          Op.EXP: "Exp", Op.LOG: "Log", Op.POW: "Pow", Op.SUM: "Sum", Op.RMAX: "Amax",
+          Op.RMIN: "Amin", Op.RESHAPE: "View", Op.PERMUTE: "Permute", Op.EXPAND: "Expand",
+          Op.TANH: "Tanh", Op.SIGMOID: "Sigmoid", Op.SQRT: "Sqrt", Op.MAX: "Maximum",
+          Op.MIN: "Minimum", Op.WHERE: "Where", Op.CAST: "ToCopy", Op.SLICE: "Slice",
+          Op.GATHER: "Gather", Op.PAD: "ConstantPadNd", Op.ABS: "Abs", Op.PROD: "Prod",
+          Op.CUMSUM: "Cumsum", Op.SIN: "Sin", Op.COS: "Cos"}
+
+
+class GradFn:
+    """The `grad_fn` of a non-leaf tensor: names the op that made it."""
+
+    def __init__(self, node: Node):
+        self._node = node
+
+    def name(self) -> str:
+        n = self._node
+        if n.op is Op.RESHAPE and n.srcs[0].op in _NAMES and n.srcs[0].numel == n.numel and \
+                n.srcs[0].op not in (Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE):
+            n = n.srcs[0]  # a reduction without keepdim
+        return f"{_NAMES.get(n.op, n.op.name.capitalize())}Backward0"
+
+    @property
+    def next_functions(self):
+        out = []
+        for s in self._node.srcs:
+            if s in LEAVES:
+                out.append((AccumulateGrad(LEAVES[s]()), 0))
+            elif tracked(s):
+                out.append((GradFn(s), 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object>"
+
+
+class AccumulateGrad:
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+
+# ------------------------------------------------------------------------------- backward
+def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node] | None,
+                retain_graph: bool) -> dict[Node, Node]:
+    """Gradients of sum(root * grad) for every tracked node on a path to a leaf."""
+    order = toposort(roots, lambda n: n in LEAVES or not tracked(n))
+    live = [n for n in order if n in LEAVES or tracked(n)]
+    for n in live:
+        if n in _consumed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Saved intermediate values of the "
+                "graph are freed when you call .backward() or autograd.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time or "
+                "if you need to access saved tensors after calling backward.")
+    acc: dict[Node, Node] = {}
+    for r, g in zip(roots, grads):
+        acc[r] = _add(acc.get(r), g)
+    from .autograd_rules import GRAD, NO_GRAD
+    for n in reversed(live):
+        g = acc.get(n)
+        if g is None or n in LEAVES or (targets is not None and n in targets and
+                                        not n.srcs):
+            continue
+        if n.op in NO_GRAD:
+            continue
+        rule = GRAD.get(n.op)
+        if rule is None:
+            raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
+        for s, gs in zip(n.srcs, rule(n, g)):
+            if gs is None or not (s in LEAVES or tracked(s)):
+                continue
+            if gs.dtype != s.dtype:
+                gs = Node(Op.CAST, (gs,), s.dtype, gs.shape, s.dtype)
+            acc[s] = _add(acc.get(s), gs)
+    if not retain_graph:
+        for n in live:
+            if n not in LEAVES:
+                _consumed[n] = True
+    return acc
+
+
+def _add(a: Node | None, b: Node) -> Node:
+    return b if a is None else Node(Op.ADD, (a, b), None, a.shape, a.dtype)
+
+
+def _root_grads(tensors, grad_tensors, what: str):
+    from .tensor import Tensor
+    roots, grads = [], []
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        if not t.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
+                               "a grad_fn")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            gn = const(1, t.dtype, tuple(t.shape))
+        else:
+            g = g if isinstance(g, Tensor) else Tensor._make(const(g, t.dtype, ()))
+            if tuple(g.shape) != tuple(t.shape):
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                                   f"{g.shape} and output[{i}] has a shape of {t.shape}.")
+            gn = g.node
+        roots.append(t._grad_node if t._grad_node is not None else t.node)
+        grads.append(gn)
+    return roots, grads
+
+
+def _as_list(x):
+    from .tensor import Tensor
+    if x is None:
+        return None
+    return [x] if isinstance(x, Tensor) else list(x)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate d(sum(tensors * grad_tensors))/d(leaf) into each leaf's .grad (lazily)."""
+    from .tensor import Tensor
+    tensors = _as_list(tensors)
+    grad_tensors = _as_list(grad_tensors) or [None] * len(tensors)
+    retain = create_graph if retain_graph is None else retain_graph
+    roots, grads = _root_grads(tensors, grad_tensors, "backward")
+    acc = _grad_graph(roots, grads, None, retain)
+    wanted = None if inputs is None else {id(t) for t in _as_list(inputs)}
+    targets: list[tuple[Tensor, Node]] = []
+    for n, ref in list(LEAVES.items()):
+        t = ref()
+        if t is not None and n in acc and (wanted is None or id(t) in wanted):
+            targets.append((t, acc[n]))
+    for t in _retaining(acc):
+        targets.append((t, acc[t._grad_node]))
+    with set_grad_enabled(create_graph):
+        for t, g in targets:
+            gt = Tensor._make(g if create_graph else Node(Op.DETACH, (g,), None, g.shape,
+                                                            g.dtype))
+            if create_graph:
+                on_new_tensor(gt)
+            if t.grad is None:
+                t.grad = gt
+            else:
+                t.grad = Tensor._make(Node(Op.ADD, (t.grad.node, gt.node), None, g.shape,
+                                           g.dtype)) if create_graph else _accumulate(t.grad, gt)
+
+
+def _accumulate(old, new):
+    old._node = Node(Op.ADD, (old.node, new.node), None, old.shape, old.dtype)
+    old._version += 1
+    return old
+
+
+_retain: weakref.WeakSet = weakref.WeakSet()
+
+
+def _retaining(acc):
+    return [t for t in list(_retain) if t._grad_node is not None and t._grad_node in acc]
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused: bool | None = None, is_grads_batched: bool = False,
+         materialize_grads: bool = False):
+    """The gradients of outputs with respect to inputs, as new (lazy) tensors."""
+    from .tensor import Tensor
+    outputs = _as_list(outputs)
+    inputs_l = _as_list(inputs)
+    grad_outputs = _as_list(grad_outputs) or [None] * len(outputs)
+    retain = create_graph if retain_graph is None else retain_graph
+    roots, grads = _root_grads(outputs, grad_outputs, "grad")
+    acc = _grad_graph(roots, grads, None, retain)
+    result = []
+    with set_grad_enabled(create_graph):
+        for i, t in enumerate(inputs_l):
+            if not t.requires_grad:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
+            n = t._grad_node if t._grad_node is not None else t.node
+            g = acc.get(n)
+            if g is None:
+                if not (allow_unused or materialize_grads):
+                    raise RuntimeError("One of the differentiated Tensors appears to not have "
+                                       "been used in the graph. Set allow_unused=True if this "
+                                       "is the desired behavior.")
+                result.append(Tensor._make(const(0, t.dtype, tuple(t.shape)))
+                              if materialize_grads else None)
+                continue
+            gt = Tensor._make(g if create_graph else Node(Op.DETACH, (g,), None, g.shape,
+                                                            g.dtype))
+            if create_graph:
+                on_new_tensor(gt)
+            result.append(gt)
+    return tuple(result)
+
+
+def retain_grad(t) -> None:
+    if t._grad_node is None:
+        return  # leaves keep .grad anyway
+    t._retains_grad = True
+    _retain.add(t)

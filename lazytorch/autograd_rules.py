@@ -1,0 +1,266 @@
+"""Gradient rules: one entry per differentiable Op, each building new Nodes.
+
+GRAD[op](node, g) returns one gradient Node (or None) per source of `node`, given `g`, the
+gradient of the output (same shape and dtype as node). Rules only build graph: nothing runs.
+"""
+from __future__ import annotations
+
+import math
+
+from . import dtypes as dt
+from .graph import Node, const
+from .ops import COMPARE, Op
+
+
+def _n(op: Op, *srcs: Node, arg=None, shape=None, dtype=None) -> Node:
+    return Node(op, srcs, arg, srcs[0].shape if shape is None else tuple(shape),
+                srcs[0].dtype if dtype is None else dtype)
+
+
+def c(v, like: Node) -> Node:
+    return const(v, like.dtype, like.shape)
+
+
+def add(a, b):
+    return _n(Op.ADD, a, b)
+
+
+def sub(a, b):
+    return _n(Op.SUB, a, b)
+
+
+def mul(a, b):
+    return _n(Op.MUL, a, b)
+
+
+def div(a, b):
+    return _n(Op.DIV, a, b)
+
+
+def neg(a):
+    return _n(Op.NEG, a)
+
+
+def where(cond, a, b):
+    return _n(Op.WHERE, cond, a, b, shape=a.shape, dtype=a.dtype)
+
+
+def cmp(op: Op, a, b):
+    return _n(op, a, b, dtype=dt.bool_)
+
+
+def zeros_like(n: Node) -> Node:
+    return c(0, n)
+
+
+def reshape(n: Node, shape) -> Node:
+    shape = tuple(shape)
+    return n if n.shape == shape else _n(Op.RESHAPE, n, arg=shape, shape=shape)
+
+
+def sum_to(g: Node, shape) -> Node:
+    """Sum g over the axes where `shape` has 1 and g does not (undoing an expand)."""
+    axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if a != b)
+    if not axes:
+        return g
+    return _n(Op.SUM, g, arg=axes, shape=tuple(shape))
+
+
+def expand(n: Node, shape) -> Node:
+    shape = tuple(shape)
+    return n if n.shape == shape else _n(Op.EXPAND, n, arg=shape, shape=shape)
+
+
+def _unary(fn):
+    return lambda n, g: (fn(n, g, n.srcs[0]),)
+
+
+def _pow(n, g):
+    a, b = n.srcs
+    zero = zeros_like(g)
+    ga = where(cmp(Op.CMPEQ, b, zero), zero, mul(g, mul(b, _n(Op.POW, a, sub(b, c(1, b))))))
+    gb = where(cmp(Op.CMPEQ, a, zero), zero, mul(g, mul(n, _n(Op.LOG, a))))
+    return ga, gb
+
+
+def _is_const(n: Node) -> bool:
+    while n.op in (Op.EXPAND, Op.RESHAPE):
+        n = n.srcs[0]
+    return n.op is Op.CONST
+
+
+def _maxmin(is_max: bool):
+    """maximum/minimum: ties share the gradient equally (PyTorch's rule); against a constant
+    (relu, clamp) the tensor gets the gradient only where it strictly won."""
+    def rule(n, g):
+        a, b = n.srcs
+        zero = zeros_like(g)
+        a_wins = cmp(Op.CMPLT, b, a) if is_max else cmp(Op.CMPLT, a, b)
+        b_wins = cmp(Op.CMPLT, a, b) if is_max else cmp(Op.CMPLT, b, a)
+        if _is_const(b):
+            return where(a_wins, g, zero), None
+        if _is_const(a):
+            return None, where(b_wins, g, zero)
+        half = mul(g, c(0.5, g))
+        eq = cmp(Op.CMPEQ, a, b)
+        return (where(eq, half, where(a_wins, g, zero)), where(eq, half, where(b_wins, g, zero)))
+    return rule
+
+
+def _reduce_sum(n, g):
+    return (expand(g, n.srcs[0].shape),)
+
+
+def _reduce_maxmin(n, g):
+    """amax/amin: the gradient is shared evenly among the elements equal to the result."""
+    x = n.srcs[0]
+    hit = _n(Op.CAST, cmp(Op.CMPEQ, x, expand(n, x.shape)), arg=x.dtype, dtype=x.dtype)
+    count = _n(Op.SUM, hit, arg=n.arg, shape=n.shape)
+    return (mul(hit, expand(div(g, count), x.shape)),)
+
+
+def _exclusive_cumprod(x: Node, reverse: bool) -> Node:
+    """Products of the elements before each one along the last axis (after, if reverse)."""
+    k = x.shape[-1]
+    nd = len(x.shape)
+    if reverse:
+        flip = tuple((k - 1, -1) if i == nd - 1 else (0, 1) for i in range(nd))
+        x = _n(Op.SLICE, x, arg=flip)
+    pads = tuple((1, 0) if i == nd - 1 else (0, 0) for i in range(nd))
+    padded = _n(Op.PAD, x, arg=(pads, x.dtype.np(1).item()), shape=x.shape[:-1] + (k + 1,))
+    cp = _n(Op.CUMPROD, padded, arg=nd - 1)
+    out = _n(Op.SLICE, cp, arg=tuple((0, 1) for _ in range(nd)), shape=x.shape)
+    if reverse:
+        out = _n(Op.SLICE, out, arg=flip)
+    return out
+
+
+def _reduce_prod(n, g):
+    """Exact even with zeros: d/dx_i prod(x) = prod of the other elements."""
+    x = n.srcs[0]
+    axes = n.arg
+    keep = [i for i in range(len(x.shape)) if i not in axes]
+    perm = tuple(keep + list(axes))
+    xp = _n(Op.PERMUTE, x, arg=perm, shape=tuple(x.shape[i] for i in perm))
+    k = math.prod(x.shape[a] for a in axes)
+    flat = reshape(xp, xp.shape[:len(keep)] + (k,))
+    others = mul(_exclusive_cumprod(flat, False), _exclusive_cumprod(flat, True))
+    others = reshape(others, xp.shape)
+    inv = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+    others = _n(Op.PERMUTE, others, arg=inv, shape=x.shape)
+    return (mul(others, expand(g, x.shape)),)
+
+
+def _cumsum(n, g):
+    ax = n.arg
+    nd = len(n.shape)
+    flip = tuple((s - 1, -1) if i == ax and s > 0 else (0, 1) for i, s in enumerate(n.shape))
+    rev = _n(Op.SLICE, g, arg=flip)
+    return (_n(Op.SLICE, _n(Op.CUMSUM, rev, arg=ax), arg=flip),) if nd else (g,)
+
+
+def _cumprod(n, g):
+    """sum_{j>=i} g_j * out_j / x_i (the input must have no zeros on the path)."""
+    (x,) = n.srcs
+    rc = _cumsum(n, mul(g, n))[0]
+    return (div(rc, x),)
+
+
+def _permute(n, g):
+    inv = tuple(sorted(range(len(n.arg)), key=lambda i: n.arg[i]))
+    return (_n(Op.PERMUTE, g, arg=inv, shape=n.srcs[0].shape),)
+
+
+def _pad(n, g):
+    pads, _ = n.arg
+    return (_n(Op.SLICE, g, arg=tuple((lo, 1) for lo, _ in pads), shape=n.srcs[0].shape),)
+
+
+def _slice(n, g):
+    from .views import _unslice
+    return (_unslice(g, n.arg, n.srcs[0].shape, g.dtype.np(0).item()),)
+
+
+def _gather(n, g):
+    x, index = n.srcs
+    zero = zeros_like(_n(Op.CAST, x, arg=g.dtype, dtype=g.dtype)) if x.dtype != g.dtype \
+        else zeros_like(x)
+    return (Node(Op.SCATTER, (zero, index, g), (n.arg, "add"), x.shape, g.dtype), None)
+
+
+def _scatter(n, g):
+    base, index, src = n.srcs
+    axis, mode = n.arg
+    g_src = Node(Op.GATHER, (g, index), axis, index.shape, g.dtype)
+    if mode == "add":
+        return g, None, g_src
+    # overwritten positions get no gradient from the base
+    hole = Node(Op.SCATTER, (g, index, zeros_like(src)), (axis, None), g.shape, g.dtype)
+    return hole, None, g_src
+
+
+def _cast(n, g):
+    src = n.srcs[0]
+    if not src.dtype.is_floating_point:
+        return (None,)
+    return (_n(Op.CAST, g, arg=src.dtype, dtype=src.dtype),)
+
+
+LN2 = math.log(2.0)
+
+GRAD = {
+    Op.ADD: lambda n, g: (g, g),
+    Op.SUB: lambda n, g: (g, neg(g)),
+    Op.MUL: lambda n, g: (mul(g, n.srcs[1]), mul(g, n.srcs[0])),
+    Op.DIV: lambda n, g: (div(g, n.srcs[1]), neg(div(mul(g, n), n.srcs[1]))),
+    Op.NEG: lambda n, g: (neg(g),),
+    Op.EXP: lambda n, g: (mul(g, n),),
+    Op.EXP2: lambda n, g: (mul(g, mul(n, c(LN2, n))),),
+    Op.EXPM1: lambda n, g: (mul(g, add(n, c(1, n))),),
+    Op.LOG: _unary(lambda n, g, a: div(g, a)),
+    Op.LOG2: _unary(lambda n, g, a: div(g, mul(a, c(LN2, a)))),
+    Op.LOG1P: _unary(lambda n, g, a: div(g, add(a, c(1, a)))),
+    Op.SQRT: lambda n, g: (div(mul(g, c(0.5, g)), n),),
+    Op.RSQRT: lambda n, g: (mul(g, mul(c(-0.5, n), mul(n, mul(n, n)))),),
+    Op.RECIP: lambda n, g: (neg(mul(g, mul(n, n))),),
+    Op.SIN: _unary(lambda n, g, a: mul(g, _n(Op.COS, a))),
+    Op.COS: _unary(lambda n, g, a: neg(mul(g, _n(Op.SIN, a)))),
+    Op.TAN: lambda n, g: (mul(g, add(c(1, n), mul(n, n))),),
+    Op.TANH: lambda n, g: (mul(g, sub(c(1, n), mul(n, n))),),
+    Op.SIGMOID: lambda n, g: (mul(g, mul(n, sub(c(1, n), n))),),
+    Op.ERF: _unary(lambda n, g, a: mul(g, mul(c(2 / math.sqrt(math.pi), a),
+                                                 _n(Op.EXP, neg(mul(a, a)))))),
+    Op.ABS: _unary(lambda n, g, a: mul(g, _n(Op.SIGN, a))),
+    Op.SIGN: lambda n, g: (zeros_like(g),),
+    Op.FLOOR: lambda n, g: (zeros_like(g),),
+    Op.CEIL: lambda n, g: (zeros_like(g),),
+    Op.ROUND: lambda n, g: (zeros_like(g),),
+    Op.TRUNC: lambda n, g: (zeros_like(g),),
+    Op.CAST: _cast,
+    Op.POW: _pow,
+    Op.MAX: _maxmin(True),
+    Op.MIN: _maxmin(False),
+    Op.IDIV: lambda n, g: (zeros_like(g), zeros_like(g)),
+    Op.MOD: lambda n, g: (g, neg(mul(g, _n(Op.IDIV, *n.srcs)))),
+    Op.WHERE: lambda n, g: (None, where(n.srcs[0], g, zeros_like(g)),
+                            where(n.srcs[0], zeros_like(g), g)),
+    Op.SUM: _reduce_sum,
+    Op.PROD: _reduce_prod,
+    Op.RMAX: _reduce_maxmin,
+    Op.RMIN: _reduce_maxmin,
+    Op.CUMSUM: _cumsum,
+    Op.CUMPROD: _cumprod,
+    Op.RESHAPE: lambda n, g: (reshape(g, n.srcs[0].shape),),
+    Op.PERMUTE: _permute,
+    Op.EXPAND: lambda n, g: (sum_to(g, n.srcs[0].shape),),
+    Op.PAD: _pad,
+    Op.SLICE: _slice,
+    Op.GATHER: _gather,
+    Op.CONTIGUOUS: lambda n, g: (g,),
+}
+if hasattr(Op, "SCATTER"):
+    GRAD[Op.SCATTER] = _scatter
+
+# ops whose outputs carry no gradient (integer or boolean results, or constants)
+NO_GRAD = COMPARE | {Op.NOT, Op.AND, Op.OR, Op.XOR, Op.ARGMAX, Op.ARGMIN, Op.BUFFER, Op.CONST,
+                     Op.DETACH}

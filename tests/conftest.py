@@ -1,0 +1,43 @@
+"""Shared test fixtures: run on both backends, seeded numpy data, a numpy comparison helper."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+
+
+@pytest.fixture(params=["c", "interp"])
+def backend(request, monkeypatch):
+    """Run the test once with compiled C kernels and once on the reference interpreter."""
+    monkeypatch.setenv("LAZYTORCH_BACKEND", request.param)
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def check(t, ref, rtol=1e-5, atol=1e-6, dtype=None):
+    """Assert a lazytorch tensor equals a numpy reference in shape, dtype and value."""
+    assert isinstance(t, torch.Tensor), type(t)
+    got = t.numpy()
+    ref = np.asarray(ref)
+    assert tuple(got.shape) == tuple(ref.shape), (got.shape, ref.shape)
+    if dtype is not None:
+        assert t.dtype == dtype, (t.dtype, dtype)
+    if ref.dtype.kind in "biu" or got.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, ref)
+    else:
+        np.testing.assert_allclose(got.astype(np.float64), ref.astype(np.float64), rtol=rtol,
+                                   atol=atol, equal_nan=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """One compile cache for the whole session, outside the user's home."""
+    d = tmp_path_factory.getbasetemp() / "lt-cache"
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", os.environ.get("LT_TEST_CACHE", str(d)))
