@@ -14,6 +14,7 @@ from .creation import (Generator, arange, as_tensor, default_generator, empty, e
                        zeros, zeros_like)
 from .dtypes import DType as dtype
 from .dtypes import get_default_dtype, set_default_dtype
+from .formatting import set_printoptions
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from .size import Size

@@ -89,6 +89,8 @@ class inference_mode(_GradMode):
 # ------------------------------------------------------------------------------- tracking
 def tracked(n: Node) -> bool:
     """Does n depend on a leaf that requires grad (through ops that carry gradients)?"""
+    if not LEAVES:
+        return False
     if n in LEAVES:
         return True
     if n.op is Op.BUFFER or n.op is Op.CONST or n.op is Op.DETACH:

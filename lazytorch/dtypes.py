@@ -6,8 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DType:
+    """A dtype; each one is a singleton, so equality and hashing are identity."""
+
     name: str        # torch's name: float32, int64, ...
     short: str       # the IR printer's name: f32, i64, ...
     np: type         # numpy scalar type

@@ -13,7 +13,7 @@ from .tensor import Tensor, broadcast_shapes
 
 
 def _shape_of(x) -> tuple[int, ...]:
-    return x.shape if isinstance(x, Tensor) else ()
+    return x._node.shape if isinstance(x, Tensor) else ()
 
 
 def _check_operand(x, name: str):

@@ -11,13 +11,6 @@ from .ops import Op
 Shape = tuple[int, ...]
 
 
-def _arg_key(op: Op, arg: Any) -> Any:
-    # 0.0 == -0.0 and nan != nan: constants are told apart by their exact spelling
-    if op is Op.CONST:
-        return (type(arg).__name__, repr(arg))
-    return arg
-
-
 class Node:
     """One operation: `op` applied to `srcs` with a static `arg`, giving `shape` and `dtype`.
 
@@ -27,7 +20,8 @@ class Node:
     """
 
     __slots__ = ("op", "srcs", "arg", "shape", "dtype", "__weakref__")
-    _cache: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+    # key -> weakref to the live node; the weakref's callback drops the entry
+    _cache: dict = {}
 
     op: Op
     srcs: tuple[Node, ...]
@@ -36,16 +30,19 @@ class Node:
     dtype: DType
 
     def __new__(cls, op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType):
-        key = (op, srcs, _arg_key(op, arg), shape, dtype)
-        node = cls._cache.get(key)
-        if node is None:
-            node = object.__new__(cls)
-            object.__setattr__(node, "op", op)
-            object.__setattr__(node, "srcs", srcs)
-            object.__setattr__(node, "arg", arg)
-            object.__setattr__(node, "shape", shape)
-            object.__setattr__(node, "dtype", dtype)
-            cls._cache[key] = node
+        key = (op, srcs, (type(arg), repr(arg)) if op is Op.CONST else arg, shape, dtype)
+        ref = _CACHE.get(key)
+        if ref is not None:
+            node = ref()
+            if node is not None:
+                return node
+        node = object.__new__(cls)
+        _set(node, "op", op)
+        _set(node, "srcs", srcs)
+        _set(node, "arg", arg)
+        _set(node, "shape", shape)
+        _set(node, "dtype", dtype)
+        _CACHE[key] = weakref.ref(node, lambda _, k=key: _drop(k))
         return node
 
     def __setattr__(self, name, value):
@@ -62,10 +59,28 @@ class Node:
         return f"Node({self.op.name}, {_fmt_type(self)})"
 
 
+_CACHE = Node._cache
+_set = object.__setattr__
+
+
+def _drop(key) -> None:
+    ref = _CACHE.get(key)
+    if ref is not None and ref() is None:
+        del _CACHE[key]
+
+
+_CONST_VALUES: dict = {}
+
+
 def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
     """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
-    value = dtype.np(value).item()
-    c = Node(Op.CONST, (), value, (), dtype)
+    key = (type(value), value, dtype)
+    v = _CONST_VALUES.get(key)
+    if v is None:
+        v = dtype.np(value).item()
+        if len(_CONST_VALUES) < 4096:
+            _CONST_VALUES[key] = v
+    c = Node(Op.CONST, (), v, (), dtype)
     if shape == ():
         return c
     return Node(Op.EXPAND, (Node(Op.RESHAPE, (c,), (1,) * len(shape), (1,) * len(shape), dtype),),

@@ -72,11 +72,16 @@ class Op(Enum):
     SLICE = auto()       # arg = ((start, stop, step), ...); negative steps flip
     # data-dependent movement
     GATHER = auto()      # srcs = (x, index); arg = axis; out[..i..] = x[..index[..i..]..]
+    SCATTER = auto()     # srcs = (base, index, src); arg = (axis, mode); out = base, then
+                         # out[..index[..i..]..] = src[..i..] (mode None: last write wins,
+                         # "add": +=, "multiply": *=)
     # forces its source into a buffer of its own (a kernel boundary)
     CONTIGUOUS = auto()
     # identity that stops gradients; arg = None, or the id of the grad-requiring leaf it marks
     DETACH = auto()
 
+
+Op.__hash__ = object.__hash__  # members are singletons: identity hashing is C-fast
 
 UNARY = {Op.NEG, Op.NOT, Op.ABS, Op.SIGN, Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P,
          Op.SQRT, Op.RSQRT, Op.RECIP, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SIGMOID, Op.ERF,

@@ -76,10 +76,18 @@ def mean(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 
 def _check_nonempty(self: Tensor, axes, name: str) -> None:
-    if self.numel() == 0 and (not axes or any(self.shape[a] == 0 for a in axes) or
-                              self.ndim == 0):
-        raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() "
-                         f"== 0. Specify the reduction dim with the 'dim' argument.")
+    """max/min/argmax/...: PyTorch refuses to reduce over an empty dimension."""
+    if self.numel() != 0:
+        return
+    if not axes or self.ndim == 0:
+        exc = IndexError if name in ("argmax", "argmin") else RuntimeError
+        rest = "" if exc is IndexError else (" Specify the reduction dim with the 'dim' "
+                                             "argument.")
+        raise exc(f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
+                  + rest)
+    for a in axes:
+        if self.shape[a] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero size.")
 
 
 def amax(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:

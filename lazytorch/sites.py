@@ -9,6 +9,7 @@ from .graph import Node
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 SITES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_names: dict[str, str] = {}
 
 
 def user_site() -> str | None:
@@ -18,7 +19,10 @@ def user_site() -> str | None:
         f = f.f_back
     if f is None:
         return None
-    return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+    name = _names.get(f.f_code.co_filename)
+    if name is None:
+        name = _names[f.f_code.co_filename] = os.path.basename(f.f_code.co_filename)
+    return f"{name}:{f.f_lineno}"
 
 
 def record(node: Node) -> None:

@@ -17,6 +17,7 @@ from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
 from .runtime import memory
+from .size import Size
 
 
 class device:
@@ -191,9 +192,8 @@ class Tensor:
 
     # --------------------------------------------------------------------- metadata
     @property
-    def shape(self) -> tuple[int, ...]:
-        from .size import Size
-        return Size(self._node.shape if self._base is None else self.node.shape)
+    def shape(self) -> Size:
+        return Size(self._node.shape)
 
     def size(self, dim: int | None = None):
         if dim is None:

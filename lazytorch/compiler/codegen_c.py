@@ -217,8 +217,29 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
     for _ in k.loops:
         ind -= 1
         emit("}")
+    if k.scatter is not None:
+        lines.extend("  " + line for line in _render_scatter(k.scatter, pname))
     lines.append("}")
     return "\n".join(lines)
+
+
+_FOLD = {None: "=", "add": "+=", "multiply": "*="}
+
+
+def _render_scatter(s: Kernel, pname) -> list[str]:
+    """A scatter kernel's second loop nest: each src value stored (or folded in) at the
+    position its index reads."""
+    lines = []
+    for i, n in enumerate(s.loops):
+        lines.append("  " * i + f"for (long o{i} = 0; o{i} < {n}; o{i}++) {{")
+    ind = "  " * len(s.loops)
+    for v in s.vals:
+        lines.append(f"{ind}{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
+    lines.append(f"{ind}out0[{s.store_index.render()}] {_FOLD[s.store_mode]} "
+                 f"{_store(s, s.store_val.name)};")
+    for i in reversed(range(len(s.loops))):
+        lines.append("  " * i + "}")
+    return lines
 
 
 def _argbest(k: Kernel) -> str:

@@ -7,11 +7,12 @@ already buffers; movement ops become index arithmetic (see symbolic.py), so view
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import dtypes as dt
-from ..graph import Node
+from ..graph import Node, toposort
 from ..ops import ELEMENTWISE, REDUCE, SCAN, Op
 from .symbolic import Data, Lin, Var, reshape_index
 
@@ -60,11 +61,17 @@ class Kernel:
     inputs: list[Node]                  # nodes read from buffers, in param order after outputs
     source: str = ""
     level: dict[int, int] = field(default_factory=dict)  # id(val) -> 0 outer, 1 body, 2 after
+    # a scatter kernel stores in two loop nests: this kernel's (out = base), then `scatter`'s,
+    # whose store_index reads data (Data atoms) and whose store_mode is None (plain store),
+    # "add" (out += v) or "multiply" (out *= v); its vals are named w0, w1, ...
+    scatter: Kernel | None = None
+    store_mode: str | None = None
 
     @property
     def ops(self) -> list[str]:
         return [n.op.name.lower() for n in self.nodes
-                if n.op in ELEMENTWISE or n.op in REDUCE or n.op in SCAN or n.op is Op.GATHER]
+                if n.op in ELEMENTWISE or n.op in REDUCE or n.op in SCAN
+                or n.op in (Op.GATHER, Op.SCATTER)]
 
     def __repr__(self) -> str:
         return f"<Kernel {self.name}: {', '.join(self.ops) or 'copy'}>"
@@ -86,6 +93,7 @@ class _Lowerer:
         self.root, self.is_buffer = root, is_buffer
         self.inputs: list[Node] = []
         self.memo: dict[Any, Val] = {}
+        self.lowered: dict[Any, Val] = {}
         self.vals: list[Val] = []
         self.nodes: dict[Node, None] = {}
         self.reduce: Node | None = None
@@ -119,6 +127,15 @@ class _Lowerer:
 
     def lower(self, node: Node, idx: tuple[Lin, ...], conds: tuple[Cond, ...],
               expanded: bool) -> Val:
+        """The value of `node` at index `idx` (memoized: shared subgraphs lower once)."""
+        key = (node, tuple(i.key() for i in idx), _cond_key(conds), expanded)
+        v = self.lowered.get(key)
+        if v is None:
+            v = self.lowered[key] = self._lower(node, idx, conds, expanded)
+        return v
+
+    def _lower(self, node: Node, idx: tuple[Lin, ...], conds: tuple[Cond, ...],
+               expanded: bool) -> Val:
         if node is not self.root and self.is_buffer(node):
             flat = Lin.of(0)
             for i, n in zip(idx, node.shape):
@@ -203,6 +220,11 @@ class _Lowerer:
 
 def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str) -> Kernel:
     """Build the kernel that stores `out`, reading every node for which is_buffer() holds."""
+    depth = len(toposort([out], lambda n: n is not out and is_buffer(n)))
+    if sys.getrecursionlimit() < 4 * depth + 1000:
+        sys.setrecursionlimit(4 * depth + 1000)
+    if out.op is Op.SCATTER:
+        return _lower_scatter(out, is_buffer, name)
     lw = _Lowerer(out, is_buffer)
     ovars = tuple(Lin.of(Var(f"o{i}", n)) for i, n in enumerate(out.shape))
     red_op = None
@@ -240,6 +262,45 @@ def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str) -> Ker
                store_val, vals, list(lw.nodes), out, list(lw.inputs))
     _merge_loops(k)
     _assign_levels(k)
+    return k
+
+
+def _lower_scatter(out: Node, is_buffer: Callable[[Node], bool], name: str) -> Kernel:
+    """A scatter kernel: copy the base into the output, then loop over the index's shape and
+    store (or fold in) src at the position the index reads. Reductions among the sources get
+    buffers of their own (NeedsBuffer), so both loop nests are plain."""
+    base, index, src = out.srcs
+    axis, mode = out.arg
+    lw = _Lowerer(out, is_buffer)
+    lw.in_body = True
+    lw.nodes[out] = None
+    ovars = tuple(Lin.of(Var(f"o{i}", n)) for i, n in enumerate(out.shape))
+    copy_val = lw.lower(base, ovars, (), False)
+    sw = _Lowerer(out, is_buffer)
+    sw.inputs, sw.nodes, sw.in_body = lw.inputs, lw.nodes, True
+    svars = tuple(Lin.of(Var(f"o{i}", n)) for i, n in enumerate(index.shape))
+    iv = sw.lower(index, svars, (), False)
+    sv = sw.lower(src, svars, (), False)
+    dst = list(svars)
+    dst[axis] = Lin.of(Data(iv, 0, out.shape[axis] - 1))
+    for i, v in enumerate(sw.vals):
+        v.name = f"w{i}"
+    params = [Param("out0", out.dtype, math.prod(out.shape), True)]
+    params += [Param(f"in{i}", n.dtype, math.prod(n.shape), False)
+               for i, n in enumerate(lw.inputs)]
+    flat = Lin.of(0)
+    for i, n in zip(ovars, out.shape):
+        flat = flat * n + i
+    k = Kernel(name, params, out.shape, (), None, None, None, flat, copy_val, list(lw.vals),
+               list(lw.nodes), out, list(lw.inputs))
+    sflat = Lin.of(0)
+    for i, n in zip(dst, out.shape):
+        sflat = sflat * n + i
+    k.scatter = Kernel(name, params, index.shape, (), None, None, None, sflat, sv,
+                       list(sw.vals), k.nodes, out, k.inputs, store_mode=mode)
+    for kk in (k, k.scatter):
+        _merge_loops(kk)
+        _assign_levels(kk)
     return k
 
 

@@ -1,7 +1,7 @@
 """Scheduling: cut a graph into kernels, each storing one node.
 
 The rule, in one place (`must_materialize` says why a node gets a buffer of its own):
-- graph outputs, CONTIGUOUS and scans are stored by kernels of their own;
+- graph outputs, CONTIGUOUS, scans and scatters are stored by kernels of their own;
 - an elementwise chain fuses into its consumer; a node used by several kernels is recomputed in
   each (it reads only buffers, so this costs arithmetic, not a pass over memory)...
 - ...except a computed node that is broadcast (EXPAND grows it): recomputing it per broadcast
@@ -38,6 +38,8 @@ def must_materialize(g: Graph) -> dict[Node, str]:
             out[n] = "contiguous"
         elif n.op in SCAN:
             out[n] = "scan"
+        elif n.op is Op.SCATTER:
+            out[n] = "scatter"
         elif n.op in REDUCE and len(users[n]) > 1:
             out.setdefault(n, "reduction used by several nodes")
         elif n.op is Op.EXPAND and n.numel > n.srcs[0].numel:

@@ -98,6 +98,27 @@ def _gather(n, a, index):
     return np.take_along_axis(a, index.astype(np.int64), axis=n.arg)
 
 
+def _scatter(n, base, index, src):
+    """out = base; out[.., index[i], ..] = src[i] along the axis, in row-major order of i (so
+    the last write wins), or folded in with + / * for the "add" / "multiply" modes."""
+    axis, mode = n.arg
+    out = np.array(base, copy=True, order="C")
+    pos = list(np.indices(index.shape, sparse=True))
+    pos[axis] = index.astype(np.int64)
+    flat = np.ravel_multi_index(tuple(np.broadcast_to(p, index.shape).ravel() for p in pos),
+                                out.shape)
+    vals = np.ascontiguousarray(src).ravel()
+    view = out.reshape(-1)
+    if mode is None:
+        # keep the last write to each position (numpy's fancy assignment leaves it unspecified)
+        _, first = np.unique(flat[::-1], return_index=True)
+        keep = len(flat) - 1 - first
+        view[flat[keep]] = vals[keep]
+    else:
+        (np.add if mode == "add" else np.multiply).at(view, flat, vals)
+    return out
+
+
 NUMPY = {
     Op.NEG: lambda n, a: np.negative(a) if a.dtype != np.bool_ else ~a,
     Op.NOT: lambda n, a: np.logical_not(a),
@@ -156,6 +177,7 @@ NUMPY = {
     Op.PAD: _pad,
     Op.SLICE: _slice,
     Op.GATHER: _gather,
+    Op.SCATTER: _scatter,
     Op.CONTIGUOUS: lambda n, a: a.copy(order="C"),
     Op.DETACH: lambda n, a: a,
 }

@@ -48,6 +48,42 @@ def _problem(n: Node) -> str | None:
         ok = len(s[0].shape) == len(n.shape) and all(
             a == b or a == 1 for a, b in zip(s[0].shape, n.shape))
         return None if ok else "expand only broadcasts size-1 dims"
+    if op is Op.GATHER:
+        return _gather_problem(n)
+    if op is Op.SCATTER:
+        return _scatter_problem(n)
+    return None
+
+
+def _gather_problem(n: Node) -> str | None:
+    if len(n.srcs) != 2:
+        return "gather takes (x, index)"
+    x, index = n.srcs
+    if not isinstance(n.arg, int) or not 0 <= n.arg < len(x.shape):
+        return "gather axis out of range"
+    if index.dtype.kind not in "iu" or index.shape != n.shape or x.dtype != n.dtype:
+        return "gather's index is an integer tensor of the output's shape, x has its dtype"
+    if len(x.shape) != len(n.shape) or any(
+            a != b for d, (a, b) in enumerate(zip(x.shape, n.shape)) if d != n.arg):
+        return "gather's x matches the output except along the axis"
+    return None
+
+
+def _scatter_problem(n: Node) -> str | None:
+    if len(n.srcs) != 3 or not isinstance(n.arg, tuple) or len(n.arg) != 2:
+        return "scatter takes (base, index, src) with arg (axis, mode)"
+    (base, index, src), (axis, mode) = n.srcs, n.arg
+    if base.shape != n.shape or base.dtype != n.dtype or src.dtype != n.dtype:
+        return "scatter's base and src have the output's shape and dtype"
+    if not isinstance(axis, int) or not 0 <= axis < len(n.shape):
+        return "scatter axis out of range"
+    if mode not in (None, "add", "multiply"):
+        return "scatter mode is None, 'add' or 'multiply'"
+    if index.dtype.kind not in "iu" or index.shape != src.shape:
+        return "scatter's index is an integer tensor of src's shape"
+    if len(index.shape) != len(n.shape) or any(
+            a > b for d, (a, b) in enumerate(zip(index.shape, n.shape)) if d != axis):
+        return "scatter's index is no larger than the output except along the axis"
     return None
 
 

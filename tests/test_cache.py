@@ -1,0 +1,179 @@
+"""The caches: whole plans in memory, compiled modules on disk (checked, never blindly trusted)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+from lazytorch import debug
+from lazytorch.compiler import schedule
+from lazytorch.runtime import cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# run in a fresh interpreter: realize one small graph, print the counters and the value
+SCRIPT = """
+import json
+import numpy as np
+import lazytorch as torch
+from lazytorch import debug
+x = torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4) / 7)
+y = ((x * 0.8125).exp() - x.amax(1, keepdim=True)).sum(1)
+debug.reset_stats()
+value = y.tolist()
+print(json.dumps({"stats": debug.stats(), "value": value}))
+"""
+
+
+def _expected() -> list[float]:
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    return ((np.exp(x * np.float32(0.8125)) - x.max(1, keepdims=True)).sum(1)).tolist()
+
+
+def _fresh_process(cache: Path) -> dict:
+    env = dict(os.environ, LAZYTORCH_CACHE_DIR=str(cache), LAZYTORCH_BACKEND="c")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def c_backend(monkeypatch):
+    monkeypatch.setenv("LAZYTORCH_BACKEND", "c")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(d))
+    return d
+
+
+def test_same_structure_new_data_compiles_nothing(c_backend, rng):
+    def f(x, y):
+        return ((x * y).exp() + x.amax(0)).sum(0) * 0.375
+
+    def ref(a, b):
+        return ((np.exp(a * b) + a.max(0)).sum(0) * 0.375).astype(np.float32)
+
+    a, b = rng.standard_normal((2, 9, 5)).astype(np.float32)
+    np.testing.assert_allclose(f(torch.tensor(a), torch.tensor(b)).numpy(), ref(a, b),
+                               rtol=1e-5)
+    for _ in range(3):
+        a, b = rng.standard_normal((2, 9, 5)).astype(np.float32)
+        x, y = torch.tensor(a), torch.tensor(b)   # new buffers, new data
+        debug.reset_stats()
+        out = f(x, y).numpy()
+        s = debug.stats()
+        assert s["kernels_compiled"] == 0
+        assert s["compiler_runs"] == 0
+        assert s["compile_cache_hits"] == 0
+        assert s["plan_cache_hits"] == 1
+        assert s["realizes"] == 1
+        np.testing.assert_allclose(out, ref(a, b), rtol=1e-5)
+
+
+def test_a_different_constant_is_a_different_plan(c_backend):
+    x = torch.tensor([1.0, 2.0, 3.0])
+    np.testing.assert_allclose((x * 1.75 + 0.5).numpy(), [2.25, 4.0, 5.75])
+    debug.reset_stats()
+    np.testing.assert_allclose((torch.tensor([1.0, 2.0, 3.0]) * 2.75 + 0.5).numpy(),
+                               [3.25, 6.0, 8.75])
+    assert debug.stats()["plan_cache_hits"] == 0
+
+
+def test_all_kernels_of_one_realize_compile_in_one_compiler_run(c_backend, fresh_cache, rng):
+    a = rng.standard_normal((5, 13)).astype(np.float32)
+    x = torch.tensor(a) * 1.0625   # a structure no other test compiles
+    e = (x - x.amax(-1, keepdim=True)).exp()
+    y = e / e.sum(-1, keepdim=True)
+    n = len(schedule(y))
+    assert n >= 2
+    debug.reset_stats()
+    out = y.numpy()
+    s = debug.stats()
+    assert s["compiler_runs"] == 1
+    assert s["kernels_compiled"] == n
+    assert len(list(fresh_cache.glob("*/*.so"))) == 1
+    b = a * np.float32(1.0625)
+    ref = np.exp(b - b.max(-1, keepdims=True))
+    np.testing.assert_allclose(out, ref / ref.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_cache_dir_is_overridable(monkeypatch, tmp_path):
+    d = tmp_path / "elsewhere"
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(d))
+    assert cpu.cache_dir() == str(d)
+    assert d.is_dir()
+    monkeypatch.delenv("LAZYTORCH_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cpu.cache_dir() == str(tmp_path / "xdg" / "lazytorch")
+
+
+def test_compiled_module_lands_in_the_cache_dir(c_backend, fresh_cache):
+    x = torch.tensor([[1.0, -2.0], [3.0, 4.5]])
+    y = (x * 1.1875).abs().sum(1)
+    debug.reset_stats()
+    np.testing.assert_allclose(y.numpy(), [3 * 1.1875, 7.5 * 1.1875], rtol=1e-6)
+    assert debug.stats()["compiler_runs"] == 1
+    (so,) = fresh_cache.glob("*/*.so")
+    assert so.parent.name == so.name[:2]       # <key[:2]>/<key>.so
+    assert Path(str(so) + ".sha256").read_text().strip() == cpu._sha(so.read_bytes())
+    assert so.with_suffix(".c").exists()
+
+
+def test_fresh_process_finds_everything_on_disk(tmp_path):
+    cache = tmp_path / "cache"
+    first = _fresh_process(cache)
+    assert first["stats"]["compiler_runs"] == 1
+    second = _fresh_process(cache)
+    assert second["stats"]["compiler_runs"] == 0
+    assert second["stats"]["compile_cache_hits"] > 0
+    np.testing.assert_allclose(first["value"], _expected(), rtol=1e-6)
+    assert second["value"] == first["value"]
+
+
+@pytest.mark.parametrize("damage", ["flip_middle", "truncate", "drop_checksum"])
+def test_damaged_module_is_rebuilt_not_trusted(tmp_path, damage):
+    cache = tmp_path / "cache"
+    first = _fresh_process(cache)
+    (so,) = cache.glob("*/*.so")
+    good = so.read_bytes()
+    if damage == "flip_middle":
+        mid = len(good) // 2
+        so.write_bytes(good[:mid] + bytes(b ^ 0xFF for b in good[mid:mid + 256])
+                       + good[mid + 256:])
+    elif damage == "truncate":
+        so.write_bytes(good[:100])
+    else:
+        Path(str(so) + ".sha256").unlink()
+    second = _fresh_process(cache)
+    assert second["stats"]["compiler_runs"] == 1
+    assert second["stats"]["compile_cache_hits"] == 0
+    assert second["value"] == first["value"]
+    assert cpu._sha(so.read_bytes()) == Path(str(so) + ".sha256").read_text().strip()
+    third = _fresh_process(cache)   # the rebuilt entry is trusted again
+    assert third["stats"]["compiler_runs"] == 0
+    assert third["stats"]["compile_cache_hits"] == 1
+
+
+def test_cached_rejects_a_damaged_entry_in_process(fresh_cache):
+    src = "void lt_cache_probe(float* restrict o) { o[0] = 3.0f; }\n"
+    key = cpu.cache_key(src)
+    debug.reset_stats()
+    cpu.build([src])
+    assert debug.stats()["compiler_runs"] == 1
+    path = cpu._cached(key)
+    assert path is not None and path.startswith(str(fresh_cache))
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert cpu._cached(key) is None                # detected ...
+    assert not Path(path).exists()                 # ... and removed, so the next build recompiles
