@@ -19,6 +19,7 @@ from typing import Sequence
 
 from .graph import Node, const, toposort
 from .ops import Op
+from .sites import mark_backward
 
 LEAVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> weakref(Tensor)
 _tracked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> bool (memo)
@@ -211,6 +212,8 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
                 "graph are freed when you call .backward() or autograd.grad(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time or "
                 "if you need to access saved tensors after calling backward.")
+    live_set = set(live) | set(order)
+    known: set[Node] = set(grads)
     acc: dict[Node, Node] = {}
     for r, g in zip(roots, grads):
         acc[r] = _add(acc.get(r), g)
@@ -225,7 +228,12 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
         rule = GRAD.get(n.op)
         if rule is None:
             raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
-        for s, gs in zip(n.srcs, rule(n, g)):
+        results = rule(n, g)
+        made = toposort([r for r in results if r is not None],
+                        lambda m: m in known or m in live_set)
+        mark_backward(made, n)
+        known.update(made)
+        for s, gs in zip(n.srcs, results):
             if gs is None or not (s in LEAVES or tracked(s)):
                 continue
             if gs.dtype != s.dtype:
@@ -353,3 +361,31 @@ def retain_grad(t) -> None:
         return  # leaves keep .grad anyway
     t._retains_grad = True
     _retain.add(t)
+
+
+class detect_anomaly:
+    """Context manager: realize op by op on the interpreter and stop at the first op, forward or
+    backward, that makes nan or inf, naming it and the user line that created it."""
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        from . import debug
+        self._ctx = debug._setting("anomaly", self.check_nan)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        return False
+
+
+def set_detect_anomaly(mode: bool) -> None:
+    from . import debug
+    debug._local.anomaly = bool(mode)
+
+
+def is_anomaly_enabled() -> bool:
+    from . import debug
+    return debug.anomaly_mode()

@@ -1,12 +1,27 @@
-"""Counters and debug switches."""
+"""Seeing and debugging what the compiler does.
+
+- counters: stats() / reset_stats()
+- LAZYTORCH_DEBUG=N or `with level(N)`: 1 a line per realize, 2 a line per kernel run (with the
+  user-level ops it fused, its time and bandwidth), 3 the IR before/after scheduling, 4 the
+  generated source, 5 the IR after every pass. Everything goes to stderr.
+- LAZYTORCH_EAGER=1|interp|compiled or `with eager()`: every op runs when it is called.
+- LAZYTORCH_CHECK=1 or `with check()`: every compiled kernel is compared with the interpreter.
+- ir(*tensors): the pending graph as a readable program.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 from collections import Counter
 
 STATS: Counter = Counter()
 _KEYS = ("kernels_compiled", "kernels_launched", "compile_cache_hits", "plan_cache_hits",
          "compiler_runs", "realizes")
+_local = threading.local()
+# callbacks run after each realize as hook(outputs, plan or None) (tools/viz.py uses one)
+REALIZE_HOOKS: list = []
 
 
 def stats() -> dict[str, int]:
@@ -20,6 +35,107 @@ def reset_stats() -> None:
     STATS.clear()
 
 
+def _override(name: str):
+    return getattr(_local, name, None)
+
+
+@contextlib.contextmanager
+def _setting(name: str, value):
+    old = getattr(_local, name, None)
+    setattr(_local, name, value)
+    try:
+        yield
+    finally:
+        setattr(_local, name, old)
+
+
 def backend() -> str:
-    """The backend chosen for this process: `c` (default) or `interp`."""
-    return os.environ.get("LAZYTORCH_BACKEND", "c")
+    """The backend realizes run on: `c` (default) or `interp` (LAZYTORCH_BACKEND)."""
+    return _override("backend") or os.environ.get("LAZYTORCH_BACKEND", "c")
+
+
+def use_backend(name: str):
+    """Context manager: run realizes inside on backend `name` ("c" or "interp")."""
+    if name not in ("c", "interp"):
+        raise ValueError(f"unknown backend {name!r}: expected 'c' or 'interp'")
+    return _setting("backend", name)
+
+
+def get_level() -> int:
+    v = _override("level")
+    if v is not None:
+        return v
+    try:
+        return int(os.environ.get("LAZYTORCH_DEBUG", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def level(n: int):
+    """Context manager: debug output level n inside (see the module docstring)."""
+    return _setting("level", int(n))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def eager_mode() -> str | None:
+    """None when lazy; else the backend each op runs on as it is called."""
+    v = _override("eager")
+    if v is not None:
+        return v or None
+    env = os.environ.get("LAZYTORCH_EAGER", "")
+    if env in ("", "0"):
+        return None
+    return "c" if env == "compiled" else "interp"
+
+
+def eager(mode: str = "interp"):
+    """Context manager: run every op the moment it is called, one at a time, on the
+    reference interpreter ("interp") or as its own compiled kernel ("compiled")."""
+    if mode not in ("interp", "compiled"):
+        raise ValueError(f"eager mode is 'interp' or 'compiled', not {mode!r}")
+    return _setting("eager", "c" if mode == "compiled" else "interp")
+
+
+def lazy():
+    """Context manager: turn eager mode off inside."""
+    return _setting("eager", "")
+
+
+def check_mode() -> bool:
+    v = _override("check")
+    if v is not None:
+        return v
+    return os.environ.get("LAZYTORCH_CHECK", "") not in ("", "0")
+
+
+def check(on: bool = True):
+    """Context manager: compare every compiled kernel's output with the interpreter's."""
+    return _setting("check", bool(on))
+
+
+def anomaly_mode() -> bool:
+    return bool(_override("anomaly"))
+
+
+def ir(*tensors, sites: bool = True) -> str:
+    """The pending graph of `tensors` (forward and backward) as a readable program; with
+    sites=True each line ends with the user's source line that created it."""
+    from .graph import Graph, format_graph
+    from .realize import substitute
+    from .sites import BACKWARD, SITES
+    from .tensor import Tensor
+    nodes = [t.node if isinstance(t, Tensor) else t for t in tensors]
+    outs, _ = substitute(nodes)
+
+    def comment(n):
+        if not sites:
+            return None
+        s = SITES.get(n)
+        if s is None:
+            return "backward" if n in BACKWARD else None
+        return f"{s[0]} {s[1]}".strip() + (" backward" if n in BACKWARD and
+                                            "backward" not in s[1] else "")
+    return format_graph(Graph(outs), comments=comment)

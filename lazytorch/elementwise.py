@@ -9,6 +9,7 @@ import numpy as np
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
+from .sites import named
 from .tensor import Tensor, broadcast_shapes
 
 
@@ -83,8 +84,7 @@ def float_unary(op: Op):
     """exp, log, sin, ...: integer inputs are computed in the default float dtype."""
     def fn(self: Tensor) -> Tensor:
         return unary(op, self, d=_floating(self))
-    fn.__name__ = op.name.lower()
-    return fn
+    return named(fn, op.name.lower())
 
 
 def _no_bool(self: Tensor, what: str) -> None:
@@ -195,8 +195,7 @@ def _round_like(op: Op):
         if not self.dtype.is_floating_point:
             return self.clone()
         return unary(op, self)
-    fn.__name__ = op.name.lower()
-    return fn
+    return named(fn, op.name.lower())
 
 
 def round(self, decimals: int = 0) -> Tensor:
@@ -266,7 +265,8 @@ def _cmp(op: Op, swap: bool = False):
         if swap:
             return binary(op, other, self, out=dt.bool_, name=op.name.lower())
         return binary(op, self, other, out=dt.bool_, name=op.name.lower())
-    return fn
+    return named(fn, {Op.CMPEQ: "eq", Op.CMPNE: "ne", Op.CMPLT: "gt" if swap else "lt",
+                      Op.CMPLE: "ge" if swap else "le"}[op])
 
 
 eq, ne, lt, le = (_cmp(Op.CMPEQ), _cmp(Op.CMPNE), _cmp(Op.CMPLT), _cmp(Op.CMPLE))
@@ -278,7 +278,7 @@ def _logical(op: Op):
         a = self.bool() if isinstance(self, Tensor) else bool(self)
         b = other.bool() if isinstance(other, Tensor) else bool(other)
         return binary(op, a, b, compute=dt.bool_, name=f"logical_{op.name.lower()}")
-    return fn
+    return named(fn, f"logical_{op.name.lower()}")
 
 
 logical_and, logical_or, logical_xor = _logical(Op.AND), _logical(Op.OR), _logical(Op.XOR)
@@ -295,7 +295,7 @@ def _bitwise(op: Op, name: str):
             if d.is_floating_point:
                 raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
         return binary(op, self, other, name=name)
-    return fn
+    return named(fn, name)
 
 
 bitwise_and = _bitwise(Op.AND, "bitwise_and")
@@ -317,8 +317,7 @@ def _test(op: Op):
         if not self.dtype.is_floating_point:
             return Tensor._make(const(False, dt.bool_, self.shape))
         return make(op, (self.node,), None, self.shape, dt.bool_)
-    fn.__name__ = op.name.lower()
-    return fn
+    return named(fn, op.name.lower())
 
 
 isnan, isinf = _test(Op.ISNAN), _test(Op.ISINF)

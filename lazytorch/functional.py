@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import elementwise as ew
+from . import linalg as la
 from . import reduce as rd
 from . import views as vw
 from .tensor import Tensor
@@ -56,3 +57,10 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim=False, *, correctio
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return (rd.std(input, dim, unbiased, keepdim, correction=correction),
             rd.mean(input, dim, keepdim))
+
+
+# matrix products
+matmul, mm, bmm, mv, dot, vdot = la.matmul, la.mm, la.bmm, la.mv, la.dot, la.vdot
+outer, ger, addmm, baddbmm = la.outer, la.ger, la.addmm, la.baddbmm
+tensordot, einsum = la.tensordot, la.einsum
+__all__ += la.__all__

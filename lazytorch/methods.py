@@ -5,6 +5,7 @@ from . import elementwise as ew
 from . import reduce as rd
 from . import views as vw
 from .ops import Op
+from .sites import named
 from .tensor import Tensor
 
 _FLOAT_UNARY = {"exp": Op.EXP, "exp2": Op.EXP2, "expm1": Op.EXPM1, "log": Op.LOG,
@@ -85,7 +86,7 @@ def _inplace(fn):
         out = fn(self, *args, **kwargs)
         self._assign(out.node)
         return self
-    return method
+    return named(method, getattr(fn, "__name__", "inplace").strip("_") + "_")
 
 
 for _name in ("add", "sub", "mul", "div", "clamp", "pow", "floor_divide", "remainder", "neg",
@@ -139,3 +140,19 @@ def copy_(self, src, non_blocking: bool = False):
 Tensor.zero_ = zero_
 Tensor.fill_ = fill_
 Tensor.copy_ = copy_
+
+
+# matrix products (lazytorch/linalg.py)
+def _attach_linalg() -> None:
+    from . import linalg as la
+
+    for name in ("matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm",
+                 "baddbmm"):
+        setattr(Tensor, name, getattr(la, name))
+    Tensor.__matmul__ = lambda a, b: la.matmul(a, b) if isinstance(b, Tensor) else NotImplemented
+    Tensor.__rmatmul__ = lambda a, b: la.matmul(b, a) if isinstance(b, Tensor) else NotImplemented
+    Tensor.addmm_ = _inplace(la.addmm)
+    Tensor.baddbmm_ = _inplace(la.baddbmm)
+
+
+_attach_linalg()

@@ -6,6 +6,7 @@ input buffers), so a structure seen before runs with no passes, no codegen and n
 """
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -71,26 +72,89 @@ class Plan:
     out_slots: list[int]
     arena: list[tuple[tuple[int, ...], np.dtype]]   # per slot past the inputs
     keep: set[int]
+    build_ms: float = 0.0
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         arrays: list[np.ndarray] = list(inputs)
         for shape, dtype in self.arena:
             arrays.append(np.empty(shape, dtype))
         ptrs = [a.ctypes.data for a in arrays]
-        for fn, slots in self.steps:
-            fn(*(ptrs[s] for s in slots))
+        if debug.get_level() >= 2 or debug.check_mode():
+            self._run_observed(arrays, ptrs)
+        else:
+            for fn, slots in self.steps:
+                fn(*(ptrs[s] for s in slots))
         debug.STATS["kernels_launched"] += len(self.steps)
         return [arrays[s] for s in self.out_slots]
 
+    def _run_observed(self, arrays, ptrs) -> None:
+        """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
+        from .sites import api_of
+        lvl, checking = debug.get_level(), debug.check_mode()
+        for k, (fn, slots) in zip(self.schedule.kernels, self.steps):
+            t0 = time.perf_counter()
+            fn(*(ptrs[s] for s in slots))
+            dt_s = time.perf_counter() - t0
+            if lvl >= 2:
+                nbytes = sum(n.numel * n.dtype.itemsize for n in [k.output, *k.inputs])
+                names = list(dict.fromkeys(api_of(n) or n.op.name.lower() for n in k.nodes
+                                           if n.op not in _QUIET))
+                debug.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
+                          f"  {', '.join(names) or 'copy'}")
+            if checking:
+                _check_kernel(k, [_typed(arrays[s], n) for s, n in zip(slots,
+                                                                         [k.output, *k.inputs])])
+
 
 _PLANS: dict[tuple, Plan] = {}
+_QUIET = {Op.RESHAPE, Op.EXPAND, Op.CONST, Op.BUFFER, Op.DETACH}
+
+
+def _typed(a: np.ndarray, n: Node) -> np.ndarray:
+    return a if a.dtype == n.dtype.np and a.shape == n.shape else \
+        a.view(n.dtype.np).reshape(n.shape)
+
+
+class KernelMismatch(RuntimeError):
+    """Check mode: a compiled kernel disagreed with the reference interpreter."""
+
+
+def _check_kernel(k, arrays: list[np.ndarray]) -> None:
+    from .sites import site_of
+    got, ins = arrays[0], dict(zip(k.inputs, arrays[1:]))
+    (ref,) = interpreter.run_graph([k.output], ins.get)
+    if got.dtype.kind == "f":
+        bad = ~np.isclose(got, ref, rtol=1e-4, atol=1e-5, equal_nan=True)
+    else:
+        bad = got != ref
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[:5]
+    diffs = "; ".join(f"at {tuple(int(i) for i in w)}: kernel {got[tuple(w)]!r} vs "
+                      f"interpreter {ref[tuple(w)]!r}" for w in where)
+    lines = list(dict.fromkeys(s for n in k.nodes if (s := site_of(n))))
+    raise KernelMismatch(f"{k.name} ({', '.join(k.ops) or 'copy'}) differs from the reference "
+                         f"interpreter in {int(bad.sum())} of {bad.size} elements: {diffs}\n"
+                         f"ops created at: {', '.join(lines) or 'unknown'}\n"
+                         f"source:\n{k.source}")
 
 
 def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
-    g = optimize(Graph(outputs))
+    lvl = debug.get_level()
+    t0 = time.perf_counter()
+    g = Graph(outputs)
+    if lvl >= 3:
+        debug.log(f"--- IR before passes\n{g}")
+    g = optimize(g, (lambda name, gr: debug.log(f"--- after {name}\n{gr}")) if lvl >= 5
+                 else None)
     sched = schedule_graph(g)
     for k in sched.kernels:
         k.source = codegen_c.render_kernel(k)
+    if lvl >= 3:
+        debug.log(f"--- scheduled\n{format_schedule(sched)}")
+    if lvl >= 4:
+        for k in sched.kernels:
+            debug.log(f"--- {k.name}\n{k.source}")
     slot: dict[Node, int] = {b: i for i, b in enumerate(inputs)}
     outs = set(o for o in g.outputs if o.op is not Op.BUFFER)
     order = [(k.output, k.inputs) for k in sched.kernels]
@@ -118,8 +182,10 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
         for k in sched.kernels:
             fn = cpu.function(lib, syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
-    return Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
+    plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
                 {slot[o] for o in outs})
+    plan.build_ms = (time.perf_counter() - t0) * 1e3
+    return plan
 
 
 def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np.ndarray]:
@@ -131,6 +197,55 @@ def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np
     return out
 
 
+def _anomaly(n: Node, value: np.ndarray, srcs: list[np.ndarray]) -> None:
+    """Anomaly mode: stop at the first op whose output has nan/inf and whose inputs do not."""
+    if value.dtype.kind != "f" or np.isfinite(value).all():
+        return
+    if any(s.dtype.kind == "f" and not np.isfinite(s).all() for s in srcs):
+        return
+    from .sites import BACKWARD, SITES
+    site = SITES.get(n)
+    what = "nan" if np.isnan(value).any() else "inf"
+    name = (site[1] if site and site[1] else n.op.name.lower())
+    kind = "backward" if n in BACKWARD else "forward"
+    raise RuntimeError(f"Anomaly detected: {kind} op '{name}' ({n.op.name.lower()}) returned "
+                       f"{what} values in its output, created at "
+                       f"{site[0] if site else 'an unknown line'}")
+
+
+def format_schedule(sched: Schedule) -> str:
+    """The scheduled program: one kernel call per line, with the ops it fuses."""
+    names: dict[Node, str] = {}
+    lines = []
+    for k in sched.kernels:
+        for n in k.inputs:
+            if n not in names:
+                names[n] = f"%{len(names)}"
+                lines.append(f"{names[n]}: {n.dtype.short}[{','.join(map(str, n.shape))}] = "
+                             f"{'buffer' if n.op is Op.BUFFER else 'stored'}")
+        names[k.output] = f"%{len(names)}"
+        o = k.output
+        args = ", ".join(names[n] for n in k.inputs)
+        lines.append(f"{names[o]}: {o.dtype.short}[{','.join(map(str, o.shape))}] = "
+                     f"{k.name}({args})  # {', '.join(k.ops) or 'copy'}")
+    return "\n".join(lines)
+
+
+class RealizeError(RuntimeError):
+    """A failure while compiling or running a graph, naming the user lines that built it."""
+
+    def __init__(self, message: str, nodes: list[Node]):
+        from .sites import site_of
+        sites: list[str] = []
+        for n in toposort(nodes, lambda n: n.op is Op.BUFFER):
+            s = site_of(n)
+            if s and s not in sites:
+                sites.append(s)
+        where = ", ".join(sites[-8:]) if sites else "unknown"
+        super().__init__(f"{message}\n(while computing ops created at {where})")
+        self.sites = sites
+
+
 def realize(nodes: list[Node]) -> list[Node]:
     """Compute `nodes`; return a BUFFER node for each (and remember it in REALIZED)."""
     todo = [n for n in nodes if n.op is not Op.BUFFER and n not in REALIZED]
@@ -138,17 +253,31 @@ def realize(nodes: list[Node]) -> list[Node]:
         debug.STATS["realizes"] += 1
         outputs, inputs = substitute(todo)
         arrays_in = [memory.data(b) for b in inputs]
-        if debug.backend() == "interp":
+        plan = None
+        if debug.anomaly_mode():
+            bufs = {b: a for b, a in zip(inputs, arrays_in)}
+            results = interpreter.run_graph(outputs, lambda n: bufs.get(n), _anomaly)
+        elif debug.backend() == "interp":
             bufs = {b: a for b, a in zip(inputs, arrays_in)}
             results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
         else:
             key = structure_key(outputs, inputs)
             plan = _PLANS.get(key)
             if plan is None:
-                plan = _PLANS[key] = build_plan(outputs, inputs)
+                try:
+                    plan = _PLANS[key] = build_plan(outputs, inputs)
+                except Exception as e:
+                    raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
+                hit = False
             else:
                 debug.STATS["plan_cache_hits"] += 1
+                hit = True
+            if debug.get_level() >= 1:
+                debug.log(f"realize: {len(plan.steps)} kernels, "
+                          + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
             results = _views(plan, plan.run(arrays_in), outputs)
+        for hook in debug.REALIZE_HOOKS:
+            hook(outputs, plan)
         for n, r in zip(todo, results):
             REALIZED[n] = memory.buffer_node(r, n.dtype)
     return [n if n.op is Op.BUFFER else REALIZED[n] for n in nodes]

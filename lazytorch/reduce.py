@@ -8,6 +8,7 @@ from . import dtypes as dt
 from .elementwise import cast_node, expand_node, make
 from .graph import Node
 from .ops import Op
+from .sites import named
 from .tensor import Tensor, _canon_dim
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -92,13 +93,13 @@ def _check_nonempty(self: Tensor, axes, name: str) -> None:
 
 def amax(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:
     axes = _dims(self, dim if dim != () else None)
-    _check_nonempty(self, axes, "amax")
+    _check_nonempty(self, () if dim in ((), None) else axes, "amax")
     return _record(reduce_node(Op.RMAX, self.node, axes, keepdim))
 
 
 def amin(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:
     axes = _dims(self, dim if dim != () else None)
-    _check_nonempty(self, axes, "amin")
+    _check_nonempty(self, () if dim in ((), None) else axes, "amin")
     return _record(reduce_node(Op.RMIN, self.node, axes, keepdim))
 
 
@@ -114,8 +115,7 @@ def _arg(op: Op, name: str):
         axes = _dims(self, dim)
         _check_nonempty(self, axes, name)
         return _record(reduce_node(op, self.node, axes, keepdim, dt.int64))
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 argmax, argmin = _arg(Op.ARGMAX, "argmax"), _arg(Op.ARGMIN, "argmin")
@@ -134,8 +134,7 @@ def _minmax(rop: Op, aop: Op, name: str):
         values = _record(reduce_node(rop, self.node, axes, keepdim))
         indices = _record(reduce_node(aop, self.node, axes, keepdim, dt.int64))
         return ValuesIndices(values, indices)
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 max = _minmax(Op.RMAX, Op.ARGMAX, "max")
@@ -165,6 +164,8 @@ def std(self: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correct
 def logsumexp(self: Tensor, dim, keepdim: bool = False) -> Tensor:
     x = self if self.dtype.is_floating_point else self.float()
     axes = _dims(x, dim)
+    if x.numel() == 0:  # nothing to stabilise: log(0) = -inf over empty dims
+        return sum(x.exp(), axes, keepdim).log()
     m = amax(x, axes, keepdim=True)
     from .elementwise import where_nodes
     m = where_nodes(m.isinf(), 0.0, m).to(x.dtype)
@@ -203,8 +204,7 @@ def _scan(op: Op, name: str):
             return _record(x)
         axis = _canon_dim(dim, self.ndim)
         return _record(Node(op, (x,), axis, x.shape, d))
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 cumsum, cumprod = _scan(Op.CUMSUM, "cumsum"), _scan(Op.CUMPROD, "cumprod")

@@ -12,7 +12,7 @@ import numpy as np
 
 import weakref
 
-from . import autograd
+from . import autograd, debug
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
@@ -160,6 +160,9 @@ class Tensor:
         t = cls.__new__(cls)
         t._init(node)
         autograd.on_new_tensor(t)
+        if debug.eager_mode() is not None and node.op is not Op.BUFFER:
+            with debug.use_backend(debug.eager_mode()):
+                realize_tensors([t])  # debug mode: the op runs here, at the user's line
         return t
 
     # --------------------------------------------------------------------- the node

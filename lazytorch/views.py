@@ -89,14 +89,20 @@ def _infer_shape(shape: Sequence[int], numel: int, old) -> tuple[int, ...]:
     shape = list(shape)
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred")
+    for i, d in enumerate(shape):
+        if d < -1:
+            raise RuntimeError(f"invalid shape dimension {d} at index {i} of shape "
+                               f"{_shape_str(shape)}")
     if -1 in shape:
         rest = math.prod(d for d in shape if d != -1)
+        if rest == 0 and numel == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape "
+                               f"{_shape_str(shape)} because the unspecified dimension size "
+                               f"-1 can be any value and is ambiguous")
         if rest == 0 or numel % rest:
             raise RuntimeError(f"shape '{_shape_str(shape)}' is invalid for input of size "
                                f"{numel}")
         shape[shape.index(-1)] = numel // rest
-    if any(d < 0 for d in shape):
-        raise RuntimeError(f"invalid shape dimension {min(shape)}")
     if math.prod(shape) != numel:
         raise RuntimeError(f"shape '{_shape_str(shape)}' is invalid for input of size {numel}")
     return tuple(shape)
@@ -132,9 +138,9 @@ def reshape_as(self: Tensor, other: Tensor) -> Tensor:
 
 
 def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    s, e = _canon_dim(start_dim, self.ndim), _canon_dim(end_dim, self.ndim)
     if self.ndim == 0:
         return reshape(self, 1)
-    s, e = _canon_dim(start_dim, self.ndim), _canon_dim(end_dim, self.ndim)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     sh = self.shape
@@ -143,6 +149,8 @@ def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def unflatten(self: Tensor, dim: int, sizes) -> Tensor:
     d = _canon_dim(dim, self.ndim)
+    if self.ndim == 0:
+        raise RuntimeError(f"Dimension specified as {dim} but tensor has no dimensions")
     sizes = list(sizes)
     if -1 in sizes:
         rest = math.prod(x for x in sizes if x != -1)
@@ -181,9 +189,9 @@ def permute(self: Tensor, *dims) -> Tensor:
 
 
 def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    a, b = _canon_dim(dim0, self.ndim), _canon_dim(dim1, self.ndim)
     if self.ndim == 0:
         return make_view(self, Op.RESHAPE, (), ())
-    a, b = _canon_dim(dim0, self.ndim), _canon_dim(dim1, self.ndim)
     perm = list(range(self.ndim))
     perm[a], perm[b] = perm[b], perm[a]
     return permute(self, perm)
@@ -216,6 +224,12 @@ def movedim(self: Tensor, source, destination) -> Tensor:
                            f"should contain the same number of dims as destination ({dst} dims)")
     src = [_canon_dim(d, self.ndim) for d in src]
     dst = [_canon_dim(d, self.ndim) for d in dst]
+    if len(set(src)) != len(src):
+        raise RuntimeError(f"movedim: repeated dim in `source` ({list(source)})")
+    if len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in `destination` ({list(destination)})")
+    if self.ndim == 0:
+        return make_view(self, Op.RESHAPE, (), ())
     perm: list[int | None] = [None] * self.ndim
     for s, d in zip(src, dst):
         perm[d] = s
@@ -234,8 +248,11 @@ def expand(self: Tensor, *sizes) -> Tensor:
     old = (1,) * lead + tuple(self.shape)
     new = []
     for i, (o, s) in enumerate(zip(old, sizes)):
-        s = o if s == -1 and i >= lead else s
-        if o != s and o != 1:
+        if s == -1 and i < lead:
+            raise RuntimeError(f"The expanded size of the tensor (-1) isn't allowed in a "
+                               f"leading, non-existing dimension {i}")
+        s = o if s == -1 else s
+        if o != s and (o != 1 or s < 0):
             raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
                                f"size ({o}) at non-singleton dimension {i}.  Target sizes: "
                                f"{_shape_str(sizes)}.  Tensor sizes: {_shape_str(self.shape)}")
@@ -264,27 +281,45 @@ def slice_dim(self: Tensor, dim: int, start, stop, step: int = 1) -> Tensor:
 
 
 def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
+    if self.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _canon_dim(dim, self.ndim)
     n = self.shape[d]
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but "
+                         f"got {start})")
     if start < 0:
         start += n
-    if not (0 <= start <= n and 0 <= length and start + length <= n):
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return slice_dim(self, d, start, start + length)
 
 
 def flip(self: Tensor, *dims) -> Tensor:
-    dims = {_canon_dim(d, self.ndim) for d in _sizes(dims)}
+    given = [_canon_dim(d, self.ndim) for d in _sizes(dims)]
+    dims = set(given)
+    if len(dims) != len(given):
+        dup = next(d for d in given if given.count(d) > 1)
+        raise RuntimeError(f"dim {dup} appears multiple times in the list of dims")
     arg = tuple((s - 1, -1) if i in dims and s > 0 else (0, 1)
                 for i, s in enumerate(self.shape))
     return Tensor._make(Node(Op.SLICE, (self.node,), arg, self.shape, self.dtype))
 
 
 def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    if self.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = _canon_dim(dim, self.ndim)
     n = self.shape[d]
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
+        if s < 0 or (s == 0 and n != 0):
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {n}" if s == 0 else
+                               f"split expects split_size be non-negative, but got "
+                               f"split_size={s}")
         sizes = [min(s, n - i) for i in range(0, n, s)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
@@ -302,6 +337,8 @@ def split(self: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, .
 def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    if self.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     n = self.shape[_canon_dim(dim, self.ndim)]
     size = -(-n // chunks) if n else 1
     return split(self, max(size, 1), dim)

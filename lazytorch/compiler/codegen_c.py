@@ -136,7 +136,8 @@ _INIT = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1"}
 
 
 def _red_init(k: Kernel) -> str:
-    d = k.acc.dtype
+    # argmax/argmin: the running best has the source's dtype (acc is the int64 index)
+    d = k.red_val.dtype if k.red_op in (Op.ARGMAX, Op.ARGMIN) else k.acc.dtype
     if k.red_op in _INIT:
         return _INIT[k.red_op]
     lowest = k.red_op in (Op.RMAX, Op.ARGMAX)

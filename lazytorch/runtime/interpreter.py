@@ -52,7 +52,7 @@ def _minmax(fn):
 
 def _reduce(fn):
     def run(n, a):
-        if a.size == 0 and fn in (np.max, np.min):
+        if fn in (np.max, np.min) and any(a.shape[ax] == 0 for ax in n.arg):
             raise RuntimeError("reduction over an empty dimension")
         return fn(a, axis=n.arg, keepdims=True)
     return run
@@ -73,7 +73,8 @@ def _arg(fn):
 
 
 def _acc(d: np.dtype) -> np.dtype:
-    # scans accumulate half in float, as PyTorch (and the C kernels) do
+    # half is accumulated (scans) or composed (sigmoid, rsqrt) in float and rounded once,
+    # as PyTorch and the C kernels do
     return np.dtype(np.float32) if d == np.float16 else d
 
 
@@ -131,13 +132,13 @@ NUMPY = {
     Op.LOG2: lambda n, a: np.log2(a),
     Op.LOG1P: lambda n, a: np.log1p(a),
     Op.SQRT: lambda n, a: np.sqrt(a),
-    Op.RSQRT: lambda n, a: (1 / np.sqrt(a)).astype(a.dtype),
+    Op.RSQRT: lambda n, a: (1 / np.sqrt(a.astype(_acc(a.dtype)))).astype(a.dtype),
     Op.RECIP: lambda n, a: (1 / a).astype(a.dtype),
     Op.SIN: lambda n, a: np.sin(a),
     Op.COS: lambda n, a: np.cos(a),
     Op.TAN: lambda n, a: np.tan(a),
     Op.TANH: lambda n, a: np.tanh(a),
-    Op.SIGMOID: lambda n, a: (1 / (1 + np.exp(-a))).astype(a.dtype),
+    Op.SIGMOID: lambda n, a: (1 / (1 + np.exp(-a.astype(_acc(a.dtype))))).astype(a.dtype),
     Op.ERF: _float(lambda a: _erf(a).astype(np.float64)),
     Op.FLOOR: lambda n, a: np.floor(a),
     Op.CEIL: lambda n, a: np.ceil(a),
@@ -193,8 +194,9 @@ def eval_node(n: Node, *srcs: np.ndarray) -> np.ndarray:
     return out.reshape(n.shape) if out.shape != n.shape else out
 
 
-def run_graph(outputs: list[Node], value_of) -> list[np.ndarray]:
-    """Evaluate `outputs`; `value_of(node)` returns the array of a leaf or None."""
+def run_graph(outputs: list[Node], value_of, on_value=None) -> list[np.ndarray]:
+    """Evaluate `outputs`; `value_of(node)` returns the array of a leaf or None;
+    `on_value(node, array, src_arrays)` sees each computed value (anomaly checks)."""
     vals: dict[Node, np.ndarray] = {}
     leaves: dict[Node, np.ndarray] = {}
 
@@ -212,4 +214,6 @@ def run_graph(outputs: list[Node], value_of) -> list[np.ndarray]:
             vals[n] = np.array(n.arg, dtype=n.dtype.np)
         else:
             vals[n] = eval_node(n, *(vals[s] for s in n.srcs))
+            if on_value is not None:
+                on_value(n, vals[n], [vals[s] for s in n.srcs])
     return [np.array(vals[o], order="C", copy=True) for o in outputs]

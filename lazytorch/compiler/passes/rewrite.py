@@ -12,10 +12,13 @@ def rewrite(g: Graph, fn: Callable[[Node, tuple[Node, ...]], Node]) -> Graph:
     `fn` gets the original node and its already-rewritten sources and returns the node to use
     (often `Node(n.op, new_srcs, n.arg, n.shape, n.dtype)`); unreachable nodes are dropped.
     """
+    from ...sites import inherit
     new: dict[Node, Node] = {}
     for n in g.nodes:
         srcs = tuple(new[s] for s in n.srcs)
-        new[n] = fn(n, srcs)
+        out = new[n] = fn(n, srcs)
+        if out is not n:
+            inherit(out, n)  # the user's line and backward mark follow the rewritten node
     return Graph(tuple(new[o] for o in g.outputs))
 
 

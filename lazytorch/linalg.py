@@ -1,0 +1,675 @@
+"""Matrix products with PyTorch's semantics and messages: matmul (`@`), mm, bmm, mv, dot, vdot,
+outer/ger, addmm, baddbmm, tensordot and einsum.
+
+Every product is views plus two ops: the operands are reshaped, permuted and expanded so that
+the contracted axes line up, multiplied (MUL) and summed over those axes (SUM). The scheduler
+turns MUL+SUM into one reduce kernel and fuses elementwise epilogues (bias, activation) into it.
+Shapes and dtypes are checked at the call, with PyTorch's messages; like PyTorch, products do
+not promote dtypes (both operands must agree), except outer and einsum's plain multiplications.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from . import dtypes as dt
+from .elementwise import cast_node
+from .graph import Node, const
+from .ops import Op
+from .tensor import Tensor, _canon_dim
+
+# PyTorch's names for dtypes in messages: ScalarType names, and C++ type names (TypeMeta)
+_SCALAR = {dt.float32: "Float", dt.float64: "Double", dt.float16: "Half", dt.int64: "Long",
+           dt.int32: "Int", dt.int16: "Short", dt.int8: "Char", dt.uint8: "Byte",
+           dt.bool_: "Bool"}
+_CTYPE = {dt.float32: "float", dt.float64: "double", dt.float16: "c10::Half",
+          dt.int64: "long int", dt.int32: "int", dt.int16: "short int", dt.int8: "signed char",
+          dt.uint8: "unsigned char", dt.bool_: "bool"}
+
+
+# --------------------------------------------------------------------------- node helpers
+def _reshape(n: Node, shape: Sequence[int]) -> Node:
+    shape = tuple(shape)
+    return n if n.shape == shape else Node(Op.RESHAPE, (n,), shape, shape, n.dtype)
+
+
+def _permute(n: Node, perm: Sequence[int]) -> Node:
+    perm = tuple(perm)
+    if perm == tuple(range(len(perm))):
+        return n
+    return Node(Op.PERMUTE, (n,), perm, tuple(n.shape[p] for p in perm), n.dtype)
+
+
+def _expand(n: Node, shape: Sequence[int]) -> Node:
+    shape = tuple(shape)
+    return n if n.shape == shape else Node(Op.EXPAND, (n,), shape, shape, n.dtype)
+
+
+def _product(ops: Sequence[Node], shape: Sequence[int], axes: Sequence[int],
+             dtype: dt.DType) -> Node:
+    """Sum over `axes` of the product of `ops` (each broadcastable to `shape`, same rank).
+
+    Each operand is expanded before it is cast, so the cast fuses into the reduce kernel
+    instead of making the scheduler store a broadcast computed node.
+    """
+    shape = tuple(shape)
+    prod = None
+    for n in ops:
+        n = cast_node(_expand(n, shape), dtype)
+        prod = n if prod is None else Node(Op.MUL, (prod, n), None, shape, dtype)
+    axes = tuple(sorted(axes))
+    if not axes:
+        return prod
+    kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
+    r = Node(Op.SUM, (prod,), axes, kept, dtype)
+    return _reshape(r, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+def _matmul_node(a: Node, b: Node, batch: tuple[int, ...], dtype: dt.DType | None = None) -> Node:
+    """(*ba, m, k) @ (*bb, k, n) -> (*batch, m, n); ba and bb broadcast to batch (same rank)."""
+    nb = len(batch)
+    *ba, m, k = a.shape
+    *bb, _, n = b.shape
+    a3 = _reshape(a, (*ba, m, 1, k))
+    b3 = _reshape(_permute(b, (*range(nb), nb + 1, nb)), (*bb, 1, n, k))
+    return _product([a3, b3], (*batch, m, n, k), (nb + 2,), dtype or a.dtype)
+
+
+def _wrap(node: Node) -> Tensor:
+    from .sites import record
+    record(node)
+    return Tensor._make(node)
+
+
+# --------------------------------------------------------------------------- checks
+def _need_tensor(x, fn: str, name: str, pos: int) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _no_bool(d: dt.DType, kernel: str) -> None:
+    if d == dt.bool_:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+
+
+def _check_mm(s1, s2, d1: dt.DType, d2: dt.DType) -> None:
+    if s1[1] != s2[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({s1[0]}x{s1[1]} and "
+                           f"{s2[0]}x{s2[1]})")
+    if d1 != d2:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_CTYPE[d1]} "
+                           f"!= {_CTYPE[d2]}")
+    _no_bool(d1, "addmm_impl_cpu_")
+
+
+def _check_mv(sm, sv, dm: dt.DType, dv: dt.DType) -> None:
+    if sm[1] != sv[0]:
+        raise RuntimeError(f"size mismatch, got input ({sm[0]}), mat ({sm[0]}x{sm[1]}), vec "
+                           f"({sv[0]})")
+    if dm != dv:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got "
+                           f"{_SCALAR[dv]}, {_SCALAR[dm]}, and {_SCALAR[dv]}")
+    _no_bool(dm, "addmv_impl_cpu")
+
+
+def _check_bmm(s1, s2, d1: dt.DType, d2: dt.DType, kernel: str = "bmm") -> dt.DType:
+    """bmm's checks on (b, n, m) and (b, m, p) shapes; returns the result dtype."""
+    if s2[0] != s1[0] or s2[1] != s1[2]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{s1[0]}, {s1[2]}] but got: [{s2[0]}, {s2[1]}].")
+    return _bmm_dtype(d1, d2, math.prod(s1) == 0 or math.prod(s2) == 0, kernel)
+
+
+def _bmm_dtype(d1: dt.DType, d2: dt.DType, empty: bool, kernel: str = "bmm") -> dt.DType:
+    """bmm's dtype checks; PyTorch skips them for empty operands and answers batch2's dtype."""
+    if empty:
+        return d2
+    _no_bool(d1, kernel)
+    if d1 != d2:
+        raise RuntimeError(f"expected scalar type {_SCALAR[d1]} but found {_SCALAR[d2]}")
+    return d1
+
+
+def _infer_size(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """Broadcast two batch shapes, with the message of PyTorch's infer_size."""
+    n = max(len(a), len(b))
+    out = [1] * n
+    for i in range(n - 1, -1, -1):
+        off = n - 1 - i
+        sa = a[len(a) - 1 - off] if len(a) - 1 - off >= 0 else 1
+        sb = b[len(b) - 1 - off] if len(b) - 1 - off >= 0 else 1
+        if sa != sb and sa != 1 and sb != 1:
+            raise RuntimeError(f"The size of tensor a ({sa}) must match the size of tensor b "
+                               f"({sb}) at non-singleton dimension {i}")
+        out[i] = sb if sa == 1 else sa
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- products
+def dot(input: Tensor, other: Tensor) -> Tensor:
+    """torch.dot: the inner product of two 1-D tensors of the same dtype."""
+    _need_tensor(input, "dot", "input", 1)
+    _need_tensor(other, "dot", "tensor", 2)
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D "
+                           f"tensors")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{_SCALAR[input.dtype]} and {_SCALAR[other.dtype]}")
+    n1, n2 = input.numel(), other.numel()
+    if n1 != n2:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n1}] and src [{n2}] to "
+                           f"have the same number of elements, but got {n1} and {n2} elements "
+                           f"respectively")
+    _no_bool(input.dtype, "dot")
+    return _wrap(_product([input.node, other.node], (n1,), (0,), input.dtype))
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """torch.vdot: dot with the first argument conjugated (the same as dot for real tensors)."""
+    return dot(input, other)
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    """torch.mv: matrix (n, m) times vector (m,)."""
+    _need_tensor(input, "mv", "input", 1)
+    _need_tensor(vec, "mv", "vec", 2)
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, "
+                           f"{vec.ndim}")
+    _check_mv(input.shape, vec.shape, input.dtype, vec.dtype)
+    m, k = input.shape
+    v = _reshape(vec.node, (1, k))
+    return _wrap(_product([input.node, v], (m, k), (1,), input.dtype))
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """torch.mm: (n, m) @ (m, p), no broadcasting."""
+    _need_tensor(input, "mm", "input", 1)
+    _need_tensor(mat2, "mm", "mat2", 2)
+    if input.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if mat2.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    _check_mm(input.shape, mat2.shape, input.dtype, mat2.dtype)
+    return _wrap(_matmul_node(input.node, mat2.node, ()))
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """torch.bmm: (b, n, m) @ (b, m, p), no broadcasting."""
+    _need_tensor(input, "bmm", "input", 1)
+    _need_tensor(mat2, "bmm", "mat2", 2)
+    if input.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if mat2.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    d = _check_bmm(input.shape, mat2.shape, input.dtype, mat2.dtype)
+    return _wrap(_matmul_node(input.node, mat2.node, (input.shape[0],), d))
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """torch.matmul / `@`: dot, mv, mm, or a batched product broadcasting the batch dims."""
+    _need_tensor(input, "matmul", "input", 1)
+    _need_tensor(other, "matmul", "other", 2)
+    d1, d2 = input.ndim, other.ndim
+    if d1 == 0 or d2 == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{d1}D and {d2}D")
+    if d1 == 1 and d2 == 1:
+        return dot(input, other)
+    if d1 == 2 and d2 == 1:
+        return mv(input, other)
+    if d1 == 2 and d2 == 2:
+        return mm(input, other)
+    sa, sb = tuple(input.shape), tuple(other.shape)
+    if d1 == 1 and d2 == 2:
+        _check_mm((1, sa[0]), sb, input.dtype, other.dtype)
+        out = _matmul_node(_reshape(input.node, (1, sa[0])), other.node, ())
+        return _wrap(_reshape(out, (sb[1],)))
+    if d1 >= 3 and d2 <= 2:
+        # PyTorch folds the batch into the rows and calls mm or mv: same checks and messages
+        batch, (n, k) = sa[:-2], sa[-2:]
+        rows = math.prod(sa[:-1])
+        if d2 == 2:
+            _check_mm((rows, k), sb, input.dtype, other.dtype)
+            b = _reshape(other.node, (1,) * len(batch) + sb)
+            return _wrap(_matmul_node(input.node, b, batch))
+        _check_mv((rows, k), sb, input.dtype, other.dtype)
+        v = _reshape(other.node, (1,) * (d1 - 1) + sb)
+        return _wrap(_product([input.node, v], sa, (d1 - 1,), input.dtype))
+    # batched: broadcast the batch dims, then bmm's checks on the flattened batch
+    n = sa[-2] if d1 > 1 else 1
+    m1 = sa[-1]
+    batch_a = sa[:-2] if d1 > 1 else ()
+    m2 = sb[-2] if d2 > 1 else sb[0]
+    p = sb[-1] if d2 > 1 else 1
+    batch_b = sb[:-2] if d2 > 1 else ()
+    batch = _infer_size(batch_a, batch_b)
+    nb = math.prod(batch)
+    d = _check_bmm((nb, n, m1), (nb, m2, p), input.dtype, other.dtype)
+    pad = len(batch)
+    a = _reshape(input.node, (1,) * (pad - len(batch_a)) + batch_a + (n, m1))
+    b = _reshape(other.node, (1,) * (pad - len(batch_b)) + batch_b + (m2, p))
+    out = _matmul_node(a, b, batch, d)
+    shape = batch + ((n,) if d1 > 1 else ()) + ((p,) if d2 > 1 else ())
+    return _wrap(_reshape(out, shape))
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """torch.outer / ger: input[i] * vec2[j], with type promotion."""
+    _need_tensor(input, "outer", "input", 1)
+    _need_tensor(vec2, "outer", "vec2", 2)
+    if input.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument self, but got {input.ndim}-D")
+    if vec2.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {vec2.ndim}-D")
+    from .elementwise import mul
+    return mul(_wrap(_reshape(input.node, (input.shape[0], 1))), vec2)
+
+
+ger = outer
+
+
+def _scaled_sum(bias: Node, prod: Node, beta, alpha) -> Node:
+    """beta * bias + alpha * prod, as addmm/baddbmm compute it (a zero factor drops its term,
+    so nan/inf there do not propagate; integer results truncate beta and alpha)."""
+    d = prod.dtype
+    if not d.is_floating_point:
+        beta, alpha = int(beta), int(alpha)
+    shape = prod.shape
+
+    def scale(n: Node, s) -> Node:
+        if s == 1:
+            return n
+        return Node(Op.MUL, (n, const(s, d, shape)), None, shape, d)
+
+    if beta == 0 and alpha == 0:
+        return const(0, d, shape)
+    if beta == 0:
+        return scale(prod, alpha)
+    if alpha == 0:
+        return scale(bias, beta)
+    return Node(Op.ADD, (scale(bias, beta), scale(prod, alpha)), None, shape, d)
+
+
+def _bias(input: Tensor, shape: tuple[int, ...]) -> Node:
+    """input broadcast to shape, with expand's message when it cannot be."""
+    from .views import expand
+    return expand(input, shape).node
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addmm: beta * input + alpha * (mat1 @ mat2), input broadcast to the result."""
+    _need_tensor(input, "addmm", "input", 1)
+    _need_tensor(mat1, "addmm", "mat1", 2)
+    _need_tensor(mat2, "addmm", "mat2", 3)
+    if input.dtype != mat2.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{_SCALAR[input.dtype]} and {_SCALAR[mat2.dtype]}")
+    if mat1.dtype != mat2.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                           f"{_SCALAR[mat1.dtype]} and {_SCALAR[mat2.dtype]}")
+    for name, m in (("mat1", mat1), ("mat2", mat2)):
+        if m.ndim != 2:
+            raise RuntimeError(f"{name} must be a matrix, got {m.ndim}-D tensor")
+    _check_mm(mat1.shape, mat2.shape, mat1.dtype, mat2.dtype)
+    bias = _bias(input, (mat1.shape[0], mat2.shape[1]))
+    return _wrap(_scaled_sum(bias, _matmul_node(mat1.node, mat2.node, ()), beta, alpha))
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.baddbmm: beta * input + alpha * bmm(batch1, batch2), input broadcast."""
+    _need_tensor(input, "baddbmm", "input", 1)
+    _need_tensor(batch1, "baddbmm", "batch1", 2)
+    _need_tensor(batch2, "baddbmm", "batch2", 3)
+    if input.dtype != batch1.dtype:
+        raise RuntimeError(f"Input dtypes must be the same, got: input {_CTYPE[input.dtype]}, "
+                           f"batch1: {_CTYPE[batch1.dtype]}, batch2: {_CTYPE[batch2.dtype]}")
+    if batch1.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if batch2.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    d = _check_bmm(batch1.shape, batch2.shape, batch1.dtype, batch2.dtype, "baddbmm")
+    b, n, _ = batch1.shape
+    bias = cast_node(_bias(input, (b, n, batch2.shape[2])), d)
+    prod = _matmul_node(batch1.node, batch2.node, (b,), d)
+    return _wrap(_scaled_sum(bias, prod, beta, alpha))
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
+    """torch.tensordot: contract dims of a with dims of b (an int n: a's last n with b's
+    first n; or two lists)."""
+    if out is not None:
+        raise NotImplementedError("tensordot(out=) is not supported")
+    _need_tensor(a, "tensordot", "a", 1)
+    _need_tensor(b, "tensordot", "b", 2)
+    if isinstance(dims, Tensor):
+        if dims.numel() > 1:
+            dims = dims.tolist()
+        else:
+            dims = int(dims.item())
+    if isinstance(dims, int) and not isinstance(dims, bool):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > min(a.ndim, b.ndim):
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
+        dims_a, dims_b = list(range(-dims, 0)), list(range(dims))
+    elif isinstance(dims, (tuple, list)):
+        dims_a, dims_b = dims
+        for i, x in enumerate((dims_a, dims_b)):
+            if not isinstance(x, (list, tuple)):
+                raise TypeError(f"tensordot(): argument '{('dims_self', 'dims_other')[i]}' "
+                                f"(position {3 + i}) must be tuple of ints, not "
+                                f"{type(x).__name__}")
+    else:
+        raise RuntimeError("tensordot expects dims to be int or tuple[list[int], list[int]] or "
+                           f"list[list[int]] containing two lists, but got dims={dims}")
+    if len(dims_a) != len(dims_b):
+        raise RuntimeError("both dimension lists should have same length")
+    if a.dtype != b.dtype:
+        raise RuntimeError("both inputs should have same dtype")
+    ca = [_canon_dim(int(x), a.ndim) for x in dims_a]
+    cb = [_canon_dim(int(x), b.ndim) for x in dims_b]
+    for c in (ca, cb):
+        for x in c:
+            if c.count(x) > 1:
+                raise RuntimeError(f"dim {x} appears multiple times in the list of dims")
+    csizes = []
+    for x, y, ox, oy in zip(ca, cb, dims_a, dims_b):
+        s1, s2 = a.shape[x], b.shape[y]
+        if s1 != s2 and s1 != 1 and s2 != 1:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {s1} "
+                               f"in dim {ox} and second has size {s2} in dim {oy}")
+        csizes.append(s1 if s2 == 1 else s2)
+    _no_bool(a.dtype, "addmm_impl_cpu_")
+    fa = [i for i in range(a.ndim) if i not in ca]
+    fb = [i for i in range(b.ndim) if i not in cb]
+    sa = [a.shape[i] for i in fa]
+    sb = [b.shape[i] for i in fb]
+    an = _reshape(_permute(a.node, fa + ca), sa + [1] * len(sb) + [a.shape[i] for i in ca])
+    bn = _reshape(_permute(b.node, fb + cb), [1] * len(sa) + sb + [b.shape[i] for i in cb])
+    full = sa + sb + csizes
+    nf = len(sa) + len(sb)
+    return _wrap(_product([an, bn], full, range(nf, len(full)), a.dtype))
+
+
+# --------------------------------------------------------------------------- einsum
+_ELLIPSIS = 52
+
+
+def _label(c: str) -> int:
+    return ord(c) - ord("A") if c.isupper() else ord(c) - ord("a") + 26
+
+
+def _label_char(s: int) -> str:
+    return chr(ord("A") + s) if s < 26 else chr(ord("a") + s - 26)
+
+
+def _is_letter(c: str) -> bool:
+    return c.isascii() and c.isalpha()
+
+
+def _sublist_char(n) -> str:
+    if n is Ellipsis:
+        return "..."
+    if 0 <= n < 26:
+        return chr(ord("A") + n)
+    if 26 <= n < 52:
+        return chr(ord("a") + n - 26)
+    raise ValueError("einsum(): subscript in subscript list is not within the valid range "
+                     "[0, 52)")
+
+
+def einsum(*args) -> Tensor:
+    """torch.einsum(equation, *operands), or the sublist form einsum(op, [0, 1], op, [1, 2])."""
+    if len(args) < 2:
+        raise ValueError("einsum(): must specify the equation string and at least one operand, "
+                         "or at least one operand and its subscripts list")
+    if isinstance(args[0], Tensor):
+        equation = ",".join("".join(_sublist_char(s) for s in lst) for lst in args[1::2])
+        if len(args) % 2 == 1:
+            equation += "->" + "".join(_sublist_char(s) for s in args[-1])
+            operands = list(args[:-1:2])
+        else:
+            operands = list(args[::2])
+    else:
+        equation, operands = args[0], list(args[1:])
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = list(operands[0])
+    for i, op in enumerate(operands):
+        if not isinstance(op, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 1, but got "
+                            f"{type(op).__name__}")
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    return _einsum(equation, operands)
+
+
+def _parse_operands(lhs: str, num_ops: int) -> list[list[int]]:
+    op_labels: list[list[int]] = [[] for _ in range(num_ops)]
+    cur, ell_seen, i = 0, False, 0
+    while i < len(lhs):
+        c = lhs[i]
+        if c == " ":
+            pass
+        elif c == ".":
+            if ell_seen:
+                raise RuntimeError(f"einsum(): found '.' for operand {cur} for which an ellipsis "
+                                   f"was already found")
+            if not (i + 2 < len(lhs) and lhs[i + 1] == "." and lhs[i + 2] == "."):
+                raise RuntimeError(f"einsum(): found '.' for operand {cur} that is not part of "
+                                   f"any ellipsis")
+            i += 2
+            op_labels[cur].append(_ELLIPSIS)
+            ell_seen = True
+        elif c == ",":
+            cur += 1
+            if cur >= num_ops:
+                raise RuntimeError("einsum(): fewer operands were provided than specified in "
+                                   "the equation")
+            ell_seen = False
+        elif _is_letter(c):
+            op_labels[cur].append(_label(c))
+        else:
+            raise RuntimeError(f"einsum(): invalid subscript given at index {i} in the equation "
+                               f"string, subscripts must be in [a-zA-Z]")
+        i += 1
+    if cur != num_ops - 1:
+        raise RuntimeError("einsum(): more operands were provided than specified in the "
+                           "equation")
+    return op_labels
+
+
+def _diagonal(n: Node, d0: int, d1: int) -> Node:
+    """The diagonal over dims d0 < d1 (equal sizes), kept at position d0; d1 is removed."""
+    s = n.shape[d0]
+    rest = [i for i in range(len(n.shape)) if i not in (d0, d1)]
+    x = _permute(n, rest + [d0, d1])
+    lead = tuple(n.shape[i] for i in rest)
+    x = _reshape(x, lead + (s * s,))
+    arg = tuple((0, 1) for _ in lead) + ((0, s + 1),)
+    x = Node(Op.SLICE, (x,), arg, lead + (s,), n.dtype)
+    perm = list(range(len(lead)))
+    perm.insert(d0, len(lead))
+    return _permute(x, perm)
+
+
+def _sum_dtype(d: dt.DType) -> dt.DType:
+    return d if d.is_floating_point else dt.int64
+
+
+def _einsum(equation: str, operands: list[Tensor]) -> Tensor:
+    """PyTorch's einsum algorithm for checks and the result dtype; computed as one MUL+SUM."""
+    num_ops = len(operands)
+    arrow = equation.find("->")
+    lhs = equation if arrow < 0 else equation[:arrow]
+    op_labels = _parse_operands(lhs, num_ops)
+
+    label_count = [0] * 52
+    ell_num_dim = 0
+    for i, (op, labels) in enumerate(zip(operands, op_labels)):
+        nlabels, has_ell = len(labels), False
+        for s in labels:
+            if s == _ELLIPSIS:
+                nlabels -= 1
+                has_ell = True
+                ell_num_dim = max(ell_num_dim, op.ndim - (len(labels) - 1))
+            else:
+                label_count[s] += 1
+        if (nlabels > op.ndim) if has_ell else (nlabels != op.ndim):
+            what = "is more than" if has_ell else "does not match"
+            tail = "" if has_ell else " and no ellipsis was given"
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({nlabels}) "
+                               f"{what} the number of dimensions ({op.ndim}) for operand "
+                               f"{i}{tail}")
+
+    # positions in the aligned shape: output dims first, then the contracted ones
+    perm_index_of = [-1] * 52
+    perm_index = ell_index = 0
+    ell_in_output = False
+    if arrow < 0:
+        perm_index = ell_num_dim
+        ell_in_output = True
+        for s in range(52):
+            if label_count[s] == 1:
+                perm_index_of[s] = perm_index
+                perm_index += 1
+    else:
+        rhs = equation[arrow + 2:]
+        i = 0
+        while i < len(rhs):
+            c = rhs[i]
+            if c == " ":
+                pass
+            elif c == ".":
+                if ell_in_output:
+                    raise RuntimeError("einsum(): found '.' for output but an ellipsis (...) "
+                                       "was already found")
+                if not (i + 2 < len(rhs) and rhs[i + 1] == "." and rhs[i + 2] == "."):
+                    raise RuntimeError("einsum(): found '.' for output that is not part of any "
+                                       "ellipsis (...)")
+                i += 2
+                ell_index = perm_index
+                perm_index += ell_num_dim
+                ell_in_output = True
+            elif _is_letter(c):
+                s = _label(c)
+                if label_count[s] == 0 or perm_index_of[s] != -1:
+                    why = ("appears more than once in the output" if perm_index_of[s] != -1
+                           else "does not appear in the equation for any input operand")
+                    raise RuntimeError(f"einsum(): output subscript {c} {why}")
+                perm_index_of[s] = perm_index
+                perm_index += 1
+            else:
+                raise RuntimeError(f"einsum(): invalid subscript given at index "
+                                   f"{len(lhs) + 2 + i} in the equation string, subscripts "
+                                   f"must be in [a-zA-Z]")
+            i += 1
+    out_num_dim = perm_index
+    if not ell_in_output:
+        ell_index = perm_index
+        perm_index += ell_num_dim
+    for s in range(52):
+        if label_count[s] > 0 and perm_index_of[s] == -1:
+            perm_index_of[s] = perm_index
+            perm_index += 1
+
+    # align every operand to the perm_index dims: diagonals, unsqueezes, a permutation
+    label_size = [1] * 52
+    ell_sizes = [1] * ell_num_dim
+    dim_counts = [0] * perm_index
+    nodes: list[Node] = []
+    for i, (op, labels) in enumerate(zip(operands, op_labels)):
+        n = op.node
+        perm = [-1] * perm_index
+        dim = 0
+        for s in labels:
+            if s == _ELLIPSIS:
+                ndim = op.ndim - (len(labels) - 1)
+                for j in range(ell_num_dim - ndim, ell_num_dim):
+                    size = n.shape[dim]
+                    if size != 1:
+                        if ell_sizes[j] != 1 and ell_sizes[j] != size:
+                            raise RuntimeError(
+                                f"einsum(): dimension {dim} covered by ellipsis in operand "
+                                f"{i}has size {size} which does not broadcast with previously "
+                                f"seen ellipsis with size {ell_sizes[j]} for the respective "
+                                f"dimension")
+                        ell_sizes[j] = size
+                        dim_counts[ell_index + j] += 1
+                    perm[ell_index + j] = dim
+                    dim += 1
+            elif perm[perm_index_of[s]] == -1:
+                size = n.shape[dim]
+                if size != 1:
+                    if label_size[s] != 1 and label_size[s] != size:
+                        raise RuntimeError(
+                            f"einsum(): subscript {_label_char(s)} has size {size} for operand "
+                            f"{i} which does not broadcast with previously seen size "
+                            f"{label_size[s]}")
+                    label_size[s] = size
+                    dim_counts[perm_index_of[s]] += 1
+                perm[perm_index_of[s]] = dim
+                dim += 1
+            else:
+                prev = perm[perm_index_of[s]]
+                if n.shape[dim] != n.shape[prev]:
+                    raise RuntimeError(
+                        f"einsum(): subscript {_label_char(s)} is repeated for operand {i} but "
+                        f"the sizes don't match, {n.shape[dim]} != {n.shape[prev]}")
+                n = _diagonal(n, prev, dim)
+        for k, v in enumerate(perm):
+            if v == -1:
+                n = _reshape(n, n.shape[:dim] + (1,) + n.shape[dim:])
+                perm[k] = dim
+                dim += 1
+        nodes.append(_permute(n, perm))
+
+    # the result dtype (and errors) of PyTorch's left-to-right pairwise contraction
+    shapes = [list(n.shape) for n in nodes]
+    dtypes = [n.dtype for n in nodes]
+    while len(shapes) > 1:
+        sa, sb = shapes.pop(0), shapes.pop(0)
+        da, db = dtypes.pop(0), dtypes.pop(0)
+        sum_dims, a_sum, b_sum = [], [], []
+        for d in range(out_num_dim, perm_index):
+            if sa[d] != 1 and sb[d] != 1:
+                dim_counts[d] -= 1
+                if dim_counts[d] == 1:
+                    sum_dims.append(d)
+                    dim_counts[d] = 0
+            elif dim_counts[d] == 1:
+                if sa[d] != 1:
+                    a_sum.append(d)
+                    dim_counts[d] = 0
+                elif sb[d] != 1:
+                    b_sum.append(d)
+                    dim_counts[d] = 0
+        if a_sum:
+            sa = [1 if d in a_sum else x for d, x in enumerate(sa)]
+            da = _sum_dtype(da)
+        if b_sum:
+            sb = [1 if d in b_sum else x for d, x in enumerate(sb)]
+            db = _sum_dtype(db)
+        shape = [x if x != 1 else y for x, y in zip(sa, sb)]
+        if not sum_dims:
+            d = dt.promote(da, db)
+        else:
+            d = _bmm_dtype(da, db, 0 in sa or 0 in sb)
+            shape = [1 if k in sum_dims else x for k, x in enumerate(shape)]
+        shapes.insert(0, shape)
+        dtypes.insert(0, d)
+    out_dtype = dtypes[0]
+    contracted = range(out_num_dim, perm_index)
+    if num_ops == 1 and len(contracted):
+        out_dtype = _sum_dtype(out_dtype)
+
+    full = [1] * perm_index
+    for n in nodes:
+        full = [x if x != 1 else y for x, y in zip(full, n.shape)]
+    return _wrap(_product(nodes, full, contracted, out_dtype))
+
+
+__all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", "baddbmm",
+           "tensordot", "einsum"]
