@@ -6,7 +6,7 @@
   generated source, 5 the IR after every pass. Everything goes to stderr.
 - LAZYTORCH_EAGER=1|interp|compiled or `with eager()`: every op runs when it is called.
 - LAZYTORCH_CHECK=1 or `with check()`: every compiled kernel is compared with the interpreter.
-- ir(*tensors): the pending graph as a readable program.
+- ir(*tensors): the pending graph as a readable program; viz(*tensors, path=...) draws it.
 """
 from __future__ import annotations
 
@@ -139,3 +139,13 @@ def ir(*tensors, sites: bool = True) -> str:
         return f"{s[0]} {s[1]}".strip() + (" backward" if n in BACKWARD and
                                             "backward" not in s[1] else "")
     return format_graph(Graph(outs), comments=comment)
+
+
+def viz(*tensors, path: str = "graph.svg", title: str | None = None) -> str:
+    """Draw the pending graph of `tensors` (forward and backward) to `path`: nodes coloured by
+    op class, fused kernels as clusters named as in the printed schedule, backward nodes dashed.
+    The format follows the extension (svg, png, pdf, dot); without graphviz's `dot` program the
+    DOT text is written instead (same name, .dot). Returns the path written."""
+    from .compiler import graph
+    from .compiler.graphviz import render
+    return render(graph(*tensors), path, title)

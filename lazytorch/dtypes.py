@@ -145,3 +145,24 @@ def result_type(*args) -> DType:
     if out is None or sc > _KIND_RANK[out.kind]:
         out = (bool_, int64, get_default_dtype())[sc] if sc >= 0 else (out or bool_)
     return out
+
+
+_SCALAR_NAMES = {bool_: "Bool", uint8: "Byte", int8: "Char", int16: "Short", int32: "Int",
+                 int64: "Long", float16: "Half", float32: "Float", float64: "Double"}
+
+
+def scalar_type_name(d: DType) -> str:
+    """PyTorch's C++ name for a dtype, as its error messages spell it (Float, Long, ...)."""
+    return _SCALAR_NAMES[d]
+
+
+def can_cast(src: DType, dst: DType) -> bool:
+    """torch.can_cast: no cast to a lower category (float -> int, int -> bool)."""
+    return _KIND_RANK[src.kind] <= _KIND_RANK[dst.kind]
+
+
+def check_inplace_cast(result: DType, out: DType) -> None:
+    """An in-place op may not store a result into a lower category (torch's message)."""
+    if not can_cast(result, out):
+        raise RuntimeError(f"result type {scalar_type_name(result)} can't be cast to the "
+                           f"desired output type {scalar_type_name(out)}")

@@ -49,8 +49,12 @@ def operand(x, d: dt.DType, shape: tuple[int, ...]) -> Node:
         return expand_node(cast_node(x.node, d), shape)
     if isinstance(x, (bool, np.bool_)) and d.kind != "b":
         x = int(x)
-    if d.kind in "iu" and isinstance(x, float):
-        x = int(x)
+    if d.kind in "iu" and isinstance(x, (float, int, np.number)):
+        # a Python scalar wraps into the tensor's integer type, as in PyTorch (uint8 - 1 = 255)
+        bits = 8 * d.itemsize
+        x = int(x) % (1 << bits)
+        if d.kind == "i" and x >= 1 << (bits - 1):
+            x -= 1 << bits
     return const(x, d, shape)
 
 
@@ -101,11 +105,18 @@ def add(self, other, *, alpha=1) -> Tensor:
     return binary(Op.ADD, self, other, name="add")
 
 
+def _is_bool(x) -> bool:
+    return x.dtype == dt.bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+
+
 def sub(self, other, *, alpha=1) -> Tensor:
-    if (isinstance(other, Tensor) and other.dtype == dt.bool_ and isinstance(self, Tensor)
-            and self.dtype == dt.bool_):
+    if _is_bool(self) and _is_bool(other):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(self) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                           "supported. If you are trying to invert a mask, use the `~` or "
+                           "`logical_not()` operator instead.")
     if alpha != 1:
         other = mul(other, alpha)
     return binary(Op.SUB, self, other, name="sub")
@@ -139,14 +150,14 @@ def div(self, other, *, rounding_mode=None) -> Tensor:
 
 
 def rdiv(self, other) -> Tensor:
-    return div(other, self) if isinstance(other, Tensor) else div(_scalar_tensor(other, self),
-                                                                    self)
+    """other / self: a scalar numerator is divided in floating point unwrapped (-3 / uint8)."""
+    return div(_check_operand(other, "div"), self)
 
 
 def _scalar_tensor(v, like: Tensor) -> Tensor:
     """A Python scalar as a 0-d tensor, for reversed ops (scalar on the left)."""
-    d = dt.result_type(like, v)
-    return Tensor._make(const(v, d))
+    d = dt.bool_ if isinstance(v, (bool, np.bool_)) else dt.result_type(like, v)
+    return Tensor._make(operand(v, d, ()))
 
 
 def floor_divide(self, other) -> Tensor:
@@ -167,6 +178,10 @@ def fmod(self, other) -> Tensor:
 
 
 def pow(self, exponent) -> Tensor:
+    if (isinstance(self, Tensor) and not self.dtype.is_floating_point
+            and isinstance(exponent, (int, np.integer)) and not isinstance(exponent, bool)
+            and exponent < 0):
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
     base_t = self if isinstance(self, Tensor) else None
     if base_t is None:
         return binary(Op.POW, _scalar_tensor(self, exponent), exponent, name="pow")
@@ -187,7 +202,12 @@ def abs(self) -> Tensor:
 
 
 def sign(self) -> Tensor:
-    return unary(Op.SIGN, self) if self.dtype != dt.bool_ else self
+    if self.dtype == dt.bool_:
+        return self
+    out = unary(Op.SIGN, self)
+    if self.dtype.is_floating_point:  # torch.sign(nan) is 0
+        out = where_nodes(isnan(self), 0, out)
+    return out
 
 
 def _round_like(op: Op):

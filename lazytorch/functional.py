@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from . import elementwise as ew
+from . import indexing as ix
+from . import joining as jn
 from . import linalg as la
 from . import reduce as rd
 from . import views as vw
@@ -64,3 +66,9 @@ matmul, mm, bmm, mv, dot, vdot = la.matmul, la.mm, la.bmm, la.mv, la.dot, la.vdo
 outer, ger, addmm, baddbmm = la.outer, la.ger, la.addmm, la.baddbmm
 tensordot, einsum = la.tensordot, la.einsum
 __all__ += la.__all__
+
+# indexing and joining (the modules also attach the Tensor methods)
+for _m in (ix, jn):
+    for _n in _m.__all__:
+        globals()[_n] = getattr(_m, _n)
+    __all__ += _m.__all__

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import operator
 from numbers import Number
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import dtypes as dt
 from . import elementwise as ew
 from . import views as vw
-from .graph import Node, const
+from .graph import Node
 from .ops import Op
 from .runtime import memory
 from .tensor import Tensor, _canon_dim, _shape_str, broadcast_shapes
@@ -474,8 +474,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
-    """numpy's take_along_axis: gather with broadcasting (negative indices count from the
-    end); dim=None reads the flattened input."""
+    """numpy's take_along_axis: gather with broadcasting; dim=None reads the flattened
+    input."""
     if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu" or \
             indices.dtype == dt.uint8:
         got = TYPE_NAME.get(getattr(indices, "dtype", None), type(indices).__name__)
@@ -494,11 +494,8 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     sizes = list(input.shape)
     sizes[d] = indices.shape[d]
     shape = broadcast_shapes(sizes, indices.shape)
-    vals = np.asarray(indices.numpy(), dtype=np.int64)
-    v = _first_bad(vals, -n, n)
-    if v is not None:
-        raise RuntimeError(f"index {v} is out of bounds for dimension {d} with size {n}")
-    idx = _index_buffer(np.broadcast_to(np.where(vals < 0, vals + n, vals), shape))
+    vals = _checked_values(indices, n, d)
+    idx = _index_buffer(np.broadcast_to(vals, shape))
     xshape = tuple(n if j == d else s for j, s in enumerate(shape))
     x = ew.expand_node(input.node, xshape)
     return wrap(Node(Op.GATHER, (x, idx), d, tuple(shape), input.dtype))
@@ -721,7 +718,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     _check_mask(mask, "masked_select")
     if mask.dtype != dt.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
-    shape = _broadcast_pair(tuple(input.shape), tuple(mask.shape))
+    shape = _broadcast_pair(tuple(mask.shape), tuple(input.shape))
     where = np.flatnonzero(np.broadcast_to(mask.numpy(), shape))
     x = _reshape(ew.expand_node(input.node, shape), (math.prod(shape),))
     return wrap(Node(Op.GATHER, (x, _index_buffer(where)), 0, (where.size,), input.dtype))
@@ -768,10 +765,3 @@ def _attach() -> None:
 
 _attach()
 
-
-def _unused(*_: Sequence) -> None:  # keep const importable for joining helpers
-    return None
-
-
-del _unused
-_ = const

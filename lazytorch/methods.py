@@ -1,7 +1,9 @@
 """Attach the op modules' functions to Tensor as methods and operators."""
 from __future__ import annotations
 
+from . import dtypes as _dt
 from . import elementwise as ew
+from . import indexing, joining  # noqa: F401  (attach their methods)
 from . import reduce as rd
 from . import views as vw
 from .ops import Op
@@ -57,7 +59,7 @@ Tensor.__sub__ = lambda a, b: ew.sub(a, b)
 Tensor.__rsub__ = lambda a, b: ew.sub(ew._scalar_tensor(b, a), a)
 Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: ew.mul(a, b)
 Tensor.__truediv__ = lambda a, b: ew.div(a, b)
-Tensor.__rtruediv__ = lambda a, b: ew.div(ew._scalar_tensor(b, a), a)
+Tensor.__rtruediv__ = lambda a, b: ew.rdiv(a, b)
 Tensor.__floordiv__ = lambda a, b: ew.floor_divide(a, b)
 Tensor.__rfloordiv__ = lambda a, b: ew.floor_divide(ew._scalar_tensor(b, a), a)
 Tensor.__mod__ = lambda a, b: ew.remainder(a, b)
@@ -84,6 +86,7 @@ Tensor.__hash__ = lambda a: id(a)
 def _inplace(fn):
     def method(self, *args, **kwargs):
         out = fn(self, *args, **kwargs)
+        _dt.check_inplace_cast(out.dtype, self.dtype)
         self._assign(out.node)
         return self
     return named(method, getattr(fn, "__name__", "inplace").strip("_") + "_")

@@ -236,7 +236,8 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_contiguous(self, memory_format=None) -> bool:
-        return True
+        from .views import is_contiguous
+        return is_contiguous(self)
 
     @property
     def is_leaf(self) -> bool:
@@ -425,7 +426,8 @@ class Tensor:
                             if self.requires_grad else n)
 
     def contiguous(self, memory_format=None) -> Tensor:
-        return self
+        """self if its view is row-major, else a copy (writes to it do not reach self)."""
+        return self if self.is_contiguous() else self.clone()
 
     def detach(self) -> Tensor:
         n = self.node

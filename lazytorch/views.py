@@ -84,6 +84,86 @@ def make_view(t: Tensor, op: Op, arg, shape: tuple[int, ...]) -> Tensor:
     return out
 
 
+# ----------------------------------------------------------------------------- strides
+# Views keep PyTorch's storage semantics: a reshape that strides cannot express copies (so a
+# write to the result is not seen by the source, as in PyTorch), `view` refuses it, and
+# `contiguous` copies exactly when PyTorch would.
+Layout = tuple  # (shape, strides, offset) in elements of the base tensor's storage
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= n
+    return tuple(reversed(out))
+
+
+def _reshape_strides(old: Sequence[int], strides: Sequence[int],
+                     new: Sequence[int]) -> tuple[int, ...] | None:
+    """Strides for viewing (old, strides) as `new`, or None when no strides can (PyTorch's
+    computeStride)."""
+    if math.prod(old) == 0 or not old:
+        return _contiguous_strides(new)
+    out = [0] * len(new)
+    view_d = len(new) - 1
+    chunk = strides[-1]
+    tensor_numel = view_numel = 1
+    for d in range(len(old) - 1, -1, -1):
+        tensor_numel *= old[d]
+        if d == 0 or (old[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk):
+            while view_d >= 0 and (view_numel < tensor_numel or new[view_d] == 1):
+                out[view_d] = view_numel * chunk
+                view_numel *= new[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                chunk = strides[d - 1]
+                tensor_numel = view_numel = 1
+    return tuple(out) if view_d == -1 else None
+
+
+def _step_layout(lay: Layout | None, op: Op, arg, shape) -> Layout | None:
+    if lay is None:
+        return None
+    old, st, off = lay
+    if op is Op.PERMUTE:
+        return shape, tuple(st[p] for p in arg), off
+    if op is Op.EXPAND and len(old) == len(shape):
+        return shape, tuple(s if a == b else 0 for s, a, b in zip(st, old, shape)), off
+    if op is Op.SLICE:
+        off += sum(start * s for (start, _), s in zip(arg, st))
+        return shape, tuple(s * step for (_, step), s in zip(arg, st)), off
+    if op is Op.RESHAPE:
+        new = _reshape_strides(old, st, shape)
+        return None if new is None else (shape, new, off)
+    return None
+
+
+def layout(t: Tensor) -> Layout | None:
+    """t's (shape, strides, offset) within the storage it views, or None if not expressible."""
+    base = t._base if t._base is not None else t
+    lay: Layout | None = (tuple(base.shape), _contiguous_strides(base.shape), 0)
+    for op, arg, shape in t._view_steps:
+        lay = _step_layout(lay, op, arg, tuple(shape))
+    return lay
+
+
+def is_contiguous(t: Tensor) -> bool:
+    """PyTorch's is_contiguous(): row-major strides, ignoring size-1 dims (and empty tensors)."""
+    if t._base is None:
+        return True
+    lay = layout(t)
+    if lay is None:
+        return False
+    shape, st, _ = lay
+    if math.prod(shape) == 0:
+        return True
+    want = _contiguous_strides(shape)
+    return all(n == 1 or a == b for n, a, b in zip(shape, st, want))
+
+
 # ----------------------------------------------------------------------------- shape ops
 def _infer_shape(shape: Sequence[int], numel: int, old) -> tuple[int, ...]:
     shape = list(shape)
@@ -114,11 +194,20 @@ def _sizes(args) -> tuple:
     return tuple(args)
 
 
+def _viewable(self: Tensor, new: tuple[int, ...]) -> bool:
+    if self._base is None:
+        return True
+    lay = layout(self)
+    return lay is not None and _reshape_strides(lay[0], lay[1], new) is not None
+
+
 def reshape(self: Tensor, *shape) -> Tensor:
+    """A view when strides can express it, else a copy (PyTorch's rule)."""
     new = _infer_shape([int(d) for d in _sizes(shape)], self.numel(), self.shape)
-    if new == tuple(self.shape):
+    if _viewable(self, new):
         return make_view(self, Op.RESHAPE, new, new)
-    return make_view(self, Op.RESHAPE, new, new)
+    from .elementwise import make
+    return make(Op.RESHAPE, (self.node,), new, new, self.dtype)
 
 
 def view(self: Tensor, *shape) -> Tensor:
@@ -126,11 +215,16 @@ def view(self: Tensor, *shape) -> Tensor:
         if shape[0] != self.dtype:
             raise NotImplementedError("view(dtype) reinterpreting bits is not supported")
         return self
-    return reshape(self, *shape)
+    new = _infer_shape([int(d) for d in _sizes(shape)], self.numel(), self.shape)
+    if not _viewable(self, new):
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
+                           "least one dimension spans across two contiguous subspaces). Use "
+                           ".reshape(...) instead.")
+    return make_view(self, Op.RESHAPE, new, new)
 
 
 def view_as(self: Tensor, other: Tensor) -> Tensor:
-    return reshape(self, other.shape)
+    return view(self, other.shape)
 
 
 def reshape_as(self: Tensor, other: Tensor) -> Tensor:

@@ -165,15 +165,15 @@ def test_damaged_module_is_rebuilt_not_trusted(tmp_path, damage):
     assert third["stats"]["compile_cache_hits"] == 1
 
 
-def test_cached_rejects_a_damaged_entry_in_process(fresh_cache):
-    src = "void lt_cache_probe(float* restrict o) { o[0] = 3.0f; }\n"
-    key = cpu.cache_key(src)
-    debug.reset_stats()
-    cpu.build([src])
-    assert debug.stats()["compiler_runs"] == 1
-    path = cpu._cached(key)
-    assert path is not None and path.startswith(str(fresh_cache))
-    data = Path(path).read_bytes()
-    Path(path).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    assert cpu._cached(key) is None                # detected ...
-    assert not Path(path).exists()                 # ... and removed, so the next build recompiles
+def test_cached_checks_the_checksum(fresh_cache):
+    # a hand-made entry (never dlopen'ed: rewriting a loaded .so in place would crash us)
+    key = cpu.cache_key("/* lt cache probe */\n")
+    so = fresh_cache / key[:2] / (key + ".so")
+    so.parent.mkdir(parents=True)
+    so.write_bytes(b"\x7fELF not really a library")
+    Path(str(so) + ".sha256").write_text(cpu._sha(so.read_bytes()))
+    assert cpu._cached(key) == str(so)             # checksum matches: trusted
+    so.write_bytes(b"\x7fELF not really a library!")
+    assert cpu._cached(key) is None                # damaged: detected ...
+    assert not so.exists()                         # ... and removed, so a build recompiles
+    assert not Path(str(so) + ".sha256").exists()

@@ -1,6 +1,7 @@
 """The compiler: passes, scheduling into kernels, C code generation.
 
-`schedule(*tensors)` shows the kernels realizing the tensors would run, without running them.
+`schedule(*tensors)` shows the kernels realizing the tensors would run, without running them;
+`graph(*tensors)` returns the pending graph as a networkx.DiGraph (see compiler/graphviz.py).
 """
 from __future__ import annotations
 
@@ -16,4 +17,20 @@ def schedule(*tensors) -> list[Kernel]:
     return _schedule(nodes).kernels
 
 
-__all__ = ["Kernel", "schedule"]
+def graph(*tensors):
+    """The pending graph of `tensors` (forward and backward) as a networkx.DiGraph.
+
+    Nodes are named `%0`, `%1`, ... as `lazytorch.debug.ir` prints them and carry op, arg,
+    shape, dtype, op_class, kernel (the kernel it fuses into, named as in the schedule; None for
+    inputs), kernels, stored, backward (built by autograd), site (user file:line) and api;
+    edges go from a source to its user.
+    """
+    from ..realize import substitute
+    from ..tensor import Tensor
+    from .graphviz import to_networkx
+    nodes = [t.node if isinstance(t, Tensor) else t for t in tensors]
+    outs, _ = substitute(nodes)
+    return to_networkx(outs)
+
+
+__all__ = ["Kernel", "graph", "schedule"]

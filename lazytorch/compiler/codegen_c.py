@@ -5,6 +5,8 @@ import math
 
 from .. import dtypes as dt
 from ..ops import Op
+from .gemm import PRELUDE as GEMM_PRELUDE
+from .gemm import match_gemm, render_gemm
 from .kernel import Kernel, Val
 
 PRELUDE = r"""#include <math.h>
@@ -172,6 +174,14 @@ def render_kernel(k: Kernel) -> str:
 def render_kernel_named(k: Kernel, fname: str) -> str:
     pnames = {i: p.name for i, p in enumerate(k.params)}
     pname = pnames.__getitem__
+    spec = match_gemm(k) if getattr(k, "scatter", None) is None else None
+    if spec is not None:
+        def epilogue() -> list[str]:
+            out = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in k.vals
+                   if v.kind != "acc" and k.level[id(v)] != 1]
+            out.append(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")
+            return out
+        return render_gemm(k, spec, fname, pname, epilogue)
     args = ", ".join(
         f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
     lines = [f"void {fname}({args}) {{"]
@@ -259,4 +269,4 @@ def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:
         sym = symbols[k.name]
         if sym not in seen:
             seen[sym] = render_kernel_named(k, sym)
-    return PRELUDE + "\n" + "\n\n".join(seen.values()) + "\n"
+    return PRELUDE + GEMM_PRELUDE + "\n" + "\n\n".join(seen.values()) + "\n"

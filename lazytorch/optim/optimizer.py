@@ -238,7 +238,10 @@ class Optimizer:
 
     @staticmethod
     def _lr(group: dict[str, Any]) -> Tensor:
-        """The group's learning rate as a 0-d float64 tensor (data, not a graph constant)."""
+        """The group's learning rate as a 0-d float64 tensor (data, not a graph constant).
+
+        Options that schedulers change (lr; momentum and beta1 under OneCycleLR) enter the
+        update this way; options that stay put (eps, weight_decay, ...) are constants."""
         return scalar(group["lr"])
 
     @staticmethod
@@ -384,9 +387,9 @@ def _cast_state(param: Tensor, value, key, groups, name=None):
     """A saved state value for `param`: tensors get the parameter's dtype (step counters keep
     theirs) and are new tensor objects, so the two optimizers never share state."""
     if isinstance(value, Tensor):
-        if name == "step" or not param.is_floating_point():
-            return value.detach().clone()
-        return value.detach().to(param.dtype).clone()
+        if name != "step" and param.is_floating_point():
+            value = value.to(param.dtype)
+        return _fresh(value)
     if isinstance(value, dict):
         return {k: _cast_state(param, v, key, groups, k) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -394,16 +397,8 @@ def _cast_state(param: Tensor, value, key, groups, name=None):
     return value
 
 
-def _check_nonnegative(**values) -> None:
-    """ValueError('Invalid <name> value: v') for a negative option (PyTorch's wording)."""
-    names = {"lr": "learning rate"}
-    for k, v in values.items():
-        vv = v.item() if isinstance(v, Tensor) else v
-        if not 0.0 <= vv:
-            if k == "lr":
-                raise ValueError(f"Invalid learning rate: {v}")
-            raise ValueError(f"Invalid {names.get(k, k)} value: {v}")
-
-
-def _params_iter(params: Iterable) -> Iterable:
-    return params
+def _fresh(t: Tensor) -> Tensor:
+    """A new tensor object with t's value and no autograd history (sharing t's node)."""
+    if t.requires_grad:
+        return t.detach()
+    return Tensor._make(t.node)

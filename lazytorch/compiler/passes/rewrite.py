@@ -1,9 +1,14 @@
 """Rebuild a graph bottom-up through a node-rewriting function."""
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from ...graph import Graph, Node
+
+# when TRACE.maps is a list, each rewrite appends its old node -> new node dict to it
+# (lazytorch.compiler.graphviz follows user nodes through the passes this way)
+TRACE = threading.local()
 
 
 def rewrite(g: Graph, fn: Callable[[Node, tuple[Node, ...]], Node]) -> Graph:
@@ -19,6 +24,9 @@ def rewrite(g: Graph, fn: Callable[[Node, tuple[Node, ...]], Node]) -> Graph:
         out = new[n] = fn(n, srcs)
         if out is not n:
             inherit(out, n)  # the user's line and backward mark follow the rewritten node
+    maps = getattr(TRACE, "maps", None)
+    if maps is not None:
+        maps.append(new)
     return Graph(tuple(new[o] for o in g.outputs))
 
 

@@ -1,0 +1,80 @@
+"""nn.Parameter: a Tensor that a Module registers as one of its parameters."""
+from __future__ import annotations
+
+from ..graph import Node
+from ..ops import Op
+from ..tensor import Tensor
+
+
+def _own_node(t: Tensor) -> Node:
+    """t's value as a node that no other tensor's gradient tracking can be confused with."""
+    n = t.node
+    return Node(Op.DETACH, (n,), None, n.shape, n.dtype)
+
+
+class Parameter(Tensor):
+    """A leaf tensor that is a module parameter: `requires_grad=True` by default, and assigning
+    one as a Module attribute registers it in `parameters()` and `state_dict()`."""
+
+    def __init__(self, data: Tensor | None = None, requires_grad: bool = True):
+        if data is None:
+            from ..creation import empty
+            data = empty(0)
+        if not isinstance(data, Tensor):
+            raise TypeError(f"_make_subclass(): argument 'data' (position 2) must be Tensor, not "
+                            f"{type(data).__name__}")
+        self._init(_own_node(data))
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+    __str__ = __repr__
+
+    def __deepcopy__(self, memo: dict) -> Parameter:
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)(self.detach(), self.requires_grad)
+        memo[id(self)] = result
+        return result
+
+    def __reduce_ex__(self, proto):
+        raise TypeError("lazytorch tensors are not picklable: use lazytorch.save")
+
+    # ------------------------------------------------------------------ .data
+    @property
+    def data(self) -> Tensor:
+        """The parameter's value as a tensor outside autograd; in-place writes to it (and to its
+        views) change the parameter, as in PyTorch (`p.data.copy_(x)`, `p.data.mul_(2)`)."""
+        alias = Tensor._make(_own_node(self))
+
+        def assign(node: Node, _p: Parameter = self, _a: Tensor = alias) -> None:
+            if node.shape != _a.shape:
+                raise RuntimeError(f"in-place result has shape {list(node.shape)} but the tensor "
+                                   f"has shape {list(_a.shape)}")
+            from ..autograd import no_grad
+            with no_grad():
+                _p._assign(node)
+            _a._node = _own_node(_p)
+            _a._version += 1
+
+        alias._assign = assign
+        return alias
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Parameter.data must be a Tensor, not {type(value).__name__}")
+        self._node = _own_node(value)
+        self._base = None
+        self._view_steps = ()
+        self._version += 1
+        if self.requires_grad:
+            from .. import autograd
+            autograd.register_leaf(self)
+
+
+def is_lazy(param) -> bool:
+    """PyTorch's lazy (uninitialized) parameters do not exist here."""
+    return False

@@ -1,0 +1,98 @@
+"""Adagrad (with learning-rate decay, weight decay and maximize)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..creation import full_like
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+__all__ = ["Adagrad"]
+
+
+def _value(v):
+    return v.item() if isinstance(v, Tensor) else v
+
+
+class Adagrad(Optimizer):
+    """Adagrad, PyTorch's algorithm (the `torch.optim.Adagrad` pseudo-code):
+
+        t += 1;  g = -grad if maximize else grad;  g += weight_decay * p
+        clr = lr / (1 + (t - 1) lr_decay);  s += g^2;  p -= clr * g / (sqrt(s) + eps)
+    """
+
+    def __init__(self, params, lr: float | Tensor = 1e-2, lr_decay: float = 0,
+                 weight_decay: float = 0, initial_accumulator_value: float = 0,
+                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= _value(lr):
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(f"Invalid initial_accumulator_value value: "
+                             f"{initial_accumulator_value}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value,
+                    "foreach": foreach, "maximize": maximize,
+                    "differentiable": differentiable, "fused": fused}
+        super().__init__(params, defaults)
+        if fused and differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        shared: dict = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p, group, shared)
+
+    def _init_state(self, p: Tensor, group: dict[str, Any], shared: dict) -> None:
+        state = self.state[p]
+        self._step_counter(state, shared)
+        if "sum" not in state:
+            state["sum"] = full_like(p, group["initial_accumulator_value"])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+            group.setdefault("maximize", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", None)
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One update of every parameter with a gradient, realized in one go."""
+        return self._lazy_step(closure)
+
+    def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
+        lr = self._lr(group)
+        lr_decay = group["lr_decay"]
+        eps, wd, maximize = group["eps"], group["weight_decay"], group["maximize"]
+        shared: dict = {}
+        scalars: dict = {}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            self._init_state(p, group, shared)
+            state = self.state[p]
+            step_t = state["step"]
+            step_t._assign((step_t + 1).node)
+            updated.append(step_t)
+            g = -p.grad if maximize else p.grad
+            if wd != 0:
+                g = g.add(p, alpha=wd)
+            key = step_t.node
+            if key not in scalars:
+                scalars[key] = lr / (1 + (step_t.double() - 1) * lr_decay)
+            clr = scalars[key]
+            s = state["sum"]
+            s._assign(s.add(g * g).node)
+            updated.append(s)
+            p._assign((p - clr * g / (s.sqrt() + eps)).node)
+            updated.append(p)

@@ -1,0 +1,143 @@
+"""Adam and AdamW (with amsgrad and maximize)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..creation import zeros_like
+from ..tensor import Tensor
+from .optimizer import Optimizer, scalar
+
+__all__ = ["Adam", "AdamW"]
+
+
+def _value(v):
+    return v.item() if isinstance(v, Tensor) else v
+
+
+class Adam(Optimizer):
+    """Adam, PyTorch's algorithm (the `torch.optim.Adam` pseudo-code):
+
+        t += 1;  g = -grad if maximize else grad
+        decoupled (AdamW): p *= 1 - lr * weight_decay;  else g += weight_decay * p
+        m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+        vmax = max(vmax, v) if amsgrad;  denom = sqrt(v or vmax) / sqrt(1 - beta2^t) + eps
+        p -= lr / (1 - beta1^t) * m / denom
+
+    The step count, the learning rate and the bias corrections are 0-d tensors in the graph.
+    """
+
+    def __init__(self, params, lr: float | Tensor = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= _value(lr):
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= _value(betas[0]) < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= _value(betas[1]) < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        betas = (float(_value(betas[0])), float(_value(betas[1])))
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                    "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
+                    "capturable": capturable, "differentiable": differentiable,
+                    "fused": fused, "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+        if fused and differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("decoupled_weight_decay", False)
+            group.setdefault("fused", None)
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One update of every parameter with a gradient, realized in one go."""
+        return self._lazy_step(closure)
+
+    def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
+        lr = self._lr(group)
+        beta1, beta2 = (scalar(b) for b in group["betas"])
+        eps, wd = group["eps"], group["weight_decay"]
+        amsgrad, maximize = group["amsgrad"], group["maximize"]
+        decoupled = group["decoupled_weight_decay"]
+        shared: dict = {}
+        scalars: dict = {}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = -p.grad if maximize else p.grad
+            state = self.state[p]
+            step_t = self._step_counter(state, shared)
+            if "exp_avg" not in state:
+                state["exp_avg"] = zeros_like(p)
+                state["exp_avg_sq"] = zeros_like(p)
+                if amsgrad:
+                    state["max_exp_avg_sq"] = zeros_like(p)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            step_t._assign((step_t + 1).node)
+            updated.append(step_t)
+            if wd != 0:
+                if decoupled:
+                    p._assign((p * (1 - lr * wd)).node)
+                else:
+                    g = g.add(p, alpha=wd)
+            exp_avg._assign(exp_avg.lerp(g, 1 - beta1).node)
+            exp_avg_sq._assign(exp_avg_sq.mul(beta2).add(g * (1 - beta2) * g).node)
+            updated += [exp_avg, exp_avg_sq]
+            # per-step scalars, computed once for counters that share a node
+            key = step_t.node
+            if key not in scalars:
+                step = step_t.double()
+                bc1 = 1 - beta1 ** step
+                bc2_sqrt = (1 - beta2 ** step).sqrt()
+                scalars[key] = (lr / bc1, bc2_sqrt)
+            step_size, bc2_sqrt = scalars[key]
+            if amsgrad:
+                vmax = state["max_exp_avg_sq"]
+                vmax._assign(vmax.maximum(exp_avg_sq).node)
+                updated.append(vmax)
+                denom = vmax.sqrt() / bc2_sqrt + eps
+            else:
+                denom = exp_avg_sq.sqrt() / bc2_sqrt + eps
+            p._assign((p - step_size * exp_avg / denom).node)
+            updated.append(p)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr * weight_decay."""
+
+    def __init__(self, params, lr: float | Tensor = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One update of every parameter with a gradient, realized in one go."""
+        return self._lazy_step(closure)
