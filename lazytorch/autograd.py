@@ -335,7 +335,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     acc = _grad_graph(roots, grads, None, retain)
     result = []
     with set_grad_enabled(create_graph):
-        for i, t in enumerate(inputs_l):
+        for t in inputs_l:
             if not t.requires_grad:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
             n = t._grad_node if t._grad_node is not None else t.node

@@ -181,6 +181,23 @@ def _slice(n, g):
     return (_unslice(g, n.arg, n.srcs[0].shape, g.dtype.np(0).item()),)
 
 
+def _unfold(n, g):
+    """Each window element came from src[dim] = o * step + t: add the windows back."""
+    dim, size, step = n.arg
+    src_shape = n.srcs[0].shape
+    nd = len(g.shape)
+    total = None
+    for t in range(size):
+        arg = tuple((t, 1) if i == nd - 1 else (0, 1) for i in range(nd))
+        piece = Node(Op.SLICE, (g,), arg, g.shape[:-1] + (1,), g.dtype)
+        piece = reshape(piece, g.shape[:-1])
+        from .views import _unslice
+        place = tuple((t, step) if i == dim else (0, 1) for i in range(nd - 1))
+        placed = _unslice(piece, place, src_shape, g.dtype.np(0).item())
+        total = placed if total is None else add(total, placed)
+    return (total,)
+
+
 def _gather(n, g):
     x, index = n.srcs
     zero = zeros_like(_n(Op.CAST, x, arg=g.dtype, dtype=g.dtype)) if x.dtype != g.dtype \
@@ -256,6 +273,7 @@ GRAD = {
     Op.PAD: _pad,
     Op.SLICE: _slice,
     Op.GATHER: _gather,
+    Op.UNFOLD: _unfold,
     Op.CONTIGUOUS: lambda n, g: (g,),
 }
 if hasattr(Op, "SCATTER"):

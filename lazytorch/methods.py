@@ -38,7 +38,7 @@ _PLAIN = dict(
     permute=vw.permute, transpose=vw.transpose, swapaxes=vw.transpose, swapdims=vw.transpose,
     t=vw.t, movedim=vw.movedim, moveaxis=vw.movedim, expand=vw.expand, expand_as=vw.expand_as,
     narrow=vw.narrow, flip=vw.flip, split=vw.split, chunk=vw.chunk, unbind=vw.unbind,
-    select=vw.select,
+    select=vw.select, unfold=vw.unfold,
 )
 for _name, _fn in _PLAIN.items():
     setattr(Tensor, _name, _fn)

@@ -69,7 +69,9 @@ class Op(Enum):
     PERMUTE = auto()     # arg = permutation
     EXPAND = auto()      # arg = new shape (size-1 dims broadcast)
     PAD = auto()         # arg = (((lo, hi), ...), value)
-    SLICE = auto()       # arg = ((start, stop, step), ...); negative steps flip
+    SLICE = auto()       # arg = ((start, step), ...) per dim; negative steps flip
+    UNFOLD = auto()      # arg = (dim, size, step): sliding windows of `size` along dim, the
+                         # window index as a new last dim (Tensor.unfold; conv and pooling)
     # data-dependent movement
     GATHER = auto()      # srcs = (x, index); arg = axis; out[..i..] = x[..index[..i..]..]
     SCATTER = auto()     # srcs = (base, index, src); arg = (axis, mode); out = base, then
@@ -94,5 +96,5 @@ COMPARE = {Op.CMPEQ, Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.ISNAN, Op.ISINF}
 COMMUTATIVE = {Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.CMPEQ, Op.CMPNE, Op.AND, Op.OR, Op.XOR}
 REDUCE = {Op.SUM, Op.PROD, Op.RMAX, Op.RMIN, Op.ARGMAX, Op.ARGMIN}
 SCAN = {Op.CUMSUM, Op.CUMPROD}
-MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SLICE}
+MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SLICE, Op.UNFOLD}
 SOURCE = {Op.BUFFER, Op.CONST}

@@ -451,3 +451,18 @@ def select(self: Tensor, dim: int, index: int) -> Tensor:
     index %= n
     s = slice_dim(self, d, index, index + 1)
     return reshape(s, self.shape[:d] + self.shape[d + 1:])
+
+
+def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """Tensor.unfold: all windows of `size` elements along `dimension`, `step` apart, as a new
+    last dimension (a view)."""
+    d = _canon_dim(dimension, self.ndim)
+    n = self.shape[d] if self.ndim else 1
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if self.ndim == 0:
+        return reshape(self, 1)
+    shape = self.shape[:d] + ((n - size) // step + 1,) + self.shape[d + 1:] + (size,)
+    return make_view(self, Op.UNFOLD, (d, size, step), shape)

@@ -170,6 +170,11 @@ class _Lowerer:
             return self.lower(node.srcs[0], src, conds, expanded)
         if op is Op.PAD:
             return self.lower_pad(node, idx, conds, expanded)
+        if op is Op.UNFOLD:
+            dim, _, step = node.arg
+            src = list(idx[:-1])
+            src[dim] = idx[dim] * step + idx[-1]
+            return self.lower(node.srcs[0], tuple(src), conds, True)
         if op is Op.GATHER:
             x, index = node.srcs
             iv = self.lower(index, idx, conds, expanded)

@@ -20,8 +20,8 @@ def _float(fn):
 
 
 def _idiv(n, a, b):
-    if n.dtype.kind == "f":
-        return np.floor(a / b)
+    if n.dtype.kind == "f":  # Python's floor division (1.0 // 0.1 == 9), half in float
+        return np.floor_divide(a.astype(_acc(a.dtype)), b.astype(_acc(b.dtype)))
     out = np.floor_divide(a, np.where(b == 0, 1, b))
     return np.where(b == 0, 0, out)
 
@@ -95,7 +95,15 @@ def _slice(n, a):
     return a[tuple(idx)]
 
 
+def _unfold(n, a):
+    dim, size, step = n.arg
+    win = np.lib.stride_tricks.sliding_window_view(a, size, axis=dim)
+    return np.take(win, np.arange(0, win.shape[dim], step), axis=dim)
+
+
 def _gather(n, a, index):
+    # x may be larger than the index along the other dims (torch.gather's rule): read its corner
+    a = a[tuple(slice(None) if d == n.arg else slice(0, k) for d, k in enumerate(index.shape))]
     return np.take_along_axis(a, index.astype(np.int64), axis=n.arg)
 
 
@@ -178,6 +186,7 @@ NUMPY = {
     Op.PAD: _pad,
     Op.SLICE: _slice,
     Op.GATHER: _gather,
+    Op.UNFOLD: _unfold,
     Op.SCATTER: _scatter,
     Op.CONTIGUOUS: lambda n, a: a.copy(order="C"),
     Op.DETACH: lambda n, a: a,

@@ -48,6 +48,12 @@ def _problem(n: Node) -> str | None:
         ok = len(s[0].shape) == len(n.shape) and all(
             a == b or a == 1 for a, b in zip(s[0].shape, n.shape))
         return None if ok else "expand only broadcasts size-1 dims"
+    if op is Op.UNFOLD:
+        dim, size, step = n.arg
+        src = s[0].shape
+        want = src[:dim] + ((src[dim] - size) // step + 1,) + src[dim + 1:] + (size,)
+        ok = 0 <= dim < len(src) and 0 < size <= src[dim] and step > 0 and n.shape == want
+        return None if ok else f"unfold of {src} by {n.arg} gives {want}"
     if op is Op.GATHER:
         return _gather_problem(n)
     if op is Op.SCATTER:
@@ -64,8 +70,8 @@ def _gather_problem(n: Node) -> str | None:
     if index.dtype.kind not in "iu" or index.shape != n.shape or x.dtype != n.dtype:
         return "gather's index is an integer tensor of the output's shape, x has its dtype"
     if len(x.shape) != len(n.shape) or any(
-            a != b for d, (a, b) in enumerate(zip(x.shape, n.shape)) if d != n.arg):
-        return "gather's x matches the output except along the axis"
+            a < b for d, (a, b) in enumerate(zip(x.shape, n.shape)) if d != n.arg):
+        return "gather's x is no smaller than the output except along the axis"
     return None
 
 
