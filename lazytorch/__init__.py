@@ -62,3 +62,6 @@ __version__ = "0.1.0"
 from . import autograd  # noqa: E402
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: E402
                        set_grad_enabled)
+from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
+from . import optim, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402

@@ -26,10 +26,23 @@ static inline float lt_fmodf(float a, float b) {
   float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 static inline double lt_fmod(double a, double b) {
   double r = fmod(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static inline float lt_fdivf(float a, float b) {  /* floor division as torch/Python */
+  if (b == 0) return a / b; float m = fmodf(a, b), q = (a - m) / b;
+  if (m != 0 && ((b < 0) != (m < 0))) q -= 1;
+  if (q == 0) return copysignf(0.0f, a / b); float f = floorf(q); return q - f > 0.5f ? f + 1 : f; }
+static inline double lt_fdiv(double a, double b) {
+  if (b == 0) return a / b; double m = fmod(a, b), q = (a - m) / b;
+  if (m != 0 && ((b < 0) != (m < 0))) q -= 1;
+  if (q == 0) return copysign(0.0, a / b); double f = floor(q); return q - f > 0.5 ? f + 1 : f; }
 static inline long long lt_ipow(long long a, long long b) {
   if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
   long long r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r; }
 """
+
+
+# kernels doing less work than this (elements times reduce length) run on one thread: a
+# parallel region costs about a microsecond; the crossover measured here is near 32K
+PARALLEL_WORK = 1 << 15
 
 
 def ctype(d: dt.DType) -> str:
@@ -82,7 +95,7 @@ C_EXPR = {
     Op.SUB: lambda d, a, b: f"({a} - {b})",
     Op.MUL: lambda d, a, b: f"({a} * {b})" if d != dt.bool_ else f"({a} & {b})",
     Op.DIV: lambda d, a, b: f"({a} / {b})",
-    Op.IDIV: lambda d, a, b: (_fn("floor")(d, f"{a} / {b}") if _is_float(d)
+    Op.IDIV: lambda d, a, b: (f"lt_fdiv{'' if d == dt.float64 else 'f'}({a}, {b})" if _is_float(d)
                               else f"({ctype(d)})lt_idiv({a}, {b})"),
     Op.MOD: lambda d, a, b: (f"lt_fmod{'' if d == dt.float64 else 'f'}({a}, {b})"
                              if _is_float(d) else f"({ctype(d)})lt_imod({a}, {b})"),
@@ -195,7 +208,18 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
             if v.kind != "acc" and k.level[id(v)] == level:
                 emit(f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
 
+    work = math.prod(k.loops) * math.prod(k.red_loops)
+    parallel = (getattr(k, "scatter", None) is None and k.loops and math.prod(k.loops) > 1
+                and work >= PARALLEL_WORK)
     for i, n in enumerate(k.loops):
+        last = i == len(k.loops) - 1
+        if i == 0 and parallel:
+            # the output loops are perfectly nested: split them all between the threads
+            c = f" collapse({len(k.loops)})" if len(k.loops) > 1 else ""
+            emit(f"#pragma omp parallel for{' simd' if k.red_op is None else ''}{c} "
+                 "schedule(static)")
+        elif last and k.red_op is None and not parallel:
+            emit("#pragma omp simd")
         emit(f"for (long o{i} = 0; o{i} < {n}; o{i}++) {{")
         ind += 1
     stmts(0)

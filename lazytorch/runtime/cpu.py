@@ -13,7 +13,7 @@ import threading
 from .. import debug
 
 CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
-          "-fopenmp-simd", "-std=gnu11", "-w"]
+          "-fopenmp", "-std=gnu11", "-w"]
 
 
 class CompileError(RuntimeError):
@@ -146,3 +146,32 @@ def function(lib: ctypes.CDLL, name: str, nargs: int):
     fn.argtypes = [ctypes.c_void_p] * nargs
     fn.restype = None
     return fn
+
+
+_threads: list[int] = []
+
+
+def _gomp():
+    try:
+        return ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        return None
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the kernels of this process (OpenMP's team size)."""
+    if n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, but got {n}")
+    lib = _gomp()
+    if lib is not None:
+        lib.omp_set_num_threads(int(n))
+    _threads[:] = [int(n)]
+
+
+def get_num_threads() -> int:
+    if not _threads:
+        try:
+            _threads.append(len(os.sched_getaffinity(0)))
+        except AttributeError:
+            _threads.append(os.cpu_count() or 1)
+    return _threads[0]

@@ -1,0 +1,328 @@
+"""Benchmarks: lazytorch against numpy and PyTorch eager in the same run, as ratios.
+
+    python tools/bench.py [--quick] [--json PATH] [--only NAME ...]
+
+Each workload runs warm-up iterations, then the median of repeated runs is reported, plus the
+first-call time (which includes compiling, unless the disk cache is warm). Threads are the
+same for all frameworks (the cores available). It is a benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+# OpenBLAS picks a slow kernel when these are set on this machine: drop them for this process
+if os.environ.pop("OPENBLAS_CORETYPE", None) is not None or \
+        os.environ.pop("OPENBLAS_L2_SIZE", None) is not None:
+    os.environ.pop("OPENBLAS_CORETYPE", None)
+    os.environ.pop("OPENBLAS_L2_SIZE", None)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+import lazytorch as lt  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+    torch.set_num_threads(lt.get_num_threads())
+except ImportError:
+    torch = None
+
+
+def timeit(fn, repeat: int, warmup: int = 2) -> tuple[float, float]:
+    """(first call seconds, median of `repeat` later calls)."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return first, statistics.median(ts)
+
+
+def copy_bandwidth() -> float:
+    a = np.ones(16 << 20, np.float32)
+    b = np.empty_like(a)
+    _, t = timeit(lambda: np.copyto(b, a), 7)
+    return 2 * a.nbytes / t / 1e9
+
+
+def gelu_np(x):
+    return 0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x ** 3)))
+
+
+def chain_np(a, b):
+    y = (a + b) * np.float32(1.5)
+    y = np.exp(y * np.float32(0.1))
+    y = np.maximum(y, a)
+    y = np.where(y > b, y, b) - np.float32(0.5)
+    return np.sqrt(np.abs(y) + np.float32(1.0)) * a
+
+
+def gelu_t(x, lib):
+    return 0.5 * x * (1 + lib.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
+
+
+def chain_t(a, b, lib):
+    y = (a + b) * 1.5
+    y = lib.exp(y * 0.1)
+    y = lib.maximum(y, a)
+    y = lib.where(y > b, y, b) - 0.5
+    return lib.sqrt(lib.abs(y) + 1.0) * a
+
+
+def softmax_t(x, lib):
+    m = x.amax(-1, keepdim=True)
+    e = (x - m).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def layernorm_t(x, w, b):
+    mu = x.mean(-1, keepdim=True)
+    xc = x - mu
+    var = (xc * xc).mean(-1, keepdim=True)
+    return xc / (var + 1e-5).sqrt() * w + b
+
+
+def layernorm_np(x, w, b):
+    mu = x.mean(-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(-1, keepdims=True)
+    return xc / np.sqrt(var + np.float32(1e-5)) * w + b
+
+
+def workloads(quick: bool):
+    rng = np.random.default_rng(0)
+    n4m = (1 << 20) if quick else (4 << 20)
+    a = rng.standard_normal(n4m).astype(np.float32)
+    b = rng.standard_normal(n4m).astype(np.float32)
+    rows = 1024 if quick else 4096
+    s2 = rng.standard_normal((rows, 1024)).astype(np.float32)
+    w1 = rng.standard_normal(1024).astype(np.float32)
+    out = []
+
+    def lt_fn(f, *arrs):
+        # fresh input buffers each call (zero-copy): a realized graph is never recomputed
+        return lambda: f(*[lt.from_numpy(x) for x in arrs]).numpy()
+
+    def th_fn(f, *arrs):
+        if torch is None:
+            return None
+        ts = [torch.tensor(x) for x in arrs]
+        return lambda: f(*ts)
+
+    out.append(("gelu 4M", n4m * 8, None, lt_fn(lambda x: gelu_t(x, lt), a),
+                lambda: gelu_np(a), th_fn(lambda x: gelu_t(x, torch), a)))
+    out.append(("10-op chain 4M", n4m * 12, None, lt_fn(lambda x, y: chain_t(x, y, lt), a, b),
+                lambda: chain_np(a, b), th_fn(lambda x, y: chain_t(x, y, torch), a, b)))
+    out.append((f"softmax {rows}x1024", s2.nbytes * 2, None,
+                lt_fn(lambda x: softmax_t(x, lt), s2),
+                lambda: (lambda e: e / e.sum(-1, keepdims=True))(np.exp(s2 - s2.max(-1,
+                                                                                    keepdims=True))),
+                th_fn(lambda x: torch.softmax(x, -1), s2)))
+    out.append((f"layernorm {rows}x1024", s2.nbytes * 2, None,
+                lt_fn(lambda x, w: layernorm_t(x, w, w), s2, w1),
+                lambda: layernorm_np(s2, w1, w1),
+                th_fn(lambda x, w: torch.nn.functional.layer_norm(x, (1024,), w, w), s2, w1)))
+    for n in ((256, 512) if quick else (512, 1024)):
+        m1 = rng.standard_normal((n, n)).astype(np.float32)
+        m2 = rng.standard_normal((n, n)).astype(np.float32)
+        out.append((f"matmul {n}^3", None, 2 * n ** 3, lt_fn(lambda x, y: x @ y, m1, m2),
+                    lambda: m1 @ m2, th_fn(lambda x, y: x @ y, m1, m2)))
+    n16 = (4 << 20) if quick else (16 << 20)
+    v = rng.standard_normal(n16).astype(np.float32)
+    out.append(("sum 16M", v.nbytes, None, lt_fn(lambda x: x.sum(), v), lambda: v.sum(),
+                th_fn(lambda x: x.sum(), v)))
+    sq = rng.standard_normal((2048, 2048) if quick else (4096, 4096)).astype(np.float32)
+    out.append(("sum dim0 4096^2", sq.nbytes, None, lt_fn(lambda x: x.sum(0), sq),
+                lambda: sq.sum(0), th_fn(lambda x: x.sum(0), sq)))
+    out.append(mlp_workload(rng))
+    out.append(cnn_workload(rng))
+    out.append(tiny_adds_workload())
+    return out
+
+
+def _train_step(lib, model, opt, x, y, loss_fn):
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def mlp_workload(rng):
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+
+    def build(lib):
+        nn = lib.nn
+        lib.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                              nn.Linear(256, 10))
+        opt = lib.optim.SGD(model.parameters(), lr=0.01)
+        return _train_step(lib, model, opt, lib.tensor(x), lib.tensor(y),
+                           nn.functional.cross_entropy)
+    try:
+        lt_step = build(lt)
+        lt_run = lambda: lt_step().item()  # noqa: E731  (the loss value is needed each step)
+    except Exception as e:  # nn/optim missing
+        lt_run = _missing(e)
+    th_run = None
+    if torch is not None:
+        th_step = build(torch)
+        th_run = lambda: th_step().item()  # noqa: E731
+    return ("MLP 784-256-256-10 step", None, None, lt_run, None, th_run)
+
+
+def cnn_workload(rng):
+    x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+
+    def build(lib):
+        nn = lib.nn
+        lib.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3),
+                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 5 * 5, 10))
+        opt = lib.optim.SGD(model.parameters(), lr=0.01)
+        return _train_step(lib, model, opt, lib.tensor(x), lib.tensor(y),
+                           nn.functional.cross_entropy)
+    try:
+        lt_step = build(lt)
+        lt_run = lambda: lt_step().item()  # noqa: E731
+    except Exception as e:
+        lt_run = _missing(e)
+    th_run = None
+    if torch is not None:
+        th_step = build(torch)
+        th_run = lambda: th_step().item()  # noqa: E731
+    return ("CNN train step", None, None, lt_run, None, th_run)
+
+
+def _missing(e):
+    def run():
+        raise RuntimeError(f"unavailable: {e}")
+    return run
+
+
+def tiny_adds_workload():
+    x = lt.randn(16)
+
+    def run():
+        y = x
+        for _ in range(1000):
+            y = y + 1.0
+        return y.numpy()
+    return ("1000 tiny adds (record+realize)", None, None, run, None, None)
+
+
+def record_cost() -> tuple[float, float]:
+    """(us per recorded op, ms to realize a seen 1000-op structure)."""
+    x = lt.randn(16)
+    rec = real = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        y = x
+        for _ in range(1000):
+            y = y * 1.0001
+        t1 = time.perf_counter()
+        y.numpy()
+        t2 = time.perf_counter()
+        x = lt.randn(16)
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+
+def first_step_times() -> tuple[float, float]:
+    """Seconds for the first MLP step in a fresh process: empty cache, then warm disk cache."""
+    code = ("import time,sys; sys.path.insert(0, %r); t0=time.perf_counter(); import numpy as np;"
+            "import lazytorch as torch; nn=torch.nn; torch.manual_seed(0);"
+            "m=nn.Sequential(nn.Linear(784,256),nn.ReLU(),nn.Linear(256,256),nn.ReLU(),"
+            "nn.Linear(256,10)); o=torch.optim.SGD(m.parameters(), lr=0.01);"
+            "x=torch.randn(128,784); y=torch.randint(0,10,(128,));"
+            "t1=time.perf_counter(); l=nn.functional.cross_entropy(m(x),y); l.backward();"
+            "o.step(); l.item(); print(time.perf_counter()-t1)") % ROOT
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, LAZYTORCH_CACHE_DIR=d)
+        out = []
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                               text=True)
+            out.append(float(r.stdout.strip()) if r.returncode == 0 else float("nan"))
+    return out[0], out[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    ap.add_argument("--json", help="also write the results as JSON to this path")
+    ap.add_argument("--only", nargs="*", help="run the workloads whose name contains these")
+    args = ap.parse_args()
+    repeat = 5 if args.quick else 15
+    bw = copy_bandwidth()
+    m = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    _, tmm = timeit(lambda: m @ m, 5)
+    np_gflops = 2 * 1024 ** 3 / tmm / 1e9
+    print(f"machine: copy bandwidth {bw:.1f} GB/s, numpy matmul 1024^3 {np_gflops:.0f} GFLOP/s, "
+          f"threads {lt.get_num_threads()}, torch {'%s' % torch.__version__ if torch else 'absent'}")
+    head = (f"{'workload':<34}{'lazytorch':>11}{'first':>9}{'numpy':>10}{'torch':>10}"
+            f"{'vs numpy':>10}{'vs torch':>10}{'GB/s|GF/s':>11}")
+    print(head)
+    print("-" * len(head))
+    results = []
+    for name, nbytes, flops, f_lt, f_np, f_th in workloads(args.quick):
+        if args.only and not any(o in name for o in args.only):
+            continue
+        row = {"workload": name}
+        try:
+            first, t_lt = timeit(f_lt, repeat)
+        except Exception as e:
+            print(f"{name:<34} failed: {e}")
+            results.append({"workload": name, "error": str(e)})
+            continue
+        t_np = timeit(f_np, repeat)[1] if f_np else None
+        t_th = timeit(f_th, repeat)[1] if f_th else None
+        rate = ""
+        if nbytes:
+            rate = f"{nbytes / t_lt / 1e9:.1f}"
+        elif flops:
+            rate = f"{flops / t_lt / 1e9:.0f}"
+        row.update(lazytorch_s=t_lt, first_s=first, numpy_s=t_np, torch_s=t_th, rate=rate)
+        results.append(row)
+
+        def ms(t):
+            return f"{t * 1e3:.3f}" if t is not None else "-"
+
+        def ratio(t):
+            return f"{t_lt / t:.2f}x" if t else "-"
+        print(f"{name:<34}{ms(t_lt):>11}{ms(first):>9}{ms(t_np):>10}{ms(t_th):>10}"
+              f"{ratio(t_np):>10}{ratio(t_th):>10}{rate:>11}")
+    rec, real = record_cost()
+    print(f"recording: {rec:.3f} us per op; realizing a seen 1000-op structure: {real:.3f} ms")
+    cold, warm = first_step_times()
+    print(f"first MLP step in a fresh process: empty cache {cold:.2f} s, warm disk cache "
+          f"{warm:.2f} s")
+    print("(times in ms, medians; ratios are lazytorch time / other time: below 1 is faster)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"copy_bandwidth_gbs": bw, "numpy_matmul_gflops": np_gflops,
+                       "results": results, "record_us_per_op": rec,
+                       "realize_seen_ms": real, "first_step_cold_s": cold,
+                       "first_step_warm_s": warm}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
