@@ -232,7 +232,7 @@ def tiny_adds_workload():
 def record_cost() -> tuple[float, float]:
     """(us per recorded op, ms to realize a seen 1000-op structure)."""
     x = lt.randn(16)
-    rec = real = 0.0
+
     for _ in range(3):
         t0 = time.perf_counter()
         y = x
@@ -277,7 +277,7 @@ def main() -> None:
     _, tmm = timeit(lambda: m @ m, 5)
     np_gflops = 2 * 1024 ** 3 / tmm / 1e9
     print(f"machine: copy bandwidth {bw:.1f} GB/s, numpy matmul 1024^3 {np_gflops:.0f} GFLOP/s, "
-          f"threads {lt.get_num_threads()}, torch {'%s' % torch.__version__ if torch else 'absent'}")
+          f"threads {lt.get_num_threads()}, torch {torch.__version__ if torch else 'absent'}")
     head = (f"{'workload':<34}{'lazytorch':>11}{'first':>9}{'numpy':>10}{'torch':>10}"
             f"{'vs numpy':>10}{'vs torch':>10}{'GB/s|GF/s':>11}")
     print(head)

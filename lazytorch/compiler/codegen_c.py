@@ -19,7 +19,8 @@ float tanf(float) LT_SIMD; float erff(float) LT_SIMD; float powf(float, float) L
 double exp(double) LT_SIMD; double log(double) LT_SIMD; double sin(double) LT_SIMD;
 double cos(double) LT_SIMD; double tanh(double) LT_SIMD; double pow(double, double) LT_SIMD;
 static inline long long lt_idiv(long long a, long long b) {
-  if (b == 0) return 0; long long q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
+  if (b == 0) return 0;
+  long long q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
 static inline long long lt_imod(long long a, long long b) {
   if (b == 0) return 0; long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 static inline float lt_fmodf(float a, float b) {
