@@ -6,6 +6,7 @@ import math
 from .. import dtypes as dt
 from ..ops import Op
 from .gemm import PRELUDE as GEMM_PRELUDE
+from .codegen_reduce import is_vertical, render_vertical
 from .gemm import match_gemm, render_gemm
 from .kernel import Kernel, Val
 
@@ -198,6 +199,13 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         return render_gemm(k, spec, fname, pname, epilogue)
     args = ", ".join(
         f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
+    if k.acc is not None and k.acc.dtype != dt.float16 and is_vertical(k):
+        def decl(level: int) -> list[str]:
+            return [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in k.vals
+                    if v.kind != "acc" and k.level[id(v)] == level]
+        decl.ctype = ctype
+        store = f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};"
+        return render_vertical(k, fname, args, decl, store)
     lines = [f"void {fname}({args}) {{"]
     ind = 1
 
@@ -231,20 +239,33 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
             emit("long long acc = 0;")
         else:
             emit(f"{ctype(k.acc.dtype)} acc = {_red_init(k)};")
-        simd = (k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype.kind == "f")
+        simd = {Op.SUM: "+", Op.PROD: "*", Op.RMAX: "max", Op.RMIN: "min"}.get(k.red_op)
+        nan_flag = k.red_op in (Op.RMAX, Op.RMIN) and k.acc.dtype.kind == "f"
+        if nan_flag:
+            emit("int nan_seen = 0;")
         for i, n in enumerate(k.red_loops):
-            if simd and i == len(k.red_loops) - 1:
-                emit(f"#pragma omp simd reduction({'+' if k.red_op is Op.SUM else '*'}:acc)")
+            if simd and i == len(k.red_loops) - 1 and (k.acc.dtype.kind == "f" or
+                                                          simd in ("max", "min")):
+                extra = " reduction(|:nan_seen)" if nan_flag else ""
+                emit(f"#pragma omp simd reduction({simd}:acc){extra}")
             emit(f"for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
             ind += 1
         stmts(1)
-        for s in _red_update(k, k.red_val.name):
-            emit(s)
+        if nan_flag:
+            # vectorizable max/min, with NaN propagated through a flag as PyTorch does
+            v = k.red_val.name
+            cmp = ">" if k.red_op is Op.RMAX else "<"
+            emit(f"acc = {v} {cmp} acc ? {v} : acc; nan_seen |= {v} != {v};")
+        else:
+            for s in _red_update(k, k.red_val.name):
+                emit(s)
         if k.red_op in (Op.CUMSUM, Op.CUMPROD):
             emit(f"out0[{k.store_index.render()}] = {_store(k, 'acc')};")
         for _ in k.red_loops:
             ind -= 1
             emit("}")
+        if nan_flag:
+            emit("if (nan_seen) acc = NAN;")
         if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
             emit("acc = (float)(_Float16)acc;")  # consumers see the half result
         stmts(2)
