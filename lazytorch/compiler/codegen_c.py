@@ -5,8 +5,8 @@ import math
 
 from .. import dtypes as dt
 from ..ops import Op
-from .gemm import PRELUDE as GEMM_PRELUDE
 from .codegen_reduce import is_vertical, render_vertical
+from .gemm import PRELUDE as GEMM_PRELUDE
 from .gemm import match_gemm, render_gemm
 from .kernel import Kernel, Val
 

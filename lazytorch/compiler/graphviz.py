@@ -129,7 +129,7 @@ def _label(name: str, a: dict) -> str:
     lines = [f"{name} {op}", f"{a['dtype']}[{shape}]"]
     if a["op"] == "const":
         lines.append(str(a["arg"]))
-    return "\n".join(lines)
+    return "\\n".join(lines)  # DOT's escape for a centred line break: one line per statement
 
 
 def to_dot(g: nx.DiGraph, title: str | None = None, legend: bool = True) -> _graphviz.Digraph:

@@ -351,7 +351,7 @@ def _merge_loops(k: Kernel) -> None:
             for d in dims[:-1]:
                 mapping[f"{prefix}{d}"] = Lin.of(0)
             mapping[f"{prefix}{dims[-1]}"] = w
-        for d, n in enumerate(sizes):
+        for d in range(len(sizes)):
             mapping.setdefault(f"{prefix}{d}", Lin.of(0))
         return mapping, tuple(new_sizes)
 

@@ -146,6 +146,9 @@ class Lin:
         lo, hi = r.bounds()
         if lo > -INF and hi < INF and lo // c == hi // c:
             return q + lo // c
+        if -INF < lo < 0 and r.terms:  # C's `/` truncates: keep the dividend non-negative
+            k = -(lo // c)
+            return q - k + Lin.of(Div(r + k * c, c))
         return q + Lin.of(Div(r, c)) if r.terms else q + r.const // c
 
     def __mod__(self, c: int) -> Lin:
@@ -155,6 +158,8 @@ class Lin:
         lo, hi = r.bounds()
         if lo > -INF and hi < INF and lo // c == hi // c:
             return r - (lo // c) * c
+        if -INF < lo < 0:  # C's `%` truncates: keep the dividend non-negative
+            r = r + -(lo // c) * c
         return Lin.of(Mod(r, c))
 
     def _split(self, c: int) -> tuple[Lin, Lin]:
