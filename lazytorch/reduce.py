@@ -5,7 +5,7 @@ import math
 from collections import namedtuple
 
 from . import dtypes as dt
-from .elementwise import cast_node, expand_node, make
+from .elementwise import cast_node, expand_node
 from .graph import Node
 from .ops import Op
 from .sites import named
@@ -18,9 +18,11 @@ def _dims(self: Tensor, dim) -> tuple[int, ...]:
     if dim is None:
         return tuple(range(self.ndim))
     if isinstance(dim, (list, tuple)):
-        dims = tuple(sorted({_canon_dim(d, self.ndim) for d in dim}))
+        given = [_canon_dim(d, self.ndim) for d in dim]
+        dims = tuple(sorted(set(given)))
         if len(dims) != len(dim):
-            raise RuntimeError("dim appears multiple times in the list of dims")
+            dup = next(d for d in given if given.count(d) > 1)
+            raise RuntimeError(f"dim {dup} appears multiple times in the list of dims")
         return dims if dims else tuple(range(self.ndim))
     return (_canon_dim(dim, self.ndim),)
 
@@ -69,11 +71,15 @@ def mean(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
     d = dt.to_dtype(dtype) if dtype is not None else self.dtype
     if not d.is_floating_point:
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either "
-                           f"a floating point or complex dtype. Got: {self.dtype.name.capitalize()}")
+                           f"a floating point or complex dtype. Got: "
+                           f"{self.dtype.name.capitalize()}")
     axes = _dims(self, dim)
     n = math.prod(self.shape[a] for a in axes) if self.ndim else 1
-    s = sum(self.to(d), dim, keepdim)
-    return s / n if n else s * math.nan
+    # half is accumulated and divided in float, then rounded once (as PyTorch does)
+    acc = dt.float32 if d == dt.float16 else d
+    s = sum(self.to(acc), dim, keepdim)
+    out = s / n if n else s * math.nan
+    return out.to(d)
 
 
 def _check_nonempty(self: Tensor, axes, name: str) -> None:
@@ -133,6 +139,12 @@ def _minmax(rop: Op, aop: Op, name: str):
         _check_nonempty(self, axes, name)
         values = _record(reduce_node(rop, self.node, axes, keepdim))
         indices = _record(reduce_node(aop, self.node, axes, keepdim, dt.int64))
+        if values.requires_grad and self.ndim:
+            # PyTorch sends the gradient to the returned index only (amax splits it among ties)
+            idx = reduce_node(aop, self.node, axes, True, dt.int64)
+            v = Node(Op.GATHER, (self.node, idx), axes[0], idx.shape, self.dtype)
+            values = _record(v if keepdim else Node(Op.RESHAPE, (v,), values.shape,
+                                                    values.shape, v.dtype))
         return ValuesIndices(values, indices)
     return named(fn, name)
 
@@ -176,16 +188,19 @@ def logsumexp(self: Tensor, dim, keepdim: bool = False) -> Tensor:
     return squeeze(s, axes) if self.ndim else s
 
 
-def all(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def _logical_reduce(self: Tensor, op: Op, dim, keepdim: bool, empty: bool) -> Tensor:
     b = self.bool()
-    return _record(reduce_node(Op.RMIN, b.node, _dims(self, dim), keepdim)) if self.numel() \
-        else _empty_logical(self, dim, keepdim, True)
+    out = _record(reduce_node(op, b.node, _dims(self, dim), keepdim)) if self.numel() \
+        else _empty_logical(self, dim, keepdim, empty)
+    return out.to(dt.uint8) if self.dtype == dt.uint8 else out  # torch keeps uint8
+
+
+def all(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _logical_reduce(self, Op.RMIN, dim, keepdim, True)
 
 
 def any(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    b = self.bool()
-    return _record(reduce_node(Op.RMAX, b.node, _dims(self, dim), keepdim)) if self.numel() \
-        else _empty_logical(self, dim, keepdim, False)
+    return _logical_reduce(self, Op.RMAX, dim, keepdim, False)
 
 
 def _empty_logical(self: Tensor, dim, keepdim: bool, value: bool) -> Tensor:
