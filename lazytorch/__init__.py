@@ -63,5 +63,5 @@ from . import autograd  # noqa: E402
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: E402
                        set_grad_enabled)
 from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
-from . import optim, utils  # noqa: E402
+from . import nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402

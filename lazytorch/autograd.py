@@ -17,13 +17,19 @@ import threading
 import weakref
 from typing import Sequence
 
+from .autograd_rules import NO_GRAD
 from .graph import Node, const, toposort
 from .ops import Op
 from .sites import mark_backward
 
 LEAVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> weakref(Tensor)
+COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
 _tracked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> bool (memo)
-_consumed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # freed by a backward
+_consumed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # freed by a backward: when
+# node -> when an op last returned it: hash-consing hands a re-run forward (x * w again, while
+# the old result is alive) the node a backward consumed; a node made anew is a fresh graph
+_born: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_clock = itertools.count(1)
 _leaf_ids = itertools.count(1)
 _state = threading.local()
 
@@ -49,6 +55,8 @@ class _GradMode:
 
     def __exit__(self, *exc):
         _set(self._prev)
+        if self._prev and not self.mode and exc[0] is None:
+            _flush_updates()
         return False
 
     def __call__(self, fn):
@@ -77,14 +85,36 @@ class set_grad_enabled(_GradMode):
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        _set(self._prev)
-        return False
-
 
 class inference_mode(_GradMode):
     def __init__(self, mode: bool = True):
         self.mode = not mode
+
+
+# ------------------------------------------------------------------------------- updates
+# tensors updated in place with grad mode off, by id (a WeakSet would compare tensors with ==)
+_updated: dict[int, weakref.ref] = {}
+
+
+def note_update(t) -> None:
+    """Tensor._assign under no_grad: remember t until the no_grad block ends."""
+    _updated[id(t)] = weakref.ref(t)
+
+
+def _flush_updates() -> None:
+    """Leaving no_grad: if the block updated a leaf that requires grad in place (an SGD step
+    written by hand, `w -= lr * w.grad`), realize everything it updated in one plan, with
+    the forward and backward those updates need. Otherwise each step's parameters would be
+    graphs holding the previous step's graph: a training loop would grow without bound.
+    (optimizer.step() realizes its own updates the same way, at the end of its block.)"""
+    if not _updated:
+        return
+    pending = [t for r in list(_updated.values())
+               if (t := r()) is not None and t._node.op is not Op.BUFFER]
+    _updated.clear()
+    if any(t.requires_grad and t._grad_node is None for t in pending):
+        from .tensor import realize_tensors
+        realize_tensors(pending)
 
 
 # ------------------------------------------------------------------------------- tracking
@@ -107,7 +137,9 @@ def tracked(n: Node) -> bool:
             stack.extend(m.srcs)
         for m in reversed(order):
             if m not in _tracked:
-                _tracked[m] = any(s in LEAVES or _tracked.get(s, False) for s in m.srcs)
+                # integer and boolean results (comparisons, argmax, casts) carry no gradient
+                _tracked[m] = m.dtype.is_floating_point and m.op not in NO_GRAD and \
+                    any(s in LEAVES or _tracked.get(s, False) for s in m.srcs)
         r = _tracked[n]
     return r
 
@@ -122,6 +154,14 @@ def register_leaf(t) -> None:
     _tracked.clear()
 
 
+def unregister_leaf(t) -> None:
+    """requires_grad_(False): ops on t's current node are no longer tracked."""
+    ref = LEAVES.get(t._node)
+    if ref is not None and ref() is t:
+        del LEAVES[t._node]
+        _tracked.clear()
+
+
 def on_new_tensor(t) -> None:
     """Called for every op result: set requires_grad, or cut tracking under no_grad."""
     n = t._node
@@ -130,6 +170,7 @@ def on_new_tensor(t) -> None:
     if is_grad_enabled():
         t.requires_grad = True
         t._grad_node = n
+        _born[n] = next(_clock)
     else:
         t._node = Node(Op.DETACH, (n,), None, n.shape, n.dtype)
 
@@ -205,7 +246,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     order = toposort(roots, lambda n: n in LEAVES or not tracked(n))
     live = [n for n in order if n in LEAVES or tracked(n)]
     for n in live:
-        if n in _consumed:
+        if n in _consumed and _born.get(n, _consumed[n]) < _consumed[n]:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved "
                 "tensors after they have already been freed). Saved intermediate values of the "
@@ -240,9 +281,10 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
                 gs = Node(Op.CAST, (gs,), s.dtype, gs.shape, s.dtype)
             acc[s] = _add(acc.get(s), gs)
     if not retain_graph:
+        now = next(_clock)
         for n in live:
             if n not in LEAVES:
-                _consumed[n] = True
+                _consumed[n] = now
     return acc
 
 
@@ -288,6 +330,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     retain = create_graph if retain_graph is None else retain_graph
     roots, grads = _root_grads(tensors, grad_tensors, "backward")
     acc = _grad_graph(roots, grads, None, retain)
+    COMPANIONS.extend(weakref.ref(t) for t in tensors)
     wanted = None if inputs is None else {id(t) for t in _as_list(inputs)}
     targets: list[tuple[Tensor, Node]] = []
     for n, ref in list(LEAVES.items()):
@@ -315,11 +358,12 @@ def _accumulate(old, new):
     return old
 
 
-_retain: weakref.WeakSet = weakref.WeakSet()
+_retain: dict[int, weakref.ref] = {}  # by id: a WeakSet compares tensors with ==
 
 
 def _retaining(acc):
-    return [t for t in list(_retain) if t._grad_node is not None and t._grad_node in acc]
+    alive = [t for r in list(_retain.values()) if (t := r()) is not None]
+    return [t for t in alive if t._grad_node is not None and t._grad_node in acc]
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
@@ -360,7 +404,7 @@ def retain_grad(t) -> None:
     if t._grad_node is None:
         return  # leaves keep .grad anyway
     t._retains_grad = True
-    _retain.add(t)
+    _retain[id(t)] = weakref.ref(t, lambda _, k=id(t): _retain.pop(k, None))
 
 
 class detect_anomaly:

@@ -79,7 +79,9 @@ def _pow(n, g):
     a, b = n.srcs
     zero = zeros_like(g)
     ga = where(cmp(Op.CMPEQ, b, zero), zero, mul(g, mul(b, _n(Op.POW, a, sub(b, c(1, b))))))
-    gb = where(cmp(Op.CMPEQ, a, zero), zero, mul(g, mul(n, _n(Op.LOG, a))))
+    # PyTorch: d/db a**b is 0 where a == 0 and b >= 0 (not a*log(a) = 0*-inf)
+    zero_base = _n(Op.AND, cmp(Op.CMPEQ, a, zero), cmp(Op.CMPLE, zero, b), dtype=dt.bool_)
+    gb = where(zero_base, zero, mul(g, mul(n, _n(Op.LOG, a))))
     return ga, gb
 
 
@@ -160,10 +162,25 @@ def _cumsum(n, g):
 
 
 def _cumprod(n, g):
-    """sum_{j>=i} g_j * out_j / x_i (the input must have no zeros on the path)."""
+    """d/dx_i = sum_{j>=i} g_j * prod_{k<=j, k!=i} x_k, exact with zeros (as PyTorch).
+
+    With z the first zero along the axis and x' = x with that zero replaced by 1, out' =
+    cumprod(x') and R = the reverse cumsum of g * out': positions before z get
+    (R_i - R_z) / x_i, position z gets R_z, positions after z get 0. Without a zero this is
+    R_i / x_i. Divisions only see nonzero x, so double backward stays finite."""
     (x,) = n.srcs
-    rc = _cumsum(n, mul(g, n))[0]
-    return (div(rc, x),)
+    ax = n.arg
+    zero, one = zeros_like(x), c(1, x)
+    is_zero = cmp(Op.CMPEQ, x, zero)
+    zeros_so_far = _n(Op.CUMSUM, _n(Op.CAST, is_zero, arg=x.dtype, dtype=x.dtype), arg=ax)
+    before = cmp(Op.CMPEQ, zeros_so_far, zero)
+    first = _n(Op.AND, is_zero, cmp(Op.CMPEQ, zeros_so_far, one), dtype=dt.bool_)
+    out1 = _n(Op.CUMPROD, where(first, one, x), arg=ax)
+    r = _cumsum(n, mul(g, out1))[0]
+    kept = tuple(1 if i == ax else s for i, s in enumerate(x.shape))
+    r_z = expand(_n(Op.SUM, where(first, r, zero), arg=(ax,), shape=kept), x.shape)
+    safe_x = where(before, x, one)
+    return (where(before, div(sub(r, r_z), safe_x), where(first, r_z, zero)),)
 
 
 def _permute(n, g):
@@ -211,6 +228,8 @@ def _scatter(n, g):
     g_src = Node(Op.GATHER, (g, index), axis, index.shape, g.dtype)
     if mode == "add":
         return g, None, g_src
+    if mode is not None:  # reduce="multiply": PyTorch has no derivative either
+        raise RuntimeError("derivative for aten::scatter is not implemented")
     # overwritten positions get no gradient from the base
     hole = Node(Op.SCATTER, (g, index, zeros_like(src)), (axis, None), g.shape, g.dtype)
     return hole, None, g_src

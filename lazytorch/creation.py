@@ -207,14 +207,22 @@ def _rng(generator: Generator | None) -> np.random.Generator:
     return (generator or default_generator)._rng
 
 
+def _floating_only(d: dt.DType, kernel: str) -> None:
+    if not d.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{dt.scalar_type_name(d)}'")
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     d = _dtype(dtype)
+    _floating_only(d, "check_uniform_bounds")
     arr = _rng(generator).random(_sizes(size), dtype=np.float64)
     return _finish(from_array(arr.astype(d.np)), requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     d = _dtype(dtype)
+    _floating_only(d, "normal_kernel_cpu")
     arr = _rng(generator).standard_normal(_sizes(size), dtype=np.float64)
     return _finish(from_array(arr.astype(d.np)), requires_grad, device)
 

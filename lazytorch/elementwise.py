@@ -1,6 +1,7 @@
 """Elementwise ops with broadcasting and PyTorch's type promotion."""
 from __future__ import annotations
 
+import builtins
 import math
 from numbers import Number
 
@@ -65,11 +66,23 @@ def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
     return Tensor._make(node)
 
 
+def broadcast_pair(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
+    """The broadcast shape of two operands, with PyTorch's message for an op's operands."""
+    n = max(len(sa), len(sb))
+    for i in range(1, n + 1):
+        da = sa[-i] if i <= len(sa) else 1
+        db = sb[-i] if i <= len(sb) else 1
+        if da != db and da != 1 and db != 1:
+            raise RuntimeError(f"The size of tensor a ({da}) must match the size of tensor b "
+                               f"({db}) at non-singleton dimension {n - i}")
+    return broadcast_shapes(sa, sb)
+
+
 def binary(op: Op, a, b, *, compute: dt.DType | None = None, out: dt.DType | None = None,
            name: str = "") -> Tensor:
     """a op b, broadcast, both operands in the promoted (or `compute`) dtype."""
     a, b = _check_operand(a, name), _check_operand(b, name)
-    shape = broadcast_shapes(_shape_of(a), _shape_of(b))
+    shape = broadcast_pair(_shape_of(a), _shape_of(b))
     d = compute or dt.result_type(a, b)
     srcs = (operand(a, d, shape), operand(b, d, shape))
     return make(op, srcs, None, shape, out or d)
@@ -272,7 +285,7 @@ def where_nodes(cond, a, b) -> Tensor:
     if cond.dtype != dt.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
                            f"with dtype {cond.dtype.name.capitalize()}")
-    shape = broadcast_shapes(cond.shape, _shape_of(a), _shape_of(b))
+    shape = broadcast_pair(broadcast_pair(cond.shape, _shape_of(a)), _shape_of(b))
     d = dt.result_type(a, b)
     srcs = (expand_node(cond.node, shape), operand(a, d, shape), operand(b, d, shape))
     return make(Op.WHERE, srcs, None, shape, d)
@@ -365,7 +378,11 @@ def lerp(self, end, weight) -> Tensor:
     if isinstance(end, Tensor) and end.dtype != self.dtype:
         raise RuntimeError(f"expected dtype {self.dtype.name} for `end` but got dtype "
                            f"{end.dtype.name}")
-    return self + weight * (end - self)
+    diff = end - self
+    # torch's two-sided form: exact at both ends, and no inf - inf when an end is infinite
+    if isinstance(weight, Tensor):
+        return where_nodes(weight.abs() < 0.5, self + weight * diff, end - diff * (1 - weight))
+    return self + weight * diff if builtins.abs(weight) < 0.5 else end - diff * (1 - weight)
 
 
 def sigmoid(self) -> Tensor:

@@ -267,33 +267,30 @@ class _Advanced:
                 a, node = np.where(a < 0, a + n, a), None
             flat = flat * n + a
         self.shape: tuple[int, ...] = tuple(shape)
-        self.positions = positions
-        self.rest = [d for d in range(len(view_shape)) if d not in positions]
-        self.rest_shape = tuple(view_shape[d] for d in self.rest)
-        self.indexed = math.prod(view_shape[p] for p in positions)
         self.count = flat.size
-        # torch's rule: indexed dims next to each other keep their place in the result,
-        # separated ones move to the front
+        # torch's rule: indexed dims next to each other keep their place in the result (the
+        # view is read along one merged axis there); separated ones move to the front (the
+        # view is permuted so they lead, then merged into axis 0)
         first = positions[0]
-        adjacent = positions == list(range(first, first + len(positions)))
-        self.at = first if adjacent else 0
-        lead = len(self.shape)
-        self.result_perm = (tuple(lead + i for i in range(self.at)) + tuple(range(lead))
-                            + tuple(lead + i for i in range(self.at, len(self.rest))))
-        self.result_shape = (self.rest_shape[:self.at] + self.shape
-                             + self.rest_shape[self.at:])
+        rest = [d for d in range(len(view_shape)) if d not in positions]
+        if positions == list(range(first, first + len(positions))):
+            self.axis, self.view_perm = first, tuple(range(len(view_shape)))
+        else:
+            self.axis, self.view_perm = 0, tuple(positions + rest)
+        before = tuple(view_shape[d] for d in rest[:self.axis])
+        after = tuple(view_shape[d] for d in rest[self.axis:])
+        # the view, permuted and with the indexed dims merged: `flat_shape`; the index into it
+        # (and the gathered values, and the values to scatter) have `index.shape`
+        self.flat_shape = before + (math.prod(view_shape[p] for p in positions),) + after
+        self.result_shape = before + self.shape + after
         if node is None:
             node = _index_buffer(flat.reshape(-1))
-        self.index = ew.expand_node(_reshape(node, (self.count,) + (1,) * len(self.rest)),
-                                    (self.count,) + self.rest_shape)
+        ones = (1,) * len(before) + (self.count,) + (1,) * len(after)
+        self.index = ew.expand_node(_reshape(node, ones), before + (self.count,) + after)
 
-    @property
-    def view_perm(self) -> tuple[int, ...]:
-        return tuple(self.positions + self.rest)
-
-    @property
-    def flat_shape(self) -> tuple[int, ...]:
-        return (self.indexed,) + self.rest_shape
+    def flatten(self, n: Node) -> Node:
+        """The view's node permuted and merged to `flat_shape`."""
+        return _reshape(_permute(n, self.view_perm), self.flat_shape)
 
 
 # ----------------------------------------------------------------------------- x[idx]
@@ -303,10 +300,8 @@ def getitem(self: Tensor, idx) -> Tensor:
     if not advs:
         return view
     a = _Advanced(tuple(view.shape), advs)
-    src = _reshape(_permute(view.node, a.view_perm), a.flat_shape)
-    g = Node(Op.GATHER, (src, a.index), 0, a.index.shape, self.dtype)
-    out = _permute(_reshape(g, a.shape + a.rest_shape), a.result_perm)
-    return wrap(out)
+    g = Node(Op.GATHER, (a.flatten(view.node), a.index), a.axis, a.index.shape, self.dtype)
+    return wrap(_reshape(g, a.result_shape))
 
 
 # ----------------------------------------------------------------------------- x[idx] = v
@@ -399,8 +394,7 @@ def _put(self: Tensor, idx, value, accumulate: bool) -> None:
         src = ew.operand(value, self.dtype, a.result_shape)
     if a.count == 0:
         return
-    inv = tuple(sorted(range(len(a.result_perm)), key=lambda i: a.result_perm[i]))
-    src = _reshape(_permute(src, inv), a.index.shape)
+    src = _reshape(src, a.index.shape)
     flat = view
     if a.view_perm != tuple(range(len(a.view_perm))):
         flat = vw.make_view(flat, Op.PERMUTE, a.view_perm,
@@ -408,7 +402,8 @@ def _put(self: Tensor, idx, value, accumulate: bool) -> None:
     if tuple(flat.shape) != a.flat_shape:
         flat = vw.make_view(flat, Op.RESHAPE, a.flat_shape, a.flat_shape)
     mode = "add" if accumulate else None
-    new = Node(Op.SCATTER, (flat.node, a.index, src), (0, mode), a.flat_shape, self.dtype)
+    new = Node(Op.SCATTER, (flat.node, a.index, src), (a.axis, mode), a.flat_shape,
+               self.dtype)
     flat._assign(wrap(new).node)
 
 
@@ -446,7 +441,7 @@ def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
 
 
 def index_put(self: Tensor, indices, values, accumulate: bool = False) -> Tensor:
-    return index_put_(Tensor._make(self.node), indices, values, accumulate)
+    return index_put_(self.clone(), indices, values, accumulate)
 
 
 # ----------------------------------------------------------------------------- gather/scatter
@@ -532,7 +527,7 @@ def _scatter(self: Tensor, dim: int, index: Tensor, src, reduce, name: str) -> T
                         f"{type(src).__name__}")
     _checked_values(index, base.shape[d], d)
     if index.numel() == 0:
-        return Tensor._make(self.node)
+        return self.clone()
     idx = _reshape(index.node, ishape)
     out = Node(Op.SCATTER, (base, idx, srcn), (d, reduce), base.shape, self.dtype)
     return wrap(_reshape(out, self.shape))
@@ -627,7 +622,7 @@ def index_fill_(self: Tensor, dim: int, index: Tensor, value) -> Tensor:
 
 
 def index_fill(self: Tensor, dim: int, index: Tensor, value) -> Tensor:
-    return index_fill_(Tensor._make(self.node), dim, index, value)
+    return index_fill_(self.clone(), dim, index, value)
 
 
 def _index_source(self: Tensor, dim: int, index: Tensor, source: Tensor, name: str):
@@ -654,7 +649,7 @@ def index_add_(self: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
 
 
 def index_add(self: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
-    return index_add_(Tensor._make(self.node), dim, index, source, alpha=alpha)
+    return index_add_(self.clone(), dim, index, source, alpha=alpha)
 
 
 def index_copy_(self: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
@@ -665,7 +660,7 @@ def index_copy_(self: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
 
 
 def index_copy(self: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
-    return index_copy_(Tensor._make(self.node), dim, index, source)
+    return index_copy_(self.clone(), dim, index, source)
 
 
 # ----------------------------------------------------------------------------- masks

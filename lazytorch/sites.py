@@ -7,6 +7,7 @@ import sys
 import weakref
 
 from .graph import Node
+from .ops import Op
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # node -> (file:line, API name); entries vanish with their nodes
@@ -45,6 +46,14 @@ def record(node: Node) -> None:
         site = user_site()
         if site is not None:
             SITES[node] = site
+            # the nodes a composite op built on the way (matmul's reshapes and broadcasts)
+            # share its line; the walk stops at nodes that have one, so each is visited once
+            stack = list(node.srcs)
+            while stack:
+                n = stack.pop()
+                if n not in SITES and n.op is not Op.BUFFER:
+                    SITES[n] = site
+                    stack.extend(n.srcs)
 
 
 def site_of(node: Node) -> str | None:

@@ -69,8 +69,8 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
     """numpy array for tensor(data): ints give int64, floats the default float, bools bool."""
     if isinstance(data, Tensor):
         arr = data.numpy()
-    elif isinstance(data, np.ndarray):
-        arr = data
+    elif isinstance(data, (np.ndarray, np.generic)):  # numpy scalars keep their dtype too
+        arr = np.asarray(data)
     else:
         if isinstance(data, (list, tuple)):
             data = _flatten_tensors(data)
@@ -192,6 +192,8 @@ class Tensor:
             self._base_version = b._version
         self._node = node
         self._version += 1
+        if not autograd.is_grad_enabled():
+            autograd.note_update(self)
 
     # --------------------------------------------------------------------- metadata
     @property
@@ -269,11 +271,12 @@ class Tensor:
                                    ".")
             return self
         if requires_grad and not (self.dtype.is_floating_point):
-            raise RuntimeError("only Tensors of floating point and complex dtype can require "
-                               "gradients")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         if requires_grad:
             autograd.register_leaf(self)
+        else:
+            autograd.unregister_leaf(self)
         return self
 
     def detach_(self) -> Tensor:
@@ -294,6 +297,10 @@ class Tensor:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def __reduce__(self):
+        # pickles as its value (numpy), so tensors travel to other processes
+        return (_rebuild, (np.array(self.numpy()), self.requires_grad))
 
     # --------------------------------------------------------------------- values
     def realize(self) -> Tensor:
@@ -341,7 +348,7 @@ class Tensor:
 
     def _scalar(self, what: str):
         if self.numel() != 1:
-            raise RuntimeError(f"only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return self.item()
 
     def __repr__(self) -> str:
@@ -453,15 +460,25 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
     Plain tensors are rebound to their buffer (dropping the graph behind them); tensors that
     carry a gradient graph keep their node, whose buffer is remembered by realize().
     """
-    from .realize import realize
-    bufs = realize([t.node for t in tensors])
-    for t, b in zip(tensors, bufs):
+    from .realize import REALIZED, realize
+    # the outputs of backward() (the loss) ride along with the next realize: that realize
+    # computes their forward graph anyway, and `loss.item()` afterwards then costs nothing
+    extra = []
+    while autograd.COMPANIONS:
+        c = autograd.COMPANIONS.pop()()
+        if c is not None and c.node.op is not Op.BUFFER and c.node not in REALIZED and \
+                all(c is not t for t in tensors):
+            extra.append(c)
+    tensors = list(tensors)
+    n_asked = len(tensors)
+    bufs = realize([t.node for t in tensors + extra])
+    for t, b in zip(tensors + extra, bufs):
         if t._grad_node is not None or t._node is b:
             continue
         t._node = b
         if t.requires_grad:
             autograd.LEAVES[b] = weakref.ref(t)
-    return bufs
+    return bufs[:n_asked]
 
 
 def node_of(x, dtype: dt.DType, shape) -> Node:
@@ -473,3 +490,10 @@ def node_of(x, dtype: dt.DType, shape) -> Node:
 
 def as_const_node(value, dtype: dt.DType, shape) -> Node:
     return const(value, dtype, tuple(shape))
+
+
+def _rebuild(arr: np.ndarray, requires_grad: bool) -> Tensor:
+    t = Tensor._make(memory.buffer_node(arr))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t

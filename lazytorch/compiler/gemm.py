@@ -22,7 +22,7 @@ class GemmSpec:
     m: tuple[str, int] | None       # (output variable, size) of the rows; None: one row
     n: tuple[str, int] | None
     k: int
-    batch: list[tuple[str, int]]    # output variables that index both or neither operand
+    batch: list[tuple[str, int]]    # the other output variables: a GEMM per value
     a: Val                          # loads of the two operands
     b: Val
     dtype: dt.DType
@@ -50,20 +50,15 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
         return None  # other work inside the reduce loop
     in_a = {n for n in a.arg[1].vars() if n.startswith("o")}
     in_b = {n for n in b.arg[1].vars() if n.startswith("o")}
-    m = n = None
-    batch = []
-    for i, size in enumerate(k.loops):
-        name = f"o{i}"
-        if name in in_a and name not in in_b:
-            if m is not None:
-                return None
-            m = (name, size)
-        elif name in in_b and name not in in_a:
-            if n is not None:
-                return None
-            n = (name, size)
-        else:
-            batch.append((name, size))
+    # rows: the largest loop only A reads; columns: the largest only B reads; every other
+    # loop (both, neither, or a second one-sided loop, e.g. conv's batch against a shared
+    # weight) runs whole GEMMs, each operand offset by its own stride for it
+    loops = [(f"o{i}", size) for i, size in enumerate(k.loops)]
+    only_a = [lp for lp in loops if lp[0] in in_a and lp[0] not in in_b]
+    only_b = [lp for lp in loops if lp[0] in in_b and lp[0] not in in_a]
+    m = max(only_a, key=lambda lp: lp[1]) if only_a else None
+    n = max(only_b, key=lambda lp: lp[1]) if only_b else None
+    batch = [lp for lp in loops if lp not in (m, n)]
     total = k.red_loops[0]
     for _, s in ([m] if m else []) + ([n] if n else []) + batch:
         total *= s

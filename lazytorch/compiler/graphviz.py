@@ -135,8 +135,9 @@ def _label(name: str, a: dict) -> str:
 def to_dot(g: nx.DiGraph, title: str | None = None, legend: bool = True) -> _graphviz.Digraph:
     """Draw a graph made by to_networkx: a graphviz.Digraph (its `.source` is the DOT text).
 
-    Every node has a DOT `class` (its op class, plus `backward` or `forward`), which the SVG
-    keeps, and each kernel is a subgraph `cluster_<kernel name>`.
+    Every node has a DOT `class`, which the SVG keeps: its op class, `backward` or `forward`,
+    and `folded` when the passes removed it; each kernel is a subgraph `cluster_<kernel name>`.
+    Backward nodes are dashed with a red border on a paler fill; folded ones dotted, unfilled.
     """
     import graphviz
 
@@ -155,17 +156,17 @@ def to_dot(g: nx.DiGraph, title: str | None = None, legend: bool = True) -> _gra
         a = g.nodes[name]
         back = bool(a["backward"])
         fill = COLORS[a["op_class"]][1 if back else 0]
+        kind = ("backward" if back else "forward") + (" folded" if a["folded"] else "")
         attrs = {"label": _label(name, a), "fillcolor": fill, "style": "rounded,filled",
-                 "class": f"{a['op_class']} {'backward' if back else 'forward'}",
+                 "class": f"{a['op_class']} {kind}",
                  "tooltip": " ".join(x for x in (a["site"], a["api"]) if x) or name}
         if back:
             attrs.update(style="rounded,filled,dashed", color=BACKWARD_BORDER, penwidth="2",
                          fontcolor="#67000d")
-        if a["folded"]:
-            attrs.update(style=attrs["style"].replace("filled", "dotted"), fontcolor="#737373",
-                         fillcolor="white")
+        if a["folded"]:  # the passes removed it: no kernel computes it
+            attrs.update(style="rounded,filled,dotted", fontcolor="#737373", fillcolor="white")
         if a["op_class"] == "source":
-            attrs["shape"] = "box" if a["op"] == "buffer" else "plaintext"
+            attrs["shape"] = "box" if a["op"] == "buffer" else "ellipse"
         if name in g.graph.get("outputs", ()):
             attrs["peripheries"] = "2"
         where.node(name, **attrs)

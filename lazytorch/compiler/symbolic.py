@@ -127,7 +127,8 @@ class Lin:
                 acc[k][1] += c
             else:
                 acc[k] = [a, c]
-        return Lin(tuple((a, c) for a, c in acc.values() if c != 0), self.const + o.const)
+        out = Lin(tuple((a, c) for a, c in acc.values() if c != 0), self.const + o.const)
+        return _merge_divmod(out) or out
 
     __radd__ = __add__
 
@@ -223,6 +224,32 @@ class Lin:
             parts.append(str(self.const))
         s = "+".join(parts)
         return s if len(parts) == 1 else f"({s})"
+
+
+def _merge_divmod(e: Lin) -> Lin | None:
+    """e with one pair of terms merged, or None: (x/c)*c*k + (x%c)*k = x*k, and
+    ((x/b)%c)*b*k + (x%b)*k = (x%(b*c))*k. Both hold for C's truncating division as for
+    flooring; they turn a reshape that splits a dim and merges it back into a plain stride."""
+    if len(e.terms) < 2 or not any(isinstance(a, Mod) for a, _ in e.terms):
+        return None
+    for i, (m, k) in enumerate(e.terms):
+        if not isinstance(m, Mod):
+            continue
+        xk = m.x.key()
+        for j, (a, kj) in enumerate(e.terms):
+            if kj != k * m.c:
+                continue
+            if isinstance(a, Div) and a.c == m.c and a.x.key() == xk:
+                merged = m.x * k
+            elif (isinstance(a, Mod) and a.x.const == 0 and len(a.x.terms) == 1 and
+                  a.x.terms[0][1] == 1 and isinstance(a.x.terms[0][0], Div) and
+                  a.x.terms[0][0].c == m.c and a.x.terms[0][0].x.key() == xk):
+                merged = (m.x % (m.c * a.c)) * k
+            else:
+                continue
+            rest = Lin(tuple(t for n, t in enumerate(e.terms) if n not in (i, j)), e.const)
+            return rest + merged
+    return None
 
 
 def ravel(idx: tuple[Lin, ...], shape: tuple[int, ...]) -> Lin:

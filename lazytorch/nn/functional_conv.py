@@ -1,5 +1,5 @@
-"""Convolution, pooling, attention and interpolation, built from movement ops (UNFOLD makes
-the sliding windows as a view), a contiguous im2col buffer where it pays, and matmul."""
+"""Convolution, transposed convolution, attention and interpolation, built from movement ops
+(UNFOLD makes the sliding windows as a view), a contiguous im2col buffer, and matmul."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..elementwise import make
 from ..graph import Node
 from ..ops import Op
@@ -72,8 +73,8 @@ def _check_conv(x: Tensor, weight: Tensor, nsp: int, groups: int, name: str) -> 
     if weight.shape[0] % groups:
         raise RuntimeError("out_channels must be divisible by groups")
     if x.dtype != weight.dtype:
-        raise RuntimeError(f"Input type ({x.dtype.name}) and weight type ({weight.dtype.name}) "
-                           "should be the same")
+        raise RuntimeError(f"expected scalar type {dt.scalar_type_name(x.dtype)} but found "
+                           f"{dt.scalar_type_name(weight.dtype)}")
 
 
 def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: int,
@@ -85,19 +86,25 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
     kernel = tuple(weight.shape[2:])
     stride = _tuple(stride, nsp, "stride")
     dilation = _tuple(dilation, nsp, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
     if isinstance(padding, str):
         if padding == "valid":
             padding = (0,) * nsp
         elif padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             total = [d * (k - 1) for k, d in zip(kernel, dilation)]
             lo = [t // 2 for t in total]
             x = pad_nodes(x, [(0, 0), (0, 0)] + [(a, t - a) for a, t in zip(lo, total)])
             padding = (0,) * nsp
         else:
-            raise ValueError(f"Invalid padding string '{padding}'")
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
     padding = _tuple(padding, nsp, "padding")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
     n, c = x.shape[0], x.shape[1]
     o = weight.shape[0]
     win = _windows(x, kernel, stride, padding, dilation)      # (N, C, *out, *k)
@@ -119,231 +126,102 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
 
 def conv1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation), as torch.nn.functional.conv1d."""
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
 def conv2d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation), as torch.nn.functional.conv2d."""
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
-def conv_transpose2d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0,
-                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
-    """The gradient of conv2d with respect to its input: spread the input by `stride`
-    (zeros between), pad, and convolve with the flipped, transposed kernel."""
-    unbatched = input.ndim == 3
+def _conv_transposend(input: Tensor, weight: Tensor, bias, stride, padding, output_padding,
+                      groups: int, dilation, nsp: int, name: str) -> Tensor:
+    """The gradient of conv with respect to its input: spread the input by `stride` (zeros
+    between), pad by dilation * (k - 1) - padding, and convolve with the flipped, transposed
+    kernel."""
+    if input.ndim not in (nsp + 1, nsp + 2):
+        raise RuntimeError(f"Expected {nsp + 1}D (unbatched) or {nsp + 2}D (batched) input to "
+                           f"{name}, but got input of size: {list(input.shape)}")
+    if weight.ndim != nsp + 2:
+        raise RuntimeError(f"weight should have {nsp + 2} dimensions, got {weight.ndim}")
+    unbatched = input.ndim == nsp + 1
     x = input.unsqueeze(0) if unbatched else input
-    if x.ndim != 4:
-        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to "
-                           f"conv_transpose2d, but got input of size: {list(input.shape)}")
-    stride, padding = _tuple(stride, 2, "stride"), _tuple(padding, 2, "padding")
-    output_padding, dilation = _tuple(output_padding, 2, "output_padding"), _tuple(dilation, 2,
-                                                                                   "dilation")
-    n, c, h, w_ = x.shape
-    cin, og = weight.shape[0], weight.shape[1]
+    stride, padding = _tuple(stride, nsp, "stride"), _tuple(padding, nsp, "padding")
+    output_padding = _tuple(output_padding, nsp, "output_padding")
+    dilation = _tuple(dilation, nsp, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
+        lift = (lambda t, one: t) if nsp == 2 else (lambda t, one: (one, *t))   # 1d runs as 2d
+        got = " ".join(f"{what}_{h}: {v}" for what, vals in
+                       (("output_padding", lift(output_padding, 0)), ("stride", lift(stride, 1)),
+                        ("dilation", lift(dilation, 1))) for h, v in zip(("height", "width"),
+                                                                         vals))
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
+                           f"got {got}")
+    n, c, sp = x.shape[0], x.shape[1], x.shape[2:]
+    cin, og, kernel = weight.shape[0], weight.shape[1], weight.shape[2:]
     if c != cin:
         raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
                            f"input{list(x.shape)} to have {cin} channels, but got {c} channels "
                            "instead")
-    kh, kw = weight.shape[2:]
-    # spread: (h - 1) * s + 1 with zeros between
-    from ..views import _unslice
-    hs, ws = (h - 1) * stride[0] + 1, (w_ - 1) * stride[1] + 1
-    node = _unslice(x.node, ((0, 1), (0, 1), (0, stride[0]), (0, stride[1])), (n, c, hs, ws),
-                    x.dtype.np(0).item())
-    xs = make(Op.CONTIGUOUS, (node,), None, node.shape, x.dtype) if stride != (1, 1) else x
-    ph = dilation[0] * (kh - 1) - padding[0]
-    pw = dilation[1] * (kw - 1) - padding[1]
-    pads = [(0, 0), (0, 0), (ph, ph + output_padding[0]), (pw, pw + output_padding[1])]
-    if any(lo < 0 or hi < 0 for lo, hi in pads):
-        crop = [(max(-lo, 0), max(-hi, 0)) for lo, hi in pads]
-        pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
-        xs = pad_nodes(xs, pads)
-        for d, (lo, hi) in enumerate(crop):
-            if lo or hi:
-                xs = xs.narrow(d, lo, xs.shape[d] - lo - hi)
-    else:
-        xs = pad_nodes(xs, pads)
-    # weight (Cin, Cout/g, kh, kw) -> (Cout, Cin/g, kh, kw), flipped
+    if cin % groups:
+        raise RuntimeError("in_channels must be divisible by groups")
+    xs = x
+    if any(s != 1 for s in stride):   # spread: (size - 1) * s + 1, zeros between
+        from ..views import _unslice
+        spread = tuple((sz - 1) * s + 1 for sz, s in zip(sp, stride))
+        node = _unslice(x.node, ((0, 1), (0, 1), *((0, s) for s in stride)), (n, c, *spread),
+                        x.dtype.np(0).item())
+        xs = make(Op.CONTIGUOUS, (node,), None, node.shape, x.dtype)
+    pads = [(0, 0), (0, 0)] + [(d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in
+                               zip(kernel, dilation, padding, output_padding)]
+    xs = pad_nodes(xs, [(max(lo, 0), max(hi, 0)) for lo, hi in pads])
+    for dim, (lo, hi) in enumerate(pads):   # padding beyond d * (k - 1) crops
+        if lo < 0 or hi < 0:
+            xs = xs.narrow(dim, max(-lo, 0), xs.shape[dim] - max(-lo, 0) - max(-hi, 0))
+    # weight (Cin, Cout/g, *k) -> (Cout, Cin/g, *k), flipped
     g = groups
-    wt = weight.reshape(g, cin // g, og, kh, kw).transpose(1, 2).reshape(g * og, cin // g, kh,
-                                                                          kw)
-    wt = wt.flip(2, 3)
-    out = conv2d(xs, wt, bias, 1, 0, dilation, groups)
+    wt = weight.reshape(g, cin // g, og, *kernel).transpose(1, 2)
+    wt = wt.reshape(g * og, cin // g, *kernel).flip(*range(2, 2 + nsp))
+    out = _convnd(xs, wt, bias, 1, 0, dilation, groups, nsp, name)
     return out.squeeze(0) if unbatched else out
 
 
-def _pool_args(kernel_size, stride, padding, dilation, nsp):
-    k = _tuple(kernel_size, nsp, "kernel_size")
-    s = k if stride is None or stride == () or stride == [] else _tuple(stride, nsp, "stride")
-    p = _tuple(padding, nsp, "padding")
-    d = _tuple(dilation, nsp, "dilation")
-    for kk, pp in zip(k, p):
-        if pp > kk // 2:
-            raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
-                               f"pad={pp}, kernel_size={kk} and dilation={d[0]}")
-    return k, s, p, d
+def conv_transpose1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """1-D transposed convolution, as torch.nn.functional.conv_transpose1d."""
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 1, "conv_transpose1d")
 
 
-def _ceil_pad(x: Tensor, k, s, p, d, ceil_mode: bool):
-    """Extra right padding so that ceil_mode windows exist (a window must start inside)."""
-    extra = []
-    for i, (kk, ss, pp, dd) in enumerate(zip(k, s, p, d)):
-        size = x.shape[2 + i] + 2 * pp
-        span = (kk - 1) * dd + 1
-        out = (size - span) // ss + 1
-        if ceil_mode:
-            out_c = -(-(size - span) // ss) + 1
-            if (out_c - 1) * ss >= x.shape[2 + i] + pp:
-                out_c -= 1
-            extra.append((out_c - out) * ss if out_c > out else 0)
-        else:
-            extra.append(0)
-    return extra
-
-
-def _max_pool(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-              nsp: int):
-    unbatched = x.ndim == nsp + 1
-    if unbatched:
-        x = x.unsqueeze(0)
-    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation, nsp)
-    extra = _ceil_pad(x, k, s, p, d, ceil_mode)
-    lowest = -math.inf if x.dtype.is_floating_point else int(np.iinfo(x.dtype.np).min)
-    xp = pad_nodes(x, [(0, 0), (0, 0)] + [(pp, pp + e) for pp, e in zip(p, extra)], lowest)
-    win = _windows(xp, k, s, (0,) * nsp, d)                     # (N, C, *out, *k)
-    flat = win.reshape(*win.shape[:2 + nsp], math.prod(k))
-    idx = flat.argmax(-1, keepdim=True)
-    values = flat.gather(-1, idx).squeeze(-1)
-    if unbatched:
-        values = values.squeeze(0)
-    if not return_indices:
-        return values
-    # flat index into the unpadded input, as PyTorch returns
-    out_sp = win.shape[2:2 + nsp]
-    pos = idx.squeeze(-1)
-    coords = []
-    rem = pos
-    for i in reversed(range(nsp)):
-        coords.append(rem % k[i])
-        rem = rem // k[i]
-    coords = coords[::-1]
-    flat_index = None
-    for i in range(nsp):
-        grid = Tensor._make(_arange_node(out_sp[i], i, nsp)) * s[i]
-        ci = grid + coords[i] * d[i] - p[i]
-        flat_index = ci if flat_index is None else flat_index * x.shape[2 + i] + ci
-    if unbatched:
-        flat_index = flat_index.squeeze(0)
-    return values, flat_index
-
-
-def _arange_node(n: int, axis: int, nsp: int) -> Node:
-    from ..runtime import memory
-    shape = [1] * (nsp + 2)
-    shape[2 + axis] = n
-    return memory.buffer_node(np.arange(n, dtype=np.int64).reshape(shape))
-
-
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
-
-
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
-
-
-def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-              nsp):
-    unbatched = x.ndim == nsp + 1
-    if unbatched:
-        x = x.unsqueeze(0)
-    k, s, p, d = _pool_args(kernel_size, stride, padding, 1, nsp)
-    extra = _ceil_pad(x, k, s, p, d, ceil_mode)
-    pads = [(0, 0), (0, 0)] + [(pp, pp + e) for pp, e in zip(p, extra)]
-    xp = pad_nodes(x, pads)
-    win = _windows(xp, k, s, (0,) * nsp, d)
-    axes = tuple(range(2 + nsp, 2 + 2 * nsp))
-    total = win.sum(axes)
-    if divisor_override:
-        out = total / divisor_override
-    elif count_include_pad and not any(extra):
-        out = total / math.prod(k)
-    else:
-        # count the elements each window covers (padding included or not)
-        ones = Tensor._make(_ones_node(x.shape[2:], x.dtype))
-        inner = [(pp, pp) for pp in p] if count_include_pad else [(0, 0)] * nsp
-        base = pad_nodes(ones, inner, 0.0)
-        outer = [(0 if count_include_pad else pp, e + (0 if count_include_pad else 0) +
-                  (0 if count_include_pad else pp)) for pp, e in zip(p, extra)]
-        cnt = pad_nodes(base, outer, 0.0).reshape(1, 1, *[b + lo + hi for b, (lo, hi) in
-                                                          zip(base.shape, outer)])
-        cw = _windows(cnt, k, s, (0,) * nsp, d).sum(axes)
-        out = total / cw
-    return out.squeeze(0) if unbatched else out
-
-
-def _ones_node(shape, dtype) -> Node:
-    from ..graph import const
-    return const(1, dtype, tuple(shape))
-
-
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
-    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1)
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, 2)
-
-
-def _adaptive_matrix(n_in: int, n_out: int, dtype) -> Tensor:
-    """(n_out, n_in) averaging matrix of PyTorch's adaptive windows
-    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out))."""
-    m = np.zeros((n_out, n_in), dtype=dtype.np)
-    for i in range(n_out):
-        a = (i * n_in) // n_out
-        b = -(-((i + 1) * n_in) // n_out)
-        m[i, a:b] = 1.0 / (b - a)
-    from ..creation import from_array
-    return from_array(m)
-
-
-def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input
-    if x.ndim != 4:
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got "
-                           f"{list(input.shape)}")
-    oh, ow = _tuple(output_size if output_size is not None else x.shape[2:], 2, "output_size")
-    oh = x.shape[2] if oh is None else oh
-    ow = x.shape[3] if ow is None else ow
-    h, w = x.shape[2:]
-    if h % oh == 0 and w % ow == 0:
-        out = avg_pool2d(x, (h // oh, w // ow))
-    else:
-        ph = _adaptive_matrix(h, oh, x.dtype)
-        pw = _adaptive_matrix(w, ow, x.dtype)
-        out = ph @ x @ pw.t()
-    return out.squeeze(0) if unbatched else out
-
-
-def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:
-    return adaptive_avg_pool2d(input.unsqueeze(-2), (1, output_size)).squeeze(-2)
+def conv_transpose2d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """2-D transposed convolution, as torch.nn.functional.conv_transpose2d."""
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 2, "conv_transpose2d")
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale=None,
                                  enable_gqa: bool = False) -> Tensor:
-    """softmax(q k^T * scale + mask) v, as torch.nn.functional.scaled_dot_product_attention."""
+    """softmax(q k^T * scale + mask) v, as torch.nn.functional.scaled_dot_product_attention
+    (a row whose every key is masked out gives zeros, as PyTorch's safe softmax)."""
     from .. import creation
     L, S = query.shape[-2], key.shape[-2]
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hq % hk:
+            raise RuntimeError(f"Number of heads in key and value must divide the number of "
+                               f"heads in query, got {hk} and {hq}")
+        key, value = _repeat_heads(key, hq // hk), _repeat_heads(value, hq // hk)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
+    masked = False
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
@@ -355,41 +233,94 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             scores = scores.masked_fill(~attn_mask, -math.inf)
         else:
             scores = scores + attn_mask
+        masked = True
     m = scores.amax(-1, keepdim=True)
+    if masked:   # rows with every score -inf: exp(-inf - 0) = 0, and 0 / 1 = 0
+        m = m.masked_fill(m == -math.inf, 0.0)
     e = (scores - m).exp()
-    p = e / e.sum(-1, keepdim=True)
+    den = e.sum(-1, keepdim=True)
+    if masked:
+        den = den.masked_fill(den == 0, 1.0)
+    p = e / den
     if dropout_p > 0.0:
         keep = creation.rand(p.shape) >= dropout_p
         p = p * keep.to(p.dtype) / (1.0 - dropout_p)
     return p @ value
 
 
+def _repeat_heads(x: Tensor, n: int) -> Tensor:
+    """(..., h, S, E) -> (..., h * n, S, E), each head repeated n times in a row."""
+    *b, h, s, e = x.shape
+    return x.unsqueeze(-3).expand(*b, h, n, s, e).reshape(*b, h * n, s, e)
+
+
+_MODE_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners=None, recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial dims: modes nearest (PyTorch's floor rule), linear, bilinear."""
+    """Resize the spatial dims as torch.nn.functional.interpolate: modes nearest (PyTorch's
+    floor rule), nearest-exact, linear, bilinear, trilinear, area."""
     nsp = input.ndim - 2
-    if nsp < 1:
-        raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got "
-                         f"{input.ndim}D) for the modes: nearest | linear | bilinear")
+    if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if nsp not in (1, 2, 3):
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
+                                  f"(got {input.ndim}D) for the modes: nearest | linear | "
+                                  f"bilinear | bicubic | trilinear | lanczos | area | "
+                                  f"nearest-exact (got {mode})")
+    if mode in _MODE_DIMS and _MODE_DIMS[mode] != nsp:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
+                                  f"{_MODE_DIMS[mode] + 2}D input")
+    if antialias:
+        raise NotImplementedError("interpolate(antialias=True) is not supported")
     in_sp = input.shape[2:]
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
     if size is not None:
+        if isinstance(size, (list, tuple)) and len(size) != nsp:
+            raise ValueError(f"Input and output must have the same number of spatial "
+                             f"dimensions, but got input with spatial dimensions of "
+                             f"{list(in_sp)} and output size of {list(size)}. Please provide "
+                             f"input tensor in (N, C, d1, d2, ...,dK) format and output size "
+                             f"in (o1, o2, ...,oK) format.")
         out_sp = _tuple(size, nsp, "size")
         scales = [None] * nsp
     elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)) and len(scale_factor) != nsp:
+            raise ValueError(f"Input and scale_factor must have the same number of spatial "
+                             f"dimensions, but got input with spatial dimensions of "
+                             f"{list(in_sp)} and scale_factor of shape {list(scale_factor)}. "
+                             f"Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                             f"and scale_factor in (s1, s2, ...,sK) format.")
         sf = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor] * nsp
-        out_sp = tuple(int(math.floor(s * f)) for s, f in zip(in_sp, sf))
+        out_sp = tuple(int(math.floor(float(s) * f)) for s, f in zip(in_sp, sf))
         scales = [None if recompute_scale_factor else float(f) for f in sf]
     else:
         raise ValueError("either size or scale_factor should be defined")
     x = input
-    if mode == "nearest":
+    if mode in ("nearest", "nearest-exact"):
+        shift = 0.5 if mode == "nearest-exact" else 0.0
         for i in range(nsp):
             n_in, n_out = in_sp[i], out_sp[i]
-            sc = (1.0 / scales[i]) if scales[i] else n_in / n_out
-            idx = np.minimum(np.floor(np.arange(n_out) * sc).astype(np.int64), n_in - 1)
+            # PyTorch computes the source index in float32
+            sc = np.float32(1.0 / scales[i]) if scales[i] else np.float32(n_in) / n_out
+            src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(shift)) * sc)
+            idx = np.minimum(src.astype(np.int64), n_in - 1)
             x = x.index_select(2 + i, Tensor._make(_buffer(idx)))
         return x
-    if mode in ("linear", "bilinear", "trilinear"):
+    if mode == "area":
+        from .functional_pool import adaptive_avg_pool1d, adaptive_avg_pool2d
+        if nsp == 1:
+            return adaptive_avg_pool1d(x, out_sp[0])
+        if nsp == 2:
+            return adaptive_avg_pool2d(x, out_sp)
+        raise NotImplementedError("interpolate mode 'area' supports 3D and 4D input")
+    if mode in _MODE_DIMS:
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(f'"upsample_{mode}{nsp}d_out_frame" not implemented for '
+                               f"'{dt.scalar_type_name(x.dtype)}'")
         for i in range(nsp):
             mat = _linear_matrix(in_sp[i], out_sp[i], align_corners, scales[i], x.dtype)
             x = (x.movedim(2 + i, -1) @ mat.t()).movedim(-1, 2 + i)

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterator
 
 from .. import dtypes as dt
 from ..autograd import no_grad
-from ..tensor import Tensor, device as _device
+from ..tensor import Tensor
+from ..tensor import device as _device
 from .parameter import Parameter
 
 _EXTRA_STATE_KEY_SUFFIX = "_extra_state"
@@ -584,8 +585,8 @@ class Module:
         """hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
         unexpected_keys, error_msgs) before this module loads its part."""
         handle = RemovableHandle(self._load_state_dict_pre_hooks)
-        self._load_state_dict_pre_hooks[handle.id] = (
-            lambda *a, _h=hook, _m=weakref.ref(self): _h(_m(), *a))
+        module = weakref.ref(self)
+        self._load_state_dict_pre_hooks[handle.id] = lambda *a: hook(module(), *a)
         return handle
 
     def register_load_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:

@@ -39,9 +39,6 @@ class Parameter(Tensor):
         memo[id(self)] = result
         return result
 
-    def __reduce_ex__(self, proto):
-        raise TypeError("lazytorch tensors are not picklable: use lazytorch.save")
-
     # ------------------------------------------------------------------ .data
     @property
     def data(self) -> Tensor:

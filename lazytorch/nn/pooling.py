@@ -1,8 +1,12 @@
 """Pooling layers."""
 from __future__ import annotations
 
-from . import functional_conv as F
+from . import functional_pool as F
 from .module import Module
+
+
+def _single(v) -> tuple[int, ...]:
+    return (v,) if isinstance(v, int) else tuple(v)
 
 
 class _MaxPoolNd(Module):
@@ -35,10 +39,10 @@ class AvgPool1d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True):
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, \
-            count_include_pad
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, input):
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,

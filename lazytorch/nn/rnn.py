@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import creation
 from ..tensor import Tensor
@@ -16,28 +17,48 @@ class RNNBase(Module):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
         super().__init__()
-        if proj_size:
-            raise NotImplementedError("LSTM proj_size is not supported")
-        if not 0 <= dropout <= 1:
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or \
+                not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
-        if hidden_size <= 0 or num_layers <= 0:
-            raise ValueError("hidden_size and num_layers must be greater than 0")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", stacklevel=3)
+        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
+            raise TypeError(f"hidden_size should be of type int, got: "
+                            f"{type(hidden_size).__name__}")
+        if hidden_size <= 0:
+            raise ValueError("hidden_size must be greater than zero")
+        if num_layers <= 0:
+            raise ValueError("num_layers must be greater than zero")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
-        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
+        self.dropout, self.bidirectional = float(dropout), bidirectional
+        self.proj_size = proj_size
         g = _GATES[mode] * hidden_size
         dirs = 2 if bidirectional else 1
+        real_hidden = proj_size or hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                in_sz = input_size if layer == 0 else hidden_size * dirs
+                in_sz = input_size if layer == 0 else real_hidden * dirs
                 names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
-                shapes = [(g, in_sz), (g, hidden_size)]
+                shapes = [(g, in_sz), (g, real_hidden)]
                 if bias:
                     names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
                     shapes += [(g,), (g,)]
+                if proj_size:
+                    names.append(f"weight_hr{sfx}")
+                    shapes.append((proj_size, hidden_size))
                 for n, s in zip(names, shapes):
                     setattr(self, n, Parameter(creation.empty(s, dtype=dtype)))
                 self._flat_weights_names += names
@@ -49,12 +70,27 @@ class RNNBase(Module):
         for w in self.parameters():
             init.uniform_(w, -stdv, stdv)
 
+    def flatten_parameters(self) -> None:
+        """Accepted for PyTorch compatibility (cuDNN weight packing): nothing to do."""
+
+    @property
+    def _flat_weights(self) -> list:
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list]:
+        """The parameters grouped per layer and direction, as PyTorch lists them."""
+        per = len(self._flat_weights_names) // (self.num_layers *
+                                                (2 if self.bidirectional else 1))
+        w = self._flat_weights
+        return [w[i:i + per] for i in range(0, len(w), per)]
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self.mode == "RNN_RELU":
-            s += ", nonlinearity='relu'"
         if not self.bias:
             s += ", bias=False"
         if self.batch_first:
@@ -65,7 +101,7 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         return s
 
-    def _cell(self, x_proj: Tensor, h: Tensor, c, w_hh: Tensor, b_hh):
+    def _cell(self, x_proj: Tensor, h: Tensor, c, w_hh: Tensor, b_hh, w_hr=None):
         hh = h @ w_hh.t()
         if b_hh is not None:
             hh = hh + b_hh
@@ -78,7 +114,8 @@ class RNNBase(Module):
             gates = x_proj + hh
             i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
             c2 = f.sigmoid() * c + i.sigmoid() * g.tanh()
-            return o.sigmoid() * c2.tanh(), c2
+            h2 = o.sigmoid() * c2.tanh()
+            return (h2 if w_hr is None else h2 @ w_hr.t()), c2
         # GRU: r, z, n
         r = (x_proj[..., :H] + hh[..., :H]).sigmoid()
         z = (x_proj[..., H:2 * H] + hh[..., H:2 * H]).sigmoid()
@@ -99,18 +136,12 @@ class RNNBase(Module):
                                f"{self.input_size}, got {x.shape[-1]}")
         L, N = x.shape[0], x.shape[1]
         dirs = 2 if self.bidirectional else 1
-        H = self.hidden_size
+        H, R = self.hidden_size, self.proj_size or self.hidden_size
         if hx is None:
-            h0 = creation.zeros(self.num_layers * dirs, N, H, dtype=x.dtype)
+            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=x.dtype)
             c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=x.dtype) if is_lstm else None
         else:
-            h0, c0 = hx if is_lstm else (hx, None)
-            if unbatched:
-                h0 = h0.unsqueeze(1)
-                c0 = c0.unsqueeze(1) if c0 is not None else None
-            want = (self.num_layers * dirs, N, H)
-            if tuple(h0.shape) != want:
-                raise RuntimeError(f"Expected hidden size {want}, got {tuple(h0.shape)}")
+            h0, c0 = self._check_hx(hx, unbatched, (self.num_layers * dirs, N))
         h_n, c_n = [], []
         layer_in = x
         for layer in range(self.num_layers):
@@ -120,6 +151,7 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, f"weight_ih{sfx}"), getattr(self, f"weight_hh{sfx}")
                 b_ih = getattr(self, f"bias_ih{sfx}") if self.bias else None
                 b_hh = getattr(self, f"bias_hh{sfx}") if self.bias else None
+                w_hr = getattr(self, f"weight_hr{sfx}") if self.proj_size else None
                 proj = layer_in @ w_ih.t()
                 if b_ih is not None:
                     proj = proj + b_ih
@@ -128,7 +160,7 @@ class RNNBase(Module):
                 steps = range(L - 1, -1, -1) if d else range(L)
                 seq = [None] * L
                 for t in steps:
-                    h, c = self._cell(proj[t], h, c, w_hh, b_hh)
+                    h, c = self._cell(proj[t], h, c, w_hh, b_hh, w_hr)
                     seq[t] = h
                 outs.append(stack(seq, 0))
                 h_n.append(h)
@@ -148,6 +180,30 @@ class RNNBase(Module):
         elif self.batch_first:
             out = out.transpose(0, 1)
         return (out, (hn, cn)) if is_lstm else (out, hn)
+
+    def _check_hx(self, hx, unbatched: bool, lead: tuple[int, int]):
+        """(h0, c0) from the user's hx, batched, with PyTorch's shape checks and messages."""
+        is_lstm = self.mode == "LSTM"
+        h0, c0 = hx if is_lstm else (hx, None)
+        want_dim = 2 if unbatched else 3
+        kind = "unbatched 2-D" if unbatched else "batched 3-D"
+        if is_lstm and (h0.ndim != want_dim or c0.ndim != want_dim):
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {want_dim}-D but "
+                               f"got ({h0.ndim}-D, {c0.ndim}-D) tensors")
+        if not is_lstm and h0.ndim != want_dim:
+            raise RuntimeError(f"For {kind} input, hx should also be {want_dim}-D but got "
+                               f"{h0.ndim}-D tensor")
+        if unbatched:
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if c0 is not None else None
+        H, R = self.hidden_size, self.proj_size or self.hidden_size
+        checks = [("hidden[0]", h0, R), ("hidden[1]", c0, H)] if is_lstm else \
+            [("hidden", h0, H)]
+        for what, t, size in checks:
+            want = (*lead, size)
+            if tuple(t.shape) != want:
+                raise RuntimeError(f"Expected {what} size {want}, got {list(t.shape)}")
+        return h0, c0
 
 
 class RNN(RNNBase):

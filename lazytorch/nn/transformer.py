@@ -7,16 +7,23 @@ import math
 from .. import creation
 from ..tensor import Tensor
 from . import functional_conv as Fc
+from .linear import Linear
 from .module import Module
 from .parameter import Parameter
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """MultiheadAttention's out_proj: a Linear under the name PyTorch prints."""
+
+
 class MultiheadAttention(Module):
+    """Multi-head attention: softmax(q k^T / sqrt(head_dim) + masks) v over num_heads heads, with
+    PyTorch's packed in_proj_weight, out_proj, masks and averaged attention weights."""
+
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim=None, vdim=None,
                  batch_first: bool = False, device=None, dtype=None):
         super().__init__()
-        from .linear import Linear
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
                              f"embed_dim={embed_dim} and num_heads={num_heads} instead")
@@ -43,7 +50,8 @@ class MultiheadAttention(Module):
             self.in_proj_bias = Parameter(creation.empty(3 * embed_dim, dtype=dtype))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias,
+                                                        dtype=dtype)
         self.bias_k = self.bias_v = None
         self.add_zero_attn = False
         self._reset_parameters()
@@ -63,6 +71,10 @@ class MultiheadAttention(Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask=None,
                 need_weights: bool = True, attn_mask=None, average_attn_weights: bool = True,
                 is_causal: bool = False):
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
+                               "Transformer module method `generate_square_subsequent_mask` to "
+                               "create this mask.")
         unbatched = query.ndim == 2
         if unbatched:
             query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
@@ -91,9 +103,6 @@ class MultiheadAttention(Module):
         k = k.reshape(S, N, h, hd).permute(1, 2, 0, 3)
         v = v.reshape(S, N, h, hd).permute(1, 2, 0, 3)
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
-        if is_causal and attn_mask is None:
-            import numpy as np
-            attn_mask = creation.from_array(~np.tril(np.ones((L, S), dtype=bool)))
         if attn_mask is not None:
             m = attn_mask if attn_mask.ndim == 2 else attn_mask.reshape(N, h, L, S)
             if m.dtype.name == "bool":

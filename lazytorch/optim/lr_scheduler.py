@@ -32,9 +32,19 @@ def _lrs(optimizer: Optimizer, key: str = "lr") -> list:
             for g in optimizer.param_groups]
 
 
+def _to_scalar(value):
+    """A tensor's value as a Python number, read without compiling a kernel (a tensor lr
+    holds a new constant every step: compiling would mean a new kernel every step)."""
+    if not isinstance(value, Tensor):
+        return value
+    from ..utils.data.collate import host_array
+    arr = host_array(value, any_op=True)
+    return (arr if arr is not None else value.detach().numpy()).reshape(()).item()
+
+
 def _set_lr(group: dict[str, Any], key: str, value) -> None:
     if isinstance(group[key], Tensor):
-        group[key].fill_(value.item() if isinstance(value, Tensor) else value)
+        group[key].fill_(_to_scalar(value))
     else:
         group[key] = value
 
@@ -440,7 +450,7 @@ class ReduceLROnPlateau(LRScheduler):
                     "`min_lrs` field to match the length of the `optimizer` param groups.")
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for i, group in enumerate(self.optimizer.param_groups):
-            old = float(group["lr"])
+            old = float(_to_scalar(group["lr"]))
             new = max(old * self.factor, self.min_lrs[i])
             if old - new > self.eps:
                 _set_lr(group, "lr", new)

@@ -15,7 +15,7 @@ import itertools
 import warnings
 from collections import OrderedDict, defaultdict
 from copy import deepcopy
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,7 +72,10 @@ def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
-        return value.detach().reshape(()).to(dtype)
+        from ..utils.data.collate import host_array
+        # read without compiling: a fill_()ed or scheduled lr is a new constant each step
+        arr = host_array(value, any_op=True)
+        value = (arr if arr is not None else value.detach().numpy()).reshape(()).item()
     return Tensor._make(memory.buffer_node(np.array(value, dtype=dtype.np)))
 
 
@@ -230,7 +233,7 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 self._update_group(group, updated)
-        realize_updates(updated)
+            realize_updates(updated)  # inside: leaving no_grad finds nothing left to realize
         return loss
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:

@@ -1,0 +1,4 @@
+"""torch.utils: data loading (`lazytorch.utils.data`)."""
+from . import data
+
+__all__ = ["data"]
