@@ -175,10 +175,11 @@ def on_new_tensor(t) -> None:
         t._node = Node(Op.DETACH, (n,), None, n.shape, n.dtype)
 
 
-def on_assign(t, node: Node) -> Node:
-    """An in-place update of t to `node`: returns the node t should hold."""
+def on_assign(t, node: Node, untracked: bool = False) -> Node:
+    """An in-place update of t to `node`: returns the node t should hold. `untracked`: the
+    write came through a detach()ed view, which autograd does not see (as in PyTorch)."""
     if t._grad_node is None and t.requires_grad:  # a leaf
-        if is_grad_enabled():
+        if is_grad_enabled() and not untracked:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")
         leaf = Node(Op.DETACH, (node,), next(_leaf_ids), node.shape, node.dtype)
@@ -404,7 +405,8 @@ def retain_grad(t) -> None:
     if t._grad_node is None:
         return  # leaves keep .grad anyway
     t._retains_grad = True
-    _retain[id(t)] = weakref.ref(t, lambda _, k=id(t): _retain.pop(k, None))
+    key = id(t)
+    _retain[key] = weakref.ref(t, lambda _, k=key: _retain.pop(k, None))
 
 
 class detect_anomaly:

@@ -6,11 +6,10 @@ and records a Node; nothing is computed until a value is needed (print, item, nu
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
-
-import weakref
 
 from . import autograd, debug
 from . import dtypes as dt
@@ -176,19 +175,21 @@ class Tensor:
             self._base_version = b._version
         return self._node
 
-    def _assign(self, node: Node) -> None:
-        """In-place update: rebind to `node`, writing through to the viewed tensor if any."""
+    def _assign(self, node: Node, untracked: bool = False) -> None:
+        """In-place update: rebind to `node`, writing through to the viewed tensor if any
+        (`untracked`: the write comes through a detach()ed view)."""
         if node.shape != self.shape:
             raise RuntimeError(f"in-place result has shape {_shape_str(node.shape)} but the "
                                f"tensor has shape {_shape_str(self.shape)}")
         if node.dtype != self.dtype:
             node = Node(Op.CAST, (node,), self.dtype, node.shape, self.dtype)
         if self.requires_grad or autograd.tracked(node):
-            node = autograd.on_assign(self, node)
+            node = autograd.on_assign(self, node, untracked)
         b = self._base
         if b is not None:
             from .views import write_back
-            b._assign(write_back(b.node, node, self._view_steps))
+            detached = untracked or any(st[0] is Op.DETACH for st in self._view_steps)
+            b._assign(write_back(b.node, node, self._view_steps), detached)
             self._base_version = b._version
         self._node = node
         self._version += 1
@@ -305,7 +306,6 @@ class Tensor:
     # --------------------------------------------------------------------- values
     def realize(self) -> Tensor:
         """Compute this tensor now (nothing else needs calling: values are computed on use)."""
-        from .realize import realize
         realize_tensors([self])
         return self
 
@@ -330,8 +330,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.numel() != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is "
-                               f"ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is "
+                               "ambiguous")
         return bool(self.item())
 
     def __float__(self) -> float:
@@ -436,9 +436,25 @@ class Tensor:
         """self if its view is row-major, else a copy (writes to it do not reach self)."""
         return self if self.is_contiguous() else self.clone()
 
+    @property
+    def data(self) -> Tensor:
+        """This tensor's value outside autograd, sharing its storage (like detach())."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        self._node = value.node  # PyTorch lets .data replace the storage outright
+        self._version += 1
+        if self.requires_grad and self._grad_node is None:
+            autograd.register_leaf(self)
+
     def detach(self) -> Tensor:
-        n = self.node
-        return Tensor._make(Node(Op.DETACH, (n,), None, n.shape, n.dtype))
+        """A tensor sharing this one's storage, outside the autograd graph: in-place writes to
+        either are seen by both, as in PyTorch."""
+        from .views import make_view
+        return make_view(self, Op.DETACH, None, tuple(self.shape))
 
     # --------------------------------------------------------------------- recording
     def _make_op(self, op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:

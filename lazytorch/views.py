@@ -56,6 +56,8 @@ def write_back(base: Node, new: Node, steps: Sequence[Step]) -> Node:
     op, arg, shape = steps[0]
     inner = Node(op, (base,), arg, shape, base.dtype)
     new_inner = write_back(inner, new, steps[1:])
+    if op is Op.DETACH:
+        return new_inner
     if op is Op.RESHAPE:
         return Node(Op.RESHAPE, (new_inner,), base.shape, base.shape, base.dtype)
     if op is Op.PERMUTE:

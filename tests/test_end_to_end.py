@@ -341,7 +341,7 @@ def test_training_steps_reuse_the_plan(opt_key):
     criterion = torch.nn.CrossEntropyLoss()
     compiled = []
     debug.reset_stats()
-    for step in range(STEPS):
+    for _ in range(STEPS):
         # fresh data each step, as from a DataLoader; the lr changes (scheduler)
         x = torch.tensor(rng.standard_normal((16, 8)), dtype=torch.float32)
         y = torch.tensor(rng.integers(0, 5, 16))

@@ -223,18 +223,26 @@ def test_conv_transpose2d_gradients():
              lambda x, w, b: conv_transpose_ref(x, w, b, **kw), [x, w, b])
 
 
-def test_conv_products_run_as_gemm_kernels():
+def test_conv_products_run_as_gemm_kernels(compiled):
     """The im2col product and the input gradient's product read their operands through plain
-    strides (the weight's reshape folds back), so both render as packed GEMMs."""
+    strides (the weight's reshape folds back), so both render as packed GEMMs (one per batch
+    element against the shared weight), and compute the same values as the references."""
     from lazytorch.compiler.gemm import match_gemm
     from lazytorch.realize import schedule
     rng = np.random.default_rng(24)
-    x = torch.tensor(rng.standard_normal((2, 8, 12, 12)).astype(np.float32), requires_grad=True)
-    w = torch.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    xa = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+    wa = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    x = torch.tensor(xa, requires_grad=True)
+    w = torch.tensor(wa, requires_grad=True)
     out = F.conv2d(x, w, padding=1)
     assert sum(match_gemm(k) is not None for k in schedule([out.node]).kernels) == 1
     (out * out).sum().backward()
     assert sum(match_gemm(k) is not None for k in schedule([x.grad.node]).kernels) == 2
+    realize_tensors([out, x.grad])
+    ref = conv_ref(xa, wa, padding=1)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(x.grad.numpy(), conv_transpose_ref(2 * ref, wa, padding=1),
+                               rtol=1e-4, atol=1e-3)
 
 
 # ----------------------------------------------------------------------------- conv modules

@@ -3,6 +3,7 @@ conversion, hooks and repr, against PyTorch's documented behaviour (spelled out 
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import OrderedDict
 
 import numpy as np
@@ -79,6 +80,15 @@ def test_parameter_deepcopy_is_independent():
     np.testing.assert_array_equal(lin2.weight.detach().numpy(), lin.weight.detach().numpy())
     lin2(torch.ones(1, 3)).sum().backward()
     assert lin2.weight.grad is not None and lin.weight.grad is None
+
+
+def test_parameter_and_module_pickle():
+    lin = nn.Linear(3, 2)
+    copy_ = pickle.loads(pickle.dumps(lin))
+    assert isinstance(copy_.weight, nn.Parameter) and copy_.weight.requires_grad
+    np.testing.assert_array_equal(copy_.weight.detach().numpy(), lin.weight.detach().numpy())
+    q = pickle.loads(pickle.dumps(nn.Parameter(torch.ones(2), requires_grad=False)))
+    assert type(q) is nn.Parameter and not q.requires_grad
 
 
 # --------------------------------------------------------------------------- registration

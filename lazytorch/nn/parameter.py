@@ -39,25 +39,16 @@ class Parameter(Tensor):
         memo[id(self)] = result
         return result
 
+    def __reduce__(self):
+        # pickles as a Parameter around its value (Tensor pickles as its numpy value)
+        return (type(self), (self.detach(), self.requires_grad))
+
     # ------------------------------------------------------------------ .data
     @property
     def data(self) -> Tensor:
-        """The parameter's value as a tensor outside autograd; in-place writes to it (and to its
-        views) change the parameter, as in PyTorch (`p.data.copy_(x)`, `p.data.mul_(2)`)."""
-        alias = Tensor._make(_own_node(self))
-
-        def assign(node: Node, _p: Parameter = self, _a: Tensor = alias) -> None:
-            if node.shape != _a.shape:
-                raise RuntimeError(f"in-place result has shape {list(node.shape)} but the tensor "
-                                   f"has shape {list(_a.shape)}")
-            from ..autograd import no_grad
-            with no_grad():
-                _p._assign(node)
-            _a._node = _own_node(_p)
-            _a._version += 1
-
-        alias._assign = assign
-        return alias
+        """The parameter's value as a tensor outside autograd that shares its storage:
+        in-place writes to it (and to its views) change the parameter, as in PyTorch."""
+        return self.detach()
 
     @data.setter
     def data(self, value: Tensor) -> None:
