@@ -170,7 +170,16 @@ def on_new_tensor(t) -> None:
     if is_grad_enabled():
         t.requires_grad = True
         t._grad_node = n
-        _born[n] = next(_clock)
+        now = _born[n] = next(_clock)
+        if _consumed:
+            # the op's internal nodes (a reduction under its reshape, broadcasts) are made
+            # anew too: a re-run forward is a fresh graph all the way down
+            stack = list(n.srcs)
+            while stack:
+                m = stack.pop()
+                if m in _consumed and _born.get(m, 0) < _consumed[m] and m not in LEAVES:
+                    _born[m] = now
+                    stack.extend(m.srcs)
     else:
         t._node = Node(Op.DETACH, (n,), None, n.shape, n.dtype)
 

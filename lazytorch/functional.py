@@ -72,3 +72,14 @@ for _m in (ix, jn):
     for _n in _m.__all__:
         globals()[_n] = getattr(_m, _n)
     __all__ += _m.__all__
+
+
+def softmax(input, dim=None, dtype=None):
+    return input.softmax(dim, dtype)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    return input.log_softmax(dim, dtype)
+
+
+__all__ += ["softmax", "log_softmax"]

@@ -159,3 +159,36 @@ def _attach_linalg() -> None:
 
 
 _attach_linalg()
+
+
+# softmax family and in-place random fills, as Tensor methods (and torch.* below)
+def _softmax(self, dim=None, dtype=None):
+    from .nn.functional import softmax
+    return softmax(self, dim, dtype=dtype)
+
+
+def _log_softmax(self, dim=None, dtype=None):
+    from .nn.functional import log_softmax
+    return log_softmax(self, dim, dtype=dtype)
+
+
+def _random_fill(draw):
+    def fill(self, *args, generator=None, **kwargs):
+        import numpy as np
+
+        from .creation import _rng
+        from .runtime import memory
+        arr = np.asarray(draw(_rng(generator), tuple(self.shape), *args, **kwargs))
+        from .autograd import no_grad
+        with no_grad():
+            self._assign(memory.buffer_node(arr.astype(self.dtype.np), self.dtype))
+        return self
+    return fill
+
+
+Tensor.softmax = _softmax
+Tensor.log_softmax = _log_softmax
+Tensor.uniform_ = _random_fill(lambda r, s, a=0.0, b=1.0: r.uniform(a, b, s))
+Tensor.normal_ = _random_fill(lambda r, s, mean=0.0, std=1.0: r.normal(mean, std, s))
+Tensor.bernoulli_ = _random_fill(lambda r, s, p=0.5: r.random(s) < p)
+Tensor.exponential_ = _random_fill(lambda r, s, lambd=1.0: r.exponential(1.0 / lambd, s))

@@ -3,7 +3,7 @@
 Each snippet is copied verbatim below, under the name of its section in SEED.md. The test rewrites
 nothing but its `import torch...` lines (`as_lazytorch`) and executes the result with a `print`
 that records what the snippet prints, then checks the printed text and the snippet's variables
-against numpy references.
+against numpy references. Each runs on both backends (compiled C, numpy interpreter).
 """
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def test_only_imports_change():
                        b.lstrip().startswith(("import", "from")) for b in new)
 
 
-def test_tensors():
+def test_tensors(backend):
     lines: list[str] = []
     with pytest.raises((RuntimeError, AssertionError), match="not compiled with CUDA enabled"):
         run_snippet(TENSORS, lines)
@@ -187,7 +187,7 @@ def test_tensors():
     assert lines == ["tensor([5, 7, 9])"]
 
 
-def test_tensors_without_the_gpu_line():
+def test_tensors_without_the_gpu_line(backend):
     cpu_part = TENSORS.split("# GPU tensors")[0]
     ns, lines, _ = run_snippet(cpu_part)
     assert lines == ["tensor([5, 7, 9])"]
@@ -197,7 +197,7 @@ def test_tensors_without_the_gpu_line():
     assert ns["x"].to("cpu").tolist() == [1, 2, 3]
 
 
-def test_neural_networks():
+def test_neural_networks(backend):
     ns, lines, args = run_snippet(NEURAL_NETWORKS)
     out, x, fc = ns["output"], ns["x"], ns["model"].fc
     assert tuple(out.shape) == (5, 1)
@@ -222,7 +222,7 @@ def _numpy_sgd_losses(X, y, w, b, lr=0.01, steps=100):
     return losses
 
 
-def test_training_loop():
+def test_training_loop(backend):
     lazytorch.manual_seed(0)
     ns, lines, _ = run_snippet(TRAINING_LOOP)
     # The printed lines look like PyTorch's: "Epoch 0, Loss: 1.2345..." every 10 epochs.
@@ -244,21 +244,21 @@ def test_training_loop():
     np.testing.assert_allclose(printed, ref[::10], rtol=1e-5)
 
 
-def test_autograd():
+def test_autograd(backend):
     ns, lines, _ = run_snippet(AUTOGRAD)
     assert lines == ["tensor(4.)"]
     assert ns["x"].grad.item() == 4.0          # d(x^2)/dx at x = 2
     assert ns["x"].grad.shape == ()
 
 
-def test_custom_layers():
+def test_custom_layers(backend):
     ns, lines, _ = run_snippet(CUSTOM_LAYERS)
     assert lines == ["tensor([1., 4., 9.])"]
     np.testing.assert_array_equal(ns["output"].numpy(), np.array([1.0, 2.0, 3.0]) ** 2)
     assert list(ns["layer"].parameters()) == []
 
 
-def test_data_loading():
+def test_data_loading(backend):
     ns, lines, args = run_snippet(DATA_LOADING, torch=lazytorch)
     batches = [a[0] for a in args]
     assert len(batches) == 10
