@@ -30,6 +30,7 @@ _consumed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # freed by a
 # the old result is alive) the node a backward consumed; a node made anew is a fresh graph
 _born: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _clock = itertools.count(1)
+_results: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # nodes ops returned
 _leaf_ids = itertools.count(1)
 _state = threading.local()
 
@@ -171,13 +172,15 @@ def on_new_tensor(t) -> None:
         t.requires_grad = True
         t._grad_node = n
         now = _born[n] = next(_clock)
+        _results[n] = True
         if _consumed:
             # the op's internal nodes (a reduction under its reshape, broadcasts) are made
-            # anew too: a re-run forward is a fresh graph all the way down
+            # anew with it; the results of earlier ops (other tensors' graphs) are not
             stack = list(n.srcs)
             while stack:
                 m = stack.pop()
-                if m in _consumed and _born.get(m, 0) < _consumed[m] and m not in LEAVES:
+                if m in _consumed and _born.get(m, 0) < _consumed[m] and m not in LEAVES \
+                        and m not in _results:
                     _born[m] = now
                     stack.extend(m.srcs)
     else:
