@@ -26,6 +26,8 @@ class GemmSpec:
     a: Val                          # loads of the two operands
     b: Val
     dtype: dt.DType
+    kvar: str = "r0"                # the reduce variable the GEMM contracts
+    red_outer: tuple = ()           # other reduce variables: GEMMs accumulated into one result
 
 
 def _linear(e: Lin) -> bool:
@@ -34,7 +36,7 @@ def _linear(e: Lin) -> bool:
 
 def match_gemm(k: Kernel) -> GemmSpec | None:
     """The GEMM a kernel computes, if it is one: sum over r0 of load_a * load_b."""
-    if k.red_op is not Op.SUM or len(k.red_loops) != 1 or k.red_val is None:
+    if k.red_op is not Op.SUM or not k.red_loops or k.red_val is None:
         return None
     v = k.red_val
     if v.kind != "alu" or v.op is not Op.MUL or v.dtype not in (dt.float32, dt.float64):
@@ -44,8 +46,14 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
         return None
     if not (_linear(a.arg[1]) and _linear(b.arg[1]) and _linear(k.store_index)):
         return None
-    if a.arg[1].coef("r0") == 0 or b.arg[1].coef("r0") == 0:
+    # contract the largest reduce loop both operands read; any other reduce loop (conv's
+    # weight gradient sums over the batch too) accumulates whole GEMMs into one result
+    reds = [(f"r{i}", size) for i, size in enumerate(k.red_loops)]
+    both = [lp for lp in reds if a.arg[1].coef(lp[0]) and b.arg[1].coef(lp[0])]
+    if not both:
         return None
+    kvar, ksize = max(both, key=lambda lp: lp[1])
+    red_outer = tuple(lp for lp in reds if lp[0] != kvar)
     if any(k.level[id(x)] == 1 for x in k.vals if x not in (v, a, b)):
         return None  # other work inside the reduce loop
     in_a = {n for n in a.arg[1].vars() if n.startswith("o")}
@@ -59,12 +67,12 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
     m = max(only_a, key=lambda lp: lp[1]) if only_a else None
     n = max(only_b, key=lambda lp: lp[1]) if only_b else None
     batch = [lp for lp in loops if lp not in (m, n)]
-    total = k.red_loops[0]
-    for _, s in ([m] if m else []) + ([n] if n else []) + batch:
+    total = ksize
+    for _, s in ([m] if m else []) + ([n] if n else []) + batch + list(red_outer):
         total *= s
-    if total < MIN_FLOPS or k.red_loops[0] < 4:
+    if total < MIN_FLOPS or ksize < 4:
         return None
-    return GemmSpec(m, n, k.red_loops[0], batch, a, b, v.dtype)
+    return GemmSpec(m, n, ksize, batch, a, b, v.dtype, kvar, red_outer)
 
 
 PRELUDE = r"""
@@ -82,9 +90,9 @@ def _strides(e: Lin, spec: GemmSpec):
     row = e.coef(spec.m[0]) if spec.m else 0
     col = e.coef(spec.n[0]) if spec.n else 0
     base = Lin(tuple((a, c) for a, c in e.terms
-                     if a.name not in {spec.m and spec.m[0], spec.n and spec.n[0], "r0"}),
+                     if a.name not in {spec.m and spec.m[0], spec.n and spec.n[0], spec.kvar}),
                e.const)
-    return row, col, e.coef("r0"), base.render()
+    return row, col, e.coef(spec.kvar), base.render()
 
 
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
@@ -113,9 +121,11 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     L.append(f"  {t}* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof({t}));")
     for name, size in spec.batch:
         L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
+    L.append(f"  memset(ws, 0, M * N * sizeof({t}));")
+    for name, size in spec.red_outer:
+        L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
     L.append(f"  const {t}* Ab = {A} + {abase};")
     L.append(f"  const {t}* Bb = {B} + {bbase};")
-    L.append(f"  memset(ws, 0, M * N * sizeof({t}));")
     L.append("  for (long jc = 0; jc < N; jc += NC) {")
     L.append("    long nc = N - jc < NC ? N - jc : NC;")
     L.append("    for (long pc = 0; pc < K; pc += KC) {")
@@ -181,6 +191,8 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     L.append("      }")
     L.append("    }")
     L.append("  }")
+    for _ in spec.red_outer:
+        L.append("  }")
     # epilogue over the output, in the kernel's own loop order
     loops = [(f"o{i}", s) for i, s in enumerate(k.loops)
              if f"o{i}" not in {nm for nm, _ in spec.batch}]
