@@ -182,7 +182,10 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             if sym not in bodies:
                 bodies.append(sym)
         src = codegen_c.render_module(sched.kernels, syms)
-        lib = cpu.build([src])[0]
+        try:
+            lib = cpu.build([src])[0]
+        except cpu.CompileError as e:
+            raise KernelCompileError(str(e), _failing_kernels(sched.kernels, syms)) from e
         debug.STATS["kernels_compiled"] += len(sched.kernels)
         for k in sched.kernels:
             fn = cpu.function(lib, syms[k.name], len(k.params))
@@ -247,13 +250,32 @@ def format_schedule(sched: Schedule) -> str:
     return "\n".join(lines)
 
 
+class KernelCompileError(RuntimeError):
+    """The C compiler rejected some kernels; `kernels` are the ones that fail on their own."""
+
+    def __init__(self, message: str, kernels: list):
+        super().__init__(message)
+        self.kernels = kernels
+
+
+def _failing_kernels(kernels, syms) -> list:
+    """Compile each kernel alone to find the ones the compiler rejects (only on failure)."""
+    bad = []
+    for k in kernels:
+        try:
+            cpu.build([codegen_c.render_module([k], {k.name: syms[k.name]})])
+        except cpu.CompileError:
+            bad.append(k)
+    return bad
+
+
 class RealizeError(RuntimeError):
     """A failure while compiling or running a graph, naming the user lines that built it."""
 
-    def __init__(self, message: str, nodes: list[Node]):
+    def __init__(self, message: str, nodes: list[Node], walk: bool = True):
         from .sites import site_of
         sites: list[str] = []
-        for n in toposort(nodes, lambda n: n.op is Op.BUFFER):
+        for n in toposort(nodes, lambda n: n.op is Op.BUFFER) if walk else nodes:
             s = site_of(n)
             if s and s not in sites:
                 sites.append(s)
@@ -305,6 +327,12 @@ def realize(nodes: list[Node]) -> list[Node]:
             if plan is None:
                 try:
                     plan = _PLANS[key] = build_plan(outputs, inputs)
+                except KernelCompileError as e:
+                    # name the user lines of the kernels that failed, not the whole graph's
+                    culprits = [n for k in e.kernels for n in k.nodes] or todo
+                    names = ", ".join(k.name for k in e.kernels) or "a kernel"
+                    raise RealizeError(f"CompileError in {names}: {e}", culprits,
+                                       walk=not e.kernels) from e
                 except Exception as e:
                     raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
                 hit = False
