@@ -99,10 +99,15 @@ def _maxmin(is_max: bool):
         zero = zeros_like(g)
         a_wins = cmp(Op.CMPLT, b, a) if is_max else cmp(Op.CMPLT, a, b)
         b_wins = cmp(Op.CMPLT, a, b) if is_max else cmp(Op.CMPLT, b, a)
+        # against a constant c, `a` won exactly where the result differs from c on the
+        # winning side: the mask reads the output (relu's result, which the forward stores
+        # anyway) rather than the input, so backward never recomputes what produced it
         if _is_const(b):
-            return where(a_wins, g, zero), None
+            won = cmp(Op.CMPLT, b, n) if is_max else cmp(Op.CMPLT, n, b)
+            return where(won, g, zero), None
         if _is_const(a):
-            return None, where(b_wins, g, zero)
+            won = cmp(Op.CMPLT, a, n) if is_max else cmp(Op.CMPLT, n, a)
+            return None, where(won, g, zero)
         half = mul(g, c(0.5, g))
         eq = cmp(Op.CMPEQ, a, b)
         return (where(eq, half, where(a_wins, g, zero)), where(eq, half, where(b_wins, g, zero)))
