@@ -283,10 +283,16 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
         if rule is None:
             raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
         results = rule(n, g)
-        made = toposort([r for r in results if r is not None],
-                        lambda m: m in known or m in live_set)
+        # the nodes this rule built (for debug output: backward, at n's line)
+        made, stack = [], [r for r in results if r is not None]
+        while stack:
+            m = stack.pop()
+            if m in known or m in live_set:
+                continue
+            known.add(m)
+            made.append(m)
+            stack.extend(m.srcs)
         mark_backward(made, n)
-        known.update(made)
         for s, gs in zip(n.srcs, results):
             if gs is None or not (s in LEAVES or tracked(s)):
                 continue
