@@ -147,13 +147,18 @@ def result_type(*args) -> DType:
     return out
 
 
-_SCALAR_NAMES = {bool_: "Bool", uint8: "Byte", int8: "Char", int16: "Short", int32: "Int",
-                 int64: "Long", float16: "Half", float32: "Float", float64: "Double"}
+# PyTorch's names for dtypes in its messages: c10 ScalarType names ("got Float and Long") and
+# C++ type names ("got: float != double", "mask with dtype long int")
+SCALAR_TYPE_NAMES = {bool_: "Bool", uint8: "Byte", int8: "Char", int16: "Short", int32: "Int",
+                     int64: "Long", float16: "Half", float32: "Float", float64: "Double"}
+CPP_TYPE_NAMES = {bool_: "bool", uint8: "unsigned char", int8: "signed char", int16: "short int",
+                  int32: "int", int64: "long int", float16: "c10::Half", float32: "float",
+                  float64: "double"}
 
 
 def scalar_type_name(d: DType) -> str:
     """PyTorch's C++ name for a dtype, as its error messages spell it (Float, Long, ...)."""
-    return _SCALAR_NAMES[d]
+    return SCALAR_TYPE_NAMES[d]
 
 
 def can_cast(src: DType, dst: DType) -> bool:

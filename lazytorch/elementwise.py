@@ -262,11 +262,13 @@ def clamp(self, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     d = dt.result_type(self, *(v for v in (min, max) if v is not None))
-    out = self
+    out = self.to(d)
+    # built from where (not max/min against a constant, as relu is): at a bound the input
+    # keeps its gradient, and NaN stays NaN, as PyTorch's clamp does
     if min is not None:
-        out = binary(Op.MAX, out, min, compute=d, name="clamp")
+        out = where_nodes(lt(out, min), min, out).to(d)
     if max is not None:
-        out = binary(Op.MIN, out, max, compute=d, name="clamp")
+        out = where_nodes(gt(out, max), max, out).to(d)
     return out
 
 

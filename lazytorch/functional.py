@@ -83,3 +83,13 @@ def log_softmax(input, dim=None, dtype=None):
 
 
 __all__ += ["softmax", "log_softmax"]
+
+
+def pow(input, exponent):
+    """torch.pow(tensor, exponent) or torch.pow(scalar, tensor)."""
+    from .tensor import Tensor
+    if isinstance(input, Tensor):
+        return input.pow(exponent)
+    if isinstance(exponent, Tensor):
+        return ew.rpow(exponent, input)
+    raise TypeError("pow(): at least one of 'input' and 'exponent' must be a Tensor")

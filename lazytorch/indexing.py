@@ -22,14 +22,8 @@ from .ops import Op
 from .runtime import memory
 from .tensor import Tensor, _canon_dim, _shape_str, broadcast_shapes
 
-# c10's ScalarType names (for "got Float for the destination and Long for the source")
-TYPE_NAME = {dt.float32: "Float", dt.float64: "Double", dt.float16: "Half", dt.int64: "Long",
-             dt.int32: "Int", dt.int16: "Short", dt.int8: "Char", dt.uint8: "Byte",
-             dt.bool_: "Bool"}
-# C++ type names (masked_fill's "got mask with dtype long int")
-_CPP_NAME = {dt.float32: "float", dt.float64: "double", dt.float16: "c10::Half",
-             dt.int64: "long int", dt.int32: "int", dt.int16: "short int", dt.int8: "signed char",
-             dt.uint8: "unsigned char", dt.bool_: "bool"}
+TYPE_NAME = dt.SCALAR_TYPE_NAMES
+_CPP_NAME = dt.CPP_TYPE_NAMES
 
 
 # ----------------------------------------------------------------------------- node helpers

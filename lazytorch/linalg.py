@@ -18,13 +18,8 @@ from .graph import Node, const
 from .ops import Op
 from .tensor import Tensor, _canon_dim
 
-# PyTorch's names for dtypes in messages: ScalarType names, and C++ type names (TypeMeta)
-_SCALAR = {dt.float32: "Float", dt.float64: "Double", dt.float16: "Half", dt.int64: "Long",
-           dt.int32: "Int", dt.int16: "Short", dt.int8: "Char", dt.uint8: "Byte",
-           dt.bool_: "Bool"}
-_CTYPE = {dt.float32: "float", dt.float64: "double", dt.float16: "c10::Half",
-          dt.int64: "long int", dt.int32: "int", dt.int16: "short int", dt.int8: "signed char",
-          dt.uint8: "unsigned char", dt.bool_: "bool"}
+_SCALAR = dt.SCALAR_TYPE_NAMES
+_CTYPE = dt.CPP_TYPE_NAMES
 
 
 # --------------------------------------------------------------------------- node helpers

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .runtime import memory
+from .runtime.files import atomic_write
 from .tensor import Tensor, device
 
 __all__ = ["save", "load"]
@@ -182,17 +182,7 @@ def save(obj: Any, f, pickle_module: Any = None, pickle_protocol: int = 2,
     binary file object, in the safetensors layout (no pickle)."""
     data = _serialize(obj)
     if isinstance(f, (str, os.PathLike)):
-        path = os.fspath(f)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".lt")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(os.fspath(f), data, suffix=".lt")
         return
     if not hasattr(f, "write"):
         raise AttributeError(f"expected a path or a binary file object, got "

@@ -371,8 +371,6 @@ def test_relu_abs_at_zero(backend):
     np.testing.assert_array_equal(_grad(lambda x: x.abs(), a)[0], [-1.0, 0.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason="clamp is built as MAX/MIN with a constant, the same "
-                   "nodes as relu, whose gradient is 0 at the tie; PyTorch's clamp passes it")
 def test_clamp_boundaries_pass_the_gradient(backend):
     """clamp's gradient is 1 on the closed interval [min, max], unlike relu's at 0."""
     a = np.array([-1.0, 0.0, 0.5, 1.0, 2.0])

@@ -223,6 +223,7 @@ def test_checkpoint_round_trip(target, tmp_path):
 
     torch.manual_seed(1)                                  # different initial weights
     model2 = _checkpoint_model(torch)
+    assert not np.array_equal(model2[0].weight.detach().numpy(), model[0].weight.detach().numpy())
     opt2 = torch.optim.Adam(model2.parameters(), lr=1e-2, amsgrad=True)
     sched2 = torch.optim.lr_scheduler.StepLR(opt2, step_size=2, gamma=0.5)
     loaded = torch.load(f, map_location="cpu")
@@ -250,11 +251,15 @@ def test_checkpoint_round_trip(target, tmp_path):
     for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     sa, sb = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert sa.keys() == sb.keys()
     for i in sa:
+        assert sa[i].keys() == sb[i].keys()
         for key in sa[i]:
-            np.testing.assert_array_equal(np.asarray(sa[i][key].numpy() if hasattr(
-                sa[i][key], "numpy") else sa[i][key]), np.asarray(
-                sb[i][key].numpy() if hasattr(sb[i][key], "numpy") else sb[i][key]))
+            np.testing.assert_array_equal(_value(sa[i][key]), _value(sb[i][key]), err_msg=key)
+
+
+def _value(v):
+    return v.numpy() if isinstance(v, lazytorch.Tensor) else np.asarray(v)
 
 
 class SquaresDataset(lazytorch.utils.data.Dataset):
@@ -299,6 +304,30 @@ class WhoLoads(lazytorch.utils.data.Dataset):
     def __getitem__(self, i: int):
         info = lazytorch.utils.data.get_worker_info()
         return [i, os.getpid(), -1 if info is None else info.id]
+
+
+class ComputesInWorker(lazytorch.utils.data.Dataset):
+    """Samples that run kernels big enough for OpenMP threads (as augmentations would)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        x = lazytorch.arange(256 * 256, dtype=lazytorch.float64).reshape(256, 256) + i
+        return float((x * 3 + 1).sqrt().numpy().sum())        # an elementwise kernel, realized
+
+
+def test_dataloader_workers_run_kernels_after_parent_threads():
+    """Kernels in forked workers work after the parent used its OpenMP threads (a forked child
+    cannot use the parent's thread pool: the workers run single-threaded, as PyTorch's do)."""
+    from lazytorch.utils.data import DataLoader
+    big = lazytorch.arange(512 * 512, dtype=lazytorch.float64).reshape(512, 512)
+    (big * 2 + 1).sqrt().numpy()                              # a parallel kernel in the parent
+    loader = DataLoader(ComputesInWorker(), batch_size=2, num_workers=2, timeout=60)
+    got = np.concatenate([b.numpy() for b in loader])
+    x = np.arange(256 * 256, dtype=np.float64)
+    want = [np.sqrt((x + i) * 3 + 1).sum() for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 def test_dataloader_workers_are_processes():
@@ -352,7 +381,6 @@ def test_training_steps_reuse_the_plan(opt_key):
         sched.step()
         loss.item()
         compiled.append(debug.stats()["kernels_compiled"])
-    assert compiled[0] > 0
     assert compiled[2:] == [compiled[1]] * (STEPS - 2), compiled
     assert debug.stats()["plan_cache_hits"] >= STEPS - 2
 

@@ -12,6 +12,7 @@ import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
 from lazytorch.tensor import realize_tensors
+from tests.helpers import grad_check
 
 
 @pytest.fixture(autouse=True)
@@ -19,31 +20,6 @@ def _interpreter_by_default(monkeypatch):
     """Tests run on the numpy interpreter unless they ask for the `backend` fixture (each new
     kernel structure costs a C compile)."""
     monkeypatch.setenv("LAZYTORCH_BACKEND", "interp")
-
-
-def fd_check(lt_fn, np_fn, arrays, wrt=None, rtol=1e-6, atol=1e-9, eps=1e-6, seed=0):
-    """lt_fn(*float64 tensors) equals np_fn(*arrays), and its gradients for a random cotangent
-    equal central finite differences of np_fn."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out = lt_fn(*ts)
-    ref = np.asarray(np_fn(*arrays), dtype=np.float64)
-    cot = rng.standard_normal(ref.shape)
-    (out * torch.tensor(cot)).sum().backward()
-    wrt = range(len(arrays)) if wrt is None else wrt
-    realize_tensors([out] + [ts[i].grad for i in wrt])
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=rtol, atol=atol)
-    for i in wrt:
-        num = np.zeros_like(arrays[i])
-        for idx in np.ndindex(arrays[i].shape):
-            hi = [a.copy() for a in arrays]
-            lo = [a.copy() for a in arrays]
-            hi[i][idx] += eps
-            lo[i][idx] -= eps
-            num[idx] = (np.sum(np_fn(*hi) * cot) - np.sum(np_fn(*lo) * cot)) / (2 * eps)
-        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=1e-5, atol=1e-7,
-                                   err_msg=f"gradient of input {i}")
 
 
 # ----------------------------------------------------------------------------- references
@@ -164,8 +140,8 @@ def test_sdpa_plain_causal_and_masks(backend):
 def test_sdpa_gradients_and_gqa():
     rng = np.random.default_rng(1)
     q, k, v = (rng.standard_normal(s) for s in ((1, 2, 3, 4), (1, 2, 4, 4), (1, 2, 4, 3)))
-    fd_check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-             lambda q, k, v: sdpa_ref(q, k, v, is_causal=True), [q, k, v])
+    grad_check(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+               lambda q, k, v: sdpa_ref(q, k, v, is_causal=True), [q, k, v])
     q4 = rng.standard_normal((1, 4, 3, 4))
     out = F.scaled_dot_product_attention(torch.tensor(q4), torch.tensor(k), torch.tensor(v),
                                          enable_gqa=True)
@@ -253,8 +229,8 @@ def test_mha_gradients():
     rng = np.random.default_rng(4)
     q, kv = rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 2, 4))
     am = np.array([[0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]], bool)
-    fd_check(lambda q, kv: m(q, kv, kv, attn_mask=torch.tensor(am))[0],
-             lambda q, kv: mha_ref(q, kv, kv, p, 2, am)[0], [q, kv])
+    grad_check(lambda q, kv: m(q, kv, kv, attn_mask=torch.tensor(am))[0],
+               lambda q, kv: mha_ref(q, kv, kv, p, 2, am)[0], [q, kv])
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -370,8 +346,8 @@ def test_interpolate_linear_area_gradient_and_errors(backend):
     want = np.stack([x[..., (i * 6) // 4:-(-(i + 1) * 6 // 4)].mean(-1) for i in range(4)], -1)
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-10)
     x2 = np.random.default_rng(10).standard_normal((1, 1, 3, 4))
-    fd_check(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False),
-             lambda a: linear_ref(a, (6, 8), False, (2, 2)), [x2])
+    grad_check(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False),
+               lambda a: linear_ref(a, (6, 8), False, (2, 2)), [x2])
     with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
         F.interpolate(torch.zeros(1, 1, 3, 3), size=4, scale_factor=2)
     with pytest.raises(ValueError, match="align_corners option can only be set with the "

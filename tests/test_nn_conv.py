@@ -13,6 +13,7 @@ import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
 from lazytorch.tensor import realize_tensors
+from tests.helpers import grad_check
 
 
 @pytest.fixture(autouse=True)
@@ -28,31 +29,6 @@ def compiled(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- helpers
-def fd_check(lt_fn, np_fn, arrays, wrt=None, rtol=1e-6, atol=1e-9, eps=1e-6, seed=0):
-    """lt_fn(*float64 tensors) equals np_fn(*arrays), and its gradients for a random cotangent
-    equal central finite differences of np_fn."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out = lt_fn(*ts)
-    ref = np.asarray(np_fn(*arrays), dtype=np.float64)
-    cot = rng.standard_normal(ref.shape)
-    (out * torch.tensor(cot)).sum().backward()
-    wrt = range(len(arrays)) if wrt is None else wrt
-    realize_tensors([out] + [ts[i].grad for i in wrt])
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=rtol, atol=atol)
-    for i in wrt:
-        num = np.zeros_like(arrays[i])
-        for idx in np.ndindex(arrays[i].shape):
-            hi = [a.copy() for a in arrays]
-            lo = [a.copy() for a in arrays]
-            hi[i][idx] += eps
-            lo[i][idx] -= eps
-            num[idx] = (np.sum(np_fn(*hi) * cot) - np.sum(np_fn(*lo) * cot)) / (2 * eps)
-        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=1e-5, atol=1e-7,
-                                   err_msg=f"gradient of input {i}")
-
-
 def _nt(v, n):
     return (v,) * n if isinstance(v, int) else tuple(v)
 
@@ -204,23 +180,23 @@ def test_conv2d_gradients():
     rng = np.random.default_rng(5)
     x, w, b = (rng.standard_normal(s) for s in ((2, 4, 5, 4), (4, 2, 3, 2), (4,)))
     kw = dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
-    fd_check(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: conv_ref(x, w, b, **kw),
-             [x, w, b])
+    grad_check(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: conv_ref(x, w, b, **kw),
+               [x, w, b])
 
 
 def test_conv1d_same_gradients():
     rng = np.random.default_rng(6)
     x, w, b = (rng.standard_normal(s) for s in ((2, 3, 6), (2, 3, 4), (2,)))
-    fd_check(lambda x, w, b: F.conv1d(x, w, b, padding="same"),
-             lambda x, w, b: conv_ref(x, w, b, padding="same"), [x, w, b])
+    grad_check(lambda x, w, b: F.conv1d(x, w, b, padding="same"),
+               lambda x, w, b: conv_ref(x, w, b, padding="same"), [x, w, b])
 
 
 def test_conv_transpose2d_gradients():
     rng = np.random.default_rng(7)
     x, w, b = (rng.standard_normal(s) for s in ((1, 4, 3, 3), (4, 2, 3, 2), (4,)))
     kw = dict(stride=2, padding=1, output_padding=1, groups=2)
-    fd_check(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
-             lambda x, w, b: conv_transpose_ref(x, w, b, **kw), [x, w, b])
+    grad_check(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+               lambda x, w, b: conv_transpose_ref(x, w, b, **kw), [x, w, b])
 
 
 def test_conv_products_run_as_gemm_kernels(compiled):
@@ -471,8 +447,8 @@ def test_max_pool_gradient_goes_to_first_max(backend):
 
 def test_max_pool_gradient_by_finite_differences():
     x = np.random.default_rng(14).permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) * 0.1
-    fd_check(lambda x: F.max_pool2d(x, (2, 3), stride=(1, 2), padding=1),
-             lambda x: max_pool_ref(x, (2, 3), (1, 2), 1)[0], [x])
+    grad_check(lambda x: F.max_pool2d(x, (2, 3), stride=(1, 2), padding=1),
+               lambda x: max_pool_ref(x, (2, 3), (1, 2), 1)[0], [x])
 
 
 AVGPOOL_CASES = [
@@ -500,8 +476,8 @@ def test_avg_pool1d_and_gradient():
     out = F.avg_pool1d(torch.tensor(x), 3, 2, 1, ceil_mode=True, count_include_pad=False)
     np.testing.assert_allclose(out.numpy(), avg_pool_ref(x, 3, 2, 1, True, False), rtol=1e-12)
     x = np.random.default_rng(23).standard_normal((1, 2, 4, 5))
-    fd_check(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
-             lambda x: avg_pool_ref(x, 3, 2, 1, ceil_mode=True), [x])
+    grad_check(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+               lambda x: avg_pool_ref(x, 3, 2, 1, ceil_mode=True), [x])
 
 
 @pytest.mark.parametrize("size", [(7, 4), (3, 5), (1, 1), (5, 3), (None, 3), 4])
@@ -517,8 +493,8 @@ def test_adaptive_avg_pool_1d_unbatched_and_gradient(backend):
     out = nn.AdaptiveAvgPool1d(3)(torch.tensor(x))
     np.testing.assert_allclose(out.numpy(), adaptive_avg_ref(x, (3,)), rtol=1e-12)
     x = np.random.default_rng(19).standard_normal((1, 2, 5, 4))
-    fd_check(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), lambda x: adaptive_avg_ref(x, (2, 3)),
-             [x])
+    grad_check(lambda x: F.adaptive_avg_pool2d(x, (2, 3)), lambda x: adaptive_avg_ref(x, (2, 3)),
+               [x])
 
 
 def test_pool_modules_repr_and_errors():

@@ -12,35 +12,9 @@ import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
 from lazytorch.tensor import realize_tensors
+from tests.helpers import grad_check
 
 _erf = np.vectorize(math.erf)
-
-
-def grad_check(lt_fn, np_fn, arrays, wrt=None, rtol=1e-6, atol=1e-9, eps=1e-6, seed=0):
-    """lt_fn(*float64 tensors) equals np_fn(*arrays), and its gradients (for a random
-    cotangent) equal central finite differences of np_fn."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out = lt_fn(*ts)
-    ref = np.asarray(np_fn(*arrays), dtype=np.float64)
-    cot = rng.standard_normal(ref.shape)
-    (out * torch.tensor(cot)).sum().backward()
-    realize_tensors([out] + [t.grad for t in ts if t.grad is not None])   # one realize
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=rtol, atol=atol)
-    for i in range(len(arrays)) if wrt is None else wrt:
-        num = np.zeros_like(arrays[i])
-        for idx in np.ndindex(arrays[i].shape):
-            hi = [a.copy() for a in arrays]
-            lo = [a.copy() for a in arrays]
-            hi[i][idx] += eps
-            lo[i][idx] -= eps
-            num[idx] = (np.sum(np_fn(*hi) * cot) - np.sum(np_fn(*lo) * cot)) / (2 * eps)
-        got = ts[i].grad
-        assert got is not None, f"no gradient for input {i}"
-        np.testing.assert_allclose(got.numpy(), num, rtol=1e-5, atol=1e-7,
-                                   err_msg=f"gradient of input {i}")
-    return out
 
 
 def away_from(x: np.ndarray, kinks=(0.0,), gap=0.05) -> np.ndarray:

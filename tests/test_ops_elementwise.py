@@ -13,22 +13,9 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.tensor import realize_tensors
-from tests.conftest import check
+from tests.helpers import check_all
 
 F32 = np.float32
-
-
-def check_all(cases, rtol=1e-5, atol=1e-6):
-    """cases: (name, tensor, numpy reference[, expected dtype]); realized in one go."""
-    realize_tensors([c[1] for c in cases])
-    errors = []
-    for name, t, ref, *d in cases:
-        try:
-            check(t, ref, rtol, atol, d[0] if d else None)
-        except AssertionError as e:
-            errors.append(f"{name}: {e}")
-    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture

@@ -5,22 +5,9 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.tensor import realize_tensors
-from tests.conftest import check
+from tests.helpers import check_all
 
 F32 = np.float32
-
-
-def check_all(cases):
-    """cases: (name, tensor, numpy reference); realized in one go."""
-    realize_tensors([c[1] for c in cases])
-    errors = []
-    for name, t, ref in cases:
-        try:
-            check(t, ref)
-        except AssertionError as e:
-            errors.append(f"{name}: {e}")
-    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture

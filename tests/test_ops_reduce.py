@@ -10,22 +10,9 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.tensor import realize_tensors
-from tests.conftest import check
+from tests.helpers import check_all
 
 F32 = np.float32
-
-
-def check_all(cases, rtol=1e-5, atol=1e-5):
-    """cases: (name, tensor, numpy reference[, expected dtype]); realized in one go."""
-    realize_tensors([c[1] for c in cases])
-    errors = []
-    for name, t, ref, *d in cases:
-        try:
-            check(t, ref, rtol, atol, d[0] if d else None)
-        except AssertionError as e:
-            errors.append(f"{name}: {e}")
-    assert not errors, "\n".join(errors)
 
 
 def np_arg(fn, a, axis):
@@ -73,7 +60,7 @@ def test_sum_mean_prod_amax_amin(backend, rng, keepdim):
             if isinstance(dim, int):
                 cases.append((f"prod {tag}", x.prod(dim, keepdim=keepdim),
                               a.prod(dim, keepdims=keepdim)))
-    check_all(cases)
+    check_all(cases, atol=1e-5)
 
 
 def test_max_min_with_indices(backend, rng):
@@ -98,7 +85,7 @@ def test_max_min_with_indices(backend, rng):
                     (f"min values {tag}", mn[0], a.min(dim, keepdims=keepdim)),
                     (f"min indices {tag}", mn[1],
                      np.expand_dims(a.argmin(dim), dim) if keepdim else a.argmin(dim))]
-    check_all(cases)
+    check_all(cases, atol=1e-5)
 
 
 def test_argmax_argmin_ties_and_nan(backend, rng):
@@ -122,7 +109,7 @@ def test_argmax_argmin_ties_and_nan(backend, rng):
               ("nan max indices", y.max(1).indices, np.array([1, 0, 0])),
               ("nan amin", y.amin(1), np.array([1, np.nan, 0], F32)),
               ("int argmax", torch.tensor([[3, 7, 7], [2, 2, 1]]).argmax(1), np.array([1, 0]))]
-    check_all(cases)
+    check_all(cases, atol=1e-5)
 
 
 @pytest.mark.parametrize("dim", [None, 1, -1, (0, 2)])
@@ -144,7 +131,7 @@ def test_var_std(backend, rng, dim):
              a.std(ax, ddof=0, keepdims=kdn)),
             (f"var correction=2 {tag}", x.var(dim, correction=2, **kd),
              a.var(ax, ddof=2, keepdims=kdn))]
-    check_all(cases)
+    check_all(cases, atol=1e-5)
 
 
 def test_logsumexp_all_any(backend, rng):
@@ -267,7 +254,7 @@ def test_zero_dim_and_empty(backend):
              ("empty logsumexp(0)", e.logsumexp(0), np.full(3, -np.inf, F32)),
              ("empty cumsum", e.cumsum(0), np.zeros((0, 3), F32)),
              ("empty norm", e.norm(), np.float32(0))]
-    check_all(cases)
+    check_all(cases, atol=1e-5)
 
 
 def test_reduction_errors():

@@ -7,29 +7,13 @@ LAZYTORCH_BACKEND=c and the other with LAZYTORCH_BACKEND=interp.
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lazytorch as torch
 from lazytorch.tensor import realize_tensors
-
-
-@contextmanager
-def backend_env(name: str):
-    old = os.environ.get("LAZYTORCH_BACKEND")
-    os.environ["LAZYTORCH_BACKEND"] = name
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["LAZYTORCH_BACKEND"]
-        else:
-            os.environ["LAZYTORCH_BACKEND"] = old
-
+from tests.helpers import backend_env
 
 # values on a lattice of quarters: sums, products and comparisons of them are exact in float32,
 # so both backends agree bit for bit wherever no transcendental function is involved

@@ -103,7 +103,13 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     """clamp(x, min_val, max_val); no gradient outside (min_val, max_val)."""
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _inplace_result(input, input.clamp(min_val, max_val), inplace)
+    # max/min against constants (not clamp's where): the gradient is 0 at the bounds, as
+    # PyTorch's hardtanh (and relu6) give
+    from ..elementwise import binary
+    from ..ops import Op
+    out = binary(Op.MAX, input, min_val, compute=input.dtype, name="hardtanh")
+    out = binary(Op.MIN, out, max_val, compute=input.dtype, name="hardtanh")
+    return _inplace_result(input, out, inplace)
 
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
@@ -192,12 +198,12 @@ def tanh(input: Tensor) -> Tensor:
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """clamp(x / 6 + 1/2, 0, 1)."""
-    return _inplace_result(input, (input / 6.0 + 0.5).clamp(0.0, 1.0), inplace)
+    return _inplace_result(input, hardtanh(input / 6.0 + 0.5, 0.0, 1.0), inplace)
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * hardsigmoid(x)."""
-    return _inplace_result(input, input * (input / 6.0 + 0.5).clamp(0.0, 1.0), inplace)
+    return _inplace_result(input, input * hardtanh(input / 6.0 + 0.5, 0.0, 1.0), inplace)
 
 
 def softsign(input: Tensor) -> Tensor:
@@ -542,6 +548,19 @@ def _embedding_renorm_(weight: Tensor, flat: Tensor, max_norm: float,
         weight.copy_(w * scale.to(w.dtype).unsqueeze(1))
 
 
+def _padding_idx(padding_idx: int | None, num_embeddings: int) -> int | None:
+    """padding_idx checked against num_embeddings, a negative one counted from the end."""
+    if padding_idx is not None:
+        if padding_idx > 0:
+            if padding_idx >= num_embeddings:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+        elif padding_idx < 0:
+            if padding_idx < -num_embeddings:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx = num_embeddings + padding_idx
+    return padding_idx
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
@@ -549,14 +568,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     gradient; scale_grad_by_freq divides each row's gradient by its count in the batch."""
     _check_index_dtype(input, "indices")
     num = weight.shape[0]
-    if padding_idx is not None:
-        if padding_idx > 0:
-            if padding_idx >= num:
-                raise AssertionError("Padding_idx must be within num_embeddings")
-        elif padding_idx < 0:
-            if padding_idx < -num:
-                raise AssertionError("Padding_idx must be within num_embeddings")
-            padding_idx = num + padding_idx
+    padding_idx = _padding_idx(padding_idx, num)
     vals = _host_values(input)
     if vals is not None and vals.size and (vals.min() < 0 or vals.max() >= num):
         raise IndexError("index out of range in self")

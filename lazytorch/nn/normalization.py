@@ -17,6 +17,29 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _affine_parameters(m: Module, shape: tuple[int, ...], affine: bool, bias: bool,
+                       kw: dict) -> None:
+    """Register m.weight and m.bias (each of `shape`; bias only if `bias`), or None for both
+    when not affine; reset_parameters gives them their values."""
+    if affine:
+        m.weight = Parameter(creation.empty(*shape, **kw))
+        if bias:
+            m.bias = Parameter(creation.empty(*shape, **kw))
+        else:
+            m.register_parameter("bias", None)
+    else:
+        m.register_parameter("weight", None)
+        m.register_parameter("bias", None)
+
+
+def _reset_affine(m: Module, affine: bool) -> None:
+    """Weight to ones and bias (if any) to zeros: the identity affine map."""
+    if affine:
+        init.ones_(m.weight)
+        if m.bias is not None:
+            init.zeros_(m.bias)
+
+
 class _BatchNorm(Module):
     _version = 2
 
@@ -30,15 +53,7 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         kw = dict(dtype=dtype, device=device)
-        if affine:
-            self.weight = Parameter(creation.empty(num_features, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(num_features, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_features,), affine, bias, kw)
         if track_running_stats:
             self.register_buffer("running_mean", creation.zeros(num_features, **kw))
             self.register_buffer("running_var", creation.ones(num_features, **kw))
@@ -58,10 +73,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.affine)
 
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
@@ -133,22 +145,11 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         kw = dict(dtype=dtype, device=device)
-        if elementwise_affine:
-            self.weight = Parameter(creation.empty(*self.normalized_shape, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(*self.normalized_shape, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, kw)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.elementwise_affine)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -172,22 +173,11 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         kw = dict(dtype=dtype, device=device)
-        if affine:
-            self.weight = Parameter(creation.empty(num_channels, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(num_channels, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_channels,), affine, bias, kw)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self, self.affine)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

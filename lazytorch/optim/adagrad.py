@@ -5,13 +5,9 @@ from typing import Any, Callable
 
 from ..creation import full_like
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _check_fused, _decayed_grad, _value
 
 __all__ = ["Adagrad"]
-
-
-def _value(v):
-    return v.item() if isinstance(v, Tensor) else v
 
 
 class Adagrad(Optimizer):
@@ -43,10 +39,7 @@ class Adagrad(Optimizer):
                     "foreach": foreach, "maximize": maximize,
                     "differentiable": differentiable, "fused": fused}
         super().__init__(params, defaults)
-        if fused and differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if fused and foreach:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused(fused, foreach, differentiable)
         shared: dict = {}
         for group in self.param_groups:
             for p in group["params"]:
@@ -84,9 +77,7 @@ class Adagrad(Optimizer):
             step_t = state["step"]
             step_t._assign((step_t + 1).node)
             updated.append(step_t)
-            g = -p.grad if maximize else p.grad
-            if wd != 0:
-                g = g.add(p, alpha=wd)
+            g = _decayed_grad(p, maximize, wd)
             key = step_t.node
             if key not in scalars:
                 scalars[key] = lr / (1 + (step_t.double() - 1) * lr_decay)

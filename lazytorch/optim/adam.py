@@ -5,13 +5,9 @@ from typing import Any, Callable
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, scalar
+from .optimizer import Optimizer, _check_fused, _value, scalar
 
 __all__ = ["Adam", "AdamW"]
-
-
-def _value(v):
-    return v.item() if isinstance(v, Tensor) else v
 
 
 class Adam(Optimizer):
@@ -50,10 +46,7 @@ class Adam(Optimizer):
                     "capturable": capturable, "differentiable": differentiable,
                     "fused": fused, "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
-        if fused and differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if fused and foreach:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused(fused, foreach, differentiable)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

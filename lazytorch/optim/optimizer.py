@@ -23,6 +23,7 @@ from .. import dtypes as dt
 from ..autograd import enable_grad, no_grad
 from ..runtime import memory
 from ..tensor import Tensor, realize_tensors
+from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required"]
 
@@ -45,25 +46,6 @@ def _typename(obj) -> str:
         f"{t.__module__}.{t.__qualname__}"
 
 
-class RemovableHandle:
-    """A handle that removes a registered hook: `handle.remove()`."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks_dict: OrderedDict):
-        self._hooks = hooks_dict
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
 def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
     """A 0-d tensor holding `value` as data (a realized buffer).
 
@@ -77,6 +59,28 @@ def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
         arr = host_array(value, any_op=True)
         value = (arr if arr is not None else value.detach().numpy()).reshape(()).item()
     return Tensor._make(memory.buffer_node(np.array(value, dtype=dtype.np)))
+
+
+def _value(v):
+    """A Python number for a hyperparameter given as a number or a 1-element tensor."""
+    return v.item() if isinstance(v, Tensor) else v
+
+
+def _check_fused(fused: bool | None, foreach: bool | None, differentiable: bool) -> None:
+    """PyTorch's refusals of `fused=True` with `differentiable` or `foreach`."""
+    if fused and differentiable:
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def _decayed_grad(p: Tensor, maximize: bool, weight_decay: float) -> Tensor:
+    """p's gradient, negated when maximizing, plus weight_decay * p (L2 decay), the direction
+    that SGD, RMSprop and Adagrad start from."""
+    g = -p.grad if maximize else p.grad
+    if weight_decay != 0:
+        g = g.add(p, alpha=weight_decay)
+    return g
 
 
 def realize_updates(tensors: list[Tensor]) -> None:
@@ -265,15 +269,11 @@ class Optimizer:
     # ------------------------------------------------------------------------ hooks
     def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
         """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), before step()."""
-        handle = RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[handle.id] = hook
-        return handle
+        return self._register(self._optimizer_step_pre_hooks, hook, False)
 
     def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
         """hook(optimizer, args, kwargs) -> None, after step()."""
-        handle = RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[handle.id] = hook
-        return handle
+        return self._register(self._optimizer_step_post_hooks, hook, False)
 
     def _register(self, table: OrderedDict, hook: Callable, prepend: bool) -> RemovableHandle:
         handle = RemovableHandle(table)

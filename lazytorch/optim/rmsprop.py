@@ -5,13 +5,9 @@ from typing import Any, Callable
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, scalar
+from .optimizer import Optimizer, _decayed_grad, _value, scalar
 
 __all__ = ["RMSprop"]
-
-
-def _value(v):
-    return v.item() if isinstance(v, Tensor) else v
 
 
 class RMSprop(Optimizer):
@@ -77,11 +73,9 @@ class RMSprop(Optimizer):
                     state["momentum_buffer"] = zeros_like(p)
                 if centered:
                     state["grad_avg"] = zeros_like(p)
-            g = -p.grad if maximize else p.grad
             step_t._assign((step_t + 1).node)
             updated.append(step_t)
-            if wd != 0:
-                g = g.add(p, alpha=wd)
+            g = _decayed_grad(p, maximize, wd)
             sq = state["square_avg"]
             sq._assign(sq.mul(alpha).add(g * (1 - alpha) * g).node)
             updated.append(sq)

@@ -4,13 +4,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, _fresh, scalar
+from .optimizer import Optimizer, _check_fused, _decayed_grad, _fresh, _value, scalar
 
 __all__ = ["SGD"]
-
-
-def _value(v):
-    return v.item() if isinstance(v, Tensor) else v
 
 
 class SGD(Optimizer):
@@ -39,10 +35,7 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)
-        if fused and differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if fused and foreach:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused(fused, foreach, differentiable)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -66,9 +59,7 @@ class SGD(Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = -p.grad if maximize else p.grad
-            if wd != 0:
-                g = g.add(p, alpha=wd)
+            g = _decayed_grad(p, maximize, wd)
             if momentum != 0:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")

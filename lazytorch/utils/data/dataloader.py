@@ -166,6 +166,10 @@ def _worker_loop(dataset, index_queue, data_queue, done_event, auto_collation, c
                  drop_last, base_seed, init_fn, worker_id, num_workers) -> None:
     """A worker process: fetch and collate the batches whose indices arrive on index_queue."""
     global _worker_info
+    from ...runtime.cpu import set_num_threads
+    # as PyTorch's workers do: one thread each. It also keeps kernels from using the OpenMP
+    # thread pool inherited through fork, which is unusable in the child (it hangs)
+    set_num_threads(1)
     seed = base_seed + worker_id
     _seed_worker(seed)
     _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
