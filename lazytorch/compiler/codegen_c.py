@@ -44,7 +44,7 @@ static inline long long lt_ipow(long long a, long long b) {
 
 # kernels doing less work than this (elements times reduce length) run on one thread: a
 # parallel region costs about a microsecond; the crossover measured here is near 32K
-PARALLEL_WORK = 1 << 15
+PARALLEL_WORK = 1 << 16
 
 
 def ctype(d: dt.DType) -> str:

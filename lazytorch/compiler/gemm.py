@@ -154,7 +154,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     L.append("            for (; i < MR; i++) dst[p * MR + i] = 0;")
     L.append("          }")
     L.append("        }")
-    L.append("        #pragma omp parallel for schedule(static) if (mc * nc * kc > 32768)")
+    L.append("        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))")
     L.append("        for (long jr = 0; jr < nc; jr += NR) {")
     L.append("          long nr = nc - jr < NR ? nc - jr : NR;")
     L.append("          for (long ir = 0; ir < mc; ir += MR) {")
