@@ -82,13 +82,21 @@ def log(msg: str) -> None:
 
 def eager_mode() -> str | None:
     """None when lazy; else the backend each op runs on as it is called."""
-    v = _override("eager")
+    v = getattr(_local, "eager", None)
     if v is not None:
         return v or None
+    return _ENV_EAGER
+
+
+def _env_eager() -> str | None:
+    # read once: every op asks, and a whole process is either eager or not from its start
     env = os.environ.get("LAZYTORCH_EAGER", "")
     if env in ("", "0"):
         return None
     return "c" if env == "compiled" else "interp"
+
+
+_ENV_EAGER = _env_eager()
 
 
 def eager(mode: str = "interp"):

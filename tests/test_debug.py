@@ -69,14 +69,19 @@ def test_eager_shape_error_raises_at_user_line(tmp_path, mode):
 
 
 def test_eager_env_variable_runs_ops_at_once(monkeypatch):
-    monkeypatch.setenv("LAZYTORCH_EAGER", "1")
+    # the variable is read once, when lazytorch is imported: emulate a fresh process
+    def set_env(value):
+        monkeypatch.setenv("LAZYTORCH_EAGER", value)
+        monkeypatch.setattr(debug, "_ENV_EAGER", debug._env_eager())
+
+    set_env("1")
     assert debug.eager_mode() == "interp"
     x = torch.tensor([1.0, 2.0])
     y = x * 3
     assert y.node.op is Op.BUFFER or y.node in realize.REALIZED
-    monkeypatch.setenv("LAZYTORCH_EAGER", "compiled")
+    set_env("compiled")
     assert debug.eager_mode() == "c"
-    monkeypatch.setenv("LAZYTORCH_EAGER", "0")
+    set_env("0")
     assert debug.eager_mode() is None
     z = torch.tensor([1.0, 2.0]) * 3
     assert z.node.op is Op.MUL and z.node not in realize.REALIZED
