@@ -65,3 +65,4 @@ from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  #
 from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
 from . import nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
+from . import cuda  # noqa: E402

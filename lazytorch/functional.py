@@ -93,3 +93,14 @@ def pow(input, exponent):
     if isinstance(exponent, Tensor):
         return ew.rpow(exponent, input)
     raise TypeError("pow(): at least one of 'input' and 'exponent' must be a Tensor")
+
+
+# sorting, comparisons and sampling
+from . import comparison as _cmp  # noqa: E402
+from . import sampling as _smp  # noqa: E402
+from . import sorting as _srt  # noqa: E402
+
+for _m in (_srt, _cmp, _smp):
+    for _n in _m.__all__:
+        globals()[_n] = getattr(_m, _n)
+    __all__ += _m.__all__

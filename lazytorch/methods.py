@@ -192,3 +192,15 @@ Tensor.uniform_ = _random_fill(lambda r, s, a=0.0, b=1.0: r.uniform(a, b, s))
 Tensor.normal_ = _random_fill(lambda r, s, mean=0.0, std=1.0: r.normal(mean, std, s))
 Tensor.bernoulli_ = _random_fill(lambda r, s, p=0.5: r.random(s) < p)
 Tensor.exponential_ = _random_fill(lambda r, s, lambd=1.0: r.exponential(1.0 / lambd, s))
+
+
+# sorting, comparisons and sampling (lazytorch/sorting.py, comparison.py, sampling.py)
+def _attach_sorting() -> None:
+    from . import comparison, sampling, sorting
+
+    for mod in (sorting, comparison, sampling):
+        for name in mod.METHODS:
+            setattr(Tensor, name, getattr(mod, name))
+
+
+_attach_sorting()
