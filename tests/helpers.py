@@ -2,13 +2,12 @@
 finite differences of a numpy reference, and a block that realizes on a chosen backend."""
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 import lazytorch as torch
+from lazytorch import debug
 from lazytorch.tensor import realize_tensors
 from tests.conftest import check
 
@@ -56,15 +55,6 @@ def grad_check(lt_fn: Callable, np_fn: Callable, arrays: Sequence, wrt: Sequence
     return out
 
 
-@contextlib.contextmanager
-def backend_env(name: str) -> Iterator[None]:
-    """Realize with backend `name` inside the block (LAZYTORCH_BACKEND is read per realize)."""
-    old = os.environ.get("LAZYTORCH_BACKEND")
-    os.environ["LAZYTORCH_BACKEND"] = name
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["LAZYTORCH_BACKEND"]
-        else:
-            os.environ["LAZYTORCH_BACKEND"] = old
+def backend_env(name: str):
+    """Realize with backend `name` ("c" or "interp") inside the block."""
+    return debug.use_backend(name)

@@ -11,9 +11,7 @@ those points get exact tests of PyTorch's conventions below.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 
 import numpy as np
 import pytest
@@ -23,22 +21,9 @@ from lazytorch import autograd_rules
 from lazytorch.graph import toposort
 from lazytorch.ops import Op
 from lazytorch.tensor import realize_tensors
+from tests.helpers import backend_env
 
 EPS = 1e-6
-
-
-@contextlib.contextmanager
-def backend_env(name: str):
-    """Realize with backend `name` inside the block (LAZYTORCH_BACKEND is read per realize)."""
-    old = os.environ.get("LAZYTORCH_BACKEND")
-    os.environ["LAZYTORCH_BACKEND"] = name
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["LAZYTORCH_BACKEND"]
-        else:
-            os.environ["LAZYTORCH_BACKEND"] = old
 
 
 def _outputs(out) -> list:
