@@ -10,7 +10,7 @@ import numpy as np
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
-from .sites import named
+from .sites import named, record
 from .tensor import Tensor, broadcast_shapes
 
 
@@ -60,7 +60,6 @@ def operand(x, d: dt.DType, shape: tuple[int, ...]) -> Node:
 
 
 def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
-    from .sites import record
     node = Node(op, srcs, arg, tuple(shape), dtype)
     record(node)
     return Tensor._make(node)
@@ -68,6 +67,10 @@ def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
 
 def broadcast_pair(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
     """The broadcast shape of two operands, with PyTorch's message for an op's operands."""
+    if sa == sb:
+        return tuple(sa)
+    if not sb:
+        return tuple(sa)
     n = max(len(sa), len(sb))
     for i in range(1, n + 1):
         da = sa[-i] if i <= len(sa) else 1

@@ -69,22 +69,24 @@ def _drop(key) -> None:
         del _CACHE[key]
 
 
-_CONST_VALUES: dict = {}
+_CONSTS: dict = {}
 
 
 def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
     """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
-    key = (type(value), value, dtype)
-    v = _CONST_VALUES.get(key)
-    if v is None:
-        v = dtype.np(value).item()
-        if len(_CONST_VALUES) < 4096:
-            _CONST_VALUES[key] = v
-    c = Node(Op.CONST, (), v, (), dtype)
-    if shape == ():
-        return c
-    return Node(Op.EXPAND, (Node(Op.RESHAPE, (c,), (1,) * len(shape), (1,) * len(shape), dtype),),
-                shape, shape, dtype)
+    key = (type(value), value, dtype, shape)
+    node = _CONSTS.get(key)
+    if node is not None:
+        return node
+    v = dtype.np(value).item()
+    node = Node(Op.CONST, (), v, (), dtype)
+    if shape != ():
+        ones = (1,) * len(shape)
+        node = Node(Op.EXPAND, (Node(Op.RESHAPE, (node,), ones, ones, dtype),), shape, shape,
+                    dtype)
+    if len(_CONSTS) < 8192:  # the scalars a program uses, kept alive: they are tiny
+        _CONSTS[key] = node
+    return node
 
 
 def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
