@@ -74,7 +74,8 @@ _CONSTS: dict = {}
 
 def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
     """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
-    key = (type(value), value, dtype, shape)
+    # floats by spelling: 0.0 == -0.0 would otherwise share a node
+    key = (type(value), repr(value) if isinstance(value, float) else value, dtype, shape)
     node = _CONSTS.get(key)
     if node is not None:
         return node
