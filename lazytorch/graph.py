@@ -42,7 +42,8 @@ class Node:
         _set(node, "arg", arg)
         _set(node, "shape", shape)
         _set(node, "dtype", dtype)
-        _CACHE[key] = weakref.ref(node, lambda _, k=key: _drop(k))
+        # the callback uses only its defaults: it may run while the interpreter shuts down
+        _CACHE[key] = weakref.ref(node, lambda r, k=key, c=_CACHE: c.get(k) is r and c.pop(k))
         return node
 
     def __setattr__(self, name, value):
@@ -61,12 +62,6 @@ class Node:
 
 _CACHE = Node._cache
 _set = object.__setattr__
-
-
-def _drop(key) -> None:
-    ref = _CACHE.get(key)
-    if ref is not None and ref() is None:
-        del _CACHE[key]
 
 
 _CONSTS: dict = {}

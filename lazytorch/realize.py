@@ -20,6 +20,7 @@ from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node, toposort
 from .ops import Op
 from .runtime import cpu, interpreter, memory
+from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
 REALIZED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -31,21 +32,33 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
     inputs: list[Node] = []
 
     def is_leaf(n: Node) -> bool:
-        return n.op is Op.BUFFER or n in REALIZED
+        return n.op is Op.BUFFER or (n in REALIZED and not _is_constant(n))
 
     for n in toposort(outputs, is_leaf):
         if n.op is Op.BUFFER:
             new[n] = n
             inputs.append(n)
-        elif n in REALIZED:
+        elif n in REALIZED and not _is_constant(n):
             b = REALIZED[n]
             new[n] = b
             if b not in inputs:
                 inputs.append(b)
         else:
             srcs = tuple(new[s] for s in n.srcs)
-            new[n] = n if srcs == n.srcs else Node(n.op, srcs, n.arg, n.shape, n.dtype)
+            if srcs == n.srcs:
+                new[n] = n
+            else:
+                new[n] = Node(n.op, srcs, n.arg, n.shape, n.dtype)
+                inherit(new[n], n)  # the user's line follows the rebuilt node
     return [new[o] for o in outputs], inputs
+
+
+def _is_constant(n: Node) -> bool:
+    """A broadcast constant: kernels read it as an immediate, never from a buffer, even if it
+    was once realized (constants are shared by every tensor that uses the value)."""
+    while n.op in (Op.RESHAPE, Op.EXPAND):
+        n = n.srcs[0]
+    return n.op is Op.CONST
 
 
 def structure_key(outputs: list[Node], inputs: list[Node]) -> tuple:
