@@ -1,14 +1,14 @@
-"""nn.functional: activations, linear maps, dropout, normalization, embedding, padding, and
-(re-exported from loss.py) every loss, with PyTorch's signatures, defaults and messages.
+"""nn.functional: linear maps, dropout, embedding and padding, plus (re-exported, so that every
+F.name works) activations (functional_activation.py), normalization (functional_norm.py),
+convolution and pooling (functional_conv.py, functional_pool.py) and every loss (loss.py), with
+PyTorch's signatures, defaults and messages.
 
 Every function builds graph only. Boundaries where a naive formula's gradient would differ
-from PyTorch's (ELU at 0, softplus past its threshold, ...) select branches with `where`, whose
-gradient goes wholly to the chosen branch, and keep unselected branches finite.
+from PyTorch's select branches with `where`, whose gradient goes wholly to the chosen branch,
+and keep unselected branches finite.
 """
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from typing import Sequence
 
@@ -16,13 +16,54 @@ import numpy as np
 
 from .. import dtypes as dt
 from .. import elementwise as ew
-from .. import reduce as rd
 from .. import views as vw
 from ..autograd import no_grad
 from ..creation import arange, from_array, rand
 from ..ops import Op
 from ..runtime import memory
 from ..tensor import Tensor
+from .functional_activation import _float_input as _float_input
+from .functional_activation import _inplace_result as _inplace_result
+from .functional_activation import _neg_abs as _neg_abs
+from .functional_activation import _nonpositive as _nonpositive
+from .functional_activation import _shifted as _shifted
+from .functional_activation import _softmax_dim as _softmax_dim
+from .functional_activation import celu as celu
+from .functional_activation import elu as elu
+from .functional_activation import elu_ as elu_
+from .functional_activation import gelu as gelu
+from .functional_activation import glu as glu
+from .functional_activation import hardsigmoid as hardsigmoid
+from .functional_activation import hardswish as hardswish
+from .functional_activation import hardtanh as hardtanh
+from .functional_activation import hardtanh_ as hardtanh_
+from .functional_activation import leaky_relu as leaky_relu
+from .functional_activation import leaky_relu_ as leaky_relu_
+from .functional_activation import log_softmax as log_softmax
+from .functional_activation import logsigmoid as logsigmoid
+from .functional_activation import mish as mish
+from .functional_activation import prelu as prelu
+from .functional_activation import relu as relu
+from .functional_activation import relu6 as relu6
+from .functional_activation import relu_ as relu_
+from .functional_activation import selu as selu
+from .functional_activation import sigmoid as sigmoid
+from .functional_activation import silu as silu
+from .functional_activation import softmax as softmax
+from .functional_activation import softmin as softmin
+from .functional_activation import softplus as softplus
+from .functional_activation import softsign as softsign
+from .functional_activation import tanh as tanh
+from .functional_activation import tanhshrink as tanhshrink
+from .functional_activation import threshold as threshold
+from .functional_norm import _channel_shape as _channel_shape
+from .functional_norm import _update_buffer as _update_buffer
+from .functional_norm import batch_norm as batch_norm
+from .functional_norm import group_norm as group_norm
+from .functional_norm import instance_norm as instance_norm
+from .functional_norm import layer_norm as layer_norm
+from .functional_norm import normalize as normalize
+from .functional_norm import rms_norm as rms_norm
 
 _where = ew.where_nodes
 
@@ -33,10 +74,6 @@ def _host_values(t: Tensor) -> np.ndarray | None:
     n = t.node
     return memory.data(n) if n.op is Op.BUFFER else None
 
-
-def _channel_shape(x: Tensor, c: int) -> tuple[int, ...]:
-    """Shape that broadcasts a per-channel vector (dim 1) against x."""
-    return (1, c) + (1,) * (x.ndim - 2)
 
 
 def _gather(x: Tensor, axis: int, index: Tensor) -> Tensor:
@@ -74,229 +111,6 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
     t = (input1 @ w).unflatten(-1, (out_f, in2))
     out = (t * input2.unsqueeze(-2)).sum(-1)
     return out if bias is None else out + bias
-
-
-# ------------------------------------------------------------------------------- activations
-def _inplace_result(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
-    if inplace:
-        input._assign(out.node)
-        return input
-    return out
-
-
-def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    """max(x, 0); the gradient at 0 is 0."""
-    return input.relu_() if inplace else input.relu()
-
-
-def relu_(input: Tensor) -> Tensor:
-    return input.relu_()
-
-
-def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    """min(max(x, 0), 6)."""
-    return hardtanh(input, 0.0, 6.0, inplace)
-
-
-def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
-             inplace: bool = False) -> Tensor:
-    """clamp(x, min_val, max_val); no gradient outside (min_val, max_val)."""
-    if min_val > max_val:
-        raise ValueError("min_val cannot be greater than max_val")
-    # max/min against constants (not clamp's where): the gradient is 0 at the bounds, as
-    # PyTorch's hardtanh (and relu6) give
-    from ..elementwise import binary
-    from ..ops import Op
-    out = binary(Op.MAX, input, min_val, compute=input.dtype, name="hardtanh")
-    out = binary(Op.MIN, out, max_val, compute=input.dtype, name="hardtanh")
-    return _inplace_result(input, out, inplace)
-
-
-def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    return hardtanh(input, min_val, max_val, True)
-
-
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x where x > 0, else negative_slope * x."""
-    return _inplace_result(input, _where(input > 0, input, input * negative_slope), inplace)
-
-
-def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return leaky_relu(input, negative_slope, True)
-
-
-def _nonpositive(x: Tensor) -> Tensor:
-    """min(x, 0) whose gradient at 0 is 1 (the negative branch's, as PyTorch's kernels)."""
-    return _where(x > 0, 0.0, x)
-
-
-def prelu(input: Tensor, weight: Tensor) -> Tensor:
-    """x where x > 0, else weight * x, with one weight per channel (dim 1) or one shared."""
-    n = weight.numel()
-    if n != 1:
-        c = input.shape[1] if input.ndim >= 2 else input.shape[0] if input.ndim else 1
-        if n != c:
-            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
-                               f"parameter numbers = {n} and channel size = {c}.")
-        if input.ndim >= 2:
-            weight = weight.reshape(_channel_shape(input, c))
-    else:
-        weight = weight.reshape(())
-    return _where(input > 0, input, input * weight)
-
-
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1)."""
-    out = _where(input > 0, input, _nonpositive(input).expm1() * alpha)
-    return _inplace_result(input, out, inplace)
-
-
-def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
-    return elu(input, alpha, True)
-
-
-def selu(input: Tensor, inplace: bool = False) -> Tensor:
-    """scale * elu(x, alpha) with SELU's constants."""
-    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
-    out = _where(input > 0, input * scale, _nonpositive(input).expm1() * (alpha * scale))
-    return _inplace_result(input, out, inplace)
-
-
-def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
-    out = _where(input > 0, input, (_nonpositive(input) / alpha).expm1() * alpha)
-    return _inplace_result(input, out, inplace)
-
-
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """x * Phi(x) (approximate='none', with erf) or its tanh approximation."""
-    if approximate == "none":
-        return input * 0.5 * (1.0 + (input * (1.0 / math.sqrt(2.0))).erf())
-    if approximate == "tanh":
-        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
-        return input * 0.5 * (1.0 + inner.tanh())
-    raise RuntimeError("approximate argument must be either none or tanh.")
-
-
-def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    """x * sigmoid(x)."""
-    return _inplace_result(input, input * input.sigmoid(), inplace)
-
-
-def mish(input: Tensor, inplace: bool = False) -> Tensor:
-    """x * tanh(softplus(x))."""
-    return _inplace_result(input, input * softplus(input).tanh(), inplace)
-
-
-def sigmoid(input: Tensor) -> Tensor:
-    return input.sigmoid()
-
-
-def tanh(input: Tensor) -> Tensor:
-    return input.tanh()
-
-
-def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
-    """clamp(x / 6 + 1/2, 0, 1)."""
-    return _inplace_result(input, hardtanh(input / 6.0 + 0.5, 0.0, 1.0), inplace)
-
-
-def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
-    """x * hardsigmoid(x)."""
-    return _inplace_result(input, input * hardtanh(input / 6.0 + 0.5, 0.0, 1.0), inplace)
-
-
-def softsign(input: Tensor) -> Tensor:
-    return input / (1.0 + input.abs())
-
-
-def tanhshrink(input: Tensor) -> Tensor:
-    return input - input.tanh()
-
-
-def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """x where x > threshold, else value."""
-    return _inplace_result(input, _where(input > threshold, input, value), inplace)
-
-
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + exp(beta * x)) / beta, or x where beta * x > threshold."""
-    bx = input * beta
-    above = bx > threshold
-    soft = _where(above, 0.0, bx).exp().log1p()
-    return _where(above, input, soft / beta if beta != 1 else soft)
-
-
-def _neg_abs(x: Tensor) -> Tensor:
-    """-|x| whose gradient at 0 is -1 (the x >= 0 side's)."""
-    return _where(x < 0, x, -x)
-
-
-def logsigmoid(input: Tensor) -> Tensor:
-    """log(sigmoid(x)), computed stably as min(x, 0) - log1p(exp(-|x|))."""
-    return _where(input < 0, input, 0.0) - _neg_abs(input).exp().log1p()
-
-
-def glu(input: Tensor, dim: int = -1) -> Tensor:
-    """a * sigmoid(b), with a, b the two halves of input along dim."""
-    if input.shape[dim] % 2:
-        raise RuntimeError(f"Halving dimension must be even, but dimension "
-                           f"{dim % input.ndim} is size {input.shape[dim]}")
-    a, b = input.chunk(2, dim)
-    return a * b.sigmoid()
-
-
-def _softmax_dim(name: str, ndim: int) -> int:
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", stacklevel=3)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
-def _float_input(input: Tensor, dtype) -> Tensor:
-    if dtype is not None:
-        return input.to(dt.to_dtype(dtype))
-    return input if input.is_floating_point() else input.to(dt.get_default_dtype())
-
-
-def _shifted(x: Tensor, dim: int) -> Tensor:
-    """x minus its max along dim (a constant for autograd: the result does not depend on it)."""
-    return x - rd.amax(x, dim, keepdim=True).detach()
-
-
-def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
-            dtype=None) -> Tensor:
-    """exp(x) / sum(exp(x)) along dim, computed after subtracting the max."""
-    if dim is None:
-        dim = _softmax_dim("softmax", input.ndim)
-    e = _shifted(_float_input(input, dtype), dim).exp()
-    return e / e.sum(dim, keepdim=True)
-
-
-def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
-            dtype=None) -> Tensor:
-    """softmax(-x)."""
-    if dim is None:
-        dim = _softmax_dim("softmin", input.ndim)
-    return softmax(-_float_input(input, dtype), dim)
-
-
-def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
-                dtype=None) -> Tensor:
-    """x - logsumexp(x) along dim, computed after subtracting the max."""
-    if dim is None:
-        dim = _softmax_dim("log_softmax", input.ndim)
-    z = _shifted(_float_input(input, dtype), dim)
-    return z - z.exp().sum(dim, keepdim=True).log()
-
-
-def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
-              out: Tensor | None = None) -> Tensor:
-    """input / max(||input||_p along dim, eps)."""
-    if p == 2:
-        denom = (input * input).sum(dim, keepdim=True).clamp(min=eps * eps).sqrt()
-    else:
-        denom = input.norm(p, dim, keepdim=True).clamp(min=eps)
-    return input / denom
 
 
 # ------------------------------------------------------------------------------- dropout
@@ -376,146 +190,6 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
                       "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D "
                       "or 5D inputs).", stacklevel=2)
     return _feature_dropout(input, p, training, inplace, input.ndim != 4)
-
-
-# ------------------------------------------------------------------------------- normalization
-def _update_buffer(buf: Tensor, value: Tensor) -> None:
-    """buf <- value, in place and lazily; computed along with the next realize, whatever it is
-    for, so that a buffer nobody reads (running stats) never accumulates a long graph."""
-    with no_grad():
-        buf.copy_(value.detach())
-    from .. import realize as _realize
-    later = getattr(_realize, "realize_later", None)
-    if later is not None:
-        later(buf)
-
-
-def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-               weight: Tensor | None = None, bias: Tensor | None = None,
-               training: bool = False, momentum: float | Tensor = 0.1,
-               eps: float = 1e-5) -> Tensor:
-    """Normalize each channel (dim 1) by the batch's statistics (training) or the running
-    ones; in training, update the running stats in place: r <- (1 - momentum) r + momentum s,
-    with the unbiased variance."""
-    if input.ndim < 2:
-        raise ValueError(f"Expected 2D or higher input to batch_norm (got {input.ndim}D input)")
-    c = input.shape[1]
-    shape = _channel_shape(input, c)
-    dims = (0,) + tuple(range(2, input.ndim))
-    if training:
-        n = input.numel() // c if c else 0
-        if n == 1:
-            raise ValueError("Expected more than 1 value per channel when training, got input "
-                             f"size {input.shape}")
-        mean = input.mean(dims, keepdim=True)
-        centred = input - mean
-        var = (centred * centred).mean(dims, keepdim=True)
-        if running_mean is not None:
-            _update_buffer(running_mean, running_mean * (1 - momentum)
-                           + mean.reshape(c) * momentum)
-        if running_var is not None:
-            unbiased = var.reshape(c) * (n / (n - 1))
-            _update_buffer(running_var, running_var * (1 - momentum) + unbiased * momentum)
-        out = centred * (var + eps).rsqrt()
-    else:
-        if running_mean is None or running_var is None:
-            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        out = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
-
-
-def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the last len(normalized_shape) dims, then scale and shift."""
-    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
-        tuple(normalized_shape)
-    k = len(ns)
-    if k == 0 or tuple(input.shape[input.ndim - k:]) != ns or input.ndim < k:
-        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
-                           f"[*, {', '.join(map(str, ns))}], but got input of size"
-                           f"{list(input.shape)}")
-    dims = tuple(range(input.ndim - k, input.ndim))
-    mean = input.mean(dims, keepdim=True)
-    centred = input - mean
-    var = (centred * centred).mean(dims, keepdim=True)
-    out = centred * (var + eps).rsqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
-
-
-def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
-             eps: float | None = None) -> Tensor:
-    """x / sqrt(mean(x^2) + eps) over the trailing normalized_shape dims, times weight; eps
-    defaults to the dtype's machine epsilon."""
-    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
-        tuple(normalized_shape)
-    k = len(ns)
-    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != ns:
-        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
-                           f"[*, {', '.join(map(str, ns))}], but got input of size"
-                           f"{list(input.shape)}")
-    if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
-    dims = tuple(range(input.ndim - k, input.ndim))
-    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
-    return out if weight is None else out * weight
-
-
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize each group of channels of (N, C, *) input, then scale and shift per
-    channel."""
-    if input.ndim < 2 or input.shape[1] % num_groups:
-        raise RuntimeError("Expected number of channels in input to be divisible by num_groups, "
-                           f"but got input of shape {list(input.shape)} and "
-                           f"num_groups={num_groups}")
-    n, c = input.shape[0], input.shape[1]
-    x = input.reshape(n, num_groups, -1)
-    mean = x.mean(-1, keepdim=True)
-    centred = x - mean
-    var = (centred * centred).mean(-1, keepdim=True)
-    out = (centred * (var + eps).rsqrt()).reshape(input.shape)
-    shape = _channel_shape(input, c)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
-
-
-def instance_norm(input: Tensor, running_mean: Tensor | None = None,
-                  running_var: Tensor | None = None, weight: Tensor | None = None,
-                  bias: Tensor | None = None, use_input_stats: bool = True,
-                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Normalize each (sample, channel) over the spatial dims."""
-    if not use_input_stats:
-        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
-    n, c = input.shape[0], input.shape[1]
-    dims = tuple(range(2, input.ndim))
-    mean = input.mean(dims, keepdim=True)
-    centred = input - mean
-    var = (centred * centred).mean(dims, keepdim=True)
-    if running_mean is not None:
-        _update_buffer(running_mean, running_mean * (1 - momentum)
-                       + mean.reshape(n, c).mean(0) * momentum)
-    if running_var is not None:
-        m = math.prod(input.shape[2:])
-        unbiased = var.reshape(n, c).mean(0) * (m / max(m - 1, 1))
-        _update_buffer(running_var, running_var * (1 - momentum) + unbiased * momentum)
-    out = centred * (var + eps).rsqrt()
-    shape = _channel_shape(input, c)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
 
 
 # ------------------------------------------------------------------------------- embedding
