@@ -18,19 +18,19 @@ import weakref
 from typing import Sequence
 
 from .autograd_rules import NO_GRAD
-from .graph import Node, const, toposort
+from .graph import Node, NodeTable, const, toposort
 from .ops import Op
 from .sites import mark_backward
 
-LEAVES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # node -> weakref(Tensor)
+LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
-_tracked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # node -> bool (memo)
-_consumed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # freed by a backward: when
+_tracked: NodeTable = NodeTable()  # node -> bool (memo)
+_consumed: NodeTable = NodeTable()  # freed by a backward: when
 # node -> when an op last returned it: hash-consing hands a re-run forward (x * w again, while
 # the old result is alive) the node a backward consumed; a node made anew is a fresh graph
-_born: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_born: NodeTable = NodeTable()
 _clock = itertools.count(1)
-_results: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # nodes ops returned
+_results: NodeTable = NodeTable()  # nodes ops returned
 _leaf_ids = itertools.count(1)
 _state = threading.local()
 

@@ -64,6 +64,64 @@ _CACHE = Node._cache
 _set = object.__setattr__
 
 
+class NodeTable:
+    """A map keyed by node identity whose entries vanish with their nodes: the side tables'
+    WeakKeyDictionary, at the cost of one dict probe by id per lookup."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self):
+        self._d: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def __contains__(self, n: Node) -> bool:
+        return id(n) in self._d
+
+    def get(self, n: Node, default: Any = None) -> Any:
+        e = self._d.get(id(n))
+        return default if e is None else e[1]
+
+    def __getitem__(self, n: Node) -> Any:
+        e = self._d.get(id(n))
+        if e is None:
+            raise KeyError(n)
+        return e[1]
+
+    def __setitem__(self, n: Node, value: Any) -> None:
+        k = id(n)
+        d = self._d
+        e = d.get(k)
+        if e is None:
+            # the callback drops the entry when the node dies, unless a newer one took the id
+            ref = weakref.ref(n, lambda r, k=k, d=d: d.get(k, (None,))[0] is r and d.pop(k))
+            d[k] = (ref, value)
+        else:
+            d[k] = (e[0], value)
+
+    def __delitem__(self, n: Node) -> None:
+        del self._d[id(n)]
+
+    def add(self, n: Node) -> None:
+        """Use as a set: n is in the table."""
+        self[n] = True
+
+    def pop(self, n: Node, *default: Any) -> Any:
+        e = self._d.pop(id(n), None)
+        if e is None:
+            if default:
+                return default[0]
+            raise KeyError(n)
+        return e[1]
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def items(self) -> list[tuple[Node, Any]]:
+        return [(node, v) for ref, v in list(self._d.values()) if (node := ref()) is not None]
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
 _CONSTS: dict = {}
 
 

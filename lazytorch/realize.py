@@ -6,9 +6,10 @@ input buffers), so a structure seen before runs with no passes, no codegen and n
 """
 from __future__ import annotations
 
+import ctypes
+import threading
 import time
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,13 +18,13 @@ from .compiler import codegen_c
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
-from .graph import Graph, Node, toposort
+from .graph import Graph, Node, NodeTable, toposort
 from .ops import Op
 from .runtime import cpu, interpreter, memory
 from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
-REALIZED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+REALIZED: NodeTable = NodeTable()
 
 
 def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
@@ -76,30 +77,67 @@ def structure_key(outputs: list[Node], inputs: list[Node]) -> tuple:
     return tuple(key) + (tuple(ids[o] for o in outputs),)
 
 
-@dataclass
 class Plan:
-    """A compiled realize: kernels with their argument slots, replayed for new data."""
+    """A compiled realize: kernels with their argument slots, replayed for new data.
 
-    schedule: Schedule
-    steps: list[tuple[object, tuple[int, ...]]]
-    n_inputs: int
-    out_slots: list[int]
-    arena: list[tuple[tuple[int, ...], np.dtype]]   # per slot past the inputs
-    keep: set[int]
-    build_ms: float = 0.0
+    Slots are numbered inputs first, then the arena. Scratch slots (intermediates) belong to
+    the plan and are allocated once; output slots come from the buffer pool each run. The
+    compiled module has a driver that calls every kernel in order from one pointer array, so
+    a replay is one call into C.
+    """
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        arrays: list[np.ndarray] = list(inputs)
-        for shape, dtype in self.arena:
-            arrays.append(np.empty(shape, dtype))
-        ptrs = [a.ctypes.data for a in arrays]
-        if debug.get_level() >= 2 or debug.check_mode():
-            self._run_observed(arrays, ptrs)
-        else:
-            for fn, slots in self.steps:
-                fn(*(ptrs[s] for s in slots))
+    def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
+                 arena: list[int], keep: set[int], driver=None):
+        self.schedule = schedule
+        self.steps = steps                  # (kernel function, argument slots) per kernel
+        self.n_inputs = n_inputs
+        self.out_slots = out_slots
+        self.arena = arena                  # bytes per slot past the inputs
+        self.keep = keep
+        self.driver = driver
+        self.build_ms = 0.0
+        self._fresh = [(s, arena[s - n_inputs]) for s in sorted(keep)]
+        self._scratch: dict[int, np.ndarray] | None = None
+        self._argv = (ctypes.c_void_p * (n_inputs + len(arena)))()
+        self._lock = threading.Lock()
+
+    def run(self, inputs: list[np.ndarray], addrs: list[int] | None = None) -> list[np.ndarray]:
+        """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
+        if addrs is None:
+            addrs = [a.ctypes.data for a in inputs]
+        observed = debug.get_level() >= 2 or debug.check_mode()
+        if observed or not self._lock.acquire(blocking=False):
+            # a debug run, or this plan is already running (another thread): private arrays
+            arrays = list(inputs) + [np.empty(n, np.uint8) for n in self.arena]
+            ptrs = [a.ctypes.data for a in arrays]
+            if observed:
+                self._run_observed(arrays, ptrs)
+            else:
+                for fn, slots in self.steps:
+                    fn(*(ptrs[s] for s in slots))
+            debug.STATS["kernels_launched"] += len(self.steps)
+            return [arrays[s] for s in self.out_slots]
+        try:
+            argv = self._argv
+            if self._scratch is None:
+                self._scratch = {}
+                for i, n in enumerate(self.arena):
+                    slot = self.n_inputs + i
+                    if slot not in self.keep:
+                        a = self._scratch[slot] = np.empty(n, np.uint8)
+                        argv[slot] = a.ctypes.data
+            for i, a in enumerate(addrs):
+                argv[i] = a
+            made = {}
+            for slot, n in self._fresh:
+                made[slot], argv[slot] = memory.alloc(n)
+            if self.driver is not None:
+                self.driver(argv)
+        finally:
+            self._lock.release()
         debug.STATS["kernels_launched"] += len(self.steps)
-        return [arrays[s] for s in self.out_slots]
+        return [made[s] if s in made else inputs[s] if s < self.n_inputs else self._scratch[s]
+                for s in self.out_slots]
 
     def _run_observed(self, arrays, ptrs) -> None:
         """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
@@ -177,13 +215,13 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     outs = set(o for o in g.outputs if o.op is not Op.BUFFER)
     order = [(k.output, k.inputs) for k in sched.kernels]
     arena_of = plan_memory(order, outs)
-    arena: list[tuple[tuple[int, ...], np.dtype]] = []
+    arena: list[int] = []
     arena_slot: dict[int, int] = {}
     for k in sched.kernels:
         a = arena_of[k.output]
         if a not in arena_slot:
             arena_slot[a] = len(inputs) + len(arena)
-            arena.append(((k.output.numel * k.output.dtype.itemsize,), np.dtype(np.uint8)))
+            arena.append(k.output.numel * k.output.dtype.itemsize)
         slot[k.output] = arena_slot[a]
     steps = []
     if sched.kernels:
@@ -194,7 +232,9 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             syms[k.name] = sym
             if sym not in bodies:
                 bodies.append(sym)
-        src = codegen_c.render_module(sched.kernels, syms)
+        calls = [(syms[k.name], [slot[n] for n in [k.output, *k.inputs]]) for k in sched.kernels]
+        driver = "lt_plan_" + cpu._sha(repr(calls).encode())[:16]
+        src = codegen_c.render_module(sched.kernels, syms) + codegen_c.render_driver(driver, calls)
         try:
             lib = cpu.build([src])[0]
         except cpu.CompileError as e:
@@ -204,7 +244,7 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             fn = cpu.function(lib, syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
-                {slot[o] for o in outs})
+                {slot[o] for o in outs}, cpu.function(lib, driver, 1) if steps else None)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
     return plan
 
@@ -355,7 +395,8 @@ def realize(nodes: list[Node]) -> list[Node]:
             if debug.get_level() >= 1:
                 debug.log(f"realize: {len(plan.steps)} kernels, "
                           + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
-            results = _views(plan, plan.run(arrays_in), outputs)
+            results = _views(plan, plan.run(arrays_in, [memory.address(b) for b in inputs]),
+                             outputs)
         for hook in debug.REALIZE_HOOKS:
             hook(outputs, plan)
         for n, r in zip(todo, results):

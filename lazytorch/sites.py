@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
 
-from .graph import Node
+from .graph import Node, NodeTable
 from .ops import Op
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # node -> (file:line, API name); entries vanish with their nodes
-SITES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-BACKWARD: weakref.WeakSet = weakref.WeakSet()
+SITES: NodeTable = NodeTable()
+BACKWARD: NodeTable = NodeTable()
 _names: dict[str, str] = {}
 
 

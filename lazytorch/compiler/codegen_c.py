@@ -308,6 +308,12 @@ def _store(k: Kernel, v: str) -> str:
     return f"(_Float16)({v})" if d == dt.float16 else v
 
 
+def render_driver(name: str, calls: list[tuple[str, list[int]]]) -> str:
+    """A function running a plan's kernels in order, each with its slots of one pointer array."""
+    body = "".join(f"  {sym}({', '.join(f'p[{i}]' for i in slots)});\n" for sym, slots in calls)
+    return f"void {name}(void** p) {{\n{body}}}\n"
+
+
 def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:
     """One C translation unit holding each distinct kernel once, under its symbol."""
     seen: dict[str, str] = {}

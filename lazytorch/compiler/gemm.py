@@ -64,8 +64,16 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
     loops = [(f"o{i}", size) for i, size in enumerate(k.loops)]
     only_a = [lp for lp in loops if lp[0] in in_a and lp[0] not in in_b]
     only_b = [lp for lp in loops if lp[0] in in_b and lp[0] not in in_a]
+    # the columns (the vectorized side) should be the output's innermost loop, so that the
+    # accumulator is read back in the output's order: swap the operands if A holds that loop
+    inner = min(only_a + only_b, key=lambda lp: abs(k.store_index.coef(lp[0])) or 1 << 62,
+                default=None)
+    if inner is not None and inner in only_a and inner[1] >= 8:
+        a, b, only_a, only_b = b, a, only_b, only_a
     m = max(only_a, key=lambda lp: lp[1]) if only_a else None
     n = max(only_b, key=lambda lp: lp[1]) if only_b else None
+    if inner is not None and inner in only_b and inner[1] >= 8:
+        n = inner
     batch = [lp for lp in loops if lp not in (m, n)]
     total = ksize
     for _, s in ([m] if m else []) + ([n] if n else []) + batch + list(red_outer):
@@ -93,6 +101,27 @@ def _strides(e: Lin, spec: GemmSpec):
                      if a.name not in {spec.m and spec.m[0], spec.n and spec.n[0], spec.kvar}),
                e.const)
     return row, col, e.coef(spec.kvar), base.render()
+
+
+def _pack(t: str, width: str, count: str, v: str, base: str, vstride: int, kstride: int,
+          ind: str) -> list[str]:
+    """Copy a count x kc panel (rows `v` at vstride, k at kstride) into width-wide k-major
+    strips, zero padded; the loop over the smaller stride runs innermost so reads stream."""
+    L = [f"const {t}* src = {base};"]
+    if abs(kstride) < abs(vstride):
+        L += [f"for (long {v} = 0; {v} < {count}; {v}++)",
+              f"  for (long p = 0; p < kc; p++) dst[p * {width} + {v}] = "
+              f"src[{v} * {vstride}L + p * {kstride}L];",
+              f"for (long {v} = {count}; {v} < {width}; {v}++)",
+              f"  for (long p = 0; p < kc; p++) dst[p * {width} + {v}] = 0;"]
+    else:
+        L += ["for (long p = 0; p < kc; p++) {",
+              f"  long {v} = 0;",
+              f"  for (; {v} < {count}; {v}++) dst[p * {width} + {v}] = "
+              f"src[{v} * {vstride}L + p * {kstride}L];",
+              f"  for (; {v} < {width}; {v}++) dst[p * {width} + {v}] = 0;",
+              "}"]
+    return [ind + line for line in L]
 
 
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
@@ -130,31 +159,22 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     L.append("    long nc = N - jc < NC ? N - jc : NC;")
     L.append("    for (long pc = 0; pc < K; pc += KC) {")
     L.append("      long kc = K - pc < KC ? K - pc : KC;")
-    # pack B: strips of NR columns, k-major, zero padded
+    # pack B: strips of NR columns, k-major, zero padded; pack A likewise in MR rows
+    L.append("      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))")
     L.append("      for (long jr = 0; jr < nc; jr += NR) {")
     L.append(f"        {t}* dst = bp + jr * kc;")
     L.append("        long nr = nc - jr < NR ? nc - jr : NR;")
-    L.append("        for (long p = 0; p < kc; p++) {")
-    L.append(f"          const {t}* src = Bb + (pc + p) * {bk}L + (jc + jr) * {bn}L;")
-    L.append("          long j = 0;")
-    L.append(f"          for (; j < nr; j++) dst[p * NR + j] = src[j * {bn}L];")
-    L.append("          for (; j < NR; j++) dst[p * NR + j] = 0;")
-    L.append("        }")
+    L.extend(_pack(t, "NR", "nr", "j", f"Bb + (jc + jr) * {bn}L + pc * {bk}L", bn, bk, "        "))
     L.append("      }")
     L.append("      for (long ic = 0; ic < M; ic += MC) {")
     L.append("        long mc = M - ic < MC ? M - ic : MC;")
-    # pack A: strips of MR rows, k-major, zero padded
     L.append("        for (long ir = 0; ir < mc; ir += MR) {")
     L.append(f"          {t}* dst = ap + ir * kc;")
     L.append("          long mr = mc - ir < MR ? mc - ir : MR;")
-    L.append("          for (long p = 0; p < kc; p++) {")
-    L.append(f"            const {t}* src = Ab + (ic + ir) * {am}L + (pc + p) * {ak}L;")
-    L.append("            long i = 0;")
-    L.append(f"            for (; i < mr; i++) dst[p * MR + i] = src[i * {am}L];")
-    L.append("            for (; i < MR; i++) dst[p * MR + i] = 0;")
-    L.append("          }")
+    L.extend(_pack(t, "MR", "mr", "i", f"Ab + (ic + ir) * {am}L + pc * {ak}L", am, ak,
+                   "          "))
     L.append("        }")
-    L.append("        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))")
+        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))")
     L.append("        for (long jr = 0; jr < nc; jr += NR) {")
     L.append("          long nr = nc - jr < NR ? nc - jr : NR;")
     L.append("          for (long ir = 0; ir < mc; ir += MR) {")

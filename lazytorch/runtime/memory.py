@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import weakref
 
 import numpy as np
@@ -11,27 +12,79 @@ from ..graph import Node
 from ..ops import Op
 
 _DATA: dict[int, np.ndarray] = {}
+_PTRS: dict[int, int] = {}   # buffer id -> address of its first byte
 _ids = itertools.count()
 
 
-def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None) -> Node:
+def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None) -> Node:
     """A new BUFFER node owning `arr` (C-contiguous, in the node's dtype; not copied if it
-    already is)."""
+    already is). `ptr`, when the caller knows it, is arr's address."""
     d = dtype or dt.from_numpy(arr.dtype)
-    arr = np.asarray(arr)
-    if arr.dtype != d.np:
-        arr = arr.astype(d.np)
-    if not arr.flags.c_contiguous:
-        arr = arr.copy(order="C")
+    if type(arr) is not np.ndarray or arr.dtype != d.np or not arr.flags.c_contiguous:
+        arr = np.array(arr, d.np, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+        ptr = None
     bid = next(_ids)
     node = Node(Op.BUFFER, (), bid, tuple(arr.shape), d)
     _DATA[bid] = arr
-    weakref.finalize(node, _DATA.pop, bid, None)
+    _PTRS[bid] = arr.ctypes.data if ptr is None else ptr
+    weakref.finalize(node, _drop, bid)
     return node
+
+
+def _drop(bid: int) -> None:
+    _DATA.pop(bid, None)
+    _PTRS.pop(bid, None)
 
 
 def data(node: Node) -> np.ndarray:
     return _DATA[node.arg]
+
+
+def address(node: Node) -> int:
+    """The address of a BUFFER node's data (what kernels are called with)."""
+    return _PTRS[node.arg]
+
+
+# Output buffers of compiled plans come from a pool of blocks kept by exact size: a training
+# loop frees and needs the same sizes every step, and fresh large allocations cost page faults
+# (glibc maps big blocks from the OS and unmaps them on free). A block is free again when
+# nothing but the pool refers to it: every array using its memory keeps it alive as its base.
+POOL_MIN_BYTES = 1 << 14
+_POOL: dict[int, list[tuple[np.ndarray, int]]] = {}
+_POOL_FREE_KEEP = 2          # free blocks kept per size, beyond the ones in use
+
+
+def alloc(nbytes: int) -> tuple[np.ndarray, int]:
+    """A C-contiguous uint8 array of `nbytes` and its address."""
+    if nbytes < POOL_MIN_BYTES:
+        a = np.empty(nbytes, np.uint8)
+        return a, a.ctypes.data
+    blocks = _POOL.setdefault(nbytes, [])
+    found = None
+    spare = 0
+    for i in range(len(blocks) - 1, -1, -1):
+        # references: the pool's tuple, and getrefcount's own argument
+        if sys.getrefcount(blocks[i][0]) <= 2:
+            if found is None:
+                found = blocks[i]
+            else:
+                spare += 1
+                if spare > _POOL_FREE_KEEP:
+                    del blocks[i]
+    if found is not None:
+        return found
+    block = np.empty(nbytes, np.uint8)  # owns its memory: every view's base is the block
+    entry = (block, block.ctypes.data)
+    blocks.append(entry)
+    return entry
+
+
+def empty_cache() -> None:
+    """Release the pool's free blocks to the allocator."""
+    for size, blocks in list(_POOL.items()):
+        blocks[:] = [b for b in blocks if sys.getrefcount(b[0]) > 2]
+        if not blocks:
+            del _POOL[size]
 
 
 def live_buffers() -> int:
