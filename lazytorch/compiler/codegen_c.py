@@ -9,6 +9,7 @@ from .codegen_reduce import is_vertical, render_vertical
 from .gemm import PRELUDE as GEMM_PRELUDE
 from .gemm import match_gemm, render_gemm
 from .kernel import Kernel, Val
+from .rowfuse import RowKernel
 
 PRELUDE = r"""#include <math.h>
 #include <stdint.h>
@@ -141,6 +142,8 @@ def _expr(v: Val, pname) -> str:
         return f"(({_cond(conds)}) ? {load} : 0)" if conds else load
     if v.kind == "cond":
         return _cond(v.arg)
+    if v.kind == "ref":  # a value computed earlier in the same kernel (row-fused kernels)
+        return v.arg
     if v.op is Op.CAST:
         return _cast(v.srcs[0].name, v.srcs[0].dtype, v.dtype)
     operand = v.srcs[-1].dtype  # WHERE: the branches' dtype; otherwise all srcs agree
@@ -189,6 +192,8 @@ def render_kernel(k: Kernel) -> str:
 def render_kernel_named(k: Kernel, fname: str) -> str:
     pnames = {i: p.name for i, p in enumerate(k.params)}
     pname = pnames.__getitem__
+    if isinstance(k, RowKernel):
+        return render_row(k, fname, pname)
     spec = match_gemm(k) if getattr(k, "scatter", None) is None else None
     if spec is not None:
         def epilogue() -> list[str]:
@@ -233,42 +238,8 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         ind += 1
     stmts(0)
     if k.red_op is not None:
-        if k.red_op in (Op.ARGMAX, Op.ARGMIN):
-            src = k.red_val.dtype
-            emit(f"{ctype(src)} best = {_red_init(k) if src.kind != 'f' else _argbest(k)};")
-            emit("long long acc = 0;")
-        else:
-            emit(f"{ctype(k.acc.dtype)} acc = {_red_init(k)};")
-        simd = {Op.SUM: "+", Op.PROD: "*", Op.RMAX: "max", Op.RMIN: "min"}.get(k.red_op)
-        nan_flag = k.red_op in (Op.RMAX, Op.RMIN) and k.acc.dtype.kind == "f"
-        if nan_flag:
-            emit("int nan_seen = 0;")
-        for i, n in enumerate(k.red_loops):
-            if simd and i == len(k.red_loops) - 1 and (k.acc.dtype.kind == "f" or
-                                                          simd in ("max", "min")):
-                extra = " reduction(|:nan_seen)" if nan_flag else ""
-                emit(f"#pragma omp simd reduction({simd}:acc){extra}")
-            emit(f"for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
-            ind += 1
-        stmts(1)
-        if nan_flag:
-            # vectorizable max/min, with NaN propagated through a flag as PyTorch does
-            v = k.red_val.name
-            cmp = ">" if k.red_op is Op.RMAX else "<"
-            emit(f"acc = {v} {cmp} acc ? {v} : acc; nan_seen |= {v} != {v};")
-        else:
-            for s in _red_update(k, k.red_val.name):
-                emit(s)
-        if k.red_op in (Op.CUMSUM, Op.CUMPROD):
-            emit(f"out0[{k.store_index.render()}] = {_store(k, 'acc')};")
-        for _ in k.red_loops:
-            ind -= 1
-            emit("}")
-        if nan_flag:
-            emit("if (nan_seen) acc = NAN;")
-        if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
-            emit("acc = (float)(_Float16)acc;")  # consumers see the half result
-        stmts(2)
+        for line in reduce_lines(k, pname):
+            emit(line)
     if k.red_op not in (Op.CUMSUM, Op.CUMPROD):
         emit(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")
     for _ in k.loops:
@@ -278,6 +249,59 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         lines.extend("  " + line for line in _render_scatter(k.scatter, pname))
     lines.append("}")
     return "\n".join(lines)
+
+
+def reduce_lines(k: Kernel, pname) -> list[str]:
+    """The reduce loop of kernel k: accumulator, loop with the body's statements (level 1),
+    then the statements after it (level 2). Variables o0.. are those of the enclosing loops."""
+    lines: list[str] = []
+    ind = 0
+
+    def emit(s: str) -> None:
+        lines.append("  " * ind + s)
+
+    def stmts(level: int) -> None:
+        for v in k.vals:
+            if v.kind != "acc" and k.level[id(v)] == level:
+                emit(f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
+
+    if k.red_op in (Op.ARGMAX, Op.ARGMIN):
+        src = k.red_val.dtype
+        emit(f"{ctype(src)} best = {_red_init(k) if src.kind != 'f' else _argbest(k)};")
+        emit("long long acc = 0;")
+    else:
+        emit(f"{ctype(k.acc.dtype)} acc = {_red_init(k)};")
+    simd = {Op.SUM: "+", Op.PROD: "*", Op.RMAX: "max", Op.RMIN: "min"}.get(k.red_op)
+    nan_flag = k.red_op in (Op.RMAX, Op.RMIN) and k.acc.dtype.kind == "f"
+    if nan_flag:
+        emit("int nan_seen = 0;")
+    for i, n in enumerate(k.red_loops):
+        if simd and i == len(k.red_loops) - 1 and (k.acc.dtype.kind == "f" or
+                                                      simd in ("max", "min")):
+            extra = " reduction(|:nan_seen)" if nan_flag else ""
+            emit(f"#pragma omp simd reduction({simd}:acc){extra}")
+        emit(f"for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
+        ind += 1
+    stmts(1)
+    if nan_flag:
+        # vectorizable max/min, with NaN propagated through a flag as PyTorch does
+        v = k.red_val.name
+        cmp = ">" if k.red_op is Op.RMAX else "<"
+        emit(f"acc = {v} {cmp} acc ? {v} : acc; nan_seen |= {v} != {v};")
+    else:
+        for s in _red_update(k, k.red_val.name):
+            emit(s)
+    if k.red_op in (Op.CUMSUM, Op.CUMPROD):
+        emit(f"out0[{k.store_index.render()}] = {_store(k, 'acc')};")
+    for _ in k.red_loops:
+        ind -= 1
+        emit("}")
+    if nan_flag:
+        emit("if (nan_seen) acc = NAN;")
+    if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
+        emit("acc = (float)(_Float16)acc;")  # consumers see the half result
+    stmts(2)
+    return lines
 
 
 _FOLD = {None: "=", "add": "+=", "multiply": "*="}
@@ -306,6 +330,66 @@ def _argbest(k: Kernel) -> str:
 def _store(k: Kernel, v: str) -> str:
     d = k.params[0].dtype
     return f"(_Float16)({v})" if d == dt.float16 else v
+
+
+def render_row(k: RowKernel, fname: str, pname) -> str:
+    """A row-fused kernel: per row, each stage's reduction in turn (its value kept in a
+    register for the later stages), then the final stage's store or loop over the row."""
+    args = ", ".join(
+        f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
+    lines = [f"void {fname}({args}) {{"]
+    if k.rows * k.cols >= PARALLEL_WORK:
+        lines.append("  #pragma omp parallel for schedule(static)")
+    lines.append(f"  for (long o0 = 0; o0 < {k.rows}; o0++) {{")
+    for j, (_, v) in enumerate(k.saved):
+        lines.append(f"    {ctype(v.dtype)} row{j}[{k.cols}];")
+    for i, st in enumerate(k.stages):
+        lines.append(f"    {ctype(st.store_val.dtype)} st{i};")
+        lines.append("    {")
+        body = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in st.vals
+                if v.kind != "acc" and st.level[id(v)] == 0]
+        red = reduce_lines(st, pname)
+        for j, (si, v) in enumerate(k.saved):
+            if si == i:  # store the saved value right after its statement in the loop
+                at = next(n for n, line in enumerate(red) if line.lstrip().startswith(
+                    f"{ctype(v.dtype)} {v.name} = "))
+                red.insert(at + 1, red[at][:len(red[at]) - len(red[at].lstrip())]
+                           + f"row{j}[r0] = {v.name};")
+        body += red
+        body.append(f"st{i} = {st.store_val.name};")
+        lines += ["      " + b for b in body]
+        lines.append("    }")
+    f = k.final
+    if f.red_op is not None:
+        lines.append("    {")
+        body = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in f.vals
+                if v.kind != "acc" and f.level[id(v)] == 0]
+        body += reduce_lines(f, pname)
+        body.append(f"out0[o0] = {_store(f, f.store_val.name)};")
+        lines += ["      " + b for b in body]
+        lines.append("    }")
+    else:
+        # values that do not change along the row are computed once, before its loop
+        inner: set[int] = set()
+        for v in f.vals:
+            if v.kind == "load":
+                along = "o1" in v.arg[1].vars() or any("o1" in c[0].vars() for c in v.arg[2])
+            else:
+                along = (v.kind == "ref" and "[o1]" in v.arg) or any(id(s) in inner
+                                                                     for s in v.srcs)
+            if along:
+                inner.add(id(v))
+        lines += [f"    {ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in f.vals
+                  if id(v) not in inner]
+        lines.append("    #pragma omp simd")
+        lines.append(f"    for (long o1 = 0; o1 < {k.cols}; o1++) {{")
+        lines += [f"      {ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in f.vals
+                  if id(v) in inner]
+        lines.append(f"      out0[{f.store_index.render()}] = {_store(f, f.store_val.name)};")
+        lines.append("    }")
+    lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines)
 
 
 def render_driver(name: str, calls: list[tuple[str, list[int]]]) -> str:

@@ -8,7 +8,10 @@ The rule, in one place (`must_materialize` says why a node gets a buffer of its 
   element would multiply its work, so it is stored;
 - a reduction absorbs its elementwise producers and its elementwise consumers up to the stored
   node, one reduction per kernel; a reduction used by several nodes, broadcast, or met inside
-  another reduction is stored.
+  another reduction is stored;
+- then row reductions feeding a map over the same rows (softmax, layer_norm) fuse into one
+  kernel that keeps each row's reduced values in registers (rowfuse.py); such buffers are
+  never written.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from ..graph import Graph, Node
 from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
 from .kernel import Kernel, NeedsBuffer, lower_kernel
+from .rowfuse import fuse_rows
 
 
 def _computed(n: Node) -> bool:
@@ -81,12 +85,9 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
                 if e.node in k.nodes and e.node is not m:
                     del kernels[m]
             pending = [m for m in g.nodes if m in mat and m not in kernels]
-    order = [n for n in g.nodes if n in kernels]
-    ks = []
-    for i, n in enumerate(order):
-        k = kernels[n]
+    ks = fuse_rows([kernels[n] for n in g.nodes if n in kernels], set(g.outputs))
+    for i, k in enumerate(ks):
         k.name = f"kernel_{i}"
-        ks.append(k)
     return Schedule(ks, mat, g)
 
 
