@@ -144,26 +144,32 @@ def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
 
 
 def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
-    """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n."""
+    """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n.
+
+    A depth-first walk with an explicit stack of source iterators (graphs can be deeper than
+    Python's recursion allows); each node is visited once.
+    """
     order: list[Node] = []
+    append = order.append
     seen: set[int] = set()
+    mark = seen.add
+    none = iter(())
     for out in outputs:
         if id(out) in seen:
             continue
-        stack = [(out, False)]
+        mark(id(out))
+        stack = [(out, none if is_leaf is not None and is_leaf(out) else iter(out.srcs))]
         while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if is_leaf is None or not is_leaf(node):
-                for s in reversed(node.srcs):
-                    if id(s) not in seen:
-                        stack.append((s, False))
+            node, it = stack[-1]
+            for s in it:
+                if id(s) not in seen:
+                    mark(id(s))
+                    stack.append((s, none if is_leaf is not None and is_leaf(s)
+                                  else iter(s.srcs)))
+                    break
+            else:
+                stack.pop()
+                append(node)
     return order
 
 

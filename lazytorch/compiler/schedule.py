@@ -52,7 +52,53 @@ def must_materialize(g: Graph) -> dict[Node, str]:
                 s = s.srcs[0]
             if s.op not in SOURCE:
                 out.setdefault(s, "broadcast")
+    _limit_recompute(g, users, out)
     return out
+
+
+# per-element work above which a value read by several kernels is stored once rather than
+# recomputed in each (a store and a load cost about this much arithmetic); transcendental ops
+# count as several
+RECOMPUTE_LIMIT = 24
+_HEAVY = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
+          Op.TAN, Op.ERF, Op.POW, Op.SIGMOID}
+_MANY = -1
+
+
+def _limit_recompute(g: Graph, users: dict[Node, list[Node]], mat: dict[Node, str]) -> None:
+    """Store the values that several kernels would each recompute at a high cost (a residual
+    stream x + f(x) + ... read by every layer's reduction would otherwise be recomputed from
+    the start by each, quadratic in depth). Linear: one walk back for which kernel reads a
+    node (the kernel's stored node, or _MANY), one walk forward for the recompute cost."""
+    owner: dict[Node, int] = {}
+    for n in reversed(g.nodes):
+        if n in mat or not users[n]:
+            owner[n] = id(n)
+            continue
+        o = None
+        for u in users[n]:
+            ou = owner[u]
+            if o is None:
+                o = ou
+            elif ou != o:
+                o = _MANY
+                break
+        owner[n] = o
+    cost: dict[Node, int] = {}
+    for n in g.nodes:
+        if n.op in SOURCE:
+            cost[n] = 0
+            continue
+        c = sum(cost[s] for s in n.srcs)
+        if n.op in ELEMENTWISE:
+            c += 8 if n.op in _HEAVY else 1
+        elif n.op in REDUCE or n.op in SCAN:
+            c += RECOMPUTE_LIMIT + 1
+        c = min(c, RECOMPUTE_LIMIT + 1)
+        if owner[n] == _MANY and c > RECOMPUTE_LIMIT and n not in mat and \
+                n.op not in MOVEMENT:
+            mat[n] = "recomputed by several kernels"
+        cost[n] = 0 if n in mat else c
 
 
 @dataclass

@@ -104,10 +104,11 @@ class Data(Atom):
 class Lin:
     """sum(coef * atom) + const."""
 
-    __slots__ = ("terms", "const")
+    __slots__ = ("terms", "const", "_key")
 
     def __init__(self, terms: tuple[tuple[Atom, int], ...] = (), const: int = 0):
         self.terms, self.const = terms, const
+        self._key = None
 
     # construction -------------------------------------------------------------------------
     @staticmethod
@@ -201,7 +202,10 @@ class Lin:
         return sum(k for a, k in self.terms if isinstance(a, Var) and a.name == name)
 
     def key(self):
-        return (tuple(sorted((a.key(), k) for a, k in self.terms)), self.const)
+        k = self._key
+        if k is None:  # a Lin never changes: its key is computed once
+            k = self._key = (tuple(sorted((a.key(), k) for a, k in self.terms)), self.const)
+        return k
 
     def substitute(self, mapping: dict[str, Lin]) -> Lin:
         out = Lin((), self.const)
