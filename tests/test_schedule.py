@@ -214,3 +214,30 @@ def test_fused_values_match_numpy(backend, rng, shape):
     assert len(schedule(out)) == 1
     ref = (1 / (1 + np.exp(-(a * b + 1))) - np.sqrt(np.abs(a))).sum(-1)
     check(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_costly_value_read_by_several_kernels_is_stored_once():
+    from lazytorch.compiler.schedule import RECOMPUTE_LIMIT
+    x = _buf(0, (4, 8))
+    y = x
+    for _ in range(RECOMPUTE_LIMIT + 1):      # a long elementwise chain ...
+        y = Node(Op.ADD, (y, x), None, (4, 8), F32)
+    s0 = Node(Op.SUM, (y,), (0,), (1, 8), F32)    # ... read by two reductions
+    s1 = Node(Op.SUM, (y,), (1,), (4, 1), F32)
+    mat = must_materialize(Graph([s0, s1]))
+    assert mat[y] == "recomputed by several kernels"
+    # a cheap value is recomputed by each kernel instead
+    z = Node(Op.ADD, (x, x), None, (4, 8), F32)
+    t0 = Node(Op.SUM, (z,), (0,), (1, 8), F32)
+    t1 = Node(Op.SUM, (z,), (1,), (4, 1), F32)
+    assert z not in must_materialize(Graph([t0, t1]))
+
+
+def test_deep_residual_chain_values_match(backend, rng):
+    a = rng.standard_normal(16).astype(np.float32)
+    x = torch.tensor(a)
+    y, ref = x, a.astype(np.float64)
+    for _ in range(60):                        # each step reads the whole chain so far
+        y = (y * 0.5 + x - y.sum() * 0.01).tanh()
+        ref = np.tanh(ref * 0.5 + a - ref.sum() * 0.01)
+    check(y, ref.astype(np.float32), rtol=1e-4, atol=1e-5)
