@@ -245,6 +245,27 @@ def record_cost() -> tuple[float, float]:
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
 
+def schedule_scaling(n_ops: int) -> tuple[float, int]:
+    """Seconds to prepare a new n_ops-op graph for the compiler (substitute, structure key,
+    passes, schedule, C source; no C compiler run), and its kernel count. The graph mixes
+    elementwise chains with a reduction every 8 ops, as a deep network's forward does."""
+    from lazytorch.compiler import codegen_c
+    from lazytorch.compiler.passes import optimize
+    from lazytorch.graph import Graph
+    from lazytorch.realize import schedule_graph, structure_key, substitute
+    x = lt.randn(64)
+    y = x
+    for _ in range(n_ops // 8):
+        y = ((y * 0.5 + x).tanh() * 2 - 1).exp() - y.mean() + 1   # 8 ops
+    t0 = time.perf_counter()
+    outs, ins = substitute([y.node])
+    structure_key(outs, ins)
+    sched = schedule_graph(optimize(Graph(outs)))
+    for k in sched.kernels:
+        codegen_c.render_kernel(k)
+    return time.perf_counter() - t0, len(sched.kernels)
+
+
 def first_step_times() -> tuple[float, float]:
     """Seconds for the first MLP step in a fresh process: empty cache, then warm disk cache."""
     code = ("import time,sys; sys.path.insert(0, %r); t0=time.perf_counter(); import numpy as np;"
@@ -312,6 +333,10 @@ def main() -> None:
               f"{ratio(t_np):>10}{ratio(t_th):>10}{rate:>11}")
     rec, real = record_cost()
     print(f"recording: {rec:.3f} us per op; realizing a seen 1000-op structure: {real:.3f} ms")
+    if not args.quick:
+        (t10, k10), (t100, k100) = schedule_scaling(10_000), schedule_scaling(100_000)
+        print(f"scheduling a new graph: 10,000 ops {t10:.2f} s ({k10} kernels), 100,000 ops "
+              f"{t100:.2f} s ({k100} kernels), {t100 / t10:.1f}x")
     cold, warm = first_step_times()
     print(f"first MLP step in a fresh process: empty cache {cold:.2f} s, warm disk cache "
           f"{warm:.2f} s")

@@ -128,7 +128,7 @@ class _Lowerer:
     def lower(self, node: Node, idx: tuple[Lin, ...], conds: tuple[Cond, ...],
               expanded: bool) -> Val:
         """The value of `node` at index `idx` (memoized: shared subgraphs lower once)."""
-        key = (node, tuple(i.key() for i in idx), _cond_key(conds), expanded)
+        key = (node, tuple(map(Lin.key, idx)), _cond_key(conds) if conds else (), expanded)
         v = self.lowered.get(key)
         if v is None:
             v = self.lowered[key] = self._lower(node, idx, conds, expanded)
@@ -223,9 +223,14 @@ class _Lowerer:
         return self.acc
 
 
-def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str) -> Kernel:
-    """Build the kernel that stores `out`, reading every node for which is_buffer() holds."""
-    depth = len(toposort([out], lambda n: n is not out and is_buffer(n)))
+def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str,
+                 depth: int | None = None) -> Kernel:
+    """Build the kernel that stores `out`, reading every node for which is_buffer() holds.
+
+    Lowering recurses through the sources: `depth` bounds the nodes it can meet (the graph's
+    size, say); without it the kernel's nodes are counted first."""
+    if depth is None:
+        depth = len(toposort([out], lambda n: n is not out and is_buffer(n)))
     if sys.getrecursionlimit() < 4 * depth + 1000:
         sys.setrecursionlimit(4 * depth + 1000)
     if out.op is Op.SCATTER:

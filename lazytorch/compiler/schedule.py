@@ -122,7 +122,7 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
         if n in kernels:
             continue
         try:
-            kernels[n] = lower_kernel(n, is_buffer, "")
+            kernels[n] = lower_kernel(n, is_buffer, "", len(g.nodes))
         except NeedsBuffer as e:
             mat[e.node] = "reduction that cannot fuse here"
             pending = [m for m in g.nodes if m in mat and m not in kernels]
