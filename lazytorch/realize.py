@@ -7,6 +7,8 @@ input buffers), so a structure seen before runs with no passes, no codegen and n
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import threading
 import time
 import weakref
@@ -81,20 +83,21 @@ class Plan:
     """A compiled realize: kernels with their argument slots, replayed for new data.
 
     Slots are numbered inputs first, then the arena. Scratch slots (intermediates) belong to
-    the plan and are allocated once; output slots come from the buffer pool each run. The
-    compiled module has a driver that calls every kernel in order from one pointer array, so
-    a replay is one call into C.
+    the plan and are allocated once; output slots come from the buffer pool each run. A
+    compiled driver calls every kernel in order, through the kernels' addresses (they may sit
+    in several modules), with its slots of one pointer array, so a replay is one call into C.
     """
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
-                 arena: list[int], keep: set[int], driver=None):
+                 arena: list[int], keep: set[int], driver=None, fptrs=None):
         self.schedule = schedule
         self.steps = steps                  # (kernel function, argument slots) per kernel
         self.n_inputs = n_inputs
         self.out_slots = out_slots
         self.arena = arena                  # bytes per slot past the inputs
         self.keep = keep
-        self.driver = driver
+        self.driver = driver                # void driver(void** slots, void** kernels)
+        self._fptrs = fptrs                 # the kernels' addresses, bound once
         self.build_ms = 0.0
         self._fresh = [(s, arena[s - n_inputs]) for s in sorted(keep)]
         self._scratch: dict[int, np.ndarray] | None = None
@@ -132,7 +135,7 @@ class Plan:
             for slot, n in self._fresh:
                 made[slot], argv[slot] = memory.alloc(n)
             if self.driver is not None:
-                self.driver(argv)
+                self.driver(argv, self._fptrs)
         finally:
             self._lock.release()
         debug.STATS["kernels_launched"] += len(self.steps)
@@ -224,29 +227,92 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             arena.append(k.output.numel * k.output.dtype.itemsize)
         slot[k.output] = arena_slot[a]
     steps = []
+    driver = fptrs = None
     if sched.kernels:
-        syms = {}
-        bodies = []
+        head = _module_header_sha()
+        syms: dict[str, str] = {}      # kernel name -> symbol (a hash of its code)
+        first: dict[str, object] = {}  # symbol -> its first kernel
+        cost: dict[str, int] = {}
         for k in sched.kernels:
-            sym = "lt_" + cpu._sha(codegen_c.render_kernel_named(k, "F").encode())[:16]
-            syms[k.name] = sym
-            if sym not in bodies:
-                bodies.append(sym)
-        calls = [(syms[k.name], [slot[n] for n in [k.output, *k.inputs]]) for k in sched.kernels]
-        driver = "lt_plan_" + cpu._sha(repr(calls).encode())[:16]
-        src = codegen_c.render_module(sched.kernels, syms) + codegen_c.render_driver(driver, calls)
-        try:
-            lib = cpu.build([src])[0]
-        except cpu.CompileError as e:
-            raise KernelCompileError(str(e), _failing_kernels(sched.kernels, syms)) from e
-        debug.STATS["kernels_compiled"] += len(sched.kernels)
+            src = codegen_c.render_kernel_named(k, "F")
+            sym = syms[k.name] = "lt_" + cpu._sha((head + src).encode())[:16]
+            if sym not in first:
+                first[sym], cost[sym] = k, len(src) + _KERNEL_COST
+        fidx = {sym: i for i, sym in enumerate(first)}
+        calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
+                 for k in sched.kernels]
+        dname = "lt_plan_" + cpu._sha(repr(calls).encode())[:16]
+        libs = {sym: cpu.find(sym) for sym in [*first, dname]}
+        todo = [sym for sym in first if libs[sym] is None]
+        groups = _split(todo, cost)
+        srcs = [codegen_c.render_module([first[sym] for sym in g], syms) for g in groups]
+        if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
+            if not groups:
+                groups, srcs = [[]], [""]
+            i = min(range(len(groups)), key=lambda i: sum(cost[s] for s in groups[i]))
+            groups[i] = groups[i] + [dname]
+            srcs[i] += codegen_c.render_driver(dname, calls)
+        if srcs:
+            try:
+                built = cpu.build(srcs, groups)
+            except cpu.CompileError as e:
+                raise KernelCompileError(
+                    str(e), _failing_kernels([first[s] for s in todo], syms)) from e
+            libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
+        debug.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:
-            fn = cpu.function(lib, syms[k.name], len(k.params))
+            fn = cpu.function(libs[syms[k.name]], syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
+        fptrs = (ctypes.c_void_p * len(first))(*(cpu.address(libs[s], s) for s in first))
+        driver = cpu.function(libs[dname], dname, 2)
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
-                {slot[o] for o in outs}, cpu.function(lib, driver, 1) if steps else None)
+                {slot[o] for o in outs}, driver, fptrs)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
     return plan
+
+
+# compile cost of a kernel, in characters of its C source: gcc's time grows with the source,
+# plus about this much per function (measured here: ~60 ms a process, ~40 ms a small kernel,
+# ~200 ms a 3,900-character GEMM)
+_KERNEL_COST = 600
+# below this total (~200 ms of compiling) a second compiler process saves little time and
+# costs another header parse
+_SPLIT_COST = 4000
+
+
+def _split(syms: list[str], cost: dict[str, int]) -> list[list[str]]:
+    """The kernels to compile in one module, or in two of about equal cost compiled at once
+    (the machine has two cores; each compiler process also parses the headers). Deterministic,
+    so the same plan yields the same modules and a new process finds them on disk."""
+    if len(syms) < 2 or sum(cost[s] for s in syms) < _SPLIT_COST or _cores() < 2:
+        return [syms] if syms else []
+    a: list[str] = []
+    b: list[str] = []
+    wa = wb = 0
+    for sym in sorted(syms, key=lambda s: -cost[s]):   # longest first, into the lighter
+        if wa <= wb:
+            a.append(sym)
+            wa += cost[sym]
+        else:
+            b.append(sym)
+            wb += cost[sym]
+    order = {s: i for i, s in enumerate(syms)}
+    return [sorted(a, key=order.get), sorted(b, key=order.get)]
+
+
+@functools.cache
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@functools.cache
+def _module_header_sha() -> str:
+    """Hash of what every kernel module starts with: part of each kernel's symbol, since the
+    disk index finds compiled kernels by symbol."""
+    return cpu._sha(codegen_c.render_module([], {}).encode())
 
 
 def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np.ndarray]:

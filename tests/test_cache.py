@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import debug
+from lazytorch import debug, realize
 from lazytorch.compiler import schedule
 from lazytorch.runtime import cpu
+from lazytorch.tensor import realize_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,11 +38,27 @@ def _expected() -> list[float]:
     return ((np.exp(x * np.float32(0.8125)) - x.max(1, keepdims=True)).sum(1)).tolist()
 
 
-def _fresh_process(cache: Path) -> dict:
+# another program reusing SCRIPT's kernels in a plan of its own, with one new kernel
+SCRIPT_MORE = """
+import json
+import numpy as np
+import lazytorch as torch
+from lazytorch import debug
+from lazytorch.tensor import realize_tensors
+x = torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4) / 7)
+y = ((x * 0.8125).exp() - x.amax(1, keepdim=True)).sum(1)
+z = x.amin(0) * 2.5
+debug.reset_stats()
+realize_tensors([z, y])
+print(json.dumps({"stats": debug.stats(), "value": y.tolist(), "z": z.tolist()}))
+"""
+
+
+def _fresh_process(cache: Path, script: str = SCRIPT) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYTORCH_")}
     env.update(LAZYTORCH_CACHE_DIR=str(cache), LAZYTORCH_BACKEND="c")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -92,11 +109,48 @@ def test_a_different_constant_is_a_different_plan(c_backend):
     assert debug.stats()["plan_cache_hits"] == 0
 
 
-def test_all_kernels_of_one_realize_compile_in_one_compiler_run(c_backend, fresh_cache, rng):
-    a = rng.standard_normal((5, 13)).astype(np.float32)
-    x = torch.tensor(a) * 1.0625   # a structure no other test compiles
-    e = (x - x.amax(-1, keepdim=True)).exp()
-    y = e / e.sum(-1, keepdim=True)
+def _record_compiles(monkeypatch) -> list[str]:
+    """Log each compiler process's start and finish, in order."""
+    events: list[str] = []
+    start, finish = cpu._start_compile, cpu._finish_compile
+
+    def started(*a):
+        events.append("start")
+        return start(*a)
+
+    def finished(*a):
+        events.append("finish")
+        return finish(*a)
+
+    monkeypatch.setattr(cpu, "_start_compile", started)
+    monkeypatch.setattr(cpu, "_finish_compile", finished)
+    return events
+
+
+def test_a_realize_compiles_in_two_concurrent_compiler_runs(c_backend, fresh_cache, rng,
+                                                            monkeypatch):
+    # two GEMMs (shapes no other test uses): enough code to split between two processes
+    a, b, c = (rng.standard_normal(s).astype(np.float32) for s in [(40, 36), (36, 44), (44, 28)])
+    y = ((torch.tensor(a) * 1.0625) @ torch.tensor(b)).relu() @ torch.tensor(c)
+    n = len(schedule(y))
+    assert n >= 2
+    monkeypatch.setattr(realize, "_cores", lambda: 2)   # so it holds on one core too
+    events = _record_compiles(monkeypatch)
+    debug.reset_stats()
+    out = y.numpy()
+    s = debug.stats()
+    assert events == ["start", "start", "finish", "finish"]   # both run at once
+    assert s["compiler_runs"] == 2
+    assert s["kernels_compiled"] == n
+    assert len(list(fresh_cache.glob("*/*.so"))) == 2
+    ref = np.maximum((a * np.float32(1.0625)) @ b, 0) @ c
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_a_small_realize_compiles_in_one_compiler_run(c_backend, fresh_cache, rng):
+    a = rng.standard_normal((7, 11)).astype(np.float32)
+    x = torch.tensor(a) * 1.3125   # a structure no other test compiles
+    y = (x - x.sum(0)).amax(1)
     n = len(schedule(y))
     assert n >= 2
     debug.reset_stats()
@@ -105,9 +159,34 @@ def test_all_kernels_of_one_realize_compile_in_one_compiler_run(c_backend, fresh
     assert s["compiler_runs"] == 1
     assert s["kernels_compiled"] == n
     assert len(list(fresh_cache.glob("*/*.so"))) == 1
-    b = a * np.float32(1.0625)
-    ref = np.exp(b - b.max(-1, keepdims=True))
-    np.testing.assert_allclose(out, ref / ref.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    b = a * np.float32(1.3125)
+    np.testing.assert_allclose(out, (b - b.sum(0)).max(1), rtol=1e-5, atol=1e-6)
+
+
+def test_a_kernel_compiles_once_whatever_plan_uses_it(c_backend, fresh_cache, rng):
+    a = rng.standard_normal((6, 10)).astype(np.float32)
+
+    def two(x):
+        return (x * 1.4375).sum(0), x.amin(1) * 1.5625
+
+    u = two(torch.tensor(a))[0]
+    debug.reset_stats()
+    np.testing.assert_allclose(u.numpy(), (a * np.float32(1.4375)).sum(0), rtol=1e-5)
+    assert debug.stats()["kernels_compiled"] == 1
+    # a new plan holding that kernel and a new one compiles only the new one
+    u, v = two(torch.tensor(a))
+    debug.reset_stats()
+    realize_tensors([u, v])
+    assert debug.stats()["kernels_compiled"] == 1
+    assert debug.stats()["compiler_runs"] == 1
+    # the same kernels in another order: a new plan, nothing new to compile but its driver
+    u, v = two(torch.tensor(a))
+    debug.reset_stats()
+    realize_tensors([v, u])
+    assert debug.stats()["kernels_compiled"] == 0
+    assert debug.stats()["compiler_runs"] <= 1
+    np.testing.assert_allclose(u.numpy(), (a * np.float32(1.4375)).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(v.numpy(), a.min(1) * np.float32(1.5625), rtol=1e-6)
 
 
 def test_cache_dir_is_overridable(monkeypatch, tmp_path):
@@ -150,6 +229,20 @@ def test_fresh_process_finds_everything_on_disk(pristine, tmp_path):
     assert second["stats"]["compile_cache_hits"] > 0
     np.testing.assert_allclose(first["value"], _expected(), rtol=1e-6)
     assert second["value"] == first["value"]
+
+
+def test_another_program_finds_compiled_kernels_on_disk(pristine, tmp_path):
+    # the disk cache indexes kernels one by one, not only whole modules: a process whose plan
+    # differs still loads every kernel compiled before and compiles only the new one
+    cache = tmp_path / "cache"
+    shutil.copytree(pristine[0], cache)
+    other = _fresh_process(cache, SCRIPT_MORE)
+    assert other["stats"]["compile_cache_hits"] > 0
+    assert other["stats"]["kernels_compiled"] == 1
+    assert other["stats"]["compiler_runs"] == 1
+    assert other["value"] == pristine[1]["value"]
+    x = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    np.testing.assert_allclose(other["z"], x.min(0) * np.float32(2.5), rtol=1e-6)
 
 
 @pytest.mark.parametrize("damage", ["flip_middle", "truncate", "drop_checksum"])

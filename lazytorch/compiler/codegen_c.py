@@ -392,10 +392,14 @@ def render_row(k: RowKernel, fname: str, pname) -> str:
     return "\n".join(lines)
 
 
-def render_driver(name: str, calls: list[tuple[str, list[int]]]) -> str:
-    """A function running a plan's kernels in order, each with its slots of one pointer array."""
-    body = "".join(f"  {sym}({', '.join(f'p[{i}]' for i in slots)});\n" for sym, slots in calls)
-    return f"void {name}(void** p) {{\n{body}}}\n"
+def render_driver(name: str, calls: list[tuple[int, list[int]]]) -> str:
+    """A function `void name(void** p, void** f)` running a plan's kernels in order: call
+    (i, slots) runs the kernel at address f[i] on those slots of the pointer array p. Kernels
+    are called through their addresses, so they may live in other modules; every kernel
+    parameter is a data pointer, passed alike whatever its pointee type."""
+    body = "".join(f"  ((void (*)({', '.join(['void*'] * len(slots))}))f[{fn}])"
+                   f"({', '.join(f'p[{i}]' for i in slots)});\n" for fn, slots in calls)
+    return f"void {name}(void** p, void** f) {{\n{body}}}\n"
 
 
 def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:

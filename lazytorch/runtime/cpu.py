@@ -102,12 +102,51 @@ def _finish_compile(proc: subprocess.Popen, tmp: str, so: str) -> str:
     return so
 
 
-_libs: dict[str, ctypes.CDLL] = {}
+_libs: dict[str, ctypes.CDLL] = {}    # loaded modules by cache key
+_where: dict[str, str] = {}             # symbol -> cache key of a loaded module defining it
 _lock = threading.Lock()
 
 
-def build(sources: list[str]) -> list[ctypes.CDLL]:
-    """Compile (or find in the caches) each C module; all misses compile in parallel."""
+def _index_path(symbol: str) -> str:
+    """The disk index entry naming the cached module that defines `symbol`."""
+    return os.path.join(cache_dir(), "symbols", cache_key("symbol " + symbol))
+
+
+def find(symbol: str) -> ctypes.CDLL | None:
+    """A module defining `symbol`, already loaded or in the disk cache (where build() indexed
+    it), or None: a kernel compiled once, in whatever module, is never compiled again.
+
+    A symbol must name one definition: callers make it a hash of the function's source."""
+    key = _where.get(symbol)
+    if key is not None:
+        return _libs[key]
+    try:
+        with open(_index_path(symbol)) as f:
+            key = f.read().strip()
+    except OSError:
+        return None
+    with _lock:
+        lib = _libs.get(key)
+    if lib is None:
+        so = _cached(key)
+        if so is None:
+            return None
+        lib = ctypes.CDLL(so)
+        debug.STATS["compile_cache_hits"] += 1
+    try:
+        lib[symbol]
+    except AttributeError:   # a stale entry: compile it again
+        return None
+    with _lock:
+        lib = _libs.setdefault(key, lib)
+        _where[symbol] = key
+    return lib
+
+
+def build(sources: list[str], symbols: list[list[str]] | None = None) -> list[ctypes.CDLL]:
+    """Compile (or find in the caches) each C module; all misses compile in parallel (one
+    compiler process each). `symbols[i]`, the functions source i defines, are indexed on disk
+    and in memory for find()."""
     keys = [cache_key(s) for s in sources]
     paths: dict[str, str] = {}
     running = []
@@ -132,7 +171,19 @@ def build(sources: list[str]) -> list[ctypes.CDLL]:
         for key, path in paths.items():
             if key not in _libs:
                 _libs[key] = ctypes.CDLL(path)
+    if symbols and paths:
+        os.makedirs(os.path.join(cache_dir(), "symbols"), exist_ok=True)
+    for key, syms in zip(keys, symbols or []):
+        for sym in syms:
+            if key in paths:
+                atomic_write(_index_path(sym), key.encode())
+            _where[sym] = key
     return [_libs[k] for k in keys]
+
+
+def address(lib: ctypes.CDLL, name: str) -> int:
+    """The address of function `name` of a loaded module."""
+    return ctypes.cast(lib[name], ctypes.c_void_p).value
 
 
 def function(lib: ctypes.CDLL, name: str, nargs: int):
