@@ -237,7 +237,8 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             src = codegen_c.render_kernel_named(k, "F")
             sym = syms[k.name] = "lt_" + cpu._sha((head + src).encode())[:16]
             if sym not in first:
-                first[sym], cost[sym] = k, len(src) + _KERNEL_COST
+                first[sym] = k
+                cost[sym] = len(src) + _KERNEL_COST + (_GEMM_COST if "lt_gemm_" in src else 0)
         fidx = {sym: i for i, sym in enumerate(first)}
         calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
                  for k in sched.kernels]
@@ -275,6 +276,8 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
 # plus about this much per function (measured here: ~60 ms a process, ~40 ms a small kernel,
 # ~200 ms a 3,900-character GEMM)
 _KERNEL_COST = 600
+# a GEMM kernel is short but calls the shared lt_gemm core, which a module compiles once
+_GEMM_COST = 1500
 # below this total (~200 ms of compiling) a second compiler process saves little time and
 # costs another header parse
 _SPLIT_COST = 4000
@@ -312,7 +315,7 @@ def _cores() -> int:
 def _module_header_sha() -> str:
     """Hash of what every kernel module starts with: part of each kernel's symbol, since the
     disk index finds compiled kernels by symbol."""
-    return cpu._sha(codegen_c.render_module([], {}).encode())
+    return cpu._sha(codegen_c.header_text().encode())
 
 
 def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np.ndarray]:

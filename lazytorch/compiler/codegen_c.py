@@ -6,6 +6,7 @@ import math
 from .. import dtypes as dt
 from ..ops import Op
 from .codegen_reduce import is_vertical, render_vertical
+from .gemm import CORE as GEMM_CORE
 from .gemm import PRELUDE as GEMM_PRELUDE
 from .gemm import match_gemm, render_gemm
 from .kernel import Kernel, Val
@@ -409,4 +410,10 @@ def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:
         sym = symbols[k.name]
         if sym not in seen:
             seen[sym] = render_kernel_named(k, sym)
-    return PRELUDE + GEMM_PRELUDE + "\n" + "\n\n".join(seen.values()) + "\n"
+    core = GEMM_CORE if any("lt_gemm_" in body for body in seen.values()) else ""
+    return PRELUDE + GEMM_PRELUDE + core + "\n" + "\n\n".join(seen.values()) + "\n"
+
+
+def header_text() -> str:
+    """Everything a module may hold besides its kernels (part of each kernel's identity)."""
+    return PRELUDE + GEMM_PRELUDE + GEMM_CORE

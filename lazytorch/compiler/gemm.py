@@ -103,31 +103,194 @@ def _strides(e: Lin, spec: GemmSpec):
     return row, col, e.coef(spec.kvar), base.render()
 
 
-def _pack(t: str, width: str, count: str, v: str, base: str, vstride: int, kstride: int,
-          ind: str) -> list[str]:
-    """Copy a count x kc panel (rows `v` at vstride, k at kstride) into width-wide k-major
-    strips, zero padded; the loop over the smaller stride runs innermost so reads stream."""
-    L = [f"const {t}* src = {base};"]
-    if abs(kstride) < abs(vstride):
-        L += [f"for (long {v} = 0; {v} < {count}; {v}++)",
-              f"  for (long p = 0; p < kc; p++) dst[p * {width} + {v}] = "
-              f"src[{v} * {vstride}L + p * {kstride}L];",
-              f"for (long {v} = {count}; {v} < {width}; {v}++)",
-              f"  for (long p = 0; p < kc; p++) dst[p * {width} + {v}] = 0;"]
-    else:
-        L += ["for (long p = 0; p < kc; p++) {",
-              f"  long {v} = 0;",
-              f"  for (; {v} < {count}; {v}++) dst[p * {width} + {v}] = "
-              f"src[{v} * {vstride}L + p * {kstride}L];",
-              f"  for (; {v} < {width}; {v}++) dst[p * {width} + {v}] = 0;",
-              "}"]
-    return [ind + line for line in L]
+# the GEMM itself, once per module for each dtype (kernels call it with their strides)
+CORE = r"""
+/* copy a count x kc panel (element (v, p) at src[v*vs + p*ks]) into width-wide k-major
+   strips, zero padded; the loop along the smaller stride runs innermost so reads stream */
+static void lt_pack_f32(float* restrict dst, const float* src, long count, long width, long kc,
+                        long vs, long ks) {
+  if ((ks < 0 ? -ks : ks) < (vs < 0 ? -vs : vs)) {
+    for (long v = 0; v < count; v++)
+      for (long p = 0; p < kc; p++) dst[p * width + v] = src[v * vs + p * ks];
+  } else {
+    for (long p = 0; p < kc; p++)
+      for (long v = 0; v < count; v++) dst[p * width + v] = src[v * vs + p * ks];
+  }
+  for (long v = count; v < width; v++)
+    for (long p = 0; p < kc; p++) dst[p * width + v] = 0;
+}
+
+/* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
+   B[k,j] = B[k*bk + j*bn]: BLIS-style blocking, packed panels, a 6 x 2-vector micro-kernel */
+static void lt_gemm_f32(long M, long N, long K, const float* A, long am, long ak, const float* B,
+                        long bk, long bn, float* restrict ws, int accumulate) {
+  enum { VW = LT_VBYTES / sizeof(float), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
+  typedef float vec __attribute__((vector_size(LT_VBYTES)));
+  typedef float uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof(float))));
+  float* ap = aligned_alloc(64, MC * KC * sizeof(float));
+  float* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(float));
+  for (long jc = 0; jc < N; jc += NC) {
+    long nc = N - jc < NC ? N - jc : NC;
+    for (long pc = 0; pc < K; pc += KC) {
+      long kc = K - pc < KC ? K - pc : KC;
+      int add = accumulate || pc > 0;
+      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))
+      for (long jr = 0; jr < nc; jr += NR) {
+        long nr = nc - jr < NR ? nc - jr : NR;
+        lt_pack_f32(bp + jr * kc, B + (jc + jr) * bn + pc * bk, nr, NR, kc, bn, bk);
+      }
+      for (long ic = 0; ic < M; ic += MC) {
+        long mc = M - ic < MC ? M - ic : MC;
+        for (long ir = 0; ir < mc; ir += MR) {
+          long mr = mc - ir < MR ? mc - ir : MR;
+          lt_pack_f32(ap + ir * kc, A + (ic + ir) * am + pc * ak, mr, MR, kc, am, ak);
+        }
+        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))
+        for (long jr = 0; jr < nc; jr += NR) {
+          long nr = nc - jr < NR ? nc - jr : NR;
+          for (long ir = 0; ir < mc; ir += MR) {
+            long mr = mc - ir < MR ? mc - ir : MR;
+            const float* a = ap + ir * kc;
+            const float* b = bp + jr * kc;
+            float* cw = ws + (ic + ir) * N + jc + jr;
+            vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},
+                c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+            #pragma GCC unroll 4
+            for (long p = 0; p < kc; p++) {
+              vec b0 = *(const vec*)(b + p * NR);
+              vec b1 = *(const vec*)(b + p * NR + VW);
+              const float* ar = a + p * MR;
+              c00 += ar[0] * b0; c01 += ar[0] * b1;
+              c10 += ar[1] * b0; c11 += ar[1] * b1;
+              c20 += ar[2] * b0; c21 += ar[2] * b1;
+              c30 += ar[3] * b0; c31 += ar[3] * b1;
+              c40 += ar[4] * b0; c41 += ar[4] * b1;
+              c50 += ar[5] * b0; c51 += ar[5] * b1;
+            }
+            vec c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41},
+                            {c50, c51}};
+            if (mr == MR && nr == NR) {
+              for (int i = 0; i < MR; i++) {
+                if (add) {
+                  *(uvec*)(cw + i * N) += c[i][0]; *(uvec*)(cw + i * N + VW) += c[i][1];
+                } else {
+                  *(uvec*)(cw + i * N) = c[i][0]; *(uvec*)(cw + i * N + VW) = c[i][1];
+                }
+              }
+            } else {
+              float tile[MR][NR] __attribute__((aligned(64)));
+              for (int i = 0; i < MR; i++) {
+                *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];
+              }
+              for (long i = 0; i < mr; i++)
+                for (long j = 0; j < nr; j++)
+                  cw[i * N + j] = add ? cw[i * N + j] + tile[i][j] : tile[i][j];
+            }
+          }
+        }
+      }
+    }
+  }
+  free(ap); free(bp);
+}
+
+/* copy a count x kc panel (element (v, p) at src[v*vs + p*ks]) into width-wide k-major
+   strips, zero padded; the loop along the smaller stride runs innermost so reads stream */
+static void lt_pack_f64(double* restrict dst, const double* src, long count, long width, long kc,
+                        long vs, long ks) {
+  if ((ks < 0 ? -ks : ks) < (vs < 0 ? -vs : vs)) {
+    for (long v = 0; v < count; v++)
+      for (long p = 0; p < kc; p++) dst[p * width + v] = src[v * vs + p * ks];
+  } else {
+    for (long p = 0; p < kc; p++)
+      for (long v = 0; v < count; v++) dst[p * width + v] = src[v * vs + p * ks];
+  }
+  for (long v = count; v < width; v++)
+    for (long p = 0; p < kc; p++) dst[p * width + v] = 0;
+}
+
+/* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
+   B[k,j] = B[k*bk + j*bn]: BLIS-style blocking, packed panels, a 6 x 2-vector micro-kernel */
+static void lt_gemm_f64(long M, long N, long K, const double* A, long am, long ak, const double* B,
+                        long bk, long bn, double* restrict ws, int accumulate) {
+  enum { VW = LT_VBYTES / sizeof(double), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
+  typedef double vec __attribute__((vector_size(LT_VBYTES)));
+  typedef double uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof(double))));
+  double* ap = aligned_alloc(64, MC * KC * sizeof(double));
+  double* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(double));
+  for (long jc = 0; jc < N; jc += NC) {
+    long nc = N - jc < NC ? N - jc : NC;
+    for (long pc = 0; pc < K; pc += KC) {
+      long kc = K - pc < KC ? K - pc : KC;
+      int add = accumulate || pc > 0;
+      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))
+      for (long jr = 0; jr < nc; jr += NR) {
+        long nr = nc - jr < NR ? nc - jr : NR;
+        lt_pack_f64(bp + jr * kc, B + (jc + jr) * bn + pc * bk, nr, NR, kc, bn, bk);
+      }
+      for (long ic = 0; ic < M; ic += MC) {
+        long mc = M - ic < MC ? M - ic : MC;
+        for (long ir = 0; ir < mc; ir += MR) {
+          long mr = mc - ir < MR ? mc - ir : MR;
+          lt_pack_f64(ap + ir * kc, A + (ic + ir) * am + pc * ak, mr, MR, kc, am, ak);
+        }
+        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))
+        for (long jr = 0; jr < nc; jr += NR) {
+          long nr = nc - jr < NR ? nc - jr : NR;
+          for (long ir = 0; ir < mc; ir += MR) {
+            long mr = mc - ir < MR ? mc - ir : MR;
+            const double* a = ap + ir * kc;
+            const double* b = bp + jr * kc;
+            double* cw = ws + (ic + ir) * N + jc + jr;
+            vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},
+                c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+            #pragma GCC unroll 4
+            for (long p = 0; p < kc; p++) {
+              vec b0 = *(const vec*)(b + p * NR);
+              vec b1 = *(const vec*)(b + p * NR + VW);
+              const double* ar = a + p * MR;
+              c00 += ar[0] * b0; c01 += ar[0] * b1;
+              c10 += ar[1] * b0; c11 += ar[1] * b1;
+              c20 += ar[2] * b0; c21 += ar[2] * b1;
+              c30 += ar[3] * b0; c31 += ar[3] * b1;
+              c40 += ar[4] * b0; c41 += ar[4] * b1;
+              c50 += ar[5] * b0; c51 += ar[5] * b1;
+            }
+            vec c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41},
+                            {c50, c51}};
+            if (mr == MR && nr == NR) {
+              for (int i = 0; i < MR; i++) {
+                if (add) {
+                  *(uvec*)(cw + i * N) += c[i][0]; *(uvec*)(cw + i * N + VW) += c[i][1];
+                } else {
+                  *(uvec*)(cw + i * N) = c[i][0]; *(uvec*)(cw + i * N + VW) = c[i][1];
+                }
+              }
+            } else {
+              double tile[MR][NR] __attribute__((aligned(64)));
+              for (int i = 0; i < MR; i++) {
+                *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];
+              }
+              for (long i = 0; i < mr; i++)
+                for (long j = 0; j < nr; j++)
+                  cw[i * N + j] = add ? cw[i * N + j] + tile[i][j] : tile[i][j];
+            }
+          }
+        }
+      }
+    }
+  }
+  free(ap); free(bp);
+}
+"""
 
 
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
-    """C source of the GEMM kernel `fname`; emit_epilogue(indent) gives the epilogue lines
-    (statements of levels 0 and 2 and the store) reading `acc`."""
+    """C source of the GEMM kernel `fname`: per batch, lt_gemm into a row-major accumulator
+    (summed over any other reduce loops), then emit_epilogue() (statements of levels 0 and 2
+    and the store, reading `acc`) over the output in the kernel's loop order."""
     t = "float" if spec.dtype == dt.float32 else "double"
+    sfx = "f32" if spec.dtype == dt.float32 else "f64"
     M = spec.m[1] if spec.m else 1
     N = spec.n[1] if spec.n else 1
     K = spec.k
@@ -138,79 +301,19 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     nv = spec.n[0] if spec.n else "ncol"
     args = ", ".join(f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}"
                      for p in k.params)
-    L = []
-    L.append(f"void {fname}({args}) {{")
-    L.append(f"  enum {{ VW = LT_VBYTES / sizeof({t}), MR = 6, NR = 2 * VW, KC = 256, "
-             "MC = 72, NC = 2048 };")
-    L.append(f"  typedef {t} vec __attribute__((vector_size(LT_VBYTES)));")
-    L.append(f"  typedef {t} uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof({t}))));")
-    L.append(f"  const long M = {M}, N = {N}, K = {K};")
-    L.append(f"  {t}* ws = aligned_alloc(64, ((M * N * sizeof({t}) + 63) / 64) * 64);")
-    L.append(f"  {t}* ap = aligned_alloc(64, MC * KC * sizeof({t}));")
-    L.append(f"  {t}* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof({t}));")
+    L = [f"void {fname}({args}) {{",
+         f"  {t}* ws = aligned_alloc(64, (({M}L * {N}L * sizeof({t}) + 63) / 64) * 64);"]
     for name, size in spec.batch:
         L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
-    L.append(f"  memset(ws, 0, M * N * sizeof({t}));")
+    if spec.red_outer:
+        L.append("  int accumulate = 0;")
     for name, size in spec.red_outer:
         L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
-    L.append(f"  const {t}* Ab = {A} + {abase};")
-    L.append(f"  const {t}* Bb = {B} + {bbase};")
-    L.append("  for (long jc = 0; jc < N; jc += NC) {")
-    L.append("    long nc = N - jc < NC ? N - jc : NC;")
-    L.append("    for (long pc = 0; pc < K; pc += KC) {")
-    L.append("      long kc = K - pc < KC ? K - pc : KC;")
-    # pack B: strips of NR columns, k-major, zero padded; pack A likewise in MR rows
-    L.append("      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))")
-    L.append("      for (long jr = 0; jr < nc; jr += NR) {")
-    L.append(f"        {t}* dst = bp + jr * kc;")
-    L.append("        long nr = nc - jr < NR ? nc - jr : NR;")
-    L.extend(_pack(t, "NR", "nr", "j", f"Bb + (jc + jr) * {bn}L + pc * {bk}L", bn, bk, "        "))
-    L.append("      }")
-    L.append("      for (long ic = 0; ic < M; ic += MC) {")
-    L.append("        long mc = M - ic < MC ? M - ic : MC;")
-    L.append("        for (long ir = 0; ir < mc; ir += MR) {")
-    L.append(f"          {t}* dst = ap + ir * kc;")
-    L.append("          long mr = mc - ir < MR ? mc - ir : MR;")
-    L.extend(_pack(t, "MR", "mr", "i", f"Ab + (ic + ir) * {am}L + pc * {ak}L", am, ak,
-                   "          "))
-    L.append("        }")
-        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))")
-    L.append("        for (long jr = 0; jr < nc; jr += NR) {")
-    L.append("          long nr = nc - jr < NR ? nc - jr : NR;")
-    L.append("          for (long ir = 0; ir < mc; ir += MR) {")
-    L.append("            long mr = mc - ir < MR ? mc - ir : MR;")
-    L.append(f"            const {t}* a = ap + ir * kc;")
-    L.append(f"            const {t}* b = bp + jr * kc;")
-    acc_names = [f"c{i}{j}" for i in range(6) for j in range(2)]
-    L.append("            vec " + ", ".join(f"{c} = {{0}}" for c in acc_names) + ";")
-    L.append("            for (long p = 0; p < kc; p++) {")
-    L.append("              vec b0 = *(const vec*)(b + p * NR);")
-    L.append("              vec b1 = *(const vec*)(b + p * NR + VW);")
-    L.append(f"              const {t}* ar = a + p * MR;")
-    for i in range(6):
-        L.append(f"              c{i}0 += ar[{i}] * b0; c{i}1 += ar[{i}] * b1;")
-    L.append("            }")
-    L.append("            vec c[MR][2] = {" + ", ".join(f"{{c{i}0, c{i}1}}" for i in range(6))
-             + "};")
-    L.append(f"            {t}* cw = ws + (ic + ir) * N + jc + jr;")
-    L.append("            if (mr == MR && nr == NR) {")
-    L.append("              for (int i = 0; i < MR; i++) {")
-    L.append("                *(uvec*)(cw + i * N) += c[i][0];")
-    L.append("                *(uvec*)(cw + i * N + VW) += c[i][1];")
-    L.append("              }")
-    L.append("            } else {")
-    L.append(f"              {t} tile[MR][NR] __attribute__((aligned(64)));")
-    L.append("              for (int i = 0; i < MR; i++) {")
-    L.append("                *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];")
-    L.append("              }")
-    L.append("              for (long i = 0; i < mr; i++)")
-    L.append("                for (long j = 0; j < nr; j++) cw[i * N + j] += tile[i][j];")
-    L.append("            }")
-    L.append("          }")
-    L.append("        }")
-    L.append("      }")
-    L.append("    }")
-    L.append("  }")
+    acc = "accumulate" if spec.red_outer else "0"
+    L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
+             f"{bk}, {bn}, ws, {acc});")
+    if spec.red_outer:
+        L.append("  accumulate = 1;")
     for _ in spec.red_outer:
         L.append("  }")
     # epilogue over the output, in the kernel's own loop order
@@ -222,13 +325,13 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
         ind += "  "
     mi = mv if spec.m else "0"
     ni = nv if spec.n else "0"
-    L.append(f"{ind}{t} acc = ws[{mi} * N + {ni}];")
+    L.append(f"{ind}{t} acc = ws[{mi} * {N} + {ni}];")
     L.extend(ind + line for line in emit_epilogue())
     for _ in loops:
         ind = ind[:-2]
         L.append(f"{ind}}}")
     for _ in spec.batch:
         L.append("  }")
-    L.append("  free(ws); free(ap); free(bp);")
+    L.append("  free(ws);")
     L.append("}")
     return "\n".join(L)
