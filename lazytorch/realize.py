@@ -56,6 +56,63 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
     return [new[o] for o in outputs], inputs
 
 
+def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
+    """substitute() and structure_key() in one walk (the steady-state path of realize):
+    (new outputs, input buffers in order, the structure key).
+
+    The key numbers the nodes of the walk over the given graph, buffers by their input
+    position; equal keys mean equal substituted graphs, so one compiled plan serves both."""
+    BUFFER, CONST, DETACH = Op.BUFFER, Op.CONST, Op.DETACH
+    realized = REALIZED._d          # id(node) -> (weakref, buffer node)
+    new: dict[int, Node] = {}       # id(original node) -> node to use (None: being visited)
+    num: dict[int, int] = {}        # id(original node) -> its number in the key
+    pos: dict[int, int] = {}        # id(buffer) -> input position
+    inputs: list[Node] = []
+    key: list[tuple] = []
+    for out in outputs:
+        if id(out) in new:
+            continue
+        new[id(out)] = None
+        stack = [(out, iter(out.srcs))]
+        while stack:
+            n, it = stack[-1]
+            i = id(n)
+            leaf = n.op is BUFFER or (i in realized and not _is_constant(n))
+            if not leaf:
+                for src in it:
+                    if id(src) not in new:
+                        new[id(src)] = None
+                        stack.append((src, iter(src.srcs)))
+                        break
+                else:
+                    leaf = None   # every source is done
+                if leaf is not None:
+                    continue
+            stack.pop()
+            if leaf:
+                b = n if n.op is BUFFER else realized[i][1]
+                p = pos.get(id(b))
+                if p is None:
+                    p = pos[id(b)] = len(inputs)
+                    inputs.append(b)
+                new[i] = b
+                key.append(("B", p, b.shape, b.dtype.name))
+            else:
+                srcs = n.srcs
+                rebuilt = tuple([new[id(x)] for x in srcs])
+                if rebuilt == srcs:
+                    new[i] = n
+                else:
+                    m = new[i] = Node(n.op, rebuilt, n.arg, n.shape, n.dtype)
+                    inherit(m, n)  # the user's line follows the rebuilt node
+                op = n.op
+                arg = repr(n.arg) if op is CONST else None if op is DETACH else n.arg
+                key.append((op, arg, n.shape, n.dtype.name, tuple([num[id(x)] for x in srcs])))
+            num[i] = len(key) - 1
+    key.append(tuple([num[id(o)] for o in outputs]))
+    return [new[id(o)] for o in outputs], inputs, tuple(key)
+
+
 def _is_constant(n: Node) -> bool:
     """A broadcast constant: kernels read it as an immediate, never from a buffer, even if it
     was once realized (constants are shared by every tensor that uses the value)."""
@@ -429,7 +486,7 @@ def realize(nodes: list[Node]) -> list[Node]:
     todo = [n for n in nodes if n.op is not Op.BUFFER and n not in REALIZED]
     if todo:
         debug.STATS["realizes"] += 1
-        outputs, inputs = substitute(todo)
+        outputs, inputs, key = prepare(todo)
         arrays_in = [memory.data(b) for b in inputs]
         plan = None
         if all(_is_view(o) for o in outputs):
@@ -444,7 +501,6 @@ def realize(nodes: list[Node]) -> list[Node]:
             bufs = {b: a for b, a in zip(inputs, arrays_in)}
             results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
         else:
-            key = structure_key(outputs, inputs)
             plan = _PLANS.get(key)
             if plan is None:
                 try:
