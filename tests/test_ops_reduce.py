@@ -282,3 +282,20 @@ def test_reduction_errors():
         torch.tensor([1, 2]).mean()
     with pytest.raises(RuntimeError, match="std and var only support floating point"):
         torch.tensor([1, 2]).var()
+
+
+def test_long_full_reductions_split_between_threads(rng):
+    from lazytorch.realize import schedule as full_schedule
+    a = rng.standard_normal(1 << 20).astype(np.float32)
+    x = torch.tensor(a)
+    (k,) = full_schedule([x.sum().node]).kernels
+    assert "parallel for simd" in k.source and "reduction(+:acc)" in k.source
+    np.testing.assert_allclose(x.sum().item(), a.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose((x * x).amax().item(), (a * a).max(), rtol=1e-6)
+    np.testing.assert_allclose(x.amin().item(), a.min(), rtol=1e-6)
+    b = a.copy()
+    b[777_777] = np.nan                    # NaN anywhere wins, whichever thread sees it
+    assert np.isnan(torch.tensor(b).amax().item()) and np.isnan(torch.tensor(b).sum().item())
+    two = torch.tensor(a.reshape(2, -1)).sum(1).numpy()
+    np.testing.assert_allclose(two, a.reshape(2, -1).astype(np.float64).sum(1), rtol=1e-5,
+                               atol=1e-2)

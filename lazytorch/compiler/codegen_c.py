@@ -239,7 +239,11 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         ind += 1
     stmts(0)
     if k.red_op is not None:
-        for line in reduce_lines(k, pname):
+        # a few outputs with long reductions (a full sum): the threads split the reduction
+        split = (not parallel and math.prod(k.loops) < 4 and len(k.red_loops) == 1
+                 and work >= 8 * PARALLEL_WORK and k.red_op in (Op.SUM, Op.PROD, Op.RMAX,
+                                                                 Op.RMIN))
+        for line in reduce_lines(k, pname, split):
             emit(line)
     if k.red_op not in (Op.CUMSUM, Op.CUMPROD):
         emit(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")
@@ -252,9 +256,10 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
     return "\n".join(lines)
 
 
-def reduce_lines(k: Kernel, pname) -> list[str]:
+def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
     """The reduce loop of kernel k: accumulator, loop with the body's statements (level 1),
-    then the statements after it (level 2). Variables o0.. are those of the enclosing loops."""
+    then the statements after it (level 2). Variables o0.. are those of the enclosing loops.
+    `split`: the threads share the (last) reduce loop, each with a partial accumulator."""
     lines: list[str] = []
     ind = 0
 
@@ -280,7 +285,8 @@ def reduce_lines(k: Kernel, pname) -> list[str]:
         if simd and i == len(k.red_loops) - 1 and (k.acc.dtype.kind == "f" or
                                                       simd in ("max", "min")):
             extra = " reduction(|:nan_seen)" if nan_flag else ""
-            emit(f"#pragma omp simd reduction({simd}:acc){extra}")
+            par = "parallel for simd schedule(static)" if split else "simd"
+            emit(f"#pragma omp {par} reduction({simd}:acc){extra}")
         emit(f"for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
         ind += 1
     stmts(1)
