@@ -18,26 +18,37 @@ import weakref
 from typing import Sequence
 
 from .autograd_rules import NO_GRAD
-from .graph import Node, NodeTable, const, toposort
+from .graph import Node, NodeTable, const, new_node
 from .ops import Op
-from .sites import mark_backward
+from .sites import IdTable, mark_backward
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
-_tracked: NodeTable = NodeTable()  # node -> bool (memo)
-_consumed: NodeTable = NodeTable()  # freed by a backward: when
+_tracked = IdTable()  # node -> bool (memo)
+_consumed = IdTable()  # freed by a backward: when
 # node -> when an op last returned it: hash-consing hands a re-run forward (x * w again, while
 # the old result is alive) the node a backward consumed; a node made anew is a fresh graph
-_born: NodeTable = NodeTable()
+_born = IdTable()
 _clock = itertools.count(1)
-_results: NodeTable = NodeTable()  # nodes ops returned
+_results = IdTable()  # nodes ops returned
 _leaf_ids = itertools.count(1)
-_state = threading.local()
+# the tables as dicts by id(node), for the loops that run for every op
+_LEAF_D, _TRACKED, _CONSUMED, _BORN, _RESULTS = (LEAVES._d, _tracked.d, _consumed.d, _born.d,
+                                                 _results.d)
+_STOP = frozenset({Op.BUFFER, Op.CONST, Op.DETACH})  # never tracked (unless a leaf)
+_DETACH = Op.DETACH
+
+
+class _GradState(threading.local):
+    enabled = True  # a class default: a missing attribute would cost an exception per lookup
+
+
+_state = _GradState()
 
 
 # ------------------------------------------------------------------------------- grad mode
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set(mode: bool) -> None:
@@ -121,28 +132,45 @@ def _flush_updates() -> None:
 # ------------------------------------------------------------------------------- tracking
 def tracked(n: Node) -> bool:
     """Does n depend on a leaf that requires grad (through ops that carry gradients)?"""
-    if not LEAVES:
+    leaves = _LEAF_D
+    if not leaves:
         return False
-    if n in LEAVES:
+    i = id(n)
+    if i in leaves:
         return True
-    if n.op is Op.BUFFER or n.op is Op.CONST or n.op is Op.DETACH:
+    r = _TRACKED.get(i)  # (never holds a leaf, a buffer or a constant)
+    if r is not None:
+        return r
+    if n.op in _STOP:
         return False
-    r = _tracked.get(n)
-    if r is None:
-        stack, order = [n], []
-        while stack:
-            m = stack.pop()
-            if m in _tracked or m in LEAVES or m.op in (Op.BUFFER, Op.CONST, Op.DETACH):
-                continue
-            order.append(m)
-            stack.extend(m.srcs)
-        for m in reversed(order):
-            if m not in _tracked:
-                # integer and boolean results (comparisons, argmax, casts) carry no gradient
-                _tracked[m] = m.dtype.is_floating_point and m.op not in NO_GRAD and \
-                    any(s in LEAVES or _tracked.get(s, False) for s in m.srcs)
-        r = _tracked[n]
-    return r
+    # memoize n and the nodes under it that are not known yet, sources first
+    memo = _TRACKED
+    stack = [n]
+    while stack:
+        m = stack[-1]
+        j = id(m)
+        if j in memo:
+            stack.pop()
+            continue
+        r = pending = False
+        for s in m.srcs:
+            k = id(s)
+            if k in leaves:
+                r = True
+            else:
+                v = memo.get(k)
+                if v is None:
+                    if s.op not in _STOP:
+                        stack.append(s)
+                        pending = True
+                elif v:
+                    r = True
+        if pending:
+            continue  # (m comes back once its sources are known)
+        stack.pop()
+        # integer and boolean results (comparisons, argmax, casts) carry no gradient
+        memo[j] = r and m.dtype.kind == "f" and m.op not in NO_GRAD
+    return memo[i]
 
 
 def register_leaf(t) -> None:
@@ -168,23 +196,27 @@ def on_new_tensor(t) -> None:
     n = t._node
     if not tracked(n):
         return
-    if is_grad_enabled():
+    if _state.enabled:
         t.requires_grad = True
         t._grad_node = n
-        now = _born[n] = next(_clock)
-        _results[n] = True
-        if _consumed:
+        now = _BORN[id(n)] = next(_clock)
+        _RESULTS[id(n)] = True
+        consumed = _CONSUMED
+        if consumed:
             # the op's internal nodes (a reduction under its reshape, broadcasts) are made
             # anew with it; the results of earlier ops (other tensors' graphs) are not
-            stack = list(n.srcs)
+            born = _BORN
+            stack = [*n.srcs]
             while stack:
                 m = stack.pop()
-                if m in _consumed and _born.get(m, 0) < _consumed[m] and m not in LEAVES \
-                        and m not in _results:
-                    _born[m] = now
+                j = id(m)
+                c = consumed.get(j)
+                if c is not None and born.get(j, 0) < c and j not in _LEAF_D and \
+                        j not in _RESULTS:
+                    born[j] = now
                     stack.extend(m.srcs)
     else:
-        t._node = Node(Op.DETACH, (n,), None, n.shape, n.dtype)
+        t._node = new_node(_DETACH, (n,), None, n.shape, n.dtype)
 
 
 def on_assign(t, node: Node, untracked: bool = False) -> Node:
@@ -256,17 +288,46 @@ class AccumulateGrad:
 def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node] | None,
                 retain_graph: bool) -> dict[Node, Node]:
     """Gradients of sum(root * grad) for every tracked node on a path to a leaf."""
-    order = toposort(roots, lambda n: n in LEAVES or not tracked(n))
-    live = [n for n in order if n in LEAVES or tracked(n)]
+    leaves, memo, consumed, born = _LEAF_D, _TRACKED, _CONSUMED, _BORN
+    # graph.toposort(roots, is_leaf=a leaf or untracked), inlined to ask about each node once:
+    # `live` are the nodes needing a gradient in that order, `live_set` all the nodes it has
+    live: list[Node] = []
+    live_set: set[Node] = set()
+    seen: set[int] = set()
+    for out in roots:
+        if id(out) in seen:
+            continue
+        stack: list = [(out, None)]
+        while stack:
+            n, needs = stack.pop()
+            if needs is not None:  # (its sources are done)
+                live_set.add(n)
+                if needs:
+                    live.append(n)
+                continue
+            i = id(n)
+            if i in seen:
+                continue
+            seen.add(i)
+            if i in leaves:
+                stack.append((n, True))
+                continue
+            r = memo.get(i)
+            needs = tracked(n) if r is None else r
+            stack.append((n, needs))
+            if needs:
+                for s in reversed(n.srcs):
+                    if id(s) not in seen:
+                        stack.append((s, None))
     for n in live:
-        if n in _consumed and _born.get(n, _consumed[n]) < _consumed[n]:
+        c = consumed.get(id(n))
+        if c is not None and born.get(id(n), c) < c:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved "
                 "tensors after they have already been freed). Saved intermediate values of the "
                 "graph are freed when you call .backward() or autograd.grad(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time or "
                 "if you need to access saved tensors after calling backward.")
-    live_set = set(live) | set(order)
     known: set[Node] = set(grads)
     acc: dict[Node, Node] = {}
     for r, g in zip(roots, grads):
@@ -274,8 +335,8 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     from .autograd_rules import GRAD, NO_GRAD
     for n in reversed(live):
         g = acc.get(n)
-        if g is None or n in LEAVES or (targets is not None and n in targets and
-                                        not n.srcs):
+        if g is None or id(n) in leaves or (targets is not None and n in targets and
+                                            not n.srcs):
             continue
         if n.op in NO_GRAD:
             continue
@@ -294,21 +355,30 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
             stack.extend(m.srcs)
         mark_backward(made, n)
         for s, gs in zip(n.srcs, results):
-            if gs is None or not (s in LEAVES or tracked(s)):
+            if gs is None:
                 continue
-            if gs.dtype != s.dtype:
-                gs = Node(Op.CAST, (gs,), s.dtype, gs.shape, s.dtype)
-            acc[s] = _add(acc.get(s), gs)
+            i = id(s)
+            if i not in leaves:
+                r = memo.get(i)
+                if not (tracked(s) if r is None else r):
+                    continue
+            if gs.dtype is not s.dtype:
+                gs = new_node(_CAST, (gs,), s.dtype, gs.shape, s.dtype)
+            a = acc.get(s)
+            acc[s] = gs if a is None else new_node(_ADD, (a, gs), None, a.shape, a.dtype)
     if not retain_graph:
         now = next(_clock)
         for n in live:
-            if n not in LEAVES:
-                _consumed[n] = now
+            if id(n) not in leaves:
+                consumed[id(n)] = now
     return acc
 
 
+_CAST, _ADD = Op.CAST, Op.ADD
+
+
 def _add(a: Node | None, b: Node) -> Node:
-    return b if a is None else Node(Op.ADD, (a, b), None, a.shape, a.dtype)
+    return b if a is None else new_node(_ADD, (a, b), None, a.shape, a.dtype)
 
 
 def _root_grads(tensors, grad_tensors, what: str):
@@ -360,7 +430,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         targets.append((t, acc[t._grad_node]))
     with set_grad_enabled(create_graph):
         for t, g in targets:
-            gt = Tensor._make(g if create_graph else Node(Op.DETACH, (g,), None, g.shape,
+            gt = Tensor._make(g if create_graph else new_node(_DETACH, (g,), None, g.shape,
                                                             g.dtype))
             if create_graph:
                 on_new_tensor(gt)
@@ -372,7 +442,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
 
 
 def _accumulate(old, new):
-    old._node = Node(Op.ADD, (old.node, new.node), None, old.shape, old.dtype)
+    old._node = new_node(_ADD, (old.node, new.node), None, old.shape, old.dtype)
     old._version += 1
     return old
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 import math
 
 from . import dtypes as dt
-from .graph import Node, const
+from .graph import Node, const, new_node
 from .ops import COMPARE, Op
+
+# the ops the common rules build, as module constants (an Enum member lookup costs a call)
+_ADD, _SUB, _MUL, _DIV, _NEG, _WHERE = Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.WHERE
+_RESHAPE, _EXPAND, _SUM, _PERMUTE = Op.RESHAPE, Op.EXPAND, Op.SUM, Op.PERMUTE
 
 
 def _n(op: Op, *srcs: Node, arg=None, shape=None, dtype=None) -> Node:
-    return Node(op, srcs, arg, srcs[0].shape if shape is None else tuple(shape),
-                srcs[0].dtype if dtype is None else dtype)
+    return new_node(op, srcs, arg, srcs[0].shape if shape is None else tuple(shape),
+                    srcs[0].dtype if dtype is None else dtype)
 
 
 def c(v, like: Node) -> Node:
@@ -22,40 +26,43 @@ def c(v, like: Node) -> Node:
 
 
 def add(a, b):
-    return _n(Op.ADD, a, b)
+    return new_node(_ADD, (a, b), None, a.shape, a.dtype)
 
 
 def sub(a, b):
-    return _n(Op.SUB, a, b)
+    return new_node(_SUB, (a, b), None, a.shape, a.dtype)
 
 
 def mul(a, b):
-    return _n(Op.MUL, a, b)
+    return new_node(_MUL, (a, b), None, a.shape, a.dtype)
 
 
 def div(a, b):
-    return _n(Op.DIV, a, b)
+    return new_node(_DIV, (a, b), None, a.shape, a.dtype)
 
 
 def neg(a):
-    return _n(Op.NEG, a)
+    return new_node(_NEG, (a,), None, a.shape, a.dtype)
 
 
 def where(cond, a, b):
-    return _n(Op.WHERE, cond, a, b, shape=a.shape, dtype=a.dtype)
+    return new_node(_WHERE, (cond, a, b), None, tuple(a.shape), a.dtype)
 
 
 def cmp(op: Op, a, b):
-    return _n(op, a, b, dtype=dt.bool_)
+    return new_node(op, (a, b), None, a.shape, _BOOL)
+
+
+_BOOL = dt.bool_
 
 
 def zeros_like(n: Node) -> Node:
-    return c(0, n)
+    return const(0, n.dtype, n.shape)
 
 
 def reshape(n: Node, shape) -> Node:
     shape = tuple(shape)
-    return n if n.shape == shape else _n(Op.RESHAPE, n, arg=shape, shape=shape)
+    return n if n.shape == shape else new_node(_RESHAPE, (n,), shape, shape, n.dtype)
 
 
 def sum_to(g: Node, shape) -> Node:
@@ -63,12 +70,12 @@ def sum_to(g: Node, shape) -> Node:
     axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if a != b)
     if not axes:
         return g
-    return _n(Op.SUM, g, arg=axes, shape=tuple(shape))
+    return new_node(_SUM, (g,), axes, tuple(shape), g.dtype)
 
 
 def expand(n: Node, shape) -> Node:
     shape = tuple(shape)
-    return n if n.shape == shape else _n(Op.EXPAND, n, arg=shape, shape=shape)
+    return n if n.shape == shape else new_node(_EXPAND, (n,), shape, shape, n.dtype)
 
 
 def _unary(fn):
@@ -189,8 +196,8 @@ def _cumprod(n, g):
 
 
 def _permute(n, g):
-    inv = tuple(sorted(range(len(n.arg)), key=lambda i: n.arg[i]))
-    return (_n(Op.PERMUTE, g, arg=inv, shape=n.srcs[0].shape),)
+    inv = tuple(sorted(range(len(n.arg)), key=n.arg.__getitem__))
+    return (new_node(_PERMUTE, (g,), inv, tuple(n.srcs[0].shape), g.dtype),)
 
 
 def _pad(n, g):

@@ -19,7 +19,16 @@ from collections import Counter
 STATS: Counter = Counter()
 _KEYS = ("kernels_compiled", "kernels_launched", "compile_cache_hits", "plan_cache_hits",
          "compiler_runs", "realizes")
-_local = threading.local()
+
+
+class _Overrides(threading.local):
+    """The per-thread settings of the context managers below; None: not set. (Class defaults:
+    a lookup of a missing attribute would raise and catch an exception, on every op.)"""
+
+    backend = level = eager = check = anomaly = None
+
+
+_local = _Overrides()
 # callbacks run after each realize as hook(outputs, plan or None) (tools/viz.py uses one)
 REALIZE_HOOKS: list = []
 

@@ -95,6 +95,8 @@ def set_default_dtype(d: DType) -> None:
     if not d.is_floating_point:
         raise TypeError("only floating-point types are supported as the default type")
     _default_float = d
+    _SCALAR_RESULT.clear()  # their answers may name the default dtype
+    _PAIR_RESULT.clear()
 
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
@@ -145,6 +147,37 @@ def result_type(*args) -> DType:
     if out is None or sc > _KIND_RANK[out.kind]:
         out = (bool_, int64, get_default_dtype())[sc] if sc >= 0 else (out or bool_)
     return out
+
+
+class _Meta:
+    """A stand-in tensor for result_type: a dtype, and 0-d or not."""
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype: DType, zero_dim: bool):
+        self.dtype, self.ndim = dtype, 0 if zero_dim else 1
+
+
+# result_type's answers for the common calls of binary ops, which depend on few things
+_SCALAR_RESULT: dict = {}  # (tensor dtype, Python scalar type) -> dtype
+_PAIR_RESULT: dict = {}  # (dtype, is 0-d, dtype, is 0-d) -> dtype
+
+
+def scalar_result_type(d: DType, scalar_type: type) -> DType:
+    """result_type(tensor of dtype d, a Python scalar of type bool, int or float)."""
+    r = _SCALAR_RESULT.get((d, scalar_type))
+    if r is None:
+        r = _SCALAR_RESULT[d, scalar_type] = result_type(_Meta(d, False), scalar_type(0))
+    return r
+
+
+def pair_result_type(a: DType, a0: bool, b: DType, b0: bool) -> DType:
+    """result_type of two tensors of dtypes a and b (a0, b0: whether each is 0-d)."""
+    key = (a, a0, b, b0)
+    r = _PAIR_RESULT.get(key)
+    if r is None:
+        r = _PAIR_RESULT[key] = result_type(_Meta(a, a0), _Meta(b, b0))
+    return r
 
 
 # PyTorch's names for dtypes in its messages: c10 ScalarType names ("got Float and Long") and

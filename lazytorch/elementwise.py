@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 from numbers import Number
 
 import numpy as np
 
 from . import dtypes as dt
-from .graph import Node, const
+from .graph import Node, const, new_node
 from .ops import Op
-from .sites import named, record
+from .sites import SITES, named, record, record_from
 from .tensor import Tensor, broadcast_shapes
+
+# the ops as module constants: an Enum member lookup (Op.ADD) costs a Python call on 3.11
+_ADD, _SUB, _MUL, _DIV, _IDIV, _MOD, _POW, _MAX, _MIN = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV,
+                                                         Op.MOD, Op.POW, Op.MAX, Op.MIN)
+_NEG, _ABS, _SIGMOID, _WHERE = Op.NEG, Op.ABS, Op.SIGMOID, Op.WHERE
+_CAST, _EXPAND, _RESHAPE = Op.CAST, Op.EXPAND, Op.RESHAPE
 
 
 def _shape_of(x) -> tuple[int, ...]:
@@ -34,14 +41,14 @@ def expand_node(n: Node, shape: tuple[int, ...]) -> Node:
         return n
     if len(n.shape) < len(shape):
         new = (1,) * (len(shape) - len(n.shape)) + n.shape
-        n = Node(Op.RESHAPE, (n,), new, new, n.dtype)
+        n = new_node(_RESHAPE, (n,), new, new, n.dtype)
     if n.shape == shape:
         return n
-    return Node(Op.EXPAND, (n,), shape, shape, n.dtype)
+    return new_node(_EXPAND, (n,), shape, shape, n.dtype)
 
 
 def cast_node(n: Node, d: dt.DType) -> Node:
-    return n if n.dtype == d else Node(Op.CAST, (n,), d, n.shape, d)
+    return n if n.dtype is d else new_node(_CAST, (n,), d, n.shape, d)
 
 
 def operand(x, d: dt.DType, shape: tuple[int, ...]) -> Node:
@@ -60,9 +67,44 @@ def operand(x, d: dt.DType, shape: tuple[int, ...]) -> Node:
 
 
 def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
-    node = Node(op, srcs, arg, tuple(shape), dtype)
+    node = new_node(op, srcs, arg, tuple(shape), dtype)
     record(node)
-    return Tensor._make(node)
+    return _make(node)
+
+
+_make = Tensor._make
+_BROADCAST: dict = {}  # (shape, shape) -> broadcast shape, for the pairs a program uses
+
+
+_SITES = SITES.d
+_SCALAR_RESULT = dt._SCALAR_RESULT
+_getframe = sys._getframe
+
+
+def _broadcast(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
+    """broadcast_pair(sa, sb), remembered."""
+    s = _BROADCAST.get((sa, sb))
+    if s is None:
+        s = broadcast_pair(sa, sb)
+        if len(_BROADCAST) >= 4096:
+            _BROADCAST.clear()
+        _BROADCAST[sa, sb] = s
+    return s
+
+
+def _result_type(a, b) -> dt.DType:
+    """dt.result_type(a, b), through the cached answers for tensors and Python scalars."""
+    if isinstance(a, Tensor):
+        na = a._node
+        if isinstance(b, Tensor):
+            nb = b._node
+            if na.dtype is nb.dtype:
+                return na.dtype
+            return dt.pair_result_type(na.dtype, not na.shape, nb.dtype, not nb.shape)
+        tb = type(b)
+        if tb is float or tb is int or tb is bool:
+            return dt.scalar_result_type(na.dtype, tb)
+    return dt.result_type(a, b)
 
 
 def broadcast_pair(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
@@ -84,20 +126,71 @@ def broadcast_pair(sa: tuple[int, ...], sb: tuple[int, ...]) -> tuple[int, ...]:
 def binary(op: Op, a, b, *, compute: dt.DType | None = None, out: dt.DType | None = None,
            name: str = "") -> Tensor:
     """a op b, broadcast, both operands in the promoted (or `compute`) dtype."""
+    return _arith(op, a, b, compute, out, name, "binary")
+
+
+def _arith(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: str,
+           api: str) -> Tensor:
+    """binary(), as called by the public function named `api` itself: the op's site is looked
+    for from that function's caller, so its frame object is never made (the hot ops' way)."""
+    if isinstance(a, Tensor):
+        # the common cases without the general machinery: tensor op tensor, tensor op scalar
+        na = a._node if a._base is None else a.node  # (Tensor.node, without a call)
+        da = na.dtype
+        if isinstance(b, Tensor):
+            nb = b._node if b._base is None else b.node
+            sa, sb = na.shape, nb.shape
+            shape = sa if sa == sb and type(sa) is tuple else _broadcast(sa, sb)
+            db = nb.dtype
+            d = compute or (da if da is db else dt.pair_result_type(da, not sa, db, not sb))
+            if da is not d:
+                na = new_node(_CAST, (na,), d, sa, d)
+            if db is not d:
+                nb = new_node(_CAST, (nb,), d, sb, d)
+            if sa != shape:
+                na = expand_node(na, shape)
+            if sb != shape:
+                nb = expand_node(nb, shape)
+        else:
+            tb = type(b)
+            if tb is not float and tb is not int and tb is not bool:
+                return _binary(op, a, b, compute, out, name)
+            shape = na.shape
+            if type(shape) is not tuple:
+                shape = tuple(shape)
+            d = compute or _SCALAR_RESULT.get((da, tb)) or dt.scalar_result_type(da, tb)
+            if da is not d:
+                na = new_node(_CAST, (na,), d, shape, d)
+            nb = const(b, d, shape) if tb is float and d.kind == "f" else operand(b, d, shape)
+        node = new_node(op, (na, nb), None, shape, out or d)
+        if id(node) not in _SITES:
+            record_from(node, _getframe(2), api)  # record(node), without the frames made
+        return _make(node)
+    return _binary(op, a, b, compute, out, name)
+
+
+def _binary(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: str) -> Tensor:
+    """binary(), the general case: numpy operands, a scalar on the left, ..."""
     a, b = _check_operand(a, name), _check_operand(b, name)
     shape = broadcast_pair(_shape_of(a), _shape_of(b))
-    d = compute or dt.result_type(a, b)
+    d = compute or _result_type(a, b)
     srcs = (operand(a, d, shape), operand(b, d, shape))
     return make(op, srcs, None, shape, out or d)
 
 
 def unary(op: Op, x: Tensor, *, d: dt.DType | None = None) -> Tensor:
-    d = d or x.dtype
-    return make(op, (cast_node(x.node, d),), None, x.shape, d)
+    n = x.node
+    d = d or n.dtype
+    shape = n.shape if type(n.shape) is tuple else tuple(n.shape)
+    src = n if n.dtype is d else new_node(_CAST, (n,), d, n.shape, d)
+    node = new_node(op, (src,), None, shape, d)
+    record(node)
+    return _make(node)
 
 
 def _floating(x: Tensor) -> dt.DType:
-    return x.dtype if x.dtype.is_floating_point else dt.get_default_dtype()
+    d = x._node.dtype
+    return d if d.kind == "f" else dt.get_default_dtype()
 
 
 def float_unary(op: Op):
@@ -118,24 +211,28 @@ def _no_bool(self: Tensor, what: str) -> None:
 def add(self, other, *, alpha=1) -> Tensor:
     if alpha != 1:
         other = mul(other, alpha)
-    return binary(Op.ADD, self, other, name="add")
+    return _arith(_ADD, self, other, None, None, "add", "add")
 
 
 def _is_bool(x) -> bool:
-    return x.dtype == dt.bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+    return x._node.dtype is _BOOL if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+
+
+_BOOL = dt.bool_
 
 
 def sub(self, other, *, alpha=1) -> Tensor:
-    if _is_bool(self) and _is_bool(other):
+    self_bool, other_bool = _is_bool(self), _is_bool(other)
+    if self_bool and other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
-    if _is_bool(self) or _is_bool(other):
+    if self_bool or other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                            "supported. If you are trying to invert a mask, use the `~` or "
                            "`logical_not()` operator instead.")
     if alpha != 1:
         other = mul(other, alpha)
-    return binary(Op.SUB, self, other, name="sub")
+    return _arith(_SUB, self, other, None, None, "sub", "sub")
 
 
 def rsub(self, other, *, alpha=1) -> Tensor:
@@ -143,13 +240,13 @@ def rsub(self, other, *, alpha=1) -> Tensor:
 
 
 def mul(self, other) -> Tensor:
-    return binary(Op.MUL, self, other, name="mul")
+    return _arith(_MUL, self, other, None, None, "mul", "mul")
 
 
 def div(self, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode == "floor":
         return floor_divide(self, other)
-    d = dt.result_type(self, other)
+    d = _result_type(self, other)
     if rounding_mode == "trunc":
         if d.is_floating_point:
             return binary(Op.DIV, self, other, name="div").trunc()
@@ -162,7 +259,7 @@ def div(self, other, *, rounding_mode=None) -> Tensor:
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                            f"but found '{rounding_mode}'")
     f = d if d.is_floating_point else dt.get_default_dtype()
-    return binary(Op.DIV, self, other, compute=f, name="div")
+    return _arith(_DIV, self, other, f, None, "div", "div")
 
 
 def rdiv(self, other) -> Tensor:
@@ -172,20 +269,20 @@ def rdiv(self, other) -> Tensor:
 
 def _scalar_tensor(v, like: Tensor) -> Tensor:
     """A Python scalar as a 0-d tensor, for reversed ops (scalar on the left)."""
-    d = dt.bool_ if isinstance(v, (bool, np.bool_)) else dt.result_type(like, v)
+    d = dt.bool_ if isinstance(v, (bool, np.bool_)) else _result_type(like, v)
     return Tensor._make(operand(v, d, ()))
 
 
 def floor_divide(self, other) -> Tensor:
-    return binary(Op.IDIV, self, other, name="floor_divide")
+    return _arith(_IDIV, self, other, None, None, "floor_divide", "floor_divide")
 
 
 def remainder(self, other) -> Tensor:
-    return binary(Op.MOD, self, other, name="remainder")
+    return _arith(_MOD, self, other, None, None, "remainder", "remainder")
 
 
 def fmod(self, other) -> Tensor:
-    d = dt.result_type(self, other)
+    d = _result_type(self, other)
     if d.is_floating_point:
         q = binary(Op.DIV, self, other, name="fmod").trunc()
         return self - q * other
@@ -201,7 +298,7 @@ def pow(self, exponent) -> Tensor:
     base_t = self if isinstance(self, Tensor) else None
     if base_t is None:
         return binary(Op.POW, _scalar_tensor(self, exponent), exponent, name="pow")
-    return binary(Op.POW, self, exponent, name="pow")
+    return binary(_POW, self, exponent, name="pow")
 
 
 def rpow(self, other) -> Tensor:
@@ -210,11 +307,11 @@ def rpow(self, other) -> Tensor:
 
 def neg(self) -> Tensor:
     _no_bool(self, "Negation")
-    return unary(Op.NEG, self)
+    return unary(_NEG, self)
 
 
 def abs(self) -> Tensor:
-    return unary(Op.ABS, self) if self.dtype != dt.bool_ else self
+    return unary(_ABS, self) if self.dtype != dt.bool_ else self
 
 
 def sign(self) -> Tensor:
@@ -254,7 +351,7 @@ def square(self) -> Tensor:
 def relu(self) -> Tensor:
     if self.dtype == dt.bool_:
         raise RuntimeError('"clamp_min_cpu" not implemented for \'Bool\'')
-    return binary(Op.MAX, self, 0, compute=self.dtype, name="relu")
+    return _arith(_MAX, self, 0, self.dtype, None, "relu", "relu")
 
 
 def log10(self) -> Tensor:
@@ -276,11 +373,11 @@ def clamp(self, min=None, max=None) -> Tensor:
 
 
 def maximum(self, other) -> Tensor:
-    return binary(Op.MAX, self, other, name="maximum")
+    return _arith(_MAX, self, other, None, None, "maximum", "maximum")
 
 
 def minimum(self, other) -> Tensor:
-    return binary(Op.MIN, self, other, name="minimum")
+    return _arith(_MIN, self, other, None, None, "minimum", "minimum")
 
 
 def where_nodes(cond, a, b) -> Tensor:
@@ -291,20 +388,23 @@ def where_nodes(cond, a, b) -> Tensor:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
                            f"with dtype {cond.dtype.name.capitalize()}")
     shape = broadcast_pair(broadcast_pair(cond.shape, _shape_of(a)), _shape_of(b))
-    d = dt.result_type(a, b)
+    d = _result_type(a, b)
     srcs = (expand_node(cond.node, shape), operand(a, d, shape), operand(b, d, shape))
-    return make(Op.WHERE, srcs, None, shape, d)
+    return make(_WHERE, srcs, None, shape, d)
 
 
 # ------------------------------------------------------------------------------ comparisons
 def _cmp(op: Op, swap: bool = False):
+    opname = op.name.lower()
+    api = {Op.CMPEQ: "eq", Op.CMPNE: "ne", Op.CMPLT: "gt" if swap else "lt",
+           Op.CMPLE: "ge" if swap else "le"}[op]
+
     def fn(self, other) -> Tensor:
-        other = _check_operand(other, op.name.lower())
+        other = _check_operand(other, opname)
         if swap:
-            return binary(op, other, self, out=dt.bool_, name=op.name.lower())
-        return binary(op, self, other, out=dt.bool_, name=op.name.lower())
-    return named(fn, {Op.CMPEQ: "eq", Op.CMPNE: "ne", Op.CMPLT: "gt" if swap else "lt",
-                      Op.CMPLE: "ge" if swap else "le"}[op])
+            return _arith(op, other, self, None, _BOOL, opname, api)
+        return _arith(op, self, other, None, _BOOL, opname, api)
+    return named(fn, api)
 
 
 eq, ne, lt, le = (_cmp(Op.CMPEQ), _cmp(Op.CMPNE), _cmp(Op.CMPLT), _cmp(Op.CMPLE))
@@ -391,4 +491,4 @@ def lerp(self, end, weight) -> Tensor:
 
 
 def sigmoid(self) -> Tensor:
-    return unary(Op.SIGMOID, self, d=_floating(self))
+    return unary(_SIGMOID, self, d=_floating(self))

@@ -30,21 +30,7 @@ class Node:
     dtype: DType
 
     def __new__(cls, op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType):
-        key = (op, srcs, (type(arg), repr(arg)) if op is Op.CONST else arg, shape, dtype)
-        ref = _CACHE.get(key)
-        if ref is not None:
-            node = ref()
-            if node is not None:
-                return node
-        node = object.__new__(cls)
-        _set(node, "op", op)
-        _set(node, "srcs", srcs)
-        _set(node, "arg", arg)
-        _set(node, "shape", shape)
-        _set(node, "dtype", dtype)
-        # the callback uses only its defaults: it may run while the interpreter shuts down
-        _CACHE[key] = weakref.ref(node, lambda r, k=key, c=_CACHE: c.get(k) is r and c.pop(k))
-        return node
+        return new_node(op, srcs, arg, shape, dtype)
 
     def __setattr__(self, name, value):
         raise AttributeError("Node is immutable")
@@ -61,7 +47,54 @@ class Node:
 
 
 _CACHE = Node._cache
-_set = object.__setattr__
+# the slots' own setters (Node.__setattr__ refuses): cheaper than object.__setattr__ by name
+_set_op, _set_srcs, _set_arg, _set_shape, _set_dtype = (
+    Node.__dict__[k].__set__ for k in ("op", "srcs", "arg", "shape", "dtype"))
+_OP_CONST = Op.CONST  # (an Enum member lookup costs a Python call on 3.11: bind it once)
+# side tables that are plain dicts keyed by id(node) (cheaper than a NodeTable: no weakref per
+# entry): a node's entries are dropped when it dies, by its hash-consing entry's callback
+ID_TABLES: list[dict] = []
+
+
+def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType) -> Node:
+    """Node(op, srcs, arg, shape, dtype) as a plain function: the same hash-consed node, without
+    the cost of calling a class (for the paths that record every op)."""
+    key = (op, srcs, (type(arg), repr(arg)) if op is _OP_CONST else arg, shape, dtype)
+    ref = _CACHE.get(key)
+    if ref is not None:
+        node = ref()
+        if node is not None:
+            return node
+    node = _new(Node)
+    _set_op(node, op)
+    _set_srcs(node, srcs)
+    _set_arg(node, arg)
+    _set_shape(node, shape)
+    _set_dtype(node, dtype)
+    ref = _CACHE[key] = _Ref(node, _dead)
+    ref.key = key
+    ref.id = id(node)
+    return node
+
+
+_new = object.__new__
+
+
+class _Ref(weakref.ref):
+    """The hash-consing table's weak reference to a node: its key, and the node's id."""
+
+    __slots__ = ("key", "id")
+
+
+def _dead(r: _Ref, cache=_CACHE, tables=ID_TABLES) -> None:
+    # uses only its defaults: it may run while the interpreter shuts down
+    live = cache.pop(r.key, r)  # (one hash of the key: the entry is nearly always r)
+    if live is not r:
+        cache[r.key] = live
+    i = r.id
+    for t in tables:
+        if t and i in t:
+            del t[i]
 
 
 class NodeTable:
@@ -127,8 +160,9 @@ _CONSTS: dict = {}
 
 def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
     """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
-    # floats by spelling: 0.0 == -0.0 would otherwise share a node
-    key = (type(value), repr(value) if isinstance(value, float) else value, dtype, shape)
+    # floats by spelling where == cannot tell them apart: 0.0 == -0.0, and nan != nan
+    key = (type(value), value if not isinstance(value, float) or (value == value and value != 0.0)
+           else repr(value), dtype, shape)
     node = _CONSTS.get(key)
     if node is not None:
         return node

@@ -53,32 +53,32 @@ def _where(self, condition, other):
 
 Tensor.where = _where
 
-# operators
-Tensor.__add__ = Tensor.__radd__ = lambda a, b: ew.add(a, b)
-Tensor.__sub__ = lambda a, b: ew.sub(a, b)
+# operators: the op functions themselves (a wrapper would cost a call per op)
+Tensor.__add__ = Tensor.__radd__ = ew.add
+Tensor.__sub__ = ew.sub
 Tensor.__rsub__ = lambda a, b: ew.sub(ew._scalar_tensor(b, a), a)
-Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: ew.mul(a, b)
-Tensor.__truediv__ = lambda a, b: ew.div(a, b)
-Tensor.__rtruediv__ = lambda a, b: ew.rdiv(a, b)
-Tensor.__floordiv__ = lambda a, b: ew.floor_divide(a, b)
+Tensor.__mul__ = Tensor.__rmul__ = ew.mul
+Tensor.__truediv__ = ew.div
+Tensor.__rtruediv__ = ew.rdiv
+Tensor.__floordiv__ = ew.floor_divide
 Tensor.__rfloordiv__ = lambda a, b: ew.floor_divide(ew._scalar_tensor(b, a), a)
-Tensor.__mod__ = lambda a, b: ew.remainder(a, b)
+Tensor.__mod__ = ew.remainder
 Tensor.__rmod__ = lambda a, b: ew.remainder(ew._scalar_tensor(b, a), a)
-Tensor.__pow__ = lambda a, b: ew.pow(a, b)
-Tensor.__rpow__ = lambda a, b: ew.rpow(a, b)
+Tensor.__pow__ = ew.pow
+Tensor.__rpow__ = ew.rpow
 Tensor.__neg__ = ew.neg
 Tensor.__pos__ = lambda a: a
 Tensor.__abs__ = ew.abs
 Tensor.__invert__ = ew.bitwise_not
-Tensor.__and__ = Tensor.__rand__ = lambda a, b: ew.bitwise_and(a, b)
-Tensor.__or__ = Tensor.__ror__ = lambda a, b: ew.bitwise_or(a, b)
-Tensor.__xor__ = Tensor.__rxor__ = lambda a, b: ew.bitwise_xor(a, b)
-Tensor.__eq__ = lambda a, b: ew.eq(a, b)
-Tensor.__ne__ = lambda a, b: ew.ne(a, b)
-Tensor.__lt__ = lambda a, b: ew.lt(a, b)
-Tensor.__le__ = lambda a, b: ew.le(a, b)
-Tensor.__gt__ = lambda a, b: ew.gt(a, b)
-Tensor.__ge__ = lambda a, b: ew.ge(a, b)
+Tensor.__and__ = Tensor.__rand__ = ew.bitwise_and
+Tensor.__or__ = Tensor.__ror__ = ew.bitwise_or
+Tensor.__xor__ = Tensor.__rxor__ = ew.bitwise_xor
+Tensor.__eq__ = ew.eq
+Tensor.__ne__ = ew.ne
+Tensor.__lt__ = ew.lt
+Tensor.__le__ = ew.le
+Tensor.__gt__ = ew.gt
+Tensor.__ge__ = ew.ge
 Tensor.__hash__ = lambda a: id(a)
 
 

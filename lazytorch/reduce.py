@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections import namedtuple
 
 from . import dtypes as dt
 from .elementwise import cast_node, expand_node
-from .graph import Node
+from .graph import Node, new_node
 from .ops import Op
-from .sites import named
+from .sites import SITES, named, record_from
 from .tensor import Tensor, _canon_dim
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -38,17 +39,23 @@ def reduce_node(op: Op, x: Node, axes: tuple[int, ...], keepdim: bool, dtype=Non
         return cast_node(n, d)
     axes = tuple(a for a in axes)
     kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-    r = Node(op, (x,), axes, kept, d)
+    r = new_node(op, (x,), axes, kept, d)
     if keepdim:
         return r
     out = tuple(s for i, s in enumerate(x.shape) if i not in axes)
-    return Node(Op.RESHAPE, (r,), out, out, d)
+    return new_node(_RESHAPE, (r,), out, out, d)
+
+
+_RESHAPE = Op.RESHAPE
 
 
 def _record(node: Node) -> Tensor:
-    from .sites import record
-    record(node)
+    if id(node) not in _SITES:
+        record_from(node, sys._getframe(1), "record")  # record(node) (we are private)
     return Tensor._make(node)
+
+
+_SITES = SITES.d
 
 
 def _sum_dtype(x: Tensor, dtype) -> dt.DType:

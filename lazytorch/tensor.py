@@ -16,6 +16,7 @@ from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
 from .runtime import memory
+from .sites import record
 from .size import Size
 
 
@@ -132,6 +133,14 @@ class Tensor:
     in-place writes through either are seen by both, as in PyTorch."""
 
     __array_priority__ = 1000
+    # the state of a fresh op result, as class defaults: _make sets only the node
+    _base: Tensor | None = None
+    _view_steps: tuple = ()
+    _version = 0
+    _base_version = 0
+    requires_grad = False
+    grad = None
+    _grad_node: Node | None = None  # the op result's node, kept for backward
 
     def __init__(self, *args, dtype=None, device=None, requires_grad: bool = False):
         # torch.Tensor(data) or torch.Tensor(*sizes): the legacy constructor, float32
@@ -157,8 +166,9 @@ class Tensor:
     @classmethod
     def _make(cls, node: Node) -> Tensor:
         t = cls.__new__(cls)
-        t._init(node)
-        autograd.on_new_tensor(t)
+        t._node = node  # the rest of a fresh tensor's state is the class defaults
+        if _LEAVES:
+            autograd.on_new_tensor(t)
         if debug.eager_mode() is not None and node.op is not Op.BUFFER:
             with debug.use_backend(debug.eager_mode()):
                 realize_tensors([t])  # debug mode: the op runs here, at the user's line
@@ -169,7 +179,9 @@ class Tensor:
     def node(self) -> Node:
         """The IR node holding this tensor's current value."""
         b = self._base
-        if b is not None and self._base_version != b._version:
+        if b is None:
+            return self._node
+        if self._base_version != b._version:
             from .views import apply_steps
             self._node = apply_steps(b.node, self._view_steps)
             self._base_version = b._version
@@ -178,11 +190,12 @@ class Tensor:
     def _assign(self, node: Node, untracked: bool = False) -> None:
         """In-place update: rebind to `node`, writing through to the viewed tensor if any
         (`untracked`: the write comes through a detach()ed view)."""
-        if node.shape != self.shape:
+        own = self._node
+        if node.shape != own.shape:
             raise RuntimeError(f"in-place result has shape {_shape_str(node.shape)} but the "
                                f"tensor has shape {_shape_str(self.shape)}")
-        if node.dtype != self.dtype:
-            node = Node(Op.CAST, (node,), self.dtype, node.shape, self.dtype)
+        if node.dtype is not own.dtype:
+            node = Node(Op.CAST, (node,), own.dtype, node.shape, own.dtype)
         if self.requires_grad or autograd.tracked(node):
             node = autograd.on_assign(self, node, untracked)
         b = self._base
@@ -458,11 +471,13 @@ class Tensor:
 
     # --------------------------------------------------------------------- recording
     def _make_op(self, op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
-        from .sites import record
         node = Node(op, srcs, arg, tuple(shape), dtype)
         record(node)
         return Tensor._make(node)
 
+
+# the autograd leaves' table (by id): when it is empty no op result can require grad
+_LEAVES = autograd.LEAVES._d
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",
                dt.int64: "LongTensor", dt.int32: "IntTensor", dt.int16: "ShortTensor",

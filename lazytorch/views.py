@@ -3,11 +3,13 @@ in-place write to either is seen by both (as in PyTorch) while the IR stays func
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 from . import dtypes as dt
-from .graph import Node, const
+from .graph import Node, const, new_node
 from .ops import Op
+from .sites import SITES, record_from
 from .tensor import Tensor, _canon_dim, _shape_str
 
 Step = tuple  # (op, arg, shape)
@@ -15,7 +17,7 @@ Step = tuple  # (op, arg, shape)
 
 def apply_steps(n: Node, steps: Sequence[Step]) -> Node:
     for op, arg, shape in steps:
-        n = Node(op, (n,), arg, shape, n.dtype)
+        n = new_node(op, (n,), arg, shape, n.dtype)
     return n
 
 
@@ -75,15 +77,20 @@ def write_back(base: Node, new: Node, steps: Sequence[Step]) -> Node:
 
 def make_view(t: Tensor, op: Op, arg, shape: tuple[int, ...]) -> Tensor:
     """A view of t: shares t's storage in the PyTorch sense (writes go through)."""
-    from .sites import record
-    node = Node(op, (t.node,), arg, tuple(shape), t.dtype)
-    record(node)
+    shape = tuple(shape)
+    n = t.node
+    node = new_node(op, (n,), arg, shape, n.dtype)
+    if id(node) not in _SITES:
+        record_from(node, sys._getframe(1), "make_view")  # record(node), from here
     out = Tensor._make(node)
     base = t._base if t._base is not None else t
     out._base = base
-    out._view_steps = t._view_steps + ((op, arg, tuple(shape)),)
+    out._view_steps = t._view_steps + ((op, arg, shape),)
     out._base_version = base._version
     return out
+
+
+_SITES = SITES.d
 
 
 # ----------------------------------------------------------------------------- strides
@@ -274,14 +281,19 @@ def unsqueeze(self: Tensor, dim: int) -> Tensor:
 
 def permute(self: Tensor, *dims) -> Tensor:
     dims = _sizes(dims)
-    if len(dims) != self.ndim:
+    shape = self._node.shape
+    nd = len(shape)
+    if len(dims) != nd:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
                            f"not match the length of the desired ordering of dimensions i.e. "
-                           f"input.dim() = {self.ndim} is not equal to len(dims) = {len(dims)}")
-    perm = tuple(_canon_dim(d, self.ndim) for d in dims)
+                           f"input.dim() = {nd} is not equal to len(dims) = {len(dims)}")
+    perm = tuple(_canon_dim(d, nd) for d in dims)
     if len(set(perm)) != len(perm):
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    return make_view(self, Op.PERMUTE, perm, tuple(self.shape[p] for p in perm))
+    return make_view(self, _PERMUTE, perm, tuple(shape[p] for p in perm))
+
+
+_PERMUTE = Op.PERMUTE
 
 
 def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:

@@ -264,6 +264,12 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     _check_weight(weight, c)
     _check_bounds(target, c, ignore_index)
+    return _nll(input, target, weight, ignore_index, reduction)
+
+
+def _nll(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+         reduction: str) -> Tensor:
+    """nll_loss once its arguments are checked (cross_entropy checked the same things)."""
     x, t, single = _as_batched(input, target)
     loss, w = _pick(x, t, weight, ignore_index)
     if reduction == "none":
@@ -310,7 +316,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _check_weight(weight, c)
     _check_bounds(target, c, ignore_index)
     logp = log_softmax(input, class_dim)
-    nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)
+    nll = _nll(logp, target, weight, ignore_index, reduction)
     if label_smoothing <= 0:
         return nll
     x, t, single = _as_batched(logp, target)
