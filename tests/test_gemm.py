@@ -56,3 +56,20 @@ def test_reduction_lengths_across_panels(rng, k):
     b = rng.standard_normal((k, 40)).astype(np.float64)
     out = torch.tensor(a) @ torch.tensor(b)
     np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("m,n", [(400, 200), (100, 600)])
+def test_threads_split_rows_or_columns(rng, m, n):
+    # enough row blocks: threads take whole blocks; few: they share each block's columns
+    a = rng.standard_normal((m, 300)).astype(np.float32)
+    b = rng.standard_normal((300, n)).astype(np.float32)
+    out = torch.tensor(a) @ torch.tensor(b) + 1.0
+    np.testing.assert_allclose(out.numpy(), a.astype(np.float64) @ b + 1, rtol=1e-4,
+                               atol=1e-3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = (torch.tensor(a) @ torch.tensor(b) + 1.0).numpy()
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(one, out.numpy(), rtol=1e-5, atol=1e-4)

@@ -86,6 +86,7 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
 PRELUDE = r"""
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #ifdef __AVX512F__
 #define LT_VBYTES 64
 #else
@@ -103,11 +104,12 @@ def _strides(e: Lin, spec: GemmSpec):
     return row, col, e.coef(spec.kvar), base.render()
 
 
-# the GEMM itself, once per module for each dtype (kernels call it with their strides)
-CORE = r"""
+# the GEMM itself, once per module for each dtype (kernels call it with their strides);
+# written once with T (the element type) and SFX (its suffix)
+_CORE = r"""
 /* copy a count x kc panel (element (v, p) at src[v*vs + p*ks]) into width-wide k-major
    strips, zero padded; the loop along the smaller stride runs innermost so reads stream */
-static void lt_pack_f32(float* restrict dst, const float* src, long count, long width, long kc,
+static void lt_pack_SFX(T* restrict dst, const T* src, long count, long width, long kc,
                         long vs, long ks) {
   if ((ks < 0 ? -ks : ks) < (vs < 0 ? -vs : vs)) {
     for (long v = 0; v < count; v++)
@@ -120,169 +122,106 @@ static void lt_pack_f32(float* restrict dst, const float* src, long count, long 
     for (long p = 0; p < kc; p++) dst[p * width + v] = 0;
 }
 
-/* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
-   B[k,j] = B[k*bk + j*bn]: BLIS-style blocking, packed panels, a 6 x 2-vector micro-kernel */
-static void lt_gemm_f32(long M, long N, long K, const float* A, long am, long ak, const float* B,
-                        long bk, long bn, float* restrict ws, int accumulate) {
-  enum { VW = LT_VBYTES / sizeof(float), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
-  typedef float vec __attribute__((vector_size(LT_VBYTES)));
-  typedef float uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof(float))));
-  float* ap = aligned_alloc(64, MC * KC * sizeof(float));
-  float* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(float));
-  for (long jc = 0; jc < N; jc += NC) {
-    long nc = N - jc < NC ? N - jc : NC;
-    for (long pc = 0; pc < K; pc += KC) {
-      long kc = K - pc < KC ? K - pc : KC;
-      int add = accumulate || pc > 0;
-      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))
-      for (long jr = 0; jr < nc; jr += NR) {
-        long nr = nc - jr < NR ? nc - jr : NR;
-        lt_pack_f32(bp + jr * kc, B + (jc + jr) * bn + pc * bk, nr, NR, kc, bn, bk);
-      }
-      for (long ic = 0; ic < M; ic += MC) {
-        long mc = M - ic < MC ? M - ic : MC;
-        for (long ir = 0; ir < mc; ir += MR) {
-          long mr = mc - ir < MR ? mc - ir : MR;
-          lt_pack_f32(ap + ir * kc, A + (ic + ir) * am + pc * ak, mr, MR, kc, am, ak);
-        }
-        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))
-        for (long jr = 0; jr < nc; jr += NR) {
-          long nr = nc - jr < NR ? nc - jr : NR;
-          for (long ir = 0; ir < mc; ir += MR) {
-            long mr = mc - ir < MR ? mc - ir : MR;
-            const float* a = ap + ir * kc;
-            const float* b = bp + jr * kc;
-            float* cw = ws + (ic + ir) * N + jc + jr;
-            vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},
-                c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-            #pragma GCC unroll 4
-            for (long p = 0; p < kc; p++) {
-              vec b0 = *(const vec*)(b + p * NR);
-              vec b1 = *(const vec*)(b + p * NR + VW);
-              const float* ar = a + p * MR;
-              c00 += ar[0] * b0; c01 += ar[0] * b1;
-              c10 += ar[1] * b0; c11 += ar[1] * b1;
-              c20 += ar[2] * b0; c21 += ar[2] * b1;
-              c30 += ar[3] * b0; c31 += ar[3] * b1;
-              c40 += ar[4] * b0; c41 += ar[4] * b1;
-              c50 += ar[5] * b0; c51 += ar[5] * b1;
-            }
-            vec c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41},
-                            {c50, c51}};
-            if (mr == MR && nr == NR) {
-              for (int i = 0; i < MR; i++) {
-                if (add) {
-                  *(uvec*)(cw + i * N) += c[i][0]; *(uvec*)(cw + i * N + VW) += c[i][1];
-                } else {
-                  *(uvec*)(cw + i * N) = c[i][0]; *(uvec*)(cw + i * N + VW) = c[i][1];
-                }
-              }
-            } else {
-              float tile[MR][NR] __attribute__((aligned(64)));
-              for (int i = 0; i < MR; i++) {
-                *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];
-              }
-              for (long i = 0; i < mr; i++)
-                for (long j = 0; j < nr; j++)
-                  cw[i * N + j] = add ? cw[i * N + j] + tile[i][j] : tile[i][j];
-            }
-          }
-        }
+/* the micro-kernel: an mr x nr tile of ws (row stride N) = (add ? tile : 0) + a b over kc */
+static inline void lt_tile_SFX(const T* restrict a, const T* restrict b, T* restrict cw,
+                               long N, long kc, long mr, long nr, int add) {
+  enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW };
+  typedef T vec __attribute__((vector_size(LT_VBYTES)));
+  typedef T uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof(T))));
+  vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},
+      c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+  #pragma GCC unroll 4
+  for (long p = 0; p < kc; p++) {
+    vec b0 = *(const vec*)(b + p * NR);
+    vec b1 = *(const vec*)(b + p * NR + VW);
+    const T* ar = a + p * MR;
+    c00 += ar[0] * b0; c01 += ar[0] * b1;
+    c10 += ar[1] * b0; c11 += ar[1] * b1;
+    c20 += ar[2] * b0; c21 += ar[2] * b1;
+    c30 += ar[3] * b0; c31 += ar[3] * b1;
+    c40 += ar[4] * b0; c41 += ar[4] * b1;
+    c50 += ar[5] * b0; c51 += ar[5] * b1;
+  }
+  vec c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; i++) {
+      if (add) {
+        *(uvec*)(cw + i * N) += c[i][0]; *(uvec*)(cw + i * N + VW) += c[i][1];
+      } else {
+        *(uvec*)(cw + i * N) = c[i][0]; *(uvec*)(cw + i * N + VW) = c[i][1];
       }
     }
-  }
-  free(ap); free(bp);
-}
-
-/* copy a count x kc panel (element (v, p) at src[v*vs + p*ks]) into width-wide k-major
-   strips, zero padded; the loop along the smaller stride runs innermost so reads stream */
-static void lt_pack_f64(double* restrict dst, const double* src, long count, long width, long kc,
-                        long vs, long ks) {
-  if ((ks < 0 ? -ks : ks) < (vs < 0 ? -vs : vs)) {
-    for (long v = 0; v < count; v++)
-      for (long p = 0; p < kc; p++) dst[p * width + v] = src[v * vs + p * ks];
   } else {
-    for (long p = 0; p < kc; p++)
-      for (long v = 0; v < count; v++) dst[p * width + v] = src[v * vs + p * ks];
+    T tile[MR][NR] __attribute__((aligned(64)));
+    for (int i = 0; i < MR; i++) {
+      *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];
+    }
+    for (long i = 0; i < mr; i++)
+      for (long j = 0; j < nr; j++)
+        cw[i * N + j] = add ? cw[i * N + j] + tile[i][j] : tile[i][j];
   }
-  for (long v = count; v < width; v++)
-    for (long p = 0; p < kc; p++) dst[p * width + v] = 0;
 }
 
 /* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
-   B[k,j] = B[k*bk + j*bn]: BLIS-style blocking, packed panels, a 6 x 2-vector micro-kernel */
-static void lt_gemm_f64(long M, long N, long K, const double* A, long am, long ak, const double* B,
-                        long bk, long bn, double* restrict ws, int accumulate) {
-  enum { VW = LT_VBYTES / sizeof(double), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
-  typedef double vec __attribute__((vector_size(LT_VBYTES)));
-  typedef double uvec __attribute__((vector_size(LT_VBYTES), aligned(sizeof(double))));
-  double* ap = aligned_alloc(64, MC * KC * sizeof(double));
-  double* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(double));
-  for (long jc = 0; jc < N; jc += NC) {
-    long nc = N - jc < NC ? N - jc : NC;
-    for (long pc = 0; pc < K; pc += KC) {
-      long kc = K - pc < KC ? K - pc : KC;
-      int add = accumulate || pc > 0;
-      #pragma omp parallel for schedule(static) if (nc * kc > (1L << 16))
-      for (long jr = 0; jr < nc; jr += NR) {
-        long nr = nc - jr < NR ? nc - jr : NR;
-        lt_pack_f64(bp + jr * kc, B + (jc + jr) * bn + pc * bk, nr, NR, kc, bn, bk);
-      }
-      for (long ic = 0; ic < M; ic += MC) {
-        long mc = M - ic < MC ? M - ic : MC;
-        for (long ir = 0; ir < mc; ir += MR) {
-          long mr = mc - ir < MR ? mc - ir : MR;
-          lt_pack_f64(ap + ir * kc, A + (ic + ir) * am + pc * ak, mr, MR, kc, am, ak);
-        }
-        #pragma omp parallel for schedule(static) if (mc * nc * kc > (1L << 20))
+   B[k,j] = B[k*bk + j*bn]: BLIS-style blocking and packed panels, in one parallel region.
+   B's panel is packed by all threads together; then the threads take whole MC-row blocks
+   when there are enough of them (each packs its own A block), else they share each block's
+   column strips (each packs the A block itself: no wait for one packer). */
+static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, const T* B,
+                        long bk, long bn, T* restrict ws, int accumulate) {
+  enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
+  T* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(T));
+  int by_rows = (M + MC - 1) / MC >= 2 * omp_get_max_threads();
+  #pragma omp parallel if (M * N * K > (1L << 20))
+  {
+    T* ap = aligned_alloc(64, MC * KC * sizeof(T));
+    for (long jc = 0; jc < N; jc += NC) {
+      long nc = N - jc < NC ? N - jc : NC;
+      for (long pc = 0; pc < K; pc += KC) {
+        long kc = K - pc < KC ? K - pc : KC;
+        int add = accumulate || pc > 0;
+        #pragma omp for schedule(static)
         for (long jr = 0; jr < nc; jr += NR) {
           long nr = nc - jr < NR ? nc - jr : NR;
-          for (long ir = 0; ir < mc; ir += MR) {
-            long mr = mc - ir < MR ? mc - ir : MR;
-            const double* a = ap + ir * kc;
-            const double* b = bp + jr * kc;
-            double* cw = ws + (ic + ir) * N + jc + jr;
-            vec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0},
-                c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-            #pragma GCC unroll 4
-            for (long p = 0; p < kc; p++) {
-              vec b0 = *(const vec*)(b + p * NR);
-              vec b1 = *(const vec*)(b + p * NR + VW);
-              const double* ar = a + p * MR;
-              c00 += ar[0] * b0; c01 += ar[0] * b1;
-              c10 += ar[1] * b0; c11 += ar[1] * b1;
-              c20 += ar[2] * b0; c21 += ar[2] * b1;
-              c30 += ar[3] * b0; c31 += ar[3] * b1;
-              c40 += ar[4] * b0; c41 += ar[4] * b1;
-              c50 += ar[5] * b0; c51 += ar[5] * b1;
-            }
-            vec c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41},
-                            {c50, c51}};
-            if (mr == MR && nr == NR) {
-              for (int i = 0; i < MR; i++) {
-                if (add) {
-                  *(uvec*)(cw + i * N) += c[i][0]; *(uvec*)(cw + i * N + VW) += c[i][1];
-                } else {
-                  *(uvec*)(cw + i * N) = c[i][0]; *(uvec*)(cw + i * N + VW) = c[i][1];
-                }
-              }
-            } else {
-              double tile[MR][NR] __attribute__((aligned(64)));
-              for (int i = 0; i < MR; i++) {
-                *(vec*)&tile[i][0] = c[i][0]; *(vec*)&tile[i][VW] = c[i][1];
-              }
-              for (long i = 0; i < mr; i++)
-                for (long j = 0; j < nr; j++)
-                  cw[i * N + j] = add ? cw[i * N + j] + tile[i][j] : tile[i][j];
-            }
+          lt_pack_SFX(bp + jr * kc, B + (jc + jr) * bn + pc * bk, nr, NR, kc, bn, bk);
+        }
+        if (by_rows) {
+          #pragma omp for schedule(static)
+          for (long ic = 0; ic < M; ic += MC) {
+            long mc = M - ic < MC ? M - ic : MC;
+            for (long ir = 0; ir < mc; ir += MR)
+              lt_pack_SFX(ap + ir * kc, A + (ic + ir) * am + pc * ak,
+                          mc - ir < MR ? mc - ir : MR, MR, kc, am, ak);
+            for (long jr = 0; jr < nc; jr += NR)
+              for (long ir = 0; ir < mc; ir += MR)
+                lt_tile_SFX(ap + ir * kc, bp + jr * kc, ws + (ic + ir) * N + jc + jr, N, kc,
+                            mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, add);
           }
+        } else {
+          for (long ic = 0; ic < M; ic += MC) {
+            long mc = M - ic < MC ? M - ic : MC;
+            for (long ir = 0; ir < mc; ir += MR)
+              lt_pack_SFX(ap + ir * kc, A + (ic + ir) * am + pc * ak,
+                          mc - ir < MR ? mc - ir : MR, MR, kc, am, ak);
+            #pragma omp for schedule(static) nowait
+            for (long jr = 0; jr < nc; jr += NR)
+              for (long ir = 0; ir < mc; ir += MR)
+                lt_tile_SFX(ap + ir * kc, bp + jr * kc, ws + (ic + ir) * N + jc + jr, N, kc,
+                            mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, add);
+          }
+          #pragma omp barrier
         }
       }
     }
+    free(ap);
   }
-  free(ap); free(bp);
+  free(bp);
 }
 """
+CORE = "".join(_CORE.replace("SFX", sfx).replace("T*", f"{t}*").replace("(T)", f"({t})")
+               .replace("T vec", f"{t} vec").replace("T uvec", f"{t} uvec")
+               .replace("T tile", f"{t} tile")
+               for t, sfx in (("float", "f32"), ("double", "f64")))
 
 
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
