@@ -299,3 +299,15 @@ def test_long_full_reductions_split_between_threads(rng):
     two = torch.tensor(a.reshape(2, -1)).sum(1).numpy()
     np.testing.assert_allclose(two, a.reshape(2, -1).astype(np.float64).sum(1), rtol=1e-5,
                                atol=1e-2)
+
+
+@pytest.mark.parametrize("shape", [(300, 5000), (64, 1024), (3, 40, 700)])
+def test_column_sums_in_blocks(rng, shape):
+    from lazytorch.compiler import codegen_reduce
+    from lazytorch.realize import schedule as full_schedule
+    a = rng.standard_normal(shape).astype(np.float32)
+    x = torch.tensor(a)
+    (k,) = full_schedule([x.sum(-2).node]).kernels
+    assert codegen_reduce.is_vertical(k)
+    np.testing.assert_allclose(x.sum(-2).numpy(), a.astype(np.float64).sum(-2), rtol=1e-4,
+                               atol=1e-4)

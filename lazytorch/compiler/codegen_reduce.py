@@ -4,11 +4,31 @@ accumulators, each reduce step streaming a contiguous row ("vertical" reduction)
 from __future__ import annotations
 
 import math
+import os
 
 from ..ops import Op
 from .kernel import Kernel
 
-BLOCK = 512  # outputs accumulated together (fits L1 with room for the row being read)
+# outputs accumulated together: long contiguous runs of each row keep the prefetchers
+# streaming (2048 ran sum(0) of 4096x4096 in 4 ms against 6 ms for 512), while the
+# accumulators stay in L1; narrower when that leaves a thread without a block
+BLOCK = 2048
+MIN_BLOCK = 128
+
+
+def block_size(k: Kernel) -> int:
+    """Outputs per block: BLOCK, or fewer so that every core gets a block."""
+    outer, n = math.prod(k.loops[:-1]), k.loops[-1]
+    want = max(1, -(-_cores() // outer))          # blocks each outer iteration should have
+    b = min(BLOCK, -(-n // want))
+    return max(MIN_BLOCK, -(-b // 16) * 16)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 _MONOID = {Op.SUM: ("+", "0"), Op.PROD: ("*", "1")}
 
 
@@ -37,7 +57,8 @@ def render_vertical(k: Kernel, fname: str, args: str, decl, store) -> str:
     t = decl.ctype(k.acc.dtype)
     outer, n_inner = k.loops[:-1], k.loops[-1]
     inner = f"o{len(k.loops) - 1}"
-    blocks = -(-n_inner // BLOCK)
+    bs = block_size(k)
+    blocks = -(-n_inner // bs)
     lines = [f"void {fname}({args}) {{"]
     loops = [(f"o{i}", n) for i, n in enumerate(outer)] + [("blk", blocks)]
     work = math.prod(k.loops) * k.red_loops[0]
@@ -48,9 +69,9 @@ def render_vertical(k: Kernel, fname: str, args: str, decl, store) -> str:
     for name, n in loops:
         lines.append(f"{ind}for (long {name} = 0; {name} < {n}; {name}++) {{")
         ind += "  "
-    lines.append(f"{ind}long lo = blk * {BLOCK}, hi = lo + {BLOCK} < {n_inner} ? lo + {BLOCK} "
+    lines.append(f"{ind}long lo = blk * {bs}, hi = lo + {bs} < {n_inner} ? lo + {bs} "
                  f": {n_inner};")
-    lines.append(f"{ind}{t} accs[{BLOCK}];")
+    lines.append(f"{ind}{t} accs[{bs}];")
     lines.append(f"{ind}for (long j = 0; j < hi - lo; j++) accs[j] = {init};")
     lines.append(f"{ind}for (long r0 = 0; r0 < {k.red_loops[0]}; r0++) {{")
     lines.append(f"{ind}  #pragma omp simd")
