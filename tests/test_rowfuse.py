@@ -134,3 +134,10 @@ def test_wide_rows_do_not_save_on_the_stack(rng):
     assert k.saved == []
     e = np.exp(a - a.max(-1, keepdims=True))
     np.testing.assert_allclose(y.numpy(), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-9)
+
+
+def test_rows_read_whole_are_prefetched_ahead():
+    x, w = torch.randn(6, 40), torch.randn(40)
+    (k,) = full_schedule([torch.nn.functional.layer_norm(x, (40,), w).node]).kernels
+    lines = [ln for ln in k.source.splitlines() if "__builtin_prefetch" in ln]
+    assert len(lines) == 1 and "in0[(o0 + 2) * 40 + q]" in lines[0]   # x, not the weight

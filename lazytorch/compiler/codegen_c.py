@@ -348,6 +348,12 @@ def render_row(k: RowKernel, fname: str, pname) -> str:
     if k.rows * k.cols >= PARALLEL_WORK:
         lines.append("  #pragma omp parallel for schedule(static)")
     lines.append(f"  for (long o0 = 0; o0 < {k.rows}; o0++) {{")
+    # rows read whole from memory: ask for the row after next now, so that the passes over
+    # this row (in cache) overlap with memory fetching the next ones
+    for p in _streamed_rows(k):
+        per_line = 64 // p.dtype.itemsize
+        lines.append(f"    if (o0 + 2 < {k.rows}) for (long q = 0; q < {k.cols}; q += {per_line}) "
+                     f"__builtin_prefetch(&{p.name}[(o0 + 2) * {k.cols} + q], 0, 3);")
     for j, (_, v) in enumerate(k.saved):
         lines.append(f"    {ctype(v.dtype)} row{j}[{k.cols}];")
     for i, st in enumerate(k.stages):
@@ -397,6 +403,19 @@ def render_row(k: RowKernel, fname: str, pname) -> str:
     lines.append("  }")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _streamed_rows(k: RowKernel) -> list:
+    """The parameters a row kernel reads row by row (index o0 * cols + the column)."""
+    out = []
+    for m, col in [*((st, "r0") for st in k.stages), (k.final, "o1")]:
+        for v in m.vals:
+            if v.kind == "load" and not v.arg[2]:
+                e = v.arg[1]
+                if e.const == 0 and e.coef("o0") == k.cols and e.coef(col) == 1 and \
+                        len(e.terms) == 2 and k.params[v.arg[0]] not in out:
+                    out.append(k.params[v.arg[0]])
+    return out
 
 
 def render_driver(name: str, calls: list[tuple[int, list[int]]]) -> str:
