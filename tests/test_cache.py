@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import debug, realize
+from lazytorch import debug
 from lazytorch.compiler import schedule
 from lazytorch.runtime import cpu
 from lazytorch.tensor import realize_tensors
@@ -134,7 +134,7 @@ def test_a_realize_compiles_in_two_concurrent_compiler_runs(c_backend, fresh_cac
     y = ((torch.tensor(a) * 1.0625) @ torch.tensor(b)).relu() @ torch.tensor(c)
     n = len(schedule(y))
     assert n >= 2
-    monkeypatch.setattr(realize, "_cores", lambda: 2)   # so it holds on one core too
+    monkeypatch.setattr(cpu, "cores", lambda: 2)   # so it holds on one core too
     events = _record_compiles(monkeypatch)
     debug.reset_stats()
     out = y.numpy()

@@ -4,9 +4,9 @@ accumulators, each reduce step streaming a contiguous row ("vertical" reduction)
 from __future__ import annotations
 
 import math
-import os
 
 from ..ops import Op
+from ..runtime import cpu
 from .kernel import Kernel
 
 # outputs accumulated together: long contiguous runs of each row keep the prefetchers
@@ -19,16 +19,10 @@ MIN_BLOCK = 128
 def block_size(k: Kernel) -> int:
     """Outputs per block: BLOCK, or fewer so that every core gets a block."""
     outer, n = math.prod(k.loops[:-1]), k.loops[-1]
-    want = max(1, -(-_cores() // outer))          # blocks each outer iteration should have
+    want = max(1, -(-cpu.cores() // outer))          # blocks each outer iteration should have
     b = min(BLOCK, -(-n // want))
     return max(MIN_BLOCK, -(-b // 16) * 16)
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 _MONOID = {Op.SUM: ("+", "0"), Op.PROD: ("*", "1")}
 
 

@@ -186,6 +186,15 @@ def address(lib: ctypes.CDLL, name: str) -> int:
     return ctypes.cast(lib[name], ctypes.c_void_p).value
 
 
+@functools.cache
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def function(lib: ctypes.CDLL, name: str, nargs: int):
     fn = lib[name]
     fn.argtypes = [ctypes.c_void_p] * nargs

@@ -1,0 +1,286 @@
+"""A compiled realize: build_plan() turns a graph into kernels (passes, schedule, C, at most two
+concurrent compiler runs) and a Plan that replays them for new data with one call into C."""
+from __future__ import annotations
+
+import ctypes
+import functools
+import threading
+import time
+
+import numpy as np
+
+from . import debug
+from .compiler import codegen_c
+from .compiler.passes import optimize
+from .compiler.passes.memory import plan_memory
+from .compiler.schedule import Schedule, schedule_graph
+from .graph import Graph, Node
+from .ops import Op
+from .runtime import cpu, interpreter, memory
+
+
+class Plan:
+    """A compiled realize: kernels with their argument slots, replayed for new data.
+
+    Slots are numbered inputs first, then the arena. Scratch slots (intermediates) belong to
+    the plan and are allocated once; output slots come from the buffer pool each run. A
+    compiled driver calls every kernel in order, through the kernels' addresses (they may sit
+    in several modules), with its slots of one pointer array, so a replay is one call into C.
+    """
+
+    def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
+                 arena: list[int], keep: set[int], driver=None, fptrs=None):
+        self.schedule = schedule
+        self.steps = steps                  # (kernel function, argument slots) per kernel
+        self.n_inputs = n_inputs
+        self.out_slots = out_slots
+        self.arena = arena                  # bytes per slot past the inputs
+        self.keep = keep
+        self.driver = driver                # void driver(void** slots, void** kernels)
+        self._fptrs = fptrs                 # the kernels' addresses, bound once
+        self.build_ms = 0.0
+        self._fresh = [(s, arena[s - n_inputs]) for s in sorted(keep)]
+        self._scratch: dict[int, np.ndarray] | None = None
+        self._argv = (ctypes.c_void_p * (n_inputs + len(arena)))()
+        self._lock = threading.Lock()
+
+    def run(self, inputs: list[np.ndarray], addrs: list[int] | None = None) -> list[np.ndarray]:
+        """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
+        if addrs is None:
+            addrs = [a.ctypes.data for a in inputs]
+        observed = debug.get_level() >= 2 or debug.check_mode()
+        if observed or not self._lock.acquire(blocking=False):
+            # a debug run, or this plan is already running (another thread): private arrays
+            arrays = list(inputs) + [np.empty(n, np.uint8) for n in self.arena]
+            ptrs = [a.ctypes.data for a in arrays]
+            if observed:
+                self._run_observed(arrays, ptrs)
+            else:
+                for fn, slots in self.steps:
+                    fn(*(ptrs[s] for s in slots))
+            debug.STATS["kernels_launched"] += len(self.steps)
+            return [arrays[s] for s in self.out_slots]
+        try:
+            argv = self._argv
+            if self._scratch is None:
+                self._scratch = {}
+                for i, n in enumerate(self.arena):
+                    slot = self.n_inputs + i
+                    if slot not in self.keep:
+                        a = self._scratch[slot] = np.empty(n, np.uint8)
+                        argv[slot] = a.ctypes.data
+            for i, a in enumerate(addrs):
+                argv[i] = a
+            made = {}
+            for slot, n in self._fresh:
+                made[slot], argv[slot] = memory.alloc(n)
+            if self.driver is not None:
+                self.driver(argv, self._fptrs)
+        finally:
+            self._lock.release()
+        debug.STATS["kernels_launched"] += len(self.steps)
+        return [made[s] if s in made else inputs[s] if s < self.n_inputs else self._scratch[s]
+                for s in self.out_slots]
+
+    def _run_observed(self, arrays, ptrs) -> None:
+        """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
+        from .sites import api_of
+        lvl, checking = debug.get_level(), debug.check_mode()
+        for k, (fn, slots) in zip(self.schedule.kernels, self.steps):
+            t0 = time.perf_counter()
+            fn(*(ptrs[s] for s in slots))
+            dt_s = time.perf_counter() - t0
+            if lvl >= 2:
+                nbytes = sum(n.numel * n.dtype.itemsize for n in [k.output, *k.inputs])
+                names = list(dict.fromkeys(api_of(n) or n.op.name.lower() for n in k.nodes
+                                           if n.op not in _QUIET))
+                debug.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
+                          f"  {', '.join(names) or 'copy'}")
+            if checking:
+                _check_kernel(k, [_typed(arrays[s], n) for s, n in zip(slots,
+                                                                         [k.output, *k.inputs])])
+
+
+_QUIET = {Op.RESHAPE, Op.EXPAND, Op.CONST, Op.BUFFER, Op.DETACH}
+
+
+def _typed(a: np.ndarray, n: Node) -> np.ndarray:
+    return a if a.dtype == n.dtype.np and a.shape == n.shape else \
+        a.view(n.dtype.np).reshape(n.shape)
+
+
+class KernelMismatch(RuntimeError):
+    """Check mode: a compiled kernel disagreed with the reference interpreter."""
+
+
+def _check_kernel(k, arrays: list[np.ndarray]) -> None:
+    from .sites import site_of
+    got, ins = arrays[0], dict(zip(k.inputs, arrays[1:]))
+    # a buffer the kernel never reads (an empty tensor, a fully padded region) is no param
+    (ref,) = interpreter.run_graph([k.output], lambda n: ins.get(n) if n.op is not Op.BUFFER
+                                   else ins.get(n, np.zeros(n.shape, n.dtype.np)))
+    if got.dtype.kind == "f":
+        eps = float(np.finfo(got.dtype).eps)  # half differs in the last bits more often
+        bad = ~np.isclose(got, ref, rtol=max(1e-4, 8 * eps), atol=max(1e-5, eps),
+                          equal_nan=True)
+    else:
+        bad = got != ref
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[:5]
+    diffs = "; ".join(f"at {tuple(int(i) for i in w)}: kernel {got[tuple(w)]!r} vs "
+                      f"interpreter {ref[tuple(w)]!r}" for w in where)
+    lines = list(dict.fromkeys(s for n in k.nodes if (s := site_of(n))))
+    raise KernelMismatch(f"{k.name} ({', '.join(k.ops) or 'copy'}) differs from the reference "
+                         f"interpreter in {int(bad.sum())} of {bad.size} elements: {diffs}\n"
+                         f"ops created at: {', '.join(lines) or 'unknown'}\n"
+                         f"source:\n{k.source}")
+
+
+def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
+    lvl = debug.get_level()
+    t0 = time.perf_counter()
+    g = Graph(outputs)
+    if lvl >= 3:
+        debug.log(f"--- IR before passes\n{g}")
+    g = optimize(g, (lambda name, gr: debug.log(f"--- after {name}\n{gr}")) if lvl >= 5
+                 else None)
+    sched = schedule_graph(g)
+    for k in sched.kernels:
+        k.source = codegen_c.render_kernel(k)
+    if lvl >= 3:
+        debug.log(f"--- scheduled\n{format_schedule(sched)}")
+    if lvl >= 4:
+        for k in sched.kernels:
+            debug.log(f"--- {k.name}\n{k.source}")
+    slot: dict[Node, int] = {b: i for i, b in enumerate(inputs)}
+    outs = set(o for o in g.outputs if o.op is not Op.BUFFER)
+    order = [(k.output, k.inputs) for k in sched.kernels]
+    arena_of = plan_memory(order, outs)
+    arena: list[int] = []
+    arena_slot: dict[int, int] = {}
+    for k in sched.kernels:
+        a = arena_of[k.output]
+        if a not in arena_slot:
+            arena_slot[a] = len(inputs) + len(arena)
+            arena.append(k.output.numel * k.output.dtype.itemsize)
+        slot[k.output] = arena_slot[a]
+    steps = []
+    driver = fptrs = None
+    if sched.kernels:
+        head = _module_header_sha()
+        syms: dict[str, str] = {}      # kernel name -> symbol (a hash of its code)
+        first: dict[str, object] = {}  # symbol -> its first kernel
+        cost: dict[str, int] = {}
+        for k in sched.kernels:
+            src = codegen_c.render_kernel_named(k, "F")
+            sym = syms[k.name] = "lt_" + cpu._sha((head + src).encode())[:16]
+            if sym not in first:
+                first[sym] = k
+                cost[sym] = len(src) + _KERNEL_COST + (_GEMM_COST if "lt_gemm_" in src else 0)
+        fidx = {sym: i for i, sym in enumerate(first)}
+        calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
+                 for k in sched.kernels]
+        dname = "lt_plan_" + cpu._sha(repr(calls).encode())[:16]
+        libs = {sym: cpu.find(sym) for sym in [*first, dname]}
+        todo = [sym for sym in first if libs[sym] is None]
+        groups = _split(todo, cost)
+        srcs = [codegen_c.render_module([first[sym] for sym in g], syms) for g in groups]
+        if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
+            if not groups:
+                groups, srcs = [[]], [""]
+            i = min(range(len(groups)), key=lambda i: sum(cost[s] for s in groups[i]))
+            groups[i] = groups[i] + [dname]
+            srcs[i] += codegen_c.render_driver(dname, calls)
+        if srcs:
+            try:
+                built = cpu.build(srcs, groups)
+            except cpu.CompileError as e:
+                raise KernelCompileError(
+                    str(e), _failing_kernels([first[s] for s in todo], syms)) from e
+            libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
+        debug.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
+        for k in sched.kernels:
+            fn = cpu.function(libs[syms[k.name]], syms[k.name], len(k.params))
+            steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
+        fptrs = (ctypes.c_void_p * len(first))(*(cpu.address(libs[s], s) for s in first))
+        driver = cpu.function(libs[dname], dname, 2)
+    plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
+                {slot[o] for o in outs}, driver, fptrs)
+    plan.build_ms = (time.perf_counter() - t0) * 1e3
+    return plan
+
+
+# compile cost of a kernel, in characters of its C source: gcc's time grows with the source,
+# plus about this much per function (measured here: ~60 ms a process, ~40 ms a small kernel,
+# ~200 ms a 3,900-character GEMM)
+_KERNEL_COST = 600
+# a GEMM kernel is short but calls the shared lt_gemm core, which a module compiles once
+_GEMM_COST = 1500
+# below this total (~200 ms of compiling) a second compiler process saves little time and
+# costs another header parse
+_SPLIT_COST = 4000
+
+
+def _split(syms: list[str], cost: dict[str, int]) -> list[list[str]]:
+    """The kernels to compile in one module, or in two of about equal cost compiled at once
+    (the machine has two cores; each compiler process also parses the headers). Deterministic,
+    so the same plan yields the same modules and a new process finds them on disk."""
+    if len(syms) < 2 or sum(cost[s] for s in syms) < _SPLIT_COST or cpu.cores() < 2:
+        return [syms] if syms else []
+    a: list[str] = []
+    b: list[str] = []
+    wa = wb = 0
+    for sym in sorted(syms, key=lambda s: -cost[s]):   # longest first, into the lighter
+        if wa <= wb:
+            a.append(sym)
+            wa += cost[sym]
+        else:
+            b.append(sym)
+            wb += cost[sym]
+    order = {s: i for i, s in enumerate(syms)}
+    return [sorted(a, key=order.get), sorted(b, key=order.get)]
+
+
+@functools.cache
+def _module_header_sha() -> str:
+    """Hash of what every kernel module starts with: part of each kernel's symbol, since the
+    disk index finds compiled kernels by symbol."""
+    return cpu._sha(codegen_c.header_text().encode())
+
+
+def format_schedule(sched: Schedule) -> str:
+    """The scheduled program: one kernel call per line, with the ops it fuses."""
+    names: dict[Node, str] = {}
+    lines = []
+    for k in sched.kernels:
+        for n in k.inputs:
+            if n not in names:
+                names[n] = f"%{len(names)}"
+                lines.append(f"{names[n]}: {n.dtype.short}[{','.join(map(str, n.shape))}] = "
+                             f"{'buffer' if n.op is Op.BUFFER else 'stored'}")
+        names[k.output] = f"%{len(names)}"
+        o = k.output
+        args = ", ".join(names[n] for n in k.inputs)
+        lines.append(f"{names[o]}: {o.dtype.short}[{','.join(map(str, o.shape))}] = "
+                     f"{k.name}({args})  # {', '.join(k.ops) or 'copy'}")
+    return "\n".join(lines)
+
+
+class KernelCompileError(RuntimeError):
+    """The C compiler rejected some kernels; `kernels` are the ones that fail on their own."""
+
+    def __init__(self, message: str, kernels: list):
+        super().__init__(message)
+        self.kernels = kernels
+
+
+def _failing_kernels(kernels, syms) -> list:
+    """Compile each kernel alone to find the ones the compiler rejects (only on failure)."""
+    bad = []
+    for k in kernels:
+        try:
+            cpu.build([codegen_c.render_module([k], {k.name: syms[k.name]})])
+        except cpu.CompileError:
+            bad.append(k)
+    return bad
