@@ -164,52 +164,39 @@ def _train_step(lib, model, opt, x, y, loss_fn):
     return step
 
 
-def mlp_workload(rng):
-    x = rng.standard_normal((128, 784)).astype(np.float32)
-    y = rng.integers(0, 10, 128)
+def _train_workload(name, rng, x_shape, make_model):
+    """A forward+backward+SGD step with cross-entropy on random data, for each library."""
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    y = rng.integers(0, 10, x_shape[0])
 
     def build(lib):
-        nn = lib.nn
         lib.manual_seed(0)
-        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                              nn.Linear(256, 10))
+        model = make_model(lib.nn)
         opt = lib.optim.SGD(model.parameters(), lr=0.01)
-        return _train_step(lib, model, opt, lib.tensor(x), lib.tensor(y),
-                           nn.functional.cross_entropy)
+        step = _train_step(lib, model, opt, lib.tensor(x), lib.tensor(y),
+                           lib.nn.functional.cross_entropy)
+        return lambda: step().item()  # the loss value is needed each step
     try:
-        lt_step = build(lt)
-        lt_run = lambda: lt_step().item()  # noqa: E731  (the loss value is needed each step)
+        lt_run = build(lt)
     except Exception as e:  # nn/optim missing
         lt_run = _missing(e)
-    th_run = None
-    if torch is not None:
-        th_step = build(torch)
-        th_run = lambda: th_step().item()  # noqa: E731
-    return ("MLP 784-256-256-10 step", None, None, lt_run, None, th_run)
+    th_run = build(torch) if torch is not None else None
+    return (name, None, None, lt_run, None, th_run)
+
+
+def mlp_workload(rng):
+    return _train_workload(
+        "MLP 784-256-256-10 step", rng, (128, 784),
+        lambda nn: nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, 10)))
 
 
 def cnn_workload(rng):
-    x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, 32)
-
-    def build(lib):
-        nn = lib.nn
-        lib.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3),
-                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 5 * 5, 10))
-        opt = lib.optim.SGD(model.parameters(), lr=0.01)
-        return _train_step(lib, model, opt, lib.tensor(x), lib.tensor(y),
-                           nn.functional.cross_entropy)
-    try:
-        lt_step = build(lt)
-        lt_run = lambda: lt_step().item()  # noqa: E731
-    except Exception as e:
-        lt_run = _missing(e)
-    th_run = None
-    if torch is not None:
-        th_step = build(torch)
-        th_run = lambda: th_step().item()  # noqa: E731
-    return ("CNN train step", None, None, lt_run, None, th_run)
+    return _train_workload(
+        "CNN train step", rng, (32, 1, 28, 28),
+        lambda nn: nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                 nn.Linear(16 * 5 * 5, 10)))
 
 
 def _missing(e):

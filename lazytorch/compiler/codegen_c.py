@@ -185,6 +185,13 @@ def _red_update(k: Kernel, v: str) -> list[str]:
     return [f"if ({v} {cmp} best || ({v} != {v} && best == best)) {{ best = {v}; acc = {r}; }}"]
 
 
+def statements(k: Kernel, pname, levels) -> list[str]:
+    """One C declaration per value of k whose level is in `levels` (0: outer, 1: reduce body,
+    2: after the reduction), sources first; the accumulator itself is declared apart."""
+    return [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in k.vals
+            if v.kind != "acc" and k.level[id(v)] in levels]
+
+
 def render_kernel(k: Kernel) -> str:
     """The kernel as a C function named after the kernel."""
     return render_kernel_named(k, k.name)
@@ -198,8 +205,7 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
     spec = match_gemm(k) if getattr(k, "scatter", None) is None else None
     if spec is not None:
         def epilogue() -> list[str]:
-            out = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in k.vals
-                   if v.kind != "acc" and k.level[id(v)] != 1]
+            out = statements(k, pname, (0, 2))
             out.append(f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};")
             return out
         return render_gemm(k, spec, fname, pname, epilogue)
@@ -207,8 +213,7 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
     if k.acc is not None and k.acc.dtype != dt.float16 and is_vertical(k):
         def decl(level: int) -> list[str]:
-            return [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in k.vals
-                    if v.kind != "acc" and k.level[id(v)] == level]
+            return statements(k, pname, (level,))
         decl.ctype = ctype
         store = f"out0[{k.store_index.render()}] = {_store(k, k.store_val.name)};"
         return render_vertical(k, fname, args, decl, store)
@@ -219,9 +224,8 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         lines.append("  " * ind + s)
 
     def stmts(level: int) -> None:
-        for v in k.vals:
-            if v.kind != "acc" and k.level[id(v)] == level:
-                emit(f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
+        for line in statements(k, pname, (level,)):
+            emit(line)
 
     work = math.prod(k.loops) * math.prod(k.red_loops)
     parallel = (getattr(k, "scatter", None) is None and k.loops and math.prod(k.loops) > 1
@@ -267,9 +271,8 @@ def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
         lines.append("  " * ind + s)
 
     def stmts(level: int) -> None:
-        for v in k.vals:
-            if v.kind != "acc" and k.level[id(v)] == level:
-                emit(f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
+        for line in statements(k, pname, (level,)):
+            emit(line)
 
     if k.red_op in (Op.ARGMAX, Op.ARGMIN):
         src = k.red_val.dtype
@@ -359,8 +362,7 @@ def render_row(k: RowKernel, fname: str, pname) -> str:
     for i, st in enumerate(k.stages):
         lines.append(f"    {ctype(st.store_val.dtype)} st{i};")
         lines.append("    {")
-        body = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in st.vals
-                if v.kind != "acc" and st.level[id(v)] == 0]
+        body = statements(st, pname, (0,))
         red = reduce_lines(st, pname)
         for j, (si, v) in enumerate(k.saved):
             if si == i:  # store the saved value right after its statement in the loop
@@ -375,8 +377,7 @@ def render_row(k: RowKernel, fname: str, pname) -> str:
     f = k.final
     if f.red_op is not None:
         lines.append("    {")
-        body = [f"{ctype(v.dtype)} {v.name} = {_expr(v, pname)};" for v in f.vals
-                if v.kind != "acc" and f.level[id(v)] == 0]
+        body = statements(f, pname, (0,))
         body += reduce_lines(f, pname)
         body.append(f"out0[o0] = {_store(f, f.store_val.name)};")
         lines += ["      " + b for b in body]

@@ -162,6 +162,22 @@ static inline void lt_tile_SFX(const T* restrict a, const T* restrict b, T* rest
   }
 }
 
+/* one row block's A panel (mc x kc from A) packed into MR-row strips */
+static inline void lt_pack_a_SFX(T* restrict ap, const T* A, long mc, long kc, long am,
+                                 long ak) {
+  enum { MR = 6 };
+  for (long ir = 0; ir < mc; ir += MR)
+    lt_pack_SFX(ap + ir * kc, A + ir * am, mc - ir < MR ? mc - ir : MR, MR, kc, am, ak);
+}
+
+/* the tiles of one column strip jr of a row block: ws block at cw (row stride N) */
+static inline void lt_strip_SFX(const T* ap, const T* bp, T* restrict cw, long N, long mc,
+                                long nr, long kc, int add) {
+  enum { MR = 6 };
+  for (long ir = 0; ir < mc; ir += MR)
+    lt_tile_SFX(ap + ir * kc, bp, cw + ir * N, N, kc, mc - ir < MR ? mc - ir : MR, nr, add);
+}
+
 /* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
    B[k,j] = B[k*bk + j*bn]: BLIS-style blocking and packed panels, in one parallel region.
    B's panel is packed by all threads together; then the threads take whole MC-row blocks
@@ -189,25 +205,19 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
           #pragma omp for schedule(static)
           for (long ic = 0; ic < M; ic += MC) {
             long mc = M - ic < MC ? M - ic : MC;
-            for (long ir = 0; ir < mc; ir += MR)
-              lt_pack_SFX(ap + ir * kc, A + (ic + ir) * am + pc * ak,
-                          mc - ir < MR ? mc - ir : MR, MR, kc, am, ak);
+            lt_pack_a_SFX(ap, A + ic * am + pc * ak, mc, kc, am, ak);
             for (long jr = 0; jr < nc; jr += NR)
-              for (long ir = 0; ir < mc; ir += MR)
-                lt_tile_SFX(ap + ir * kc, bp + jr * kc, ws + (ic + ir) * N + jc + jr, N, kc,
-                            mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, add);
+              lt_strip_SFX(ap, bp + jr * kc, ws + ic * N + jc + jr, N, mc,
+                           nc - jr < NR ? nc - jr : NR, kc, add);
           }
         } else {
           for (long ic = 0; ic < M; ic += MC) {
             long mc = M - ic < MC ? M - ic : MC;
-            for (long ir = 0; ir < mc; ir += MR)
-              lt_pack_SFX(ap + ir * kc, A + (ic + ir) * am + pc * ak,
-                          mc - ir < MR ? mc - ir : MR, MR, kc, am, ak);
+            lt_pack_a_SFX(ap, A + ic * am + pc * ak, mc, kc, am, ak);
             #pragma omp for schedule(static) nowait
             for (long jr = 0; jr < nc; jr += NR)
-              for (long ir = 0; ir < mc; ir += MR)
-                lt_tile_SFX(ap + ir * kc, bp + jr * kc, ws + (ic + ir) * N + jc + jr, N, kc,
-                            mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR, add);
+              lt_strip_SFX(ap, bp + jr * kc, ws + ic * N + jc + jr, N, mc,
+                           nc - jr < NR ? nc - jr : NR, kc, add);
           }
           #pragma omp barrier
         }
