@@ -58,18 +58,51 @@ def test_reduction_lengths_across_panels(rng, k):
     np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("m,n", [(400, 200), (100, 600)])
+@pytest.mark.parametrize("m,n", [(400, 200), (145, 300), (50, 600)])
 def test_threads_split_rows_or_columns(rng, m, n):
-    # enough row blocks: threads take whole blocks; few: they share each block's columns
+    # as many row blocks as threads: threads take whole blocks, evened out (145 rows: 4
+    # blocks of 42 and a short one); fewer: they share each block's column strips. The
+    # epilogue runs on each finished block, so every split also checks it.
     a = rng.standard_normal((m, 300)).astype(np.float32)
     b = rng.standard_normal((300, n)).astype(np.float32)
-    out = torch.tensor(a) @ torch.tensor(b) + 1.0
-    np.testing.assert_allclose(out.numpy(), a.astype(np.float64) @ b + 1, rtol=1e-4,
-                               atol=1e-3)
+    ref = a.astype(np.float64) @ b + 1
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        one = (torch.tensor(a) @ torch.tensor(b) + 1.0).numpy()
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            out = torch.tensor(a) @ torch.tensor(b) + 1.0
+            np.testing.assert_allclose(out.numpy(), ref, rtol=1e-4, atol=1e-3)
     finally:
         torch.set_num_threads(before)
-    np.testing.assert_allclose(one, out.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_epilogue_over_several_column_blocks(rng):
+    # N past one column block (2048): each block's epilogue sees its own column range
+    a = rng.standard_normal((30, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 2100)).astype(np.float32)
+    bias = rng.standard_normal(2100).astype(np.float32)
+    y = (torch.tensor(a) @ torch.tensor(b) + torch.tensor(bias)).relu()
+    assert "_epi, &c" in _gemm_kernel(y).source
+    np.testing.assert_allclose(y.numpy(), np.maximum(a.astype(np.float64) @ b + bias, 0),
+                               rtol=1e-4, atol=1e-3)
+
+
+def test_batched_epilogue_reads_the_batch_index(rng):
+    a = rng.standard_normal((4, 40, 50)).astype(np.float32)
+    b = rng.standard_normal((4, 50, 60)).astype(np.float32)
+    bias = rng.standard_normal((4, 1, 60)).astype(np.float32)
+    y = torch.bmm(torch.tensor(a), torch.tensor(b)) * torch.tensor(bias)
+    assert "_epi, &c" in _gemm_kernel(y).source
+    np.testing.assert_allclose(y.numpy(), (a.astype(np.float64) @ b) * bias, rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_narrow_output_keeps_the_epilogue_after_the_gemm(rng):
+    # output loops that are not (rows, columns) (here 4 columns, too few to vectorize, so
+    # the GEMM runs transposed): the epilogue runs after the GEMM, in the output's loop order
+    a = rng.standard_normal((300, 90)).astype(np.float32)
+    b = rng.standard_normal((90, 4)).astype(np.float32)
+    y = (torch.tensor(a) @ torch.tensor(b)) * 2.0 + 1.0
+    assert "_epi, &c" not in _gemm_kernel(y).source
+    np.testing.assert_allclose(y.numpy(), (a.astype(np.float64) @ b) * 2 + 1, rtol=1e-4,
+                               atol=1e-3)

@@ -180,22 +180,34 @@ static inline void lt_strip_SFX(const T* ap, const T* bp, T* restrict cw, long N
 
 /* ws (M x N, row stride N) = (accumulate ? ws : 0) + A B, A[i,k] = A[i*am + k*ak],
    B[k,j] = B[k*bk + j*bn]: BLIS-style blocking and packed panels, in one parallel region.
-   B's panel is packed by all threads together; then the threads take whole MC-row blocks
-   when there are enough of them (each packs its own A block), else they share each block's
-   column strips (each packs the A block itself: no wait for one packer). */
+   B's panel is packed by all threads together; then the threads take whole row blocks when
+   there are at least as many blocks as threads (each packs its own A block; the block height
+   is evened out so no thread idles at the end), else they share each block's column strips
+   (each packs the A block itself: no wait for one packer). When epi is given, each finished
+   part of ws (rows i0..i1, columns j0..j1) goes to epi(ctx, i0, i1, j0, j1) right after its
+   last K panel, by the thread that computed it, while it is still in that core's cache. */
 static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, const T* B,
-                        long bk, long bn, T* restrict ws, int accumulate) {
+                        long bk, long bn, T* restrict ws, int accumulate, lt_epi epi,
+                        void* ctx) {
   enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
-  T* bp = aligned_alloc(64, ((NC + NR) * KC) * sizeof(T));
-  int by_rows = (M + MC - 1) / MC >= 2 * omp_get_max_threads();
-  #pragma omp parallel if (M * N * K > (1L << 20))
+  int par = M * N * K > (1L << 20);
+  int nt = par ? omp_get_max_threads() : 1;
+  long nb = (M + MC - 1) / MC;
+  int by_rows = nb >= nt;
+  long mcb = MC;
+  if (by_rows && nt > 1) {
+    long blocks = (nb + nt - 1) / nt * nt;
+    mcb = ((M + blocks - 1) / blocks + MR - 1) / MR * MR;
+  }
+  T* bp = lt_scratch(1, ((N < NC ? N : NC) + NR) * KC * sizeof(T));
+  #pragma omp parallel if (par)
   {
-    T* ap = aligned_alloc(64, MC * KC * sizeof(T));
+    T* ap = lt_scratch(2, MC * KC * sizeof(T));
     for (long jc = 0; jc < N; jc += NC) {
       long nc = N - jc < NC ? N - jc : NC;
       for (long pc = 0; pc < K; pc += KC) {
         long kc = K - pc < KC ? K - pc : KC;
-        int add = accumulate || pc > 0;
+        int add = accumulate || pc > 0, last = pc + kc == K;
         #pragma omp for schedule(static)
         for (long jr = 0; jr < nc; jr += NR) {
           long nr = nc - jr < NR ? nc - jr : NR;
@@ -203,32 +215,61 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
         }
         if (by_rows) {
           #pragma omp for schedule(static)
-          for (long ic = 0; ic < M; ic += MC) {
-            long mc = M - ic < MC ? M - ic : MC;
+          for (long ic = 0; ic < M; ic += mcb) {
+            long mc = M - ic < mcb ? M - ic : mcb;
             lt_pack_a_SFX(ap, A + ic * am + pc * ak, mc, kc, am, ak);
             for (long jr = 0; jr < nc; jr += NR)
               lt_strip_SFX(ap, bp + jr * kc, ws + ic * N + jc + jr, N, mc,
                            nc - jr < NR ? nc - jr : NR, kc, add);
+            if (last && epi) epi(ctx, ic, ic + mc, jc, jc + nc);
           }
         } else {
           for (long ic = 0; ic < M; ic += MC) {
             long mc = M - ic < MC ? M - ic : MC;
             lt_pack_a_SFX(ap, A + ic * am + pc * ak, mc, kc, am, ak);
             #pragma omp for schedule(static) nowait
-            for (long jr = 0; jr < nc; jr += NR)
-              lt_strip_SFX(ap, bp + jr * kc, ws + ic * N + jc + jr, N, mc,
-                           nc - jr < NR ? nc - jr : NR, kc, add);
+            for (long jr = 0; jr < nc; jr += NR) {
+              long nr = nc - jr < NR ? nc - jr : NR;
+              lt_strip_SFX(ap, bp + jr * kc, ws + ic * N + jc + jr, N, mc, nr, kc, add);
+              if (last && epi) epi(ctx, ic, ic + mc, jc + jr, jc + jr + nr);
+            }
           }
           #pragma omp barrier
         }
       }
     }
-    free(ap);
+    lt_release(2);
   }
-  free(bp);
+  lt_release(1);
 }
 """
-CORE = "".join(_CORE.replace("SFX", sfx).replace("T*", f"{t}*").replace("(T)", f"({t})")
+# scratch buffers and the epilogue callback type, shared by both element types
+_SHARED = r"""
+/* a grow-only scratch buffer per thread and slot, kept between calls (fresh pages cost a
+   fault each); one larger than LT_KEEP bytes is given back by lt_release */
+#define LT_KEEP (16L << 20)
+static __thread void* lt_buf[3];
+static __thread size_t lt_cap[3];
+static void* lt_scratch(int slot, size_t bytes) {
+  if (bytes > lt_cap[slot]) {
+    free(lt_buf[slot]);
+    lt_cap[slot] = (bytes + 4095) & ~(size_t)4095;
+    lt_buf[slot] = aligned_alloc(64, lt_cap[slot]);
+    if (!lt_buf[slot]) abort();
+  }
+  return lt_buf[slot];
+}
+static void lt_release(int slot) {
+  if (lt_cap[slot] > LT_KEEP) {
+    free(lt_buf[slot]);
+    lt_buf[slot] = 0;
+    lt_cap[slot] = 0;
+  }
+}
+/* a kernel's epilogue over rows i0..i1 and columns j0..j1 of the accumulator */
+typedef void (*lt_epi)(void* ctx, long i0, long i1, long j0, long j1);
+"""
+CORE = _SHARED + "".join(_CORE.replace("SFX", sfx).replace("T*", f"{t}*").replace("(T)", f"({t})")
                .replace("T vec", f"{t} vec").replace("T uvec", f"{t} uvec")
                .replace("T tile", f"{t} tile")
                for t, sfx in (("float", "f32"), ("double", "f64")))
@@ -237,7 +278,9 @@ CORE = "".join(_CORE.replace("SFX", sfx).replace("T*", f"{t}*").replace("(T)", f
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
     """C source of the GEMM kernel `fname`: per batch, lt_gemm into a row-major accumulator
     (summed over any other reduce loops), then emit_epilogue() (statements of levels 0 and 2
-    and the store, reading `acc`) over the output in the kernel's loop order."""
+    and the store, reading `acc`) over the output. When the output loops are rows then
+    columns, the epilogue is a function lt_gemm calls on each finished block, in parallel and
+    while the block is in cache; otherwise it runs after the GEMM in the kernel's loop order."""
     t = "float" if spec.dtype == dt.float32 else "double"
     sfx = "f32" if spec.dtype == dt.float32 else "f64"
     M = spec.m[1] if spec.m else 1
@@ -248,39 +291,64 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     A, B = pname(spec.a.arg[0]), pname(spec.b.arg[0])
     mv = spec.m[0] if spec.m else "mrow"
     nv = spec.n[0] if spec.n else "ncol"
-    args = ", ".join(f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}"
-                     for p in k.params)
-    L = [f"void {fname}({args}) {{",
-         f"  {t}* ws = aligned_alloc(64, (({M}L * {N}L * sizeof({t}) + 63) / 64) * 64);"]
+    decls = [f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}"
+             for p in k.params]
+    loops = [(f"o{i}", s) for i, s in enumerate(k.loops)
+             if f"o{i}" not in {nm for nm, _ in spec.batch}]
+    fused = not spec.red_outer and spec.m and spec.n and loops == [spec.m, spec.n]
+    L = []
+    if fused:
+        ctx = f"{fname}_ctx"
+        L.append(f"struct {ctx} {{ {' '.join(d.replace(' restrict', '') + ';' for d in decls)} "
+                 f"const {t}* ws; {' '.join(f'long {b};' for b, _ in spec.batch)} }};")
+        L.append(f"static void {fname}_epi(void* cv, long i0, long i1, long j0, long j1) {{")
+        L.append(f"  const struct {ctx}* c = cv;")
+        L.extend(f"  {d} = c->{p.name};" for d, p in zip(decls, k.params))
+        L.append(f"  const {t}* restrict ws = c->ws;")
+        L.extend(f"  long {b} = c->{b};" for b, _ in spec.batch)
+        L.append(f"  for (long {mv} = i0; {mv} < i1; {mv}++) {{")
+        L.append("    #pragma omp simd")
+        L.append(f"    for (long {nv} = j0; {nv} < j1; {nv}++) {{")
+        L.append(f"      {t} acc = ws[{mv} * {N} + {nv}];")
+        L.extend("      " + line for line in emit_epilogue())
+        L.append("    }")
+        L.append("  }")
+        L.append("}")
+    L.append(f"void {fname}({', '.join(decls)}) {{")
+    L.append(f"  {t}* ws = lt_scratch(0, {M}L * {N}L * sizeof({t}));")
+    if fused:
+        L.append(f"  struct {ctx} c = {{ {', '.join(p.name for p in k.params)}, ws }};")
     for name, size in spec.batch:
         L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
+        if fused:
+            L.append(f"  c.{name} = {name};")
     if spec.red_outer:
         L.append("  int accumulate = 0;")
     for name, size in spec.red_outer:
         L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
     acc = "accumulate" if spec.red_outer else "0"
+    epi = f"{fname}_epi, &c" if fused else "0, 0"
     L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
-             f"{bk}, {bn}, ws, {acc});")
+             f"{bk}, {bn}, ws, {acc}, {epi});")
     if spec.red_outer:
         L.append("  accumulate = 1;")
     for _ in spec.red_outer:
         L.append("  }")
-    # epilogue over the output, in the kernel's own loop order
-    loops = [(f"o{i}", s) for i, s in enumerate(k.loops)
-             if f"o{i}" not in {nm for nm, _ in spec.batch}]
-    ind = "  "
-    for name, size in loops:
-        L.append(f"{ind}for (long {name} = 0; {name} < {size}; {name}++) {{")
-        ind += "  "
-    mi = mv if spec.m else "0"
-    ni = nv if spec.n else "0"
-    L.append(f"{ind}{t} acc = ws[{mi} * {N} + {ni}];")
-    L.extend(ind + line for line in emit_epilogue())
-    for _ in loops:
-        ind = ind[:-2]
-        L.append(f"{ind}}}")
+    if not fused:
+        # epilogue over the output, in the kernel's own loop order
+        ind = "  "
+        for name, size in loops:
+            L.append(f"{ind}for (long {name} = 0; {name} < {size}; {name}++) {{")
+            ind += "  "
+        mi = mv if spec.m else "0"
+        ni = nv if spec.n else "0"
+        L.append(f"{ind}{t} acc = ws[{mi} * {N} + {ni}];")
+        L.extend(ind + line for line in emit_epilogue())
+        for _ in loops:
+            ind = ind[:-2]
+            L.append(f"{ind}}}")
     for _ in spec.batch:
         L.append("  }")
-    L.append("  free(ws);")
+    L.append("  lt_release(0);")
     L.append("}")
     return "\n".join(L)

@@ -15,8 +15,12 @@ from .files import atomic_write
 
 # OpenMP threads that spin while waiting stall whole kernels when another process holds the
 # other core (measured here: a 1024^3 matmul took 304 ms with spinning and 62 ms without);
-# sleeping waiters cost ~1 us per parallel region. Read when libgomp loads, so set it first.
+# but a waiter that sleeps at once makes every barrier a futex round trip: a 256x128x784
+# matmul's two threads ran no faster than one. A short spin (1000 pauses, tens of
+# microseconds) covers the skew at a barrier inside a kernel and still sleeps between
+# kernels: that matmul went from 770 to 420 us. Read when libgomp loads, so set them first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
           "-fopenmp", "-std=gnu11", "-w"]
