@@ -2,8 +2,10 @@
 concurrent compiler runs) and a Plan that replays them for new data with one call into C."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import gc
 import threading
 import time
 
@@ -137,17 +139,39 @@ def _check_kernel(k, arrays: list[np.ndarray]) -> None:
                          f"source:\n{k.source}")
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """No cyclic garbage collection inside: compiling a graph allocates many objects and
+    frees no cycles, and with a large graph alive each collection walks all of it (a third
+    of the time to schedule 10,000 ops)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
+    """Passes, schedule and C source (each kernel's `source`) for the graph of `outputs`."""
+    with gc_paused():
+        g = Graph(outputs)
+        if lvl >= 3:
+            debug.log(f"--- IR before passes\n{g}")
+        g = optimize(g, (lambda name, gr: debug.log(f"--- after {name}\n{gr}")) if lvl >= 5
+                     else None)
+        sched = schedule_graph(g)
+        for k in sched.kernels:
+            k.source = codegen_c.render_kernel(k)
+    return g, sched
+
+
 def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     lvl = debug.get_level()
     t0 = time.perf_counter()
-    g = Graph(outputs)
-    if lvl >= 3:
-        debug.log(f"--- IR before passes\n{g}")
-    g = optimize(g, (lambda name, gr: debug.log(f"--- after {name}\n{gr}")) if lvl >= 5
-                 else None)
-    sched = schedule_graph(g)
-    for k in sched.kernels:
-        k.source = codegen_c.render_kernel(k)
+    g, sched = compile_graph(outputs, lvl)
     if lvl >= 3:
         debug.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:

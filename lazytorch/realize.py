@@ -11,12 +11,17 @@ import weakref
 import numpy as np
 
 from . import debug
-from .compiler import codegen_c
-from .compiler.passes import optimize
-from .compiler.schedule import Schedule, schedule_graph
-from .graph import Graph, Node, NodeTable, toposort
+from .compiler.schedule import Schedule
+from .graph import Node, NodeTable, toposort
 from .ops import Op
-from .plan import KernelCompileError, KernelMismatch, Plan, build_plan, format_schedule  # noqa: F401
+from .plan import (  # noqa: F401
+    KernelCompileError,
+    KernelMismatch,
+    Plan,
+    build_plan,
+    compile_graph,
+    format_schedule,
+)
 from .runtime import interpreter, memory
 from .sites import inherit
 
@@ -253,7 +258,4 @@ def realize(nodes: list[Node]) -> list[Node]:
 def schedule(nodes: list[Node]) -> Schedule:
     """The kernels realizing `nodes` would run, with their C source (nothing is run)."""
     outputs, _ = substitute([n for n in nodes if n.op is not Op.BUFFER])
-    sched = schedule_graph(optimize(Graph(outputs)))
-    for k in sched.kernels:
-        k.source = codegen_c.render_kernel(k)
-    return sched
+    return compile_graph(outputs)[1]

@@ -42,3 +42,22 @@ def test_replayed_plan_gives_fresh_results(rng):
         b = rng.standard_normal((3, 4)).astype(np.float32)
         got = _graph(torch.tensor(a), torch.tensor(b)).numpy()
         np.testing.assert_allclose(got, (np.exp(a * 2 + b) - a).sum(0), rtol=1e-5)
+
+
+def test_compiling_pauses_the_collector_and_restores_it():
+    import gc
+
+    from lazytorch.plan import compile_graph, gc_paused
+    x = torch.randn(8)
+    y = (x * 2 + 1).exp()
+    seen = []
+    with gc_paused():
+        seen.append(gc.isenabled())
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        _, sched = compile_graph([y.node])
+        assert not gc.isenabled()   # left as the caller had it
+    finally:
+        gc.enable()
+    assert len(sched.kernels) == 1 and "exp" in sched.kernels[0].source

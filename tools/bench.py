@@ -233,23 +233,19 @@ def record_cost() -> tuple[float, float]:
 
 
 def schedule_scaling(n_ops: int) -> tuple[float, int]:
-    """Seconds to prepare a new n_ops-op graph for the compiler (substitute, structure key,
-    passes, schedule, C source; no C compiler run), and its kernel count. The graph mixes
-    elementwise chains with a reduction every 8 ops, as a deep network's forward does."""
-    from lazytorch.compiler import codegen_c
-    from lazytorch.compiler.passes import optimize
-    from lazytorch.graph import Graph
-    from lazytorch.realize import schedule_graph, structure_key, substitute
+    """Seconds to prepare a new n_ops-op graph for the compiler as realize does (substitute
+    and structure key, passes, schedule, C source; no C compiler run), and its kernel count.
+    The graph mixes elementwise chains with a reduction every 8 ops, as a deep network's
+    forward does."""
+    from lazytorch.plan import compile_graph
+    from lazytorch.realize import prepare
     x = lt.randn(64)
     y = x
     for _ in range(n_ops // 8):
         y = ((y * 0.5 + x).tanh() * 2 - 1).exp() - y.mean() + 1   # 8 ops
     t0 = time.perf_counter()
-    outs, ins = substitute([y.node])
-    structure_key(outs, ins)
-    sched = schedule_graph(optimize(Graph(outs)))
-    for k in sched.kernels:
-        codegen_c.render_kernel(k)
+    outs, _, _ = prepare([y.node])
+    _, sched = compile_graph(outs)
     return time.perf_counter() - t0, len(sched.kernels)
 
 
