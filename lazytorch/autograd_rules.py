@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import dtypes as dt
 from .graph import Node, const, new_node
 from .ops import COMPARE, Op
@@ -229,9 +231,41 @@ def _unfold(n, g):
 
 def _gather(n, g):
     x, index = n.srcs
+    axis = n.arg
+    if index.shape[axis] == 1 and all(a == b for d, (a, b) in enumerate(zip(index.shape, x.shape))
+                                      if d != axis):
+        # one index per row (an argmax's, max-pool's): the gradient is g where the position
+        # along the axis equals the index, else 0; elementwise, so it fuses with what
+        # follows, where a scatter would be a kernel of its own over a zero-filled buffer
+        return (_one_hot_grad(g, index, axis, x.shape), None)
     zero = zeros_like(_n(Op.CAST, x, arg=g.dtype, dtype=g.dtype)) if x.dtype != g.dtype \
         else zeros_like(x)
-    return (Node(Op.SCATTER, (zero, index, g), (n.arg, "add"), x.shape, g.dtype), None)
+    return (Node(Op.SCATTER, (zero, index, g), (axis, "add"), x.shape, g.dtype), None)
+
+
+def _one_hot_grad(g: Node, index: Node, axis: int, shape) -> Node:
+    shape = tuple(shape)
+    pos = _positions(shape[axis], axis, len(shape), index.dtype)
+    hit = cmp(Op.CMPEQ, expand(pos, shape), expand(index, shape))
+    return where(hit, expand(g, shape), zeros_like(expand(g, shape)))
+
+
+_POSITIONS: dict[tuple, Node] = {}
+
+
+def _positions(n: int, axis: int, ndim: int, dtype: dt.DType) -> Node:
+    """A buffer 0..n-1 along `axis` of an ndim-dim shape of ones (kept: a training loop asks
+    for the same few each step)."""
+    key = (n, axis, ndim, dtype)
+    b = _POSITIONS.get(key)
+    if b is None:
+        from .runtime import memory
+        shape = [1] * ndim
+        shape[axis] = n
+        b = memory.buffer_node(np.arange(n, dtype=dtype.np).reshape(shape))
+        if n <= 4096 and len(_POSITIONS) < 256:
+            _POSITIONS[key] = b
+    return b
 
 
 def _scatter(n, g):

@@ -250,6 +250,9 @@ def test_gather_scatter():
     gradcheck(lambda a: torch.take_along_dim(a, idx[:, :2].t(), 0) * 2, A.T[:2].T)
     idx1 = torch.tensor([[0, 1, 1], [3, 3, 0], [2, 2, 2]])
     gradcheck(lambda a: a.gather(1, idx1).sin(), A)     # repeated indices add up
+    # one index per row (max-pool's argmax): the gradient is a one-hot select, no scatter
+    gradcheck(lambda a: a.gather(1, a.argmax(1, keepdim=True)).exp(), A)
+    gradcheck(lambda a: a.gather(0, torch.tensor([[2, 0, 1, 1]])) * 3, A)
 
     _need("scatter_add")
     src_idx = torch.tensor([[0, 2, 1, 2], [1, 0, 0, 2]])

@@ -577,3 +577,39 @@ def test_cnn_training_step_lowers_loss(compiled):
         losses.append(loss.item())
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 8, 6), 2), ((2, 2, 7, 9), 2), ((1, 2, 9, 9), 3),
+                                     ((2, 3, 7, 5), (2, 1))])
+def test_max_pool_tiling_windows_values_indices_and_first_max_gradient(backend, shape, k):
+    # stride = kernel, no padding: windows tile the input (a reshape, not a window view);
+    # odd sizes drop the last rows/columns as PyTorch's floor mode does. Integer values make
+    # ties, whose gradient must go to the first maximum only.
+    x = np.random.default_rng(21).integers(0, 3, shape).astype(np.float64)
+    t = torch.tensor(x, requires_grad=True)
+    vals, idx = F.max_pool2d(t, k, return_indices=True)
+    rv, ri = max_pool_ref(x, k)
+    np.testing.assert_array_equal(vals.detach().numpy(), rv)
+    np.testing.assert_array_equal(idx.numpy(), ri)
+    cot = np.random.default_rng(22).standard_normal(rv.shape)
+    (vals * torch.tensor(cot)).sum().backward()
+    want = np.zeros_like(x).reshape(shape[0], shape[1], -1)
+    for nc in np.ndindex(shape[0], shape[1]):
+        np.add.at(want[nc], ri[nc].ravel(), cot[nc].ravel())
+    np.testing.assert_allclose(t.grad.numpy(), want.reshape(shape), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_tiling_gradient_by_finite_differences():
+    x = np.random.default_rng(23).permutation(2 * 2 * 6 * 5).reshape(2, 2, 6, 5) * 0.1
+    grad_check(lambda x: F.max_pool2d(x, 2), lambda x: max_pool_ref(x, 2)[0], [x])
+    y = np.random.default_rng(24).permutation(2 * 3 * 8).reshape(2, 3, 8) * 0.1
+    grad_check(lambda y: F.max_pool1d(y, 4),
+               lambda y: max_pool_ref(y[:, :, None], (1, 4))[0][:, :, 0], [y])
+
+
+def test_max_pool_propagates_nan_like_pytorch():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = np.nan
+    out = F.max_pool2d(torch.tensor(x), 2).numpy()
+    assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1:, :]).any()
+    np.testing.assert_array_equal(out[0, 0, 0, 1], 7.0)

@@ -376,3 +376,21 @@ def test_plan_memory_frees_unread_nodes():
     t1, t2 = un(Op.EXP, x), un(Op.LOG, x)
     slots = plan_memory([(t1, [x]), (t2, [x])], set())
     assert slots == {t1: 0, t2: 0}
+
+
+def test_simplify_gather_at_own_argmax_is_max():
+    x = buf(1, (3, 4))
+    am = Node(Op.ARGMAX, (x,), (1,), (3, 1), dt.int64)
+    g = Node(Op.GATHER, (x, am), 1, (3, 1), F32)
+    out = simplify(Graph([g])).outputs[0]
+    assert out.op is Op.RMAX and out.srcs == (x,) and out.arg == (1,) and out.shape == (3, 1)
+    amin = Node(Op.ARGMIN, (x,), (1,), (3, 1), dt.int64)
+    out = simplify(Graph([Node(Op.GATHER, (x, amin), 1, (3, 1), F32)])).outputs[0]
+    assert out.op is Op.RMIN
+    # another tensor's argmax, or another axis: a real gather stays
+    y = buf(2, (3, 4))
+    other = Node(Op.GATHER, (y, am), 1, (3, 1), F32)
+    assert simplify(Graph([other])).outputs[0].op is Op.GATHER
+    am0 = Node(Op.ARGMAX, (x,), (0,), (1, 4), dt.int64)
+    across = Node(Op.GATHER, (x, am0), 1, (1, 4), F32)
+    assert simplify(Graph([across])).outputs[0].op is Op.GATHER

@@ -116,9 +116,11 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
     perm = (0, *range(2, 2 + nsp), 1, *range(2 + nsp, 2 + 2 * nsp))
     cols = win.permute(perm).reshape(n, L, g, cg * kk).permute(0, 2, 1, 3)
     cols = _contiguous(cols)
-    w = weight.reshape(g, og, cg * kk).transpose(1, 2)          # (g, cg*kk, og)
-    out = cols @ w                                              # (N, g, L, og)
-    out = out.permute(0, 1, 3, 2).reshape(n, o, *out_sp)
+    # weights on the left: the product comes out (N, g, og, L), channels then positions as
+    # the result's layout wants, and the GEMM's vectorized side is the long L, not og
+    w = weight.reshape(g, og, cg * kk)                          # (g, og, cg*kk)
+    out = w @ cols.transpose(-1, -2)                            # (N, g, og, L)
+    out = out.reshape(n, o, *out_sp)
     if bias is not None:
         out = out + bias.reshape(1, o, *([1] * nsp))
     return out.squeeze(0) if unbatched else out

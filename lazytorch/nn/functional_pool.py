@@ -77,8 +77,12 @@ def _max_pool(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, retu
         x = x.unsqueeze(0)
     extra = _ceil_pad(x, k, s, p, d, ceil_mode)
     lowest = -math.inf if x.dtype.is_floating_point else int(np.iinfo(x.dtype.np).min)
-    xp = pad_nodes(x, [(0, 0), (0, 0)] + [(pp, pp + e) for pp, e in zip(p, extra)], lowest)
-    win = _windows(xp, k, s, (0,) * nsp, d)                     # (N, C, *out, *k)
+    if tuple(s) == tuple(k) and not any(p) and all(dd == 1 for dd in d) and not any(extra):
+        win = _tiles(x, k)
+    else:
+        xp = pad_nodes(x, [(0, 0), (0, 0)] + [(pp, pp + e) for pp, e in zip(p, extra)],
+                       lowest)
+        win = _windows(xp, k, s, (0,) * nsp, d)                 # (N, C, *out, *k)
     flat = win.reshape(*win.shape[:2 + nsp], math.prod(k))
     idx = flat.argmax(-1, keepdim=True)
     # argmax indices are in range by construction: gather without the eager bounds check,
@@ -106,6 +110,19 @@ def _max_pool(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, retu
     if unbatched:
         flat_index = flat_index.squeeze(0)
     return values, flat_index
+
+
+def _tiles(x: Tensor, k) -> Tensor:
+    """(N, C, *spatial) -> (N, C, *out, *k) for windows that tile the input (stride = kernel,
+    no padding or dilation): a slice, a reshape and a permute, so the windows are read and
+    their gradients written with plain index arithmetic, no window view or padding."""
+    nsp = len(k)
+    out = [x.shape[2 + i] // kk for i, kk in enumerate(k)]
+    if any(o * kk != x.shape[2 + i] for i, (o, kk) in enumerate(zip(out, k))):
+        x = x[(slice(None), slice(None), *(slice(0, o * kk) for o, kk in zip(out, k)))]
+    split = x.reshape(x.shape[0], x.shape[1], *(v for o, kk in zip(out, k) for v in (o, kk)))
+    return split.permute(0, 1, *(2 + 2 * i for i in range(nsp)),
+                         *(3 + 2 * i for i in range(nsp)))
 
 
 def _arange_node(n: int, axis: int, nsp: int) -> Node:

@@ -32,6 +32,13 @@ def _fold(n: Node, srcs: tuple[Node, ...]) -> Node | None:
     return const(np.asarray(out).astype(n.dtype.np).item(), n.dtype, n.shape)
 
 
+def _is_argbest(n: Node, x: Node, axis: int, op: Op) -> bool:
+    """n is op (ARGMAX/ARGMIN) of x over `axis` alone, keeping it as a size-1 dim."""
+    return (n.op is op and n.srcs[0] is x and n.arg == (axis,) and len(n.shape) == len(x.shape)
+            and n.shape[axis] == 1)
+
+
+
 def _simplify_node(n: Node, srcs: tuple[Node, ...]) -> Node:
     op = n.op
     if op is Op.DETACH:  # only autograd cares
@@ -63,6 +70,12 @@ def _simplify_node(n: Node, srcs: tuple[Node, ...]) -> Node:
                 return srcs[1] if c else srcs[2]
             if srcs[1] is srcs[2]:
                 return srcs[1]
+    if op is Op.GATHER and _is_argbest(srcs[1], srcs[0], n.arg, Op.ARGMAX):
+        # x gathered at its own argmax along that axis is its max there (max-pool's value):
+        # a vectorized reduction instead of an index pass and a data-dependent load
+        return Node(Op.RMAX, (srcs[0],), (n.arg,), n.shape, n.dtype)
+    if op is Op.GATHER and _is_argbest(srcs[1], srcs[0], n.arg, Op.ARGMIN):
+        return Node(Op.RMIN, (srcs[0],), (n.arg,), n.shape, n.dtype)
     if op in (Op.RESHAPE, Op.EXPAND) and srcs[0].shape == n.shape:
         return srcs[0]
     if op is Op.PERMUTE and n.arg == tuple(range(len(n.shape))):
