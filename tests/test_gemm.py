@@ -106,3 +106,44 @@ def test_narrow_output_keeps_the_epilogue_after_the_gemm(rng):
     assert "_epi, &c" not in _gemm_kernel(y).source
     np.testing.assert_allclose(y.numpy(), (a.astype(np.float64) @ b) * 2 + 1, rtol=1e-4,
                                atol=1e-3)
+
+
+def test_small_batched_gemms_split_between_threads(rng):
+    # each GEMM is too small to split; the threads take whole GEMMs of the batch
+    a = rng.standard_normal((48, 20, 30)).astype(np.float32)
+    b = rng.standard_normal((48, 30, 40)).astype(np.float32)
+    bias = rng.standard_normal((48, 1, 40)).astype(np.float32)
+    ref = a.astype(np.float64) @ b
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            y = torch.bmm(torch.tensor(a), torch.tensor(b)) + torch.tensor(bias)
+            assert "#pragma omp for" in _gemm_kernel(y).source
+            np.testing.assert_allclose(y.numpy(), ref + bias, rtol=1e-4, atol=1e-4)
+            z = (torch.bmm(torch.tensor(a), torch.tensor(b)) * 2.0).transpose(1, 2)
+            np.testing.assert_allclose(z.contiguous().numpy(), (ref * 2).transpose(0, 2, 1),
+                                       rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_gemms_summed_into_one_result_split_deterministically(rng):
+    # a conv weight gradient's shape: small GEMMs summed over the batch; each thread sums
+    # its share, and the shares are added in thread order
+    a = rng.standard_normal((96, 16, 64)).astype(np.float32)
+    b = rng.standard_normal((96, 64, 24)).astype(np.float32)
+    ref = np.einsum("bij,bjk->ik", a.astype(np.float64), b)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            y = torch.einsum("bij,bjk->ik", torch.tensor(a), torch.tensor(b)) - 1.0
+            src = _gemm_kernel(y).source
+            assert "parts" in src
+            first = y.numpy()
+            np.testing.assert_allclose(first, ref - 1, rtol=1e-4, atol=1e-3)
+            again = (torch.einsum("bij,bjk->ik", torch.tensor(a), torch.tensor(b)) - 1.0).numpy()
+            np.testing.assert_array_equal(again, first)
+    finally:
+        torch.set_num_threads(before)

@@ -7,6 +7,7 @@ need no copy. The vector width follows the machine the code is compiled on (AVX-
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .. import dtypes as dt
@@ -15,6 +16,8 @@ from .kernel import Kernel, Val
 from .symbolic import Lin, Var
 
 MIN_FLOPS = 1 << 15  # smaller products stay plain loops
+GEMM_PARALLEL = 1 << 20  # larger GEMMs split their own blocks between the threads
+SPLIT_WORK = 1 << 18     # smaller batches of small GEMMs are not worth waking threads for
 
 
 @dataclass
@@ -190,7 +193,7 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
                         long bk, long bn, T* restrict ws, int accumulate, lt_epi epi,
                         void* ctx) {
   enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
-  int par = M * N * K > (1L << 20);
+  int par = M * N * K > LT_GEMM_PARALLEL && !omp_in_parallel();
   int nt = par ? omp_get_max_threads() : 1;
   long nb = (M + MC - 1) / MC;
   int by_rows = nb >= nt;
@@ -244,12 +247,12 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
 }
 """
 # scratch buffers and the epilogue callback type, shared by both element types
-_SHARED = r"""
+_SHARED = f"\n#define LT_GEMM_PARALLEL {GEMM_PARALLEL}L" + r"""
 /* a grow-only scratch buffer per thread and slot, kept between calls (fresh pages cost a
    fault each); one larger than LT_KEEP bytes is given back by lt_release */
 #define LT_KEEP (16L << 20)
-static __thread void* lt_buf[3];
-static __thread size_t lt_cap[3];
+static __thread void* lt_buf[4];
+static __thread size_t lt_cap[4];
 static void* lt_scratch(int slot, size_t bytes) {
   if (bytes > lt_cap[slot]) {
     free(lt_buf[slot]);
@@ -315,30 +318,77 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
         L.append("  }")
         L.append("}")
     L.append(f"void {fname}({', '.join(decls)}) {{")
-    L.append(f"  {t}* ws = lt_scratch(0, {M}L * {N}L * sizeof({t}));")
-    if fused:
-        L.append(f"  struct {ctx} c = {{ {', '.join(p.name for p in k.params)}, ws }};")
-    for name, size in spec.batch:
-        L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
-        if fused:
-            L.append(f"  c.{name} = {name};")
-    if spec.red_outer:
-        L.append("  int accumulate = 0;")
-    for name, size in spec.red_outer:
-        L.append(f"  for (long {name} = 0; {name} < {size}; {name}++) {{")
+    one = M * N * K                      # one GEMM's multiply-adds
+    n_batch = math.prod(size for _, size in spec.batch)
+    n_red = math.prod(size for _, size in spec.red_outer)
+    # a GEMM this small runs on one thread (lt_gemm's own threshold): then the threads take
+    # whole GEMMs of the batch, or split the GEMMs summed into one result, instead
+    small = one <= GEMM_PARALLEL and one * n_batch * n_red >= SPLIT_WORK
+    by_batch = small and bool(spec.batch)
+    by_sum = small and not spec.batch and bool(spec.red_outer)
     acc = "accumulate" if spec.red_outer else "0"
     epi = f"{fname}_epi, &c" if fused else "0, 0"
-    L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
-             f"{bk}, {bn}, ws, {acc}, {epi});")
-    if spec.red_outer:
+    size = f"{M}L * {N}L * sizeof({t})"
+    if by_sum:
+        # each thread sums its share into its own part; the parts are added in thread order,
+        # so a thread count always gives the same result
+        L.append(f"  {t}* ws = lt_scratch(0, {size});")
+        L.append("  int nt = omp_get_max_threads(), got[nt];")
+        L.append(f"  {t}* parts = lt_scratch(3, nt * {size});")
+        L.append("  for (int t = 0; t < nt; t++) got[t] = 0;")
+        L.append("  #pragma omp parallel num_threads(nt)")
+        L.append("  {")
+        L.append(f"  {t}* part = parts + (long)omp_get_thread_num() * {M}L * {N}L;")
+        L.append("  int accumulate = 0;")
+        c = f" collapse({len(spec.red_outer)})" if len(spec.red_outer) > 1 else ""
+        L.append(f"  #pragma omp for{c} schedule(static)")
+        for name, sz in spec.red_outer:
+            L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
+        L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
+                 f"{bk}, {bn}, part, accumulate, 0, 0);")
         L.append("  accumulate = 1;")
-    for _ in spec.red_outer:
+        L.extend("  }" for _ in spec.red_outer)
+        L.append("  got[omp_get_thread_num()] = accumulate;")
         L.append("  }")
+        L.append("  int first = 1;")
+        L.append("  for (int t = 0; t < nt; t++) {")
+        L.append("    if (!got[t]) continue;")
+        L.append(f"    const {t}* part = parts + (long)t * {M}L * {N}L;")
+        L.append(f"    for (long i = 0; i < {M}L * {N}L; i++) "
+                 "ws[i] = first ? part[i] : ws[i] + part[i];")
+        L.append("    first = 0;")
+        L.append("  }")
+        L.append("  lt_release(3);")
+    elif by_batch:
+        L.append("  #pragma omp parallel")
+        L.append("  {")
+        L.append(f"  {t}* ws = lt_scratch(0, {size});")
+    else:
+        L.append(f"  {t}* ws = lt_scratch(0, {size});")
+    if fused:
+        L.append(f"  struct {ctx} c = {{ {', '.join(p.name for p in k.params)}, ws }};")
+    if by_batch:
+        c = f" collapse({len(spec.batch)})" if len(spec.batch) > 1 else ""
+        L.append(f"  #pragma omp for{c} schedule(static)")
+    for name, sz in spec.batch:
+        L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
+    if fused:
+        L.extend(f"  c.{name} = {name};" for name, _ in spec.batch)
+    if not by_sum:
+        if spec.red_outer:
+            L.append("  int accumulate = 0;")
+        for name, sz in spec.red_outer:
+            L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
+        L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
+                 f"{bk}, {bn}, ws, {acc}, {epi});")
+        if spec.red_outer:
+            L.append("  accumulate = 1;")
+        L.extend("  }" for _ in spec.red_outer)
     if not fused:
         # epilogue over the output, in the kernel's own loop order
         ind = "  "
-        for name, size in loops:
-            L.append(f"{ind}for (long {name} = 0; {name} < {size}; {name}++) {{")
+        for name, sz in loops:
+            L.append(f"{ind}for (long {name} = 0; {name} < {sz}; {name}++) {{")
             ind += "  "
         mi = mv if spec.m else "0"
         ni = nv if spec.n else "0"
@@ -347,8 +397,9 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
         for _ in loops:
             ind = ind[:-2]
             L.append(f"{ind}}}")
-    for _ in spec.batch:
-        L.append("  }")
+    L.extend("  }" for _ in spec.batch)
     L.append("  lt_release(0);")
+    if by_batch:
+        L.append("  }")
     L.append("}")
     return "\n".join(L)
