@@ -227,7 +227,9 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         for line in statements(k, pname, (level,)):
             emit(line)
 
-    work = math.prod(k.loops) * math.prod(k.red_loops)
+    # per element, a kernel does about one step per few values (a col2im's nine guarded
+    # loads and sums: ~40): heavier bodies go parallel at fewer elements
+    work = math.prod(k.loops) * math.prod(k.red_loops) * max(1, len(k.vals) // 4)
     parallel = (getattr(k, "scatter", None) is None and k.loops and math.prod(k.loops) > 1
                 and work >= PARALLEL_WORK)
     for i, n in enumerate(k.loops):

@@ -112,14 +112,15 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
     g, cg, og = groups, c // groups, o // groups
     kk = math.prod(kernel)
     L = math.prod(out_sp)
-    # (N, g, L, cg*kk): the im2col matrix, stored once so the product runs as a GEMM
-    perm = (0, *range(2, 2 + nsp), 1, *range(2 + nsp, 2 + 2 * nsp))
-    cols = win.permute(perm).reshape(n, L, g, cg * kk).permute(0, 2, 1, 3)
-    cols = _contiguous(cols)
+    # (N, g, cg*kk, L): the im2col matrix, stored once so the product runs as a GEMM. It is
+    # stored window offset by window offset, each a run of output positions, so storing it
+    # (and its gradient's col2im) reads the input along its rows
+    perm = (0, 1, *range(2 + nsp, 2 + 2 * nsp), *range(2, 2 + nsp))
+    cols = _contiguous(win.permute(perm)).reshape(n, g, cg * kk, L)
     # weights on the left: the product comes out (N, g, og, L), channels then positions as
     # the result's layout wants, and the GEMM's vectorized side is the long L, not og
     w = weight.reshape(g, og, cg * kk)                          # (g, og, cg*kk)
-    out = w @ cols.transpose(-1, -2)                            # (N, g, og, L)
+    out = w @ cols                                              # (N, g, og, L)
     out = out.reshape(n, o, *out_sp)
     if bias is not None:
         out = out + bias.reshape(1, o, *([1] * nsp))
