@@ -62,57 +62,61 @@ def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
     """substitute() and structure_key() in one walk (the steady-state path of realize):
     (new outputs, input buffers in order, the structure key).
 
-    The key numbers the nodes of the walk over the given graph, buffers by their input
-    position; equal keys mean equal substituted graphs, so one compiled plan serves both."""
-    BUFFER, CONST, DETACH = Op.BUFFER, Op.CONST, Op.DETACH
+    The key numbers the nodes in the walk's post-order (sources in order), buffers by their
+    input position; equal keys mean equal substituted graphs, so one compiled plan serves
+    both. (Nodes hash by identity: they are the walk's dict keys.)"""
+    BUFFER, CONST, DETACH = _BUFFER, _CONST, _DETACH
     realized = REALIZED._d          # id(node) -> (weakref, buffer node)
-    new: dict[int, Node] = {}       # id(original node) -> node to use (None: being visited)
-    num: dict[int, int] = {}        # id(original node) -> its number in the key
-    pos: dict[int, int] = {}        # id(buffer) -> input position
+    new: dict[Node, Node | None] = {}   # node -> node to use (None: sources being walked)
+    num: dict[Node, int] = {}       # node -> its number in the key
+    pos: dict[Node, int] = {}       # buffer -> input position
     inputs: list[Node] = []
     key: list[tuple] = []
+    new_of, num_of = new.__getitem__, num.__getitem__
     for out in outputs:
-        if id(out) in new:
-            continue
-        new[id(out)] = None
-        stack = [(out, iter(out.srcs))]
+        stack = [out]
         while stack:
-            n, it = stack[-1]
-            i = id(n)
-            leaf = n.op is BUFFER or (i in realized and not _is_constant(n))
-            if not leaf:
-                for src in it:
-                    if id(src) not in new:
-                        new[id(src)] = None
-                        stack.append((src, iter(src.srcs)))
-                        break
-                else:
-                    leaf = None   # every source is done
-                if leaf is not None:
+            n = stack[-1]
+            if n in num:
+                stack.pop()
+                continue
+            op = n.op
+            if op is BUFFER or (id(n) in realized and not _is_constant(n)):
+                stack.pop()
+                b = n if op is BUFFER else realized[id(n)][1]
+                p = pos.get(b)
+                if p is None:
+                    p = pos[b] = len(inputs)
+                    inputs.append(b)
+                new[n] = b
+                num[n] = len(key)
+                key.append(("B", p, b.shape, b.dtype.name))
+                continue
+            srcs = n.srcs
+            if n not in new:
+                new[n] = None
+                waiting = False
+                for src in reversed(srcs):
+                    if src not in num:
+                        stack.append(src)
+                        waiting = True
+                if waiting:
                     continue
             stack.pop()
-            if leaf:
-                b = n if n.op is BUFFER else realized[i][1]
-                p = pos.get(id(b))
-                if p is None:
-                    p = pos[id(b)] = len(inputs)
-                    inputs.append(b)
-                new[i] = b
-                key.append(("B", p, b.shape, b.dtype.name))
+            rebuilt = tuple(map(new_of, srcs))
+            if rebuilt == srcs:
+                new[n] = n
             else:
-                srcs = n.srcs
-                rebuilt = tuple([new[id(x)] for x in srcs])
-                if rebuilt == srcs:
-                    new[i] = n
-                else:
-                    m = new[i] = Node(n.op, rebuilt, n.arg, n.shape, n.dtype)
-                    inherit(m, n)  # the user's line follows the rebuilt node
-                op = n.op
-                arg = repr(n.arg) if op is CONST else None if op is DETACH else n.arg
-                key.append((op, arg, n.shape, n.dtype.name, tuple([num[id(x)] for x in srcs])))
-            num[i] = len(key) - 1
-    key.append(tuple([num[id(o)] for o in outputs]))
-    return [new[id(o)] for o in outputs], inputs, tuple(key)
+                m = new[n] = Node(op, rebuilt, n.arg, n.shape, n.dtype)
+                inherit(m, n)  # the user's line follows the rebuilt node
+            arg = repr(n.arg) if op is CONST else None if op is DETACH else n.arg
+            num[n] = len(key)
+            key.append((op, arg, n.shape, n.dtype.name, tuple(map(num_of, srcs))))
+    key.append(tuple(map(num_of, outputs)))
+    return list(map(new_of, outputs)), inputs, tuple(key)
+
+
+_BUFFER, _CONST, _DETACH = Op.BUFFER, Op.CONST, Op.DETACH
 
 
 def _is_constant(n: Node) -> bool:
