@@ -311,3 +311,26 @@ def test_column_sums_in_blocks(rng, shape):
     assert codegen_reduce.is_vertical(k)
     np.testing.assert_allclose(x.sum(-2).numpy(), a.astype(np.float64).sum(-2), rtol=1e-4,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_small_windows_written_out_and_vectorized_over_outputs(rng, dtype):
+    # reductions of at most 16 elements per output (pooling windows) are written element by
+    # element so the loop over the outputs vectorizes; max/min still propagate NaN
+    from lazytorch.realize import schedule as full_schedule
+    a = (rng.standard_normal((6, 40, 2, 3)) * 10).astype(dtype)
+    x = torch.tensor(a)
+    if dtype != np.int32:
+        a[1, 3, 1, 2] = np.nan
+        a[4, 7, 0, 0] = np.nan
+        x = torch.tensor(a)
+    cases = [(x.amax((2, 3)), a.max((2, 3))), (x.amin((2, 3)), a.min((2, 3))),
+             (x.sum((2, 3)), a.sum((2, 3))), (x.sum(-1), a.sum(-1))]
+    if dtype != np.int32:
+        cases.append(((x * 0.5).prod(-1), (a * 0.5).prod(-1)))
+    for got, want in cases:
+        (k,) = full_schedule([got.node]).kernels
+        assert "const long r0" in k.source
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    if dtype != np.int32:
+        assert np.isnan(x.amax((2, 3)).numpy()[1, 3]) and np.isnan(x.amin(-1).numpy()[4, 7, 0])

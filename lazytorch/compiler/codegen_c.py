@@ -1,6 +1,7 @@
 """Render a Kernel as plain C99: a loop nest with SSA statements, `restrict` pointers."""
 from __future__ import annotations
 
+import itertools
 import math
 
 from .. import dtypes as dt
@@ -232,19 +233,23 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
     work = math.prod(k.loops) * math.prod(k.red_loops) * max(1, len(k.vals) // 4)
     parallel = (getattr(k, "scatter", None) is None and k.loops and math.prod(k.loops) > 1
                 and work >= PARALLEL_WORK)
+    unrolled = _is_small_window(k)
+    flat = k.red_op is None or unrolled     # vectorized along the outputs
     for i, n in enumerate(k.loops):
         last = i == len(k.loops) - 1
         if i == 0 and parallel:
             # the output loops are perfectly nested: split them all between the threads
             c = f" collapse({len(k.loops)})" if len(k.loops) > 1 else ""
-            emit(f"#pragma omp parallel for{' simd' if k.red_op is None else ''}{c} "
-                 "schedule(static)")
-        elif last and k.red_op is None and not parallel:
+            emit(f"#pragma omp parallel for{' simd' if flat else ''}{c} schedule(static)")
+        elif last and flat and not parallel:
             emit("#pragma omp simd")
         emit(f"for (long o{i} = 0; o{i} < {n}; o{i}++) {{")
         ind += 1
     stmts(0)
-    if k.red_op is not None:
+    if unrolled:
+        for line in window_lines(k, pname):
+            emit(line)
+    elif k.red_op is not None:
         # a few outputs with long reductions (a full sum): the threads split the reduction
         split = (not parallel and math.prod(k.loops) < 4 and len(k.red_loops) == 1
                  and work >= 8 * PARALLEL_WORK and k.red_op in (Op.SUM, Op.PROD, Op.RMAX,
@@ -319,6 +324,40 @@ def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
     if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
         emit("acc = (float)(_Float16)acc;")  # consumers see the half result
     stmts(2)
+    return lines
+
+
+# reductions over at most this many elements per output (a pooling window) are written out
+# in full, so the loop over the outputs vectorizes instead
+SMALL_WINDOW = 16
+
+
+def _is_small_window(k: Kernel) -> bool:
+    return (k.red_op in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) and bool(k.red_loops)
+            and math.prod(k.red_loops) <= SMALL_WINDOW and bool(k.loops) and k.loops[-1] >= 8
+            and getattr(k, "scatter", None) is None and k.acc.dtype != dt.float16)
+
+
+def window_lines(k: Kernel, pname) -> list[str]:
+    """A small reduction written out element by element (each with its reduce variables as
+    constants, which the compiler folds into the indices), then the statements after it.
+    max/min propagate NaN by a select after each step: vectorizable, unlike a flag."""
+    lines = [f"{ctype(k.acc.dtype)} acc = {_red_init(k)};"]
+    body = statements(k, pname, (1,))
+    v = k.red_val.name
+    if k.red_op in (Op.RMAX, Op.RMIN):
+        cmp = ">" if k.red_op is Op.RMAX else "<"
+        update = f"acc = {v} {cmp} acc ? {v} : acc;"
+        if k.acc.dtype.kind == "f":
+            update += f" acc = {v} != {v} ? {v} : acc;"
+    else:
+        update = _red_update(k, v)[0]
+    for rs in itertools.product(*(range(n) for n in k.red_loops)):
+        consts = ", ".join(f"r{i} = {r}" for i, r in enumerate(rs))
+        lines.append(f"{{ const long {consts};")
+        lines.extend("  " + line for line in body)
+        lines.append(f"  {update} }}")
+    lines.extend(statements(k, pname, (2,)))
     return lines
 
 
