@@ -334,3 +334,18 @@ def test_small_windows_written_out_and_vectorized_over_outputs(rng, dtype):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
     if dtype != np.int32:
         assert np.isnan(x.amax((2, 3)).numpy()[1, 3]) and np.isnan(x.amin(-1).numpy()[4, 7, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+def test_small_window_argmax_argmin_first_best_and_first_nan(rng, dtype):
+    from lazytorch.realize import schedule as full_schedule
+    a = rng.integers(-2, 3, (5, 24, 6)).astype(dtype)      # many ties
+    if dtype in (np.float32, np.float64):
+        a[0, 0] = -np.inf
+        a[1, 2, 3] = a[1, 2, 5] = np.nan                  # the first NaN wins
+        a[2, 5, 0] = np.nan
+    x = torch.tensor(a)
+    for got, fn in [(x.argmax(-1), np.argmax), (x.argmin(-1), np.argmin)]:
+        (k,) = full_schedule([got.node]).kernels
+        assert "const long r0" in k.source
+        np.testing.assert_array_equal(got.numpy(), fn(a, axis=-1))

@@ -333,15 +333,45 @@ SMALL_WINDOW = 16
 
 
 def _is_small_window(k: Kernel) -> bool:
-    return (k.red_op in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) and bool(k.red_loops)
-            and math.prod(k.red_loops) <= SMALL_WINDOW and bool(k.loops) and k.loops[-1] >= 8
-            and getattr(k, "scatter", None) is None and k.acc.dtype != dt.float16)
+    if k.red_op in (Op.ARGMAX, Op.ARGMIN):
+        if len(k.red_loops) != 1 or k.red_val.dtype == dt.float16:
+            return False
+    elif k.red_op not in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) or k.acc.dtype == dt.float16:
+        return False
+    return (bool(k.red_loops) and math.prod(k.red_loops) <= SMALL_WINDOW and bool(k.loops)
+            and k.loops[-1] >= 8 and getattr(k, "scatter", None) is None)
+
+
+def _argbest_window(k: Kernel, pname) -> list[str]:
+    """argmax/argmin of a small window, in selects the compiler vectorizes: every element,
+    then the best (NaN wins), then the first position holding it (or the first NaN)."""
+    n, v, t = k.red_loops[0], k.red_val.name, ctype(k.red_val.dtype)
+    cmp = ">" if k.red_op is Op.ARGMAX else "<"
+    isf = k.red_val.dtype.kind == "f"
+    lines = []
+    for r in range(n):
+        lines.append(f"{t} e{r}; {{ const long r0 = {r};")
+        lines.extend("  " + line for line in statements(k, pname, (1,)))
+        lines.append(f"  e{r} = {v}; }}")
+    lines.append(f"{t} best = {_argbest(k) if isf else _red_init(k)};")
+    for r in range(n):
+        lines.append(f"best = e{r} {cmp} best ? e{r} : best;"
+                     + (f" best = e{r} != e{r} ? e{r} : best;" if isf else ""))
+    lines.append(f"long long acc = {n - 1};")
+    lines.extend(f"acc = e{r} == best ? {r} : acc;" for r in reversed(range(n - 1)))
+    if isf:
+        lines.append(f"long long nan_at = {n - 1};")
+        lines.extend(f"nan_at = e{r} != e{r} ? {r} : nan_at;" for r in reversed(range(n - 1)))
+        lines.append("acc = best != best ? nan_at : acc;")
+    return lines
 
 
 def window_lines(k: Kernel, pname) -> list[str]:
     """A small reduction written out element by element (each with its reduce variables as
     constants, which the compiler folds into the indices), then the statements after it.
     max/min propagate NaN by a select after each step: vectorizable, unlike a flag."""
+    if k.red_op in (Op.ARGMAX, Op.ARGMIN):
+        return _argbest_window(k, pname) + statements(k, pname, (2,))
     lines = [f"{ctype(k.acc.dtype)} acc = {_red_init(k)};"]
     body = statements(k, pname, (1,))
     v = k.red_val.name
