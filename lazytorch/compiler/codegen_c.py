@@ -235,13 +235,18 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
                 and work >= PARALLEL_WORK)
     unrolled = _is_small_window(k)
     flat = k.red_op is None or unrolled     # vectorized along the outputs
+    # a written-out window over short rows of outputs (a 5x5 pooled map) vectorizes across
+    # all of them
+    simd_all = unrolled and not parallel and len(k.loops) > 1 and k.loops[-1] < 8
     for i, n in enumerate(k.loops):
         last = i == len(k.loops) - 1
         if i == 0 and parallel:
             # the output loops are perfectly nested: split them all between the threads
             c = f" collapse({len(k.loops)})" if len(k.loops) > 1 else ""
             emit(f"#pragma omp parallel for{' simd' if flat else ''}{c} schedule(static)")
-        elif last and flat and not parallel:
+        elif i == 0 and simd_all:
+            emit(f"#pragma omp simd collapse({len(k.loops)})")
+        elif last and flat and not parallel and not simd_all:
             emit("#pragma omp simd")
         emit(f"for (long o{i} = 0; o{i} < {n}; o{i}++) {{")
         ind += 1
@@ -339,7 +344,7 @@ def _is_small_window(k: Kernel) -> bool:
     elif k.red_op not in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) or k.acc.dtype == dt.float16:
         return False
     return (bool(k.red_loops) and math.prod(k.red_loops) <= SMALL_WINDOW and bool(k.loops)
-            and k.loops[-1] >= 8 and getattr(k, "scatter", None) is None)
+            and math.prod(k.loops) >= 8 and getattr(k, "scatter", None) is None)
 
 
 def _argbest_window(k: Kernel, pname) -> list[str]:
