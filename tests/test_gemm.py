@@ -147,3 +147,17 @@ def test_gemms_summed_into_one_result_split_deterministically(rng):
             np.testing.assert_array_equal(again, first)
     finally:
         torch.set_num_threads(before)
+
+
+def test_tiny_summed_outputs_are_dot_products(rng):
+    # a first conv layer's weight gradient: 8x9 outputs summed over batch and positions;
+    # fewer outputs than three micro-tiles run as one vectorized dot product each
+    from lazytorch.compiler.gemm import MIN_SUMMED_OUTPUTS
+    a = rng.standard_normal((32, 8, 300)).astype(np.float32)
+    b = rng.standard_normal((32, 300, 9)).astype(np.float32)
+    assert 8 * 9 < MIN_SUMMED_OUTPUTS
+    y = torch.einsum("bij,bjk->ik", torch.tensor(a), torch.tensor(b)) * 0.5
+    (k,) = schedule([y.node]).kernels
+    assert match_gemm(k) is None and "lt_gemm" not in k.source
+    np.testing.assert_allclose(y.numpy(), np.einsum("bij,bjk->ik", a.astype(np.float64), b) * 0.5,
+                               rtol=1e-4, atol=1e-3)

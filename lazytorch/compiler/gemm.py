@@ -18,6 +18,10 @@ from .symbolic import Lin, Var
 MIN_FLOPS = 1 << 15  # smaller products stay plain loops
 GEMM_PARALLEL = 1 << 20  # larger GEMMs split their own blocks between the threads
 SPLIT_WORK = 1 << 18     # smaller batches of small GEMMs are not worth waking threads for
+# GEMMs summed into an output smaller than this (a first conv layer's 8x9 weight gradient)
+# fill less than three micro-tiles: one dot product per output, vectorized along the sum,
+# runs 3x faster than packing panels for them
+MIN_SUMMED_OUTPUTS = 256
 
 
 @dataclass
@@ -82,6 +86,8 @@ def match_gemm(k: Kernel) -> GemmSpec | None:
     for _, s in ([m] if m else []) + ([n] if n else []) + batch + list(red_outer):
         total *= s
     if total < MIN_FLOPS or ksize < 4:
+        return None
+    if red_outer and (m[1] if m else 1) * (n[1] if n else 1) < MIN_SUMMED_OUTPUTS:
         return None
     return GemmSpec(m, n, ksize, batch, a, b, v.dtype, kvar, red_outer)
 
