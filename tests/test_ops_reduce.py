@@ -289,7 +289,8 @@ def test_long_full_reductions_split_between_threads(rng):
     a = rng.standard_normal(1 << 20).astype(np.float32)
     x = torch.tensor(a)
     (k,) = full_schedule([x.sum().node]).kernels
-    assert "parallel for simd" in k.source and "reduction(+:acc)" in k.source
+    # split between the threads, read as four contiguous quarters with an accumulator each
+    assert "parallel for simd" in k.source and "reduction(+:a0,a1,a2,a3)" in k.source
     np.testing.assert_allclose(x.sum().item(), a.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
     np.testing.assert_allclose((x * x).amax().item(), (a * a).max(), rtol=1e-6)
     np.testing.assert_allclose(x.amin().item(), a.min(), rtol=1e-6)
@@ -299,6 +300,15 @@ def test_long_full_reductions_split_between_threads(rng):
     two = torch.tensor(a.reshape(2, -1)).sum(1).numpy()
     np.testing.assert_allclose(two, a.reshape(2, -1).astype(np.float64).sum(1), rtol=1e-5,
                                atol=1e-2)
+    # a length that leaves a tail after the quarters; the extremes and a NaN sit in the tail
+    c = rng.standard_normal((1 << 20) + 3)
+    c[-1], c[-2] = 50.0, -50.0
+    t = torch.tensor(c)
+    np.testing.assert_allclose(t.sum().item(), c.sum(), rtol=1e-10)
+    assert t.amax().item() == 50.0 and t.amin().item() == -50.0
+    np.testing.assert_allclose((t * 1e-6 + 1).prod().item(), np.prod(c * 1e-6 + 1), rtol=1e-9)
+    c[-3] = np.nan
+    assert np.isnan(torch.tensor(c).amax().item()) and np.isnan(torch.tensor(c).amin().item())
 
 
 @pytest.mark.parametrize("shape", [(300, 5000), (64, 1024), (3, 40, 700)])
