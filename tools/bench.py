@@ -4,7 +4,10 @@
 
 Each workload runs warm-up iterations, then the median of repeated runs is reported, plus the
 first-call time (which includes compiling, unless the disk cache is warm). Threads are the
-same for all frameworks (the cores available). It is a benchmark, not a test.
+same for all frameworks (the cores available). PyTorch runs in a process of its own, with
+the environment this one started with: lazytorch sets OpenMP's wait policy for its own
+kernels, and in one process both would share one OpenMP runtime and that policy. It is a
+benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -28,13 +31,15 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-import lazytorch as lt  # noqa: E402
-
-try:
+# the PyTorch worker (see main) imports torch first: its OpenMP runtime reads the environment
+# when it loads, before lazytorch sets its own defaults there
+_ENV0 = dict(os.environ)
+_TORCH_WORKER = "--torch-worker" in sys.argv
+torch = None
+if _TORCH_WORKER:
     import torch  # noqa: E402
-    torch.set_num_threads(lt.get_num_threads())
-except ImportError:
-    torch = None
+
+import lazytorch as lt  # noqa: E402
 
 
 def timeit(fn, repeat: int, warmup: int = 2) -> tuple[float, float]:
@@ -273,25 +278,63 @@ def first_step_times() -> tuple[float, float]:
     return out[0], out[1]
 
 
+def _torch_worker(args, repeat: int) -> None:
+    """In the PyTorch process: time every selected workload's PyTorch version, as JSON."""
+    torch.set_num_threads(args.threads)
+    times = {}
+    for name, _, _, _, _, f_th in workloads(args.quick):
+        if f_th is not None and (not args.only or any(o in name for o in args.only)):
+            times[name] = timeit(f_th, repeat)[1]
+    with open(args.torch_worker, "w") as f:
+        json.dump({"version": torch.__version__, "times": times}, f)
+
+
+def _torch_times(args) -> tuple[str | None, dict[str, float]]:
+    """(PyTorch's version, its median time per workload) from a process of its own, or
+    (None, {}) when PyTorch is not installed."""
+    import importlib.util
+    import tempfile
+    if importlib.util.find_spec("torch") is None:
+        return None, {}
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "torch.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", out,
+               "--threads", str(lt.get_num_threads())]
+        if args.quick:
+            cmd.append("--quick")
+        if args.only:
+            cmd += ["--only", *args.only]
+        subprocess.run(cmd, env=_ENV0, check=True)
+        with open(out) as f:
+            got = json.load(f)
+    return got["version"], got["times"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     ap.add_argument("--json", help="also write the results as JSON to this path")
     ap.add_argument("--only", nargs="*", help="run the workloads whose name contains these")
+    ap.add_argument("--torch-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     repeat = 5 if args.quick else 15
+    if args.torch_worker:
+        _torch_worker(args, repeat)
+        return
+    torch_version, torch_times = _torch_times(args)
     bw = copy_bandwidth()
     m = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     _, tmm = timeit(lambda: m @ m, 5)
     np_gflops = 2 * 1024 ** 3 / tmm / 1e9
     print(f"machine: copy bandwidth {bw:.1f} GB/s, numpy matmul 1024^3 {np_gflops:.0f} GFLOP/s, "
-          f"threads {lt.get_num_threads()}, torch {torch.__version__ if torch else 'absent'}")
+          f"threads {lt.get_num_threads()}, torch {torch_version or 'absent'} (own process)")
     head = (f"{'workload':<34}{'lazytorch':>11}{'first':>9}{'numpy':>10}{'torch':>10}"
             f"{'vs numpy':>10}{'vs torch':>10}{'GB/s|GF/s':>11}")
     print(head)
     print("-" * len(head))
     results = []
-    for name, nbytes, flops, f_lt, f_np, f_th in workloads(args.quick):
+    for name, nbytes, flops, f_lt, f_np, _ in workloads(args.quick):
         if args.only and not any(o in name for o in args.only):
             continue
         row = {"workload": name}
@@ -302,7 +345,7 @@ def main() -> None:
             results.append({"workload": name, "error": str(e)})
             continue
         t_np = timeit(f_np, repeat)[1] if f_np else None
-        t_th = timeit(f_th, repeat)[1] if f_th else None
+        t_th = torch_times.get(name)
         rate = ""
         if nbytes:
             rate = f"{nbytes / t_lt / 1e9:.1f}"
