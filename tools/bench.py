@@ -128,10 +128,11 @@ def workloads(quick: bool):
         ts = [torch.tensor(x) for x in arrs]
         return lambda: f(*ts)
 
-    out.append(("gelu 4M", n4m * 8, None, lt_fn(lambda x: gelu_t(x, lt), a),
+    out.append((f"gelu {n4m >> 20}M", n4m * 8, None, lt_fn(lambda x: gelu_t(x, lt), a),
                 lambda: gelu_np(a), th_fn(lambda x: gelu_t(x, torch), a)))
-    out.append(("10-op chain 4M", n4m * 12, None, lt_fn(lambda x, y: chain_t(x, y, lt), a, b),
-                lambda: chain_np(a, b), th_fn(lambda x, y: chain_t(x, y, torch), a, b)))
+    out.append((f"10-op chain {n4m >> 20}M", n4m * 12, None,
+                lt_fn(lambda x, y: chain_t(x, y, lt), a, b), lambda: chain_np(a, b),
+                th_fn(lambda x, y: chain_t(x, y, torch), a, b)))
     out.append((f"softmax {rows}x1024", s2.nbytes * 2, None,
                 lt_fn(lambda x: softmax_t(x, lt), s2),
                 lambda: (lambda e: e / e.sum(-1, keepdims=True))(np.exp(s2 - s2.max(-1,
