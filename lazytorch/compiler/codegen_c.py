@@ -171,12 +171,12 @@ def _red_init(k: Kernel) -> str:
     return f"{info.min if lowest else info.max}LL"
 
 
-def _red_update(k: Kernel, v: str) -> list[str]:
+def _red_update(k: Kernel, v: str, acc: str = "acc") -> list[str]:
     op = k.red_op
     if op in (Op.SUM, Op.CUMSUM):
-        return [f"acc = acc + {v};"]
+        return [f"{acc} = {acc} + {v};"]
     if op in (Op.PROD, Op.CUMPROD):
-        return [f"acc = acc * {v};"]
+        return [f"{acc} = {acc} * {v};"]
     if op is Op.RMAX:
         return [f"acc = ({v} > acc || {v} != {v}) ? {v} : acc;"]
     if op is Op.RMIN:
@@ -353,10 +353,8 @@ def _stream_lines(k: Kernel, pname) -> list[str]:
     body = statements(k, pname, (1,))
 
     def step(a: str) -> str:
-        if k.red_op is Op.SUM:
-            return f"{a} = {a} + {v};"
-        if k.red_op is Op.PROD:
-            return f"{a} = {a} * {v};"
+        if k.red_op in (Op.SUM, Op.PROD):
+            return _red_update(k, v, a)[0]
         cmp = ">" if k.red_op is Op.RMAX else "<"
         return f"{a} = {v} {cmp} {a} ? {v} : {a}; nan_seen |= {v} != {v};"
     for j, a in enumerate(accs):

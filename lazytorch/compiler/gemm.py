@@ -338,6 +338,10 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     acc = "accumulate" if spec.red_outer else "0"
     epi = f"{fname}_epi, &c" if fused else "0, 0"
     size = f"{M}L * {N}L * sizeof({t})"
+
+    def call(out: str, accumulate: str, epilogue: str) -> str:
+        return (f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
+                f"{bk}, {bn}, {out}, {accumulate}, {epilogue});")
     if by_sum:
         # each thread sums its share into its own part; the parts are added in thread order,
         # so a thread count always gives the same result
@@ -353,8 +357,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
         L.append(f"  #pragma omp for{c} schedule(static)")
         for name, sz in spec.red_outer:
             L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
-        L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
-                 f"{bk}, {bn}, part, accumulate, 0, 0);")
+        L.append(call("part", "accumulate", "0, 0"))
         L.append("  accumulate = 1;")
         L.extend("  }" for _ in spec.red_outer)
         L.append("  got[omp_get_thread_num()] = accumulate;")
@@ -388,8 +391,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
             L.append("  int accumulate = 0;")
         for name, sz in spec.red_outer:
             L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
-        L.append(f"  lt_gemm_{sfx}({M}, {N}, {K}, {A} + {abase}, {am}, {ak}, {B} + {bbase}, "
-                 f"{bk}, {bn}, ws, {acc}, {epi});")
+        L.append(call("ws", acc, epi))
         if spec.red_outer:
             L.append("  accumulate = 1;")
         L.extend("  }" for _ in spec.red_outer)
