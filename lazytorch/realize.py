@@ -12,7 +12,7 @@ import numpy as np
 
 from . import debug
 from .compiler.schedule import Schedule
-from .graph import Node, NodeTable, toposort
+from .graph import Node, NodeTable, new_node, toposort
 from .ops import Op
 from .plan import (  # noqa: F401
     KernelCompileError,
@@ -22,7 +22,7 @@ from .plan import (  # noqa: F401
     compile_graph,
     format_schedule,
 )
-from .runtime import interpreter, memory
+from .runtime import interpreter, memory, native
 from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
@@ -60,7 +60,13 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
 
 def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
     """substitute() and structure_key() in one walk (the steady-state path of realize):
-    (new outputs, input buffers in order, the structure key).
+    (new outputs, input buffers in order, the structure key). Compiled (runtime/native.c)
+    once that module is loaded; prepare_py is the reference."""
+    return _prepare(outputs)
+
+
+def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
+    """prepare() in Python.
 
     The key numbers the nodes in the walk's post-order (sources in order), buffers by their
     input position; equal keys mean equal substituted graphs, so one compiled plan serves
@@ -117,6 +123,7 @@ def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
 
 
 _BUFFER, _CONST, _DETACH = Op.BUFFER, Op.CONST, Op.DETACH
+_prepare = prepare_py
 
 
 def _is_constant(n: Node) -> bool:
@@ -263,3 +270,13 @@ def schedule(nodes: list[Node]) -> Schedule:
     """The kernels realizing `nodes` would run, with their C source (nothing is run)."""
     outputs, _ = substitute([n for n in nodes if n.op is not Op.BUFFER])
     return compile_graph(outputs)[1]
+
+
+def _use_native(mod) -> None:
+    """The compiled walk takes over from prepare_py."""
+    global _prepare
+    mod.setup(REALIZED._d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit)
+    _prepare = mod.prepare
+
+
+native.on_load(_use_native)

@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
+from lazytorch.runtime import native
+
+# the compiled host loops (realize's walk, the node-death callback) serve the whole suite, not
+# only the tests that run after a background build happens to finish; test_native.py compares
+# them with their Python versions
+native.load()
 
 
 @pytest.fixture(params=["c", "interp"])

@@ -56,7 +56,8 @@ print(json.dumps({"stats": debug.stats(), "value": y.tolist(), "z": z.tolist()})
 
 def _fresh_process(cache: Path, script: str = SCRIPT) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAZYTORCH_")}
-    env.update(LAZYTORCH_CACHE_DIR=str(cache), LAZYTORCH_BACKEND="c")
+    # (LAZYTORCH_NATIVE=0: no host-loop module built beside the kernels' ones in the cache)
+    env.update(LAZYTORCH_CACHE_DIR=str(cache), LAZYTORCH_BACKEND="c", LAZYTORCH_NATIVE="0")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120)

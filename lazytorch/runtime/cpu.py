@@ -6,6 +6,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -61,9 +62,10 @@ def cache_key(source: str) -> str:
     return _sha("\0".join([source, compiler(), compiler_version(), *CFLAGS]).encode())
 
 
-def _cached(key: str) -> str | None:
-    """Path of a valid cached .so for key; a damaged entry (checksum mismatch) is removed."""
-    so = os.path.join(cache_dir(), key[:2], key + ".so")
+def _cached(key: str, folder: str | None = None) -> str | None:
+    """Path of a valid cached .so for key (in `folder` of the cache, else the key's own); a
+    damaged entry (checksum mismatch) is removed."""
+    so = os.path.join(cache_dir(), folder or key[:2], key + ".so")
     try:
         with open(so, "rb") as f:
             data = f.read()
@@ -81,19 +83,24 @@ def _cached(key: str) -> str | None:
     return so
 
 
-def _start_compile(source: str, key: str) -> tuple[subprocess.Popen, str, str]:
-    d = os.path.join(cache_dir(), key[:2])
+def _start_compile(source: str, key: str, flags: list[str] | None = None, nice: bool = False,
+                   folder: str | None = None) -> tuple[subprocess.Popen, str, str]:
+    """Start compiling `source` into the cache entry for `key` (CFLAGS unless `flags`; at low
+    priority if `nice` and the system has a `nice` command; in `folder` as _cached)."""
+    d = os.path.join(cache_dir(), folder or key[:2])
     os.makedirs(d, exist_ok=True)
     src = os.path.join(d, key + ".c")
     atomic_write(src, source.encode())
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".so")
     os.close(fd)
-    proc = subprocess.Popen([compiler(), *CFLAGS, "-o", tmp, src, "-lm"],
+    prefix = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
+    proc = subprocess.Popen([*prefix, compiler(), *(CFLAGS if flags is None else flags), "-o",
+                             tmp, src, "-lm"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, tmp, os.path.join(d, key + ".so")
 
 
-def _finish_compile(proc: subprocess.Popen, tmp: str, so: str) -> str:
+def _finish_compile(proc: subprocess.Popen, tmp: str, so: str, count: bool = True) -> str:
     _, err = proc.communicate()
     if proc.returncode != 0:
         os.unlink(tmp)
@@ -102,7 +109,8 @@ def _finish_compile(proc: subprocess.Popen, tmp: str, so: str) -> str:
         data = f.read()
     os.replace(tmp, so)
     atomic_write(so + ".sha256", _sha(data).encode())
-    debug.STATS["compiler_runs"] += 1
+    if count:
+        debug.STATS["compiler_runs"] += 1
     return so
 
 

@@ -1,0 +1,146 @@
+"""The host side's hottest loops in C: realize's walk (`prepare`) and the node-death callback.
+
+They are compiled once per machine like the kernels, against this Python's headers, into the
+disk cache, and loaded as an extension module. Their Python versions (realize.prepare_py,
+graph._dead) are the reference and the fallback: with no compiler or no headers, or with
+LAZYTORCH_NATIVE=0, everything runs as before, only slower. On a first run the build happens
+in a background thread at low priority, so the first realizes (and their kernel compiles)
+do not wait for it; a later process loads it from the cache at import.
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import sysconfig
+import threading
+from types import ModuleType
+from typing import Callable
+
+from . import cpu
+
+NAME = "_lazytorch_native"
+SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native.c")
+FOLDER = "native"   # its folder in the disk cache, apart from the kernels' modules
+FLAGS = ["-O2", "-fPIC", "-shared", "-std=gnu11", "-fno-strict-aliasing"]
+
+_module: ModuleType | None = None
+_failed: str | None = None
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+_on_load: list[Callable[[ModuleType], None]] = []
+
+
+def enabled() -> bool:
+    return os.environ.get("LAZYTORCH_NATIVE", "1") != "0"
+
+
+def _include() -> str | None:
+    inc = sysconfig.get_paths().get("include")
+    return inc if inc and os.path.exists(os.path.join(inc, "Python.h")) else None
+
+
+def _key(source: str, inc: str) -> str:
+    tag = sysconfig.get_config_var("EXT_SUFFIX") or sys.implementation.cache_tag
+    return cpu.cache_key("\0".join([source, inc, tag, *FLAGS, "native"]))
+
+
+def _import(path: str) -> ModuleType:
+    loader = importlib.machinery.ExtensionFileLoader(NAME, path)
+    spec = importlib.util.spec_from_file_location(NAME, path, loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def _build(nice: bool) -> ModuleType:
+    inc = _include()
+    if inc is None:
+        raise cpu.CompileError("no Python.h for this interpreter (install its dev headers)")
+    with open(SOURCE_PATH) as f:
+        source = f.read()
+    key = _key(source, inc)
+    so = cpu._cached(key, FOLDER)
+    if so is not None:
+        try:
+            return _import(so)
+        except ImportError:
+            os.unlink(so)   # a damaged entry: built again below
+    job = cpu._start_compile(source, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER)
+    # (not a kernel: debug's compiler_runs counts kernel modules only)
+    return _import(cpu._finish_compile(*job, count=False))
+
+
+def _install(mod: ModuleType) -> None:
+    global _module
+    for hook in _on_load:
+        hook(mod)
+    _module = mod
+
+
+def _run(nice: bool) -> None:
+    global _failed
+    try:
+        mod = _build(nice)
+    except Exception as e:  # the Python versions go on serving
+        _failed = f"{type(e).__name__}: {e}"
+        return
+    with _lock:
+        if _module is None:
+            _install(mod)
+
+
+def on_load(hook: Callable[[ModuleType], None]) -> None:
+    """Call hook(module) when the module is loaded (now, if it already is)."""
+    with _lock:
+        _on_load.append(hook)
+        if _module is not None:
+            hook(_module)
+
+
+def start() -> None:
+    """Load the module from the disk cache now, or build it in the background."""
+    global _thread
+    if not enabled() or _thread is not None or _module is not None:
+        return
+    inc = _include()
+    if inc is None:
+        return
+    try:
+        with open(SOURCE_PATH) as f:
+            key = _key(f.read(), inc)
+        cached = cpu._cached(key, FOLDER) is not None
+    except (OSError, cpu.CompileError):
+        cached = False
+    if cached:
+        _run(nice=False)
+        if _module is not None:
+            return
+    _thread = threading.Thread(target=_run, args=(True,), name="lazytorch-native", daemon=True)
+    _thread.start()
+
+
+def load(block: bool = True) -> ModuleType | None:
+    """The module (building it now, if `block` and it is not loaded yet), or None if it cannot
+    be built here (`failure()` says why)."""
+    if _module is None and block and enabled():
+        if _thread is not None:
+            _thread.join()
+        if _module is None:
+            _run(nice=False)
+    return _module
+
+
+def failure() -> str | None:
+    return _failed
+
+
+def _use_in_graph(mod: ModuleType) -> None:
+    """The compiled death callback takes over from graph._dead (for nodes made from now on)."""
+    from .. import graph
+    mod.setup_graph(graph._CACHE, graph.ID_TABLES)
+    graph._dead = mod.dead
+
+
+on_load(_use_in_graph)

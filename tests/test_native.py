@@ -1,0 +1,170 @@
+"""The compiled host loops (runtime/native.c) against their Python versions."""
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+from lazytorch import graph, realize, sites
+from lazytorch.graph import Node
+from lazytorch.ops import Op
+from lazytorch.runtime import native
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(native._include() is None,
+                                reason="this interpreter has no Python.h to build against")
+
+
+@pytest.fixture
+def mod():
+    m = native.load()
+    assert m is not None, native.failure()
+    return m
+
+
+def _graphs():
+    """(name, outputs) pairs covering each path of the walk."""
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    mid = a * 3
+    sub = (mid + b).relu() * mid
+    mid.numpy()                  # realized after sub was built: sub's walk reads its buffer
+    w = torch.randn(4, requires_grad=True)
+    h = (a * w).sum()                              # grad-carrying: keeps its node when realized
+    h.numpy()
+    c = torch.ones(3, 4) * 2.5
+    c.numpy()                                      # a realized broadcast constant stays inline
+    deep = a
+    for _ in range(700):                           # deeper than the walk's first stack
+        deep = deep * 1.001 + b
+    d = a.detach()
+    return [
+        ("substituted", [sub.node]),
+        ("buffer", [((mid + b).relu() * mid).node]),
+        ("grad-carrying", [(h * a + w).node]),
+        ("constant", [(c + a).node]),
+        ("aliased", [(a + a).node, (a * b).node]),
+        ("shared outputs", [(a * 2).node, ((a * 2) + 1).node, (a * 2).node]),
+        ("detach and reduce", [(d.exp().sum(1, keepdim=True) - b).node]),
+        ("deep", [deep.node]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_prepare_matches_python(mod, case):
+    name, outs = _graphs()[case]
+    got = mod.prepare(outs)
+    want = realize.prepare_py(outs)
+    assert got[0] == want[0], name    # hash-consing: equal graphs are the same nodes
+    assert got[1] == want[1], name
+    assert got[2] == want[2], name
+    assert isinstance(got[2], tuple)
+
+
+def test_prepare_substitutes_and_inherits_the_line(mod):
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    mid = a * 3
+    y = (mid + b).exp()
+    m = mid.node
+    mid.numpy()
+    (new,), inputs, _ = mod.prepare([y.node])
+    assert new is not y.node and new.op is Op.EXP
+    assert new.srcs[0].srcs[0] is realize.REALIZED[m] is mid.node
+    assert inputs == [mid.node, b.node]
+    assert sites.site_of(new) == sites.site_of(y.node)
+
+
+def test_prepare_reports_errors(mod):
+    with pytest.raises(TypeError):
+        mod.prepare(3)
+    with pytest.raises(AttributeError):
+        mod.prepare([object()])
+
+
+def test_realize_runs_the_compiled_walk(mod, rng):
+    assert realize._prepare is mod.prepare
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    t = torch.tensor(x)
+    np.testing.assert_allclose(((t * 2).exp() - t).sum(0).numpy(),
+                               (np.exp(x * 2) - x).sum(0), rtol=1e-5)
+
+
+def test_dead_drops_cache_and_side_entries(mod):
+    assert graph._dead is mod.dead
+    x = torch.randn(7)
+    y = x
+    for _ in range(50):
+        y = y * 1.25 - 0.5
+    chain = []
+    n = y.node
+    while n.op is not Op.BUFFER:
+        chain.append(n)
+        n = n.srcs[0]
+    refs = [weakref.ref(n) for n in chain]
+    ids = [id(n) for n in chain]
+    assert len(chain) >= 100 and all(i in sites.SITES.d for i in ids)
+    before = len(graph._CACHE)
+    del y, n, chain
+    gc.collect()
+    assert not any(r() for r in refs)
+    assert len(graph._CACHE) <= before - len(refs)     # each node's entry went with it
+    assert not any(i in sites.SITES.d for i in ids)
+
+
+def test_dead_keeps_a_newer_entry(mod):
+    # the callback only removes the entry that is its own
+    ref = graph._Ref(Node(Op.CONST, (), 123456.75, (), torch.float32), None)
+    key = ("not", "this", "ref")
+    graph._CACHE[key] = other = graph._Ref(Node(Op.CONST, (), 1.5, (), torch.float32), None)
+    ref.key, ref.id = key, -1
+    mod.dead(ref)
+    assert graph._CACHE.pop(key) is other
+
+
+def _run(code: str, cache: Path, **env) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LAZYTORCH_")}
+    e.update(LAZYTORCH_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), **env)
+    return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
+                          timeout=300)
+
+
+PROBE = """
+import numpy as np
+import lazytorch as torch
+from lazytorch import graph, realize
+from lazytorch.runtime import native
+m = native.load()
+x = torch.tensor(np.arange(6, dtype=np.float32))
+print(m is not None and m.__file__, realize._prepare is realize.prepare_py,
+      graph._dead.__module__, (x * 2 + 1).sum().item())
+"""
+
+
+def test_disabled_runs_the_python_versions(tmp_path):
+    p = _run(PROBE, tmp_path / "cache", LAZYTORCH_NATIVE="0")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "True", "lazytorch.graph", "36.0"]
+    assert not (tmp_path / "cache" / native.FOLDER).exists()
+
+
+def test_damaged_module_is_rebuilt(tmp_path):
+    cache = tmp_path / "cache"
+    first = _run(PROBE, cache)
+    assert first.returncode == 0, first.stderr
+    path = first.stdout.split()[0]
+    assert Path(path).parent == cache / native.FOLDER
+    assert first.stdout.split()[1:] == ["False", native.NAME, "36.0"]
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    again = _run(PROBE, cache)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[0] == path
+    assert Path(path).read_bytes() != bytes(data)   # rebuilt, not trusted
