@@ -66,6 +66,3 @@ from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
 from . import nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import cuda  # noqa: E402
-
-from .runtime import native as _native  # noqa: E402
-_native.start()  # the compiled host loops: from the disk cache, or built in the background

@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from .dtypes import DType
 from .ops import Op
+from .runtime import native
 
 Shape = tuple[int, ...]
 
@@ -78,6 +79,7 @@ def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DTyp
 
 
 _new = object.__new__
+new_node_py = new_node   # the reference for the compiled one (see _use_native)
 
 
 class _Ref(weakref.ref):
@@ -269,3 +271,19 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
         lines.append(line)
     lines.append("return " + ", ".join(names[o] for o in g.outputs))
     return "\n".join(lines)
+
+
+def _use_native(mod) -> None:
+    """The compiled constructor and death callback (runtime/native.c) take over from new_node
+    and _dead. Modules that bound new_node before this ran keep the Python one: both share
+    the cache, its key format and its weakref type, so their nodes are one population."""
+    global new_node, _dead
+    mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
+                    tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
+                    (_Ref.__dict__["key"], _Ref.__dict__["id"]), mod.dead, Op.CONST)
+    _dead = mod.dead
+    new_node = mod.new_node
+
+
+native.on_load(_use_native)
+native.start()  # from the disk cache now (before other modules bind new_node), or built later

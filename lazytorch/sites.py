@@ -9,6 +9,7 @@ from typing import Any
 
 from .graph import ID_TABLES, Node
 from .ops import Op
+from .runtime import native
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _BUFFER = Op.BUFFER
@@ -225,3 +226,17 @@ def mark_backward(nodes, like: Node) -> None:
         bw[id(n)] = True
         if site is not None:
             d[id(n)] = site
+
+
+record_from_py = record_from   # the reference for the compiled one
+
+
+def _use_native(mod) -> None:
+    """The compiled record_from (runtime/native.c) takes over (for modules that bind it from
+    now on; record() looks it up each call)."""
+    global record_from
+    mod.setup_sites(_SITES_D, _CODES, _classify, _BUFFER)
+    record_from = mod.record_from
+
+
+native.on_load(_use_native)

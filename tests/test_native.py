@@ -168,3 +168,65 @@ def test_damaged_module_is_rebuilt(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stdout.split()[0] == path
     assert Path(path).read_bytes() != bytes(data)   # rebuilt, not trusted
+
+
+def test_new_node_is_the_python_constructor(mod):
+    f32 = torch.float32
+    a = graph.new_node(Op.CONST, (), 2.5, (), f32)
+    b = graph.new_node_py(Op.CONST, (), 2.5, (), f32)
+    assert a is b is Node(Op.CONST, (), 2.5, (), f32)        # one population, one cache
+    made = mod.new_node(Op.EXP, (a,), None, (), f32)
+    assert made is graph.new_node_py(Op.EXP, (a,), None, (), f32)
+    assert (made.op, made.srcs, made.arg, made.shape, made.dtype) == (Op.EXP, (a,), None, (), f32)
+    with pytest.raises(AttributeError):
+        made.op = Op.LOG
+    # constants by type and spelling: == would merge these
+    values = [0.0, -0.0, 1, 1.0, True, float("nan")]
+    nodes = [mod.new_node(Op.CONST, (), v, (), f32) for v in values]
+    assert len({id(n) for n in nodes}) == len(values)
+    assert mod.new_node(Op.CONST, (), float("nan"), (), f32) is nodes[-1]
+    assert mod.new_node(Op.CONST, (), 1.0, (), torch.float64) is not nodes[3]
+    with pytest.raises(TypeError):
+        mod.new_node(Op.EXP, (a,), None, ())
+
+
+def test_new_node_entries_die_with_their_nodes(mod):
+    f32 = torch.float32
+    n = mod.new_node(Op.CONST, (), 98765.125, (), f32)
+    key = (Op.CONST, (), (float, "98765.125"), (), f32)
+    assert graph._CACHE[key]() is n and graph._CACHE[key].id == id(n)
+    del n
+    gc.collect()
+    assert key not in graph._CACHE
+
+
+def _site_here(record, node, api):
+    record(node, sys._getframe(0), api)
+    return sites.SITES.d.pop(id(node))
+
+
+def test_record_from_is_the_python_walk(mod):
+    x = torch.randn(3)
+    n = graph.new_node(Op.EXP, (x.node,), None, (3,), torch.float32)
+    sites.SITES.d.pop(id(n), None)
+    got = _site_here(mod.record_from, n, "exp")
+    want = _site_here(sites.record_from_py, n, "exp")
+    # (the offsets may differ: a frame's last instruction is read while it calls a builtin in
+    # one case and a Python function in the other; the line is the same)
+    assert sites._format(got) == sites._format(want)
+    assert got[2] == "exp" and got[0] is _site_here.__code__
+    with pytest.raises(TypeError):
+        mod.record_from(n, None, "exp")
+
+
+def test_sites_name_the_user_line_and_api(mod):
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    line = sys._getframe(0).f_lineno + 1
+    y = torch.matmul(a, b).relu()
+    assert sites.site_of(y.node) == f"test_native.py:{line}"
+    assert sites.api_of(y.node) == "relu"
+    # the nodes matmul built on the way (reshapes, broadcasts, the product) share its line
+    inner = [n for n in graph.toposort([y.node.srcs[0]]) if n.op is not Op.BUFFER]
+    assert len(inner) > 2
+    assert all(sites.site_of(n) == f"test_native.py:{line}" for n in inner)
+    assert all(sites.api_of(n) == "matmul" for n in inner)

@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <frameobject.h>
 
 static PyObject *g_cache, *g_tables, *g_realized, *g_buffer, *g_const, *g_detach;
 static PyObject *g_is_constant, *g_make_node, *g_inherit;
@@ -20,13 +21,110 @@ static int keep(PyObject **slot, PyObject *value) {
     return 0;
 }
 
+/* new_node's state: the Node type, its slots' setters, the cache's weakref type and its
+ * slots' setters, and the callback each entry's weakref gets */
+static PyTypeObject *g_node_type, *g_ref_type;
+static PyObject *g_node_slots[5], *g_ref_key, *g_ref_id, *g_callback;
+
 static PyObject *setup_graph(PyObject *self, PyObject *args) {
-    PyObject *cache, *tables;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &cache, &PyList_Type, &tables))
+    PyObject *cache, *tables, *node_type, *ref_type, *node_slots, *ref_slots, *callback, *cnst;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OO", &PyDict_Type, &cache, &PyList_Type, &tables,
+                          &PyType_Type, &node_type, &PyType_Type, &ref_type, &PyTuple_Type,
+                          &node_slots, &PyTuple_Type, &ref_slots, &callback, &cnst))
         return NULL;
+    if (PyTuple_GET_SIZE(node_slots) != 5 || PyTuple_GET_SIZE(ref_slots) != 2) {
+        PyErr_SetString(PyExc_ValueError, "5 node slots and 2 weakref slots");
+        return NULL;
+    }
+    PyObject *all[7];
+    for (int i = 0; i < 5; i++)
+        all[i] = PyTuple_GET_ITEM(node_slots, i);
+    all[5] = PyTuple_GET_ITEM(ref_slots, 0);
+    all[6] = PyTuple_GET_ITEM(ref_slots, 1);
+    for (int i = 0; i < 7; i++)
+        if (Py_TYPE(all[i])->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "slots must be settable descriptors");
+            return NULL;
+        }
     keep(&g_cache, cache);
     keep(&g_tables, tables);
+    keep((PyObject **)&g_node_type, node_type);
+    keep((PyObject **)&g_ref_type, ref_type);
+    for (int i = 0; i < 5; i++)
+        keep(&g_node_slots[i], all[i]);
+    keep(&g_ref_key, all[5]);
+    keep(&g_ref_id, all[6]);
+    keep(&g_callback, callback);
+    keep(&g_const, cnst);
     Py_RETURN_NONE;
+}
+
+static inline int set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
+
+/* new_node(op, srcs, arg, shape, dtype): graph.new_node, the hash-consed constructor */
+static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "new_node takes op, srcs, arg, shape, dtype");
+        return NULL;
+    }
+    if (g_node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "native.setup_graph() was not called");
+        return NULL;
+    }
+    PyObject *op = args[0], *arg = args[2], *karg;
+    if (op == g_const) {
+        /* constants by type and spelling: 0.0 == -0.0 and 1 == 1.0 == True */
+        PyObject *r = PyObject_Repr(arg);
+        if (r == NULL)
+            return NULL;
+        karg = PyTuple_Pack(2, (PyObject *)Py_TYPE(arg), r);
+        Py_DECREF(r);
+        if (karg == NULL)
+            return NULL;
+    } else {
+        karg = arg;
+        Py_INCREF(karg);
+    }
+    PyObject *key = PyTuple_Pack(5, op, args[1], karg, args[3], args[4]);
+    Py_DECREF(karg);
+    if (key == NULL)
+        return NULL;
+    PyObject *ref = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
+    if (ref != NULL) {
+        PyObject *node = PyWeakref_GET_OBJECT(ref);
+        if (node != Py_None && Py_REFCNT(node) > 0) {
+            Py_INCREF(node);
+            Py_DECREF(key);
+            return node;
+        }
+    } else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyObject *node = g_node_type->tp_alloc(g_node_type, 0);
+    PyObject *id = NULL, *newref = NULL;
+    if (node == NULL)
+        goto fail;
+    for (int i = 0; i < 5; i++)
+        if (set_slot(g_node_slots[i], node, args[i]) < 0)
+            goto fail;
+    newref = PyObject_CallFunctionObjArgs((PyObject *)g_ref_type, node, g_callback, NULL);
+    id = newref ? PyLong_FromVoidPtr(node) : NULL;
+    if (id == NULL || set_slot(g_ref_key, newref, key) < 0 || set_slot(g_ref_id, newref, id) < 0 ||
+        PyDict_SetItem(g_cache, key, newref) < 0)
+        goto fail;
+    Py_DECREF(id);
+    Py_DECREF(newref);
+    Py_DECREF(key);
+    return node;
+fail:
+    Py_XDECREF(id);
+    Py_XDECREF(newref);
+    Py_XDECREF(node);
+    Py_DECREF(key);
+    return NULL;
 }
 
 static PyObject *setup(PyObject *self, PyObject *args) {
@@ -39,6 +137,160 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     for (int i = 0; i < 7; i++)
         keep(slots[i], a[i]);
     Py_RETURN_NONE;
+}
+
+/* record_from's state: sites by id(node), code classification by id(code), the Python
+ * classifier for codes not seen yet */
+static PyObject *g_sites, *g_codes, *g_classify, *g_buffer_op, *s_f_lasti;
+
+static PyObject *setup_sites(PyObject *self, PyObject *args) {
+    PyObject *sites, *codes, *classify, *buffer;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyDict_Type, &sites, &PyDict_Type, &codes, &classify,
+                          &buffer))
+        return NULL;
+    keep(&g_sites, sites);
+    keep(&g_codes, codes);
+    keep(&g_classify, classify);
+    keep(&g_buffer_op, buffer);
+    Py_RETURN_NONE;
+}
+
+/* sites._walk: (code, offset, api) of the first frame outside the package, or None */
+static PyObject *walk(PyObject *frame, PyObject *api) {
+    PyFrameObject *f = (PyFrameObject *)frame;
+    Py_INCREF(f);
+    Py_INCREF(api);
+    while (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        PyObject *cid = PyLong_FromVoidPtr(code);
+        PyObject *what = NULL;
+        if (cid != NULL) {
+            PyObject *e = PyDict_GetItemWithError(g_codes, cid);
+            if (e != NULL && PyTuple_Check(e) && PyTuple_GET_SIZE(e) == 2) {
+                what = PyTuple_GET_ITEM(e, 1);
+                Py_INCREF(what);
+            } else if (!PyErr_Occurred()) {
+                what = PyObject_CallOneArg(g_classify, (PyObject *)code);
+            }
+            Py_DECREF(cid);
+        }
+        if (what == NULL) {
+            Py_DECREF(code);
+            Py_DECREF(f);
+            Py_DECREF(api);
+            return NULL;
+        }
+        if (what == Py_None) {
+            Py_DECREF(what);
+            PyObject *lasti = PyObject_GetAttr((PyObject *)f, s_f_lasti);
+            PyObject *site = lasti ? PyTuple_Pack(3, (PyObject *)code, lasti, api) : NULL;
+            Py_XDECREF(lasti);
+            Py_DECREF(code);
+            Py_DECREF(f);
+            Py_DECREF(api);
+            return site;
+        }
+        Py_DECREF(code);
+        int named = PyObject_IsTrue(what);
+        if (named > 0)
+            Py_SETREF(api, what);
+        else
+            Py_DECREF(what);
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    Py_DECREF(api);
+    Py_RETURN_NONE;
+}
+
+/* does node need a site: not in the table and not a buffer (-1: error) */
+static int unsited(PyObject *n) {
+    PyObject *id = PyLong_FromVoidPtr(n);
+    if (id == NULL)
+        return -1;
+    int has = PyDict_Contains(g_sites, id);
+    Py_DECREF(id);
+    if (has != 0)
+        return has < 0 ? -1 : 0;
+    PyObject *op = PyObject_GetAttr(n, s_op);
+    if (op == NULL)
+        return -1;
+    Py_DECREF(op);
+    return op != g_buffer_op;
+}
+
+static int set_site(PyObject *n, PyObject *site) {
+    PyObject *id = PyLong_FromVoidPtr(n);
+    int rc = id == NULL ? -1 : PyDict_SetItem(g_sites, id, site);
+    Py_XDECREF(id);
+    return rc;
+}
+
+/* record_from(node, frame, api): sites.record_from */
+static PyObject *record_from(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyFrame_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "record_from takes a node, a frame and an api name");
+        return NULL;
+    }
+    if (g_sites == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "native.setup_sites() was not called");
+        return NULL;
+    }
+    PyObject *node = args[0];
+    PyObject *site = walk(args[1], args[2]);
+    if (site == NULL || site == Py_None)
+        return site;
+    PyObject *srcs = NULL, *stack = NULL, *result = NULL;
+    if (set_site(node, site) < 0)
+        goto done;
+    srcs = PyObject_GetAttr(node, s_srcs);
+    if (srcs == NULL || !PyTuple_Check(srcs))
+        goto done;
+    int need = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(srcs) && !need; i++)
+        if ((need = unsited(PyTuple_GET_ITEM(srcs, i))) < 0)
+            goto done;
+    /* the nodes a composite op built on the way share its line; the walk stops at nodes
+     * that have one, so each is visited once */
+    if (need) {
+        stack = PySequence_List(srcs);
+        if (stack == NULL)
+            goto done;
+        while (PyList_GET_SIZE(stack) > 0) {
+            Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
+            PyObject *n = PyList_GET_ITEM(stack, last);
+            Py_INCREF(n);
+            if (PyList_SetSlice(stack, last, last + 1, NULL) < 0) {
+                Py_DECREF(n);
+                goto done;
+            }
+            int u = unsited(n);
+            PyObject *more = u > 0 ? PyObject_GetAttr(n, s_srcs) : NULL;
+            int bad = u < 0 || (u > 0 && (more == NULL || set_site(n, site) < 0 ||
+                                          !PyTuple_Check(more)));
+            if (!bad && more != NULL) {
+                for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(more) && !bad; i++)
+                    bad = PyList_Append(stack, PyTuple_GET_ITEM(more, i)) < 0;
+            }
+            Py_XDECREF(more);
+            Py_DECREF(n);
+            if (bad) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+                goto done;
+            }
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (result == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+    Py_XDECREF(stack);
+    Py_XDECREF(srcs);
+    Py_DECREF(site);
+    return result;
 }
 
 /* weakref callback: errors are cleared (a callback has no caller to report to) */
@@ -332,9 +584,15 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"setup_graph", setup_graph, METH_VARARGS, "setup_graph(cache, tables): for dead()"},
+    {"setup_graph", setup_graph, METH_VARARGS,
+     "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST)"},
+    {"new_node", (PyCFunction)(void (*)(void))new_node, METH_FASTCALL,
+     "new_node(op, srcs, arg, shape, dtype): the hash-consed node"},
     {"setup", setup, METH_VARARGS,
      "setup(realized, BUFFER, CONST, DETACH, is_constant, make_node, inherit): for prepare()"},
+    {"setup_sites", setup_sites, METH_VARARGS, "setup_sites(sites, codes, classify, BUFFER)"},
+    {"record_from", (PyCFunction)(void (*)(void))record_from, METH_FASTCALL,
+     "record_from(node, frame, api): remember the user's line that made node"},
     {"dead", dead, METH_O, "the hash-consing table's weakref callback"},
     {"prepare", prepare, METH_O, "prepare(outputs) -> (new outputs, input buffers, key)"},
     {NULL, NULL, 0, NULL},
@@ -344,10 +602,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lazytorch_native", 
                                     methods};
 
 PyMODINIT_FUNC PyInit__lazytorch_native(void) {
-    const char *names[] = {"op", "srcs", "arg", "shape", "dtype", "name", "key", "id", "B"};
+    const char *names[] = {"op", "srcs", "arg", "shape", "dtype", "name", "key", "id", "B",
+                           "f_lasti"};
     PyObject **slots[] = {&s_op, &s_srcs, &s_arg, &s_shape, &s_dtype, &s_name, &s_key, &s_id,
-                          &s_B};
-    for (int i = 0; i < 9; i++)
+                          &s_B, &s_f_lasti};
+    for (int i = 0; i < 10; i++)
         if ((*slots[i] = PyUnicode_InternFromString(names[i])) == NULL)
             return NULL;
     return PyModule_Create(&module);

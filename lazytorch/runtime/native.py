@@ -135,12 +135,3 @@ def load(block: bool = True) -> ModuleType | None:
 def failure() -> str | None:
     return _failed
 
-
-def _use_in_graph(mod: ModuleType) -> None:
-    """The compiled death callback takes over from graph._dead (for nodes made from now on)."""
-    from .. import graph
-    mod.setup_graph(graph._CACHE, graph.ID_TABLES)
-    graph._dead = mod.dead
-
-
-on_load(_use_in_graph)
