@@ -230,3 +230,18 @@ def test_sites_name_the_user_line_and_api(mod):
     assert len(inner) > 2
     assert all(sites.site_of(n) == f"test_native.py:{line}" for n in inner)
     assert all(sites.api_of(n) == "matmul" for n in inner)
+
+
+def test_nodes_are_not_traversed_by_the_cycle_collector(mod):
+    # nodes, their cache keys and weakrefs, and sites cannot be part of a cycle (a node holds
+    # only older nodes and static data), so the collector need not walk them every step
+    x = torch.randn(5)
+    y = (x * 3.5).exp()
+    n = y.node
+    assert not gc.is_tracked(n)
+    ref = graph._CACHE[(n.op, n.srcs, n.arg, n.shape, n.dtype)]
+    assert not gc.is_tracked(ref) and not gc.is_tracked(ref.key)
+    assert not gc.is_tracked(sites.SITES.d[id(n)])
+    r = weakref.ref(n)
+    del y, n, ref
+    assert r() is None            # freed by reference counting alone

@@ -115,6 +115,12 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (id == NULL || set_slot(g_ref_key, newref, key) < 0 || set_slot(g_ref_id, newref, id) < 0 ||
         PyDict_SetItem(g_cache, key, newref) < 0)
         goto fail;
+    /* A node cannot be part of a reference cycle: its slots hold its op, sources made
+     * before it, and immutable static data. Neither can its cache key or weakref. So the
+     * cyclic collector need not traverse any of them (deallocation untracks twice safely). */
+    PyObject_GC_UnTrack(node);
+    PyObject_GC_UnTrack(key);
+    PyObject_GC_UnTrack(newref);
     Py_DECREF(id);
     Py_DECREF(newref);
     Py_DECREF(key);
@@ -184,6 +190,8 @@ static PyObject *walk(PyObject *frame, PyObject *api) {
             Py_DECREF(what);
             PyObject *lasti = PyObject_GetAttr((PyObject *)f, s_f_lasti);
             PyObject *site = lasti ? PyTuple_Pack(3, (PyObject *)code, lasti, api) : NULL;
+            if (site != NULL)
+                PyObject_GC_UnTrack(site);   /* (a code object, an int and a str) */
             Py_XDECREF(lasti);
             Py_DECREF(code);
             Py_DECREF(f);
