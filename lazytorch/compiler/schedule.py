@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from ..graph import Graph, Node
 from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
-from .kernel import Kernel, NeedsBuffer, lower_kernel
+from .kernel import Kernel, NeedsBuffer
+from .kernel_memo import lower_kernel_memo
 from .rowfuse import fuse_rows
 
 
@@ -112,6 +113,7 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
     """Kernels, in execution order, that compute g's outputs from its input buffers."""
     mat = must_materialize(g)
     kernels: dict[Node, Kernel] = {}
+    memo: dict = {}   # kernel structure -> a kernel lowered before (see kernel_memo.py)
 
     def is_buffer(n: Node) -> bool:
         return is_input(n) or n in mat
@@ -122,7 +124,7 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
         if n in kernels:
             continue
         try:
-            kernels[n] = lower_kernel(n, is_buffer, "", len(g.nodes))
+            kernels[n] = lower_kernel_memo(n, is_buffer, memo, len(g.nodes))
         except NeedsBuffer as e:
             mat[e.node] = "reduction that cannot fuse here"
             pending = [m for m in g.nodes if m in mat and m not in kernels]
