@@ -182,9 +182,13 @@ def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
 def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
     """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n.
 
-    A depth-first walk with an explicit stack of source iterators (graphs can be deeper than
-    Python's recursion allows); each node is visited once.
-    """
+    A depth-first walk with an explicit stack (graphs can be deeper than Python's recursion
+    allows); each node is visited once. Compiled (runtime/native.c) once that is loaded."""
+    return _toposort(outputs, is_leaf)
+
+
+def toposort_py(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
+    """toposort() in Python: a stack of source iterators."""
     order: list[Node] = []
     append = order.append
     seen: set[int] = set()
@@ -207,6 +211,9 @@ def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
                 stack.pop()
                 append(node)
     return order
+
+
+_toposort = toposort_py
 
 
 class Graph:
@@ -277,12 +284,13 @@ def _use_native(mod) -> None:
     """The compiled constructor and death callback (runtime/native.c) take over from new_node
     and _dead. Modules that bound new_node before this ran keep the Python one: both share
     the cache, its key format and its weakref type, so their nodes are one population."""
-    global new_node, _dead
+    global new_node, _dead, _toposort
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
                     tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
                     (_Ref.__dict__["key"], _Ref.__dict__["id"]), mod.dead, Op.CONST)
     _dead = mod.dead
     new_node = mod.new_node
+    _toposort = mod.toposort
 
 
 native.on_load(_use_native)

@@ -245,3 +245,20 @@ def test_nodes_are_not_traversed_by_the_cycle_collector(mod):
     r = weakref.ref(n)
     del y, n, ref
     assert r() is None            # freed by reference counting alone
+
+
+def test_toposort_is_the_python_walk(mod):
+    x, w = torch.randn(4, 6), torch.randn(6, 3)
+    y = x
+    for _ in range(400):                       # deeper than the walk's first stack
+        y = (y * 0.5 + x).tanh()
+    z = (y @ w).relu().sum(0)
+    outs = [z.node, y.node, x.node, z.node]
+    assert mod.toposort(outs, None) == graph.toposort_py(outs)
+    stop = lambda n: n.op in (Op.SUM, Op.TANH)  # noqa: E731
+    assert mod.toposort(outs, stop) == graph.toposort_py(outs, stop)
+    assert graph.toposort(outs) == graph.toposort_py(outs)
+    with pytest.raises(ZeroDivisionError):
+        mod.toposort(outs, lambda n: 1 / 0)
+    with pytest.raises(TypeError):
+        mod.toposort(outs)

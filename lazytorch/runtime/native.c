@@ -591,6 +591,102 @@ fail:
     return result;
 }
 
+/* toposort(outputs, is_leaf): graph.toposort. Frames hold a node (borrowed: the outputs'
+ * graph keeps it alive) and its sources (owned; NULL for a leaf). */
+static PyObject *toposort(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "toposort takes outputs and is_leaf (or None)");
+        return NULL;
+    }
+    PyObject *is_leaf = args[1] == Py_None ? NULL : args[1];
+    PyObject *outputs = PySequence_Fast(args[0], "toposort expects a sequence of nodes");
+    if (outputs == NULL)
+        return NULL;
+    PyObject *seen = PySet_New(NULL), *order = PyList_New(0), *result = NULL;
+    Py_ssize_t cap = 256, sp = 0;
+    Frame *stack = PyMem_Malloc(cap * sizeof(Frame));
+    if (seen == NULL || order == NULL || stack == NULL)
+        goto done;
+    Py_ssize_t n_out = PySequence_Fast_GET_SIZE(outputs);
+    PyObject **outs = PySequence_Fast_ITEMS(outputs);
+    for (Py_ssize_t o = 0; o < n_out; o++) {
+        PyObject *n = outs[o];
+        for (;;) {   /* push n (an output, then each source not seen) */
+            int had = PySet_Contains(seen, n);
+            if (had < 0 || (had == 0 && PySet_Add(seen, n) < 0))
+                goto done;
+            if (had == 0) {
+                PyObject *srcs = NULL;
+                int leaf = 0;
+                if (is_leaf != NULL) {
+                    PyObject *r = PyObject_CallOneArg(is_leaf, n);
+                    if (r == NULL || (leaf = PyObject_IsTrue(r)) < 0) {
+                        Py_XDECREF(r);
+                        goto done;
+                    }
+                    Py_DECREF(r);
+                }
+                if (!leaf) {
+                    srcs = PyObject_GetAttr(n, s_srcs);
+                    if (srcs == NULL)
+                        goto done;
+                    if (!PyTuple_Check(srcs)) {
+                        Py_DECREF(srcs);
+                        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+                        goto done;
+                    }
+                }
+                if (sp == cap) {
+                    Frame *grown = PyMem_Realloc(stack, 2 * cap * sizeof(Frame));
+                    if (grown == NULL) {
+                        Py_XDECREF(srcs);
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    stack = grown;
+                    cap *= 2;
+                }
+                stack[sp++] = (Frame){n, NULL, srcs, 0};
+            }
+            /* the next source of the top frame not seen yet, or pop the frame */
+            n = NULL;
+            while (sp > 0 && n == NULL) {
+                Frame *f = &stack[sp - 1];
+                while (f->srcs != NULL && f->i < PyTuple_GET_SIZE(f->srcs)) {
+                    PyObject *s = PyTuple_GET_ITEM(f->srcs, f->i++);
+                    int has = PySet_Contains(seen, s);
+                    if (has < 0)
+                        goto done;
+                    if (!has) {
+                        n = s;
+                        break;
+                    }
+                }
+                if (n == NULL) {
+                    if (PyList_Append(order, f->node) < 0)
+                        goto done;
+                    Py_CLEAR(f->srcs);
+                    sp--;
+                }
+            }
+            if (n == NULL)
+                break;
+        }
+    }
+    result = order;
+    order = NULL;
+done:
+    while (sp > 0) {
+        sp--;
+        Py_XDECREF(stack[sp].srcs);
+    }
+    PyMem_Free(stack);
+    Py_XDECREF(seen);
+    Py_XDECREF(order);
+    Py_DECREF(outputs);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"setup_graph", setup_graph, METH_VARARGS,
      "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST)"},
@@ -602,6 +698,8 @@ static PyMethodDef methods[] = {
     {"record_from", (PyCFunction)(void (*)(void))record_from, METH_FASTCALL,
      "record_from(node, frame, api): remember the user's line that made node"},
     {"dead", dead, METH_O, "the hash-consing table's weakref callback"},
+    {"toposort", (PyCFunction)(void (*)(void))toposort, METH_FASTCALL,
+     "toposort(outputs, is_leaf or None): graph.toposort"},
     {"prepare", prepare, METH_O, "prepare(outputs) -> (new outputs, input buffers, key)"},
     {NULL, NULL, 0, NULL},
 };
