@@ -113,7 +113,27 @@ def eager(mode: str = "interp"):
     reference interpreter ("interp") or as its own compiled kernel ("compiled")."""
     if mode not in ("interp", "compiled"):
         raise ValueError(f"eager mode is 'interp' or 'compiled', not {mode!r}")
-    return _setting("eager", "c" if mode == "compiled" else "interp")
+    return _counted(_setting("eager", "c" if mode == "compiled" else "interp"))
+
+
+# eager contexts open in any thread, plus one for LAZYTORCH_EAGER: while 0, no op need ask
+# eager_mode() (every op result would, and it costs a call and a thread-local lookup)
+EAGER_SOMEWHERE = [0]
+
+
+@contextlib.contextmanager
+def _counted(setting):
+    with _lock:
+        EAGER_SOMEWHERE[0] += 1
+    try:
+        with setting:
+            yield
+    finally:
+        with _lock:
+            EAGER_SOMEWHERE[0] -= 1
+
+
+_lock = threading.Lock()
 
 
 def lazy():
@@ -166,3 +186,5 @@ def viz(*tensors, path: str = "graph.svg", title: str | None = None) -> str:
     from .compiler import graph
     from .compiler.graphviz import render
     return render(graph(*tensors), path, title)
+
+EAGER_SOMEWHERE[0] += _ENV_EAGER is not None

@@ -288,6 +288,9 @@ def _use_native(mod) -> None:
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
                     tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
                     (_Ref.__dict__["key"], _Ref.__dict__["id"]), mod.dead, Op.CONST)
+    mod.fast_slots(Node, ("op", "srcs", "arg", "shape", "dtype"))
+    mod.fast_slots(_Ref, ("key", "id"))
+    mod.fast_slots(DType, ("name",))
     _dead = mod.dead
     new_node = mod.new_node
     _toposort = mod.toposort

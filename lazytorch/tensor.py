@@ -169,7 +169,7 @@ class Tensor:
         t._node = node  # the rest of a fresh tensor's state is the class defaults
         if _LEAVES:
             autograd.on_new_tensor(t)
-        if debug.eager_mode() is not None and node.op is not Op.BUFFER:
+        if _EAGER[0] and debug.eager_mode() is not None and node.op is not Op.BUFFER:
             with debug.use_backend(debug.eager_mode()):
                 realize_tensors([t])  # debug mode: the op runs here, at the user's line
         return t
@@ -478,6 +478,7 @@ class Tensor:
 
 # the autograd leaves' table (by id): when it is empty no op result can require grad
 _LEAVES = autograd.LEAVES._d
+_EAGER = debug.EAGER_SOMEWHERE
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",
                dt.int64: "LongTensor", dt.int32: "IntTensor", dt.int16: "ShortTensor",

@@ -73,18 +73,23 @@ def test_eager_env_variable_runs_ops_at_once(monkeypatch):
     def set_env(value):
         monkeypatch.setenv("LAZYTORCH_EAGER", value)
         monkeypatch.setattr(debug, "_ENV_EAGER", debug._env_eager())
+        debug.EAGER_SOMEWHERE[0] = int(debug._ENV_EAGER is not None)
 
-    set_env("1")
-    assert debug.eager_mode() == "interp"
-    x = torch.tensor([1.0, 2.0])
-    y = x * 3
-    assert y.node.op is Op.BUFFER or y.node in realize.REALIZED
-    set_env("compiled")
-    assert debug.eager_mode() == "c"
-    set_env("0")
-    assert debug.eager_mode() is None
-    z = torch.tensor([1.0, 2.0]) * 3
-    assert z.node.op is Op.MUL and z.node not in realize.REALIZED
+    saved = debug.EAGER_SOMEWHERE[0]
+    try:
+        set_env("1")
+        assert debug.eager_mode() == "interp"
+        x = torch.tensor([1.0, 2.0])
+        y = x * 3
+        assert y.node.op is Op.BUFFER or y.node in realize.REALIZED
+        set_env("compiled")
+        assert debug.eager_mode() == "c"
+        set_env("0")
+        assert debug.eager_mode() is None
+        z = torch.tensor([1.0, 2.0]) * 3
+        assert z.node.op is Op.MUL and z.node not in realize.REALIZED
+    finally:
+        debug.EAGER_SOMEWHERE[0] = saved
 
 
 def _corrupt_mul(monkeypatch):
@@ -503,3 +508,24 @@ def test_graph_kernels_match_the_schedule():
     names = {a["api"]: a["kernel"] for _, a in g.nodes(data=True) if a["api"]}
     assert names["add"] == names["relu"] == names["sum"] == names["mul"] == k.name
     assert g.graph["kernels"][k.name] == list(k.ops)
+
+
+def test_eager_contexts_are_counted_in_every_thread():
+    import threading
+    base = debug.EAGER_SOMEWHERE[0]   # (1 under LAZYTORCH_EAGER)
+    seen = []
+
+    def other():
+        with debug.eager("compiled"):
+            seen.append(debug.EAGER_SOMEWHERE[0])
+            y = torch.tensor([1.0, 2.0]) * 4
+            seen.append(y.node.op is Op.BUFFER or y.node in realize.REALIZED)
+
+    with debug.eager():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        with debug.lazy():
+            z = torch.tensor([1.0, 2.0]) * 3
+        assert z.node.op is Op.MUL           # lazy inside eager, although one is counted
+    assert seen == [base + 2, True] and debug.EAGER_SOMEWHERE[0] == base

@@ -10,15 +10,107 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <structmember.h>
 
 static PyObject *g_cache, *g_tables, *g_realized, *g_buffer, *g_const, *g_detach;
 static PyObject *g_is_constant, *g_make_node, *g_inherit;
 static PyObject *s_op, *s_srcs, *s_arg, *s_shape, *s_dtype, *s_name, *s_key, *s_id, *s_B;
 
+/* Slots read straight from the object for the types fast_slots() registered (a generic
+ * attribute lookup costs ~300 instructions; the table is a handful of entries). The names
+ * are the interned s_* strings, compared by address. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *name;
+    Py_ssize_t offset;
+} FastSlot;
+static FastSlot g_fast[16];
+static int g_n_fast;
+
+/* o.name as a new reference */
+static inline PyObject *get(PyObject *o, PyObject *name) {
+    PyTypeObject *t = Py_TYPE(o);
+    for (int i = 0; i < g_n_fast; i++) {
+        if (g_fast[i].type == t && g_fast[i].name == name) {
+            PyObject *v = *(PyObject **)((char *)o + g_fast[i].offset);
+            if (v == NULL)
+                break;   /* unset: let the generic lookup raise */
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* dict helpers hashing the key once; the private known-hash calls exist through 3.12 */
+#if PY_VERSION_HEX < 0x030D0000
+#define GET_KNOWN(d, k, h) _PyDict_GetItem_KnownHash(d, k, h)
+#define SET_KNOWN(d, k, v, h) _PyDict_SetItem_KnownHash(d, k, v, h)
+#define DEL_KNOWN(d, k, h) _PyDict_DelItem_KnownHash(d, k, h)
+#else
+#define GET_KNOWN(d, k, h) PyDict_GetItemWithError(d, k)
+#define SET_KNOWN(d, k, v, h) PyDict_SetItem(d, k, v)
+#define DEL_KNOWN(d, k, h) PyDict_DelItem(d, k)
+#endif
+
+/* drop key from d if present, in one lookup (errors are cleared: used by the callback) */
+static void discard(PyObject *d, PyObject *key) {
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *v = _PyDict_Pop(d, key, Py_None);
+    Py_XDECREF(v);
+#else
+    PyObject *v = NULL;
+    PyDict_Pop(d, key, &v);
+    Py_XDECREF(v);
+#endif
+    PyErr_Clear();
+}
+
 static int keep(PyObject **slot, PyObject *value) {
     Py_INCREF(value);
     Py_XSETREF(*slot, value);
     return 0;
+}
+
+static PyObject *interned(PyObject *name) {
+    PyObject *known[] = {s_op, s_srcs, s_arg, s_shape, s_dtype, s_name, s_key, s_id};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (PyUnicode_Compare(name, known[i]) == 0)
+            return known[i];
+    return NULL;
+}
+
+/* fast_slots(type, names): read these __slots__ of exactly this type directly */
+static PyObject *fast_slots(PyObject *self, PyObject *args) {
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *key = PyUnicode_Check(name) ? interned(name) : NULL;
+        PyObject *d = ((PyTypeObject *)type)->tp_dict;
+        PyObject *descr = key && d ? PyDict_GetItemWithError(d, name) : NULL;
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%R is not an object slot of %R", name, type);
+            return NULL;
+        }
+        int j = 0;
+        while (j < g_n_fast && !(g_fast[j].type == (PyTypeObject *)type && g_fast[j].name == key))
+            j++;
+        if (j == g_n_fast) {
+            if (g_n_fast == (int)(sizeof g_fast / sizeof *g_fast)) {
+                PyErr_SetString(PyExc_ValueError, "too many fast slots");
+                return NULL;
+            }
+            Py_INCREF(type);
+            g_n_fast++;
+        }
+        g_fast[j] = (FastSlot){(PyTypeObject *)type, key,
+                               ((PyMemberDescrObject *)descr)->d_member->offset};
+    }
+    Py_RETURN_NONE;
 }
 
 /* new_node's state: the Node type, its slots' setters, the cache's weakref type and its
@@ -91,7 +183,12 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_DECREF(karg);
     if (key == NULL)
         return NULL;
-    PyObject *ref = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyObject *ref = GET_KNOWN(g_cache, key, h);   /* borrowed */
     if (ref != NULL) {
         PyObject *node = PyWeakref_GET_OBJECT(ref);
         if (node != Py_None && Py_REFCNT(node) > 0) {
@@ -110,10 +207,14 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     for (int i = 0; i < 5; i++)
         if (set_slot(g_node_slots[i], node, args[i]) < 0)
             goto fail;
-    newref = PyObject_CallFunctionObjArgs((PyObject *)g_ref_type, node, g_callback, NULL);
+    {   /* the weakref type's __new__ does the work; its __init__ only checks arguments */
+        PyObject *rargs = PyTuple_Pack(2, node, g_callback);
+        newref = rargs ? g_ref_type->tp_new(g_ref_type, rargs, NULL) : NULL;
+        Py_XDECREF(rargs);
+    }
     id = newref ? PyLong_FromVoidPtr(node) : NULL;
     if (id == NULL || set_slot(g_ref_key, newref, key) < 0 || set_slot(g_ref_id, newref, id) < 0 ||
-        PyDict_SetItem(g_cache, key, newref) < 0)
+        SET_KNOWN(g_cache, key, newref, h) < 0)
         goto fail;
     /* A node cannot be part of a reference cycle: its slots hold its op, sources made
      * before it, and immutable static data. Neither can its cache key or weakref. So the
@@ -188,7 +289,11 @@ static PyObject *walk(PyObject *frame, PyObject *api) {
         }
         if (what == Py_None) {
             Py_DECREF(what);
+#if PY_VERSION_HEX >= 0x030B0000
+            PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(f));   /* == f.f_lasti */
+#else
             PyObject *lasti = PyObject_GetAttr((PyObject *)f, s_f_lasti);
+#endif
             PyObject *site = lasti ? PyTuple_Pack(3, (PyObject *)code, lasti, api) : NULL;
             if (site != NULL)
                 PyObject_GC_UnTrack(site);   /* (a code object, an int and a str) */
@@ -221,7 +326,7 @@ static int unsited(PyObject *n) {
     Py_DECREF(id);
     if (has != 0)
         return has < 0 ? -1 : 0;
-    PyObject *op = PyObject_GetAttr(n, s_op);
+    PyObject *op = get(n, s_op);
     if (op == NULL)
         return -1;
     Py_DECREF(op);
@@ -252,7 +357,7 @@ static PyObject *record_from(PyObject *self, PyObject *const *args, Py_ssize_t n
     PyObject *srcs = NULL, *stack = NULL, *result = NULL;
     if (set_site(node, site) < 0)
         goto done;
-    srcs = PyObject_GetAttr(node, s_srcs);
+    srcs = get(node, s_srcs);
     if (srcs == NULL || !PyTuple_Check(srcs))
         goto done;
     int need = 0;
@@ -274,7 +379,7 @@ static PyObject *record_from(PyObject *self, PyObject *const *args, Py_ssize_t n
                 goto done;
             }
             int u = unsited(n);
-            PyObject *more = u > 0 ? PyObject_GetAttr(n, s_srcs) : NULL;
+            PyObject *more = u > 0 ? get(n, s_srcs) : NULL;
             int bad = u < 0 || (u > 0 && (more == NULL || set_site(n, site) < 0 ||
                                           !PyTuple_Check(more)));
             if (!bad && more != NULL) {
@@ -307,17 +412,16 @@ static PyObject *dead(PyObject *self, PyObject *ref) {
         Py_RETURN_NONE;
     /* the cache entry may hold the only reference to ref, and the caller holds none */
     Py_INCREF(ref);
-    PyObject *key = PyObject_GetAttr(ref, s_key);
+    PyObject *key = get(ref, s_key);
     if (key != NULL) {
-        PyObject *live = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
-        if (live == ref) {
-            if (PyDict_DelItem(g_cache, key) < 0)
-                PyErr_Clear();
-        }
+        Py_hash_t h = PyObject_Hash(key);
+        PyObject *live = h == -1 ? NULL : GET_KNOWN(g_cache, key, h);   /* borrowed */
+        if (live == ref && DEL_KNOWN(g_cache, key, h) < 0)
+            PyErr_Clear();
         Py_DECREF(key);
     }
     PyErr_Clear();
-    PyObject *id = PyObject_GetAttr(ref, s_id);
+    PyObject *id = get(ref, s_id);
     Py_DECREF(ref);
     if (id == NULL) {
         PyErr_Clear();
@@ -326,13 +430,8 @@ static PyObject *dead(PyObject *self, PyObject *ref) {
     Py_ssize_t n = PyList_GET_SIZE(g_tables);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *t = PyList_GET_ITEM(g_tables, i);
-        if (!PyDict_Check(t) || PyDict_GET_SIZE(t) == 0)
-            continue;
-        int has = PyDict_Contains(t, id);
-        if (has > 0 && PyDict_DelItem(t, id) < 0)
-            PyErr_Clear();
-        else if (has < 0)
-            PyErr_Clear();
+        if (PyDict_Check(t) && PyDict_GET_SIZE(t) != 0)
+            discard(t, id);
     }
     Py_DECREF(id);
     Py_RETURN_NONE;
@@ -393,9 +492,9 @@ static PyObject *buffer_entry(PyObject *b, PyObject *pos, PyObject *inputs) {
         }
         Py_DECREF(p);
     }
-    PyObject *shape = PyObject_GetAttr(b, s_shape);
-    PyObject *dtype = shape ? PyObject_GetAttr(b, s_dtype) : NULL;
-    PyObject *name = dtype ? PyObject_GetAttr(dtype, s_name) : NULL;
+    PyObject *shape = get(b, s_shape);
+    PyObject *dtype = shape ? get(b, s_dtype) : NULL;
+    PyObject *name = dtype ? get(dtype, s_name) : NULL;
     PyObject *entry = name ? PyTuple_Pack(4, s_B, p, shape, name) : NULL;
     Py_XDECREF(shape);
     Py_XDECREF(dtype);
@@ -426,10 +525,10 @@ static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key) {
         PyTuple_SET_ITEM(rebuilt, i, m);
         changed |= m != s;
     }
-    arg = PyObject_GetAttr(n, s_arg);
-    shape = arg ? PyObject_GetAttr(n, s_shape) : NULL;
-    dtype = shape ? PyObject_GetAttr(n, s_dtype) : NULL;
-    name = dtype ? PyObject_GetAttr(dtype, s_name) : NULL;
+    arg = get(n, s_arg);
+    shape = arg ? get(n, s_shape) : NULL;
+    dtype = shape ? get(n, s_dtype) : NULL;
+    name = dtype ? get(dtype, s_name) : NULL;
     if (name == NULL)
         goto done;
     if (changed) {
@@ -499,7 +598,7 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
             Frame *f = &stack[sp - 1];
             if (f->op == NULL) {
                 PyObject *n = f->node;
-                f->op = PyObject_GetAttr(n, s_op);
+                f->op = get(n, s_op);
                 if (f->op == NULL)
                     goto fail;
                 PyObject *b = leaf_of(n, f->op);
@@ -513,7 +612,7 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
                     sp--;
                     continue;
                 }
-                f->srcs = PyObject_GetAttr(n, s_srcs);
+                f->srcs = get(n, s_srcs);
                 if (f->srcs == NULL)
                     goto fail;
                 if (!PyTuple_Check(f->srcs)) {
@@ -627,7 +726,7 @@ static PyObject *toposort(PyObject *self, PyObject *const *args, Py_ssize_t narg
                     Py_DECREF(r);
                 }
                 if (!leaf) {
-                    srcs = PyObject_GetAttr(n, s_srcs);
+                    srcs = get(n, s_srcs);
                     if (srcs == NULL)
                         goto done;
                     if (!PyTuple_Check(srcs)) {
@@ -688,6 +787,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"fast_slots", fast_slots, METH_VARARGS, "fast_slots(type, names): read them directly"},
     {"setup_graph", setup_graph, METH_VARARGS,
      "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST)"},
     {"new_node", (PyCFunction)(void (*)(void))new_node, METH_FASTCALL,
