@@ -18,7 +18,7 @@ from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node
 from .ops import Op
-from .runtime import cpu, interpreter, memory
+from .runtime import cpu, interpreter, memory, native
 
 
 class Plan:
@@ -232,6 +232,7 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
                 {slot[o] for o in outs}, driver, fptrs)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
+    native.kick()  # a deferred build of the host loops now has the cores to itself
     return plan
 
 

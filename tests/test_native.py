@@ -262,3 +262,17 @@ def test_toposort_is_the_python_walk(mod):
         mod.toposort(outs, lambda n: 1 / 0)
     with pytest.raises(TypeError):
         mod.toposort(outs)
+
+
+def test_a_process_ending_mid_build_leaves_no_partial_file(tmp_path):
+    # the build waits for the first plan's kernels, then runs in the background; a process
+    # that ends first stops it and removes its temporary file
+    cache = tmp_path / "cache"
+    code = ("import numpy as np, lazytorch as torch\n"
+            "from lazytorch.runtime import native\n"
+            "x = torch.tensor(np.arange(4, dtype=np.float32))\n"
+            "print(native._module is None, (x * 3 + 1).sum().item(), native._thread is not None)\n")
+    p = _run(code, cache)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True", "22.0", "True"]
+    assert not list((cache / native.FOLDER).glob(".tmp-*"))

@@ -4,11 +4,13 @@ They are compiled once per machine like the kernels, against this Python's heade
 disk cache, and loaded as an extension module. Their Python versions (realize.prepare_py,
 graph._dead) are the reference and the fallback: with no compiler or no headers, or with
 LAZYTORCH_NATIVE=0, everything runs as before, only slower. On a first run the build happens
-in a background thread at low priority, so the first realizes (and their kernel compiles)
-do not wait for it; a later process loads it from the cache at import.
+in a background thread at low priority once the first plan has compiled, so the first
+realizes (and their kernel compiles) do not wait for it; a later process loads it from the
+cache at import.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.machinery
 import importlib.util
 import os
@@ -68,8 +70,27 @@ def _build(nice: bool) -> ModuleType:
         except ImportError:
             os.unlink(so)   # a damaged entry: built again below
     job = cpu._start_compile(source, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER)
-    # (not a kernel: debug's compiler_runs counts kernel modules only)
-    return _import(cpu._finish_compile(*job, count=False))
+    _jobs.append(job)
+    try:
+        # (not a kernel: debug's compiler_runs counts kernel modules only)
+        return _import(cpu._finish_compile(*job, count=False))
+    finally:
+        _jobs.remove(job)
+
+
+_jobs: list = []   # compiler runs in flight: (process, temporary file, destination)
+
+
+@atexit.register
+def _stop_builds() -> None:
+    """A process that ends while the background build runs leaves no half-written file."""
+    for proc, tmp, _ in list(_jobs):
+        proc.kill()
+        proc.wait()
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _install(mod: ModuleType) -> None:
@@ -100,8 +121,9 @@ def on_load(hook: Callable[[ModuleType], None]) -> None:
 
 
 def start() -> None:
-    """Load the module from the disk cache now, or build it in the background."""
-    global _thread
+    """Load the module from the disk cache now; or have `kick()` build it in the background
+    (after the first plan's kernels compiled: the build then takes no time from them)."""
+    global _deferred
     if not enabled() or _thread is not None or _module is not None:
         return
     inc = _include()
@@ -117,8 +139,24 @@ def start() -> None:
         _run(nice=False)
         if _module is not None:
             return
-    _thread = threading.Thread(target=_run, args=(True,), name="lazytorch-native", daemon=True)
-    _thread.start()
+    _deferred = True
+
+
+_deferred = False
+
+
+def kick() -> None:
+    """Start the background build that start() deferred, if any."""
+    global _thread, _deferred
+    if not _deferred:
+        return
+    with _lock:
+        if _thread is not None or not _deferred:
+            return
+        _deferred = False
+        _thread = threading.Thread(target=_run, args=(True,), name="lazytorch-native",
+                                   daemon=True)
+        _thread.start()
 
 
 def load(block: bool = True) -> ModuleType | None:
