@@ -264,9 +264,9 @@ def test_toposort_is_the_python_walk(mod):
         mod.toposort(outs)
 
 
-def test_a_process_ending_mid_build_leaves_no_partial_file(tmp_path):
+def test_a_process_ending_mid_build_finishes_it(tmp_path):
     # the build waits for the first plan's kernels, then runs in the background; a process
-    # that ends first stops it and removes its temporary file
+    # that ends first lets it finish, so the next one loads it
     cache = tmp_path / "cache"
     code = ("import numpy as np, lazytorch as torch\n"
             "from lazytorch.runtime import native\n"
@@ -276,3 +276,47 @@ def test_a_process_ending_mid_build_leaves_no_partial_file(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["True", "22.0", "True"]
     assert not list((cache / native.FOLDER).glob(".tmp-*"))
+    assert len(list((cache / native.FOLDER).glob("*.so"))) == 1
+    again = _run(PROBE, cache)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[1:] == ["False", native.NAME, "36.0"]
+
+
+def test_a_build_cut_short_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_thread", None)
+    started = []
+    real = native.cpu._start_compile
+
+    def start(*a, **k):
+        job = real(*a, **k)
+        started.append(job)
+        return job
+    monkeypatch.setattr(native.cpu, "_start_compile", start)
+    errors = []
+
+    def build():
+        try:
+            native._build(True)
+        except native.cpu.CompileError as e:
+            errors.append(e)
+    t = native.threading.Thread(target=build, daemon=True)
+    t.start()
+    while not started and t.is_alive():
+        t.join(0.001)
+    native._stop_builds(wait=0)
+    t.join()
+    assert started and errors     # the compiler was stopped
+    assert not list((tmp_path / native.FOLDER).glob(".tmp-*"))
+
+
+def test_a_failing_hook_leaves_the_python_version(mod, monkeypatch):
+    monkeypatch.setattr(native, "_failed", None)
+
+    def broken(m):
+        raise TypeError("no such slot")
+    native.on_load(broken)
+    try:
+        assert "TypeError: no such slot" in native.failure()
+    finally:
+        native._on_load.remove(broken)

@@ -2,6 +2,7 @@
 memory, and load kernels through ctypes."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -103,7 +104,8 @@ def _start_compile(source: str, key: str, flags: list[str] | None = None, nice: 
 def _finish_compile(proc: subprocess.Popen, tmp: str, so: str, count: bool = True) -> str:
     _, err = proc.communicate()
     if proc.returncode != 0:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):   # (gone if whoever stopped the run removed it)
+            os.unlink(tmp)
         raise CompileError(f"cc failed (exit {proc.returncode}):\n{err}")
     with open(tmp, "rb") as f:
         data = f.read()

@@ -82,8 +82,12 @@ _jobs: list = []   # compiler runs in flight: (process, temporary file, destinat
 
 
 @atexit.register
-def _stop_builds() -> None:
-    """A process that ends while the background build runs leaves no half-written file."""
+def _stop_builds(wait: float = 10.0) -> None:
+    """A process that ends while the background build runs lets it finish (a second or so,
+    once per machine: the next process loads it), or stops it after `wait` seconds, leaving
+    no half-written file."""
+    if _thread is not None:
+        _thread.join(wait)
     for proc, tmp, _ in list(_jobs):
         proc.kill()
         proc.wait()
@@ -93,10 +97,20 @@ def _stop_builds() -> None:
             pass
 
 
+def _call(hook: Callable[[ModuleType], None], mod: ModuleType) -> None:
+    """A hook that fails leaves its Python functions in place (the compiled and Python
+    versions share their tables, so any mix of them is correct)."""
+    global _failed
+    try:
+        hook(mod)
+    except Exception as e:
+        _failed = f"{getattr(hook, '__module__', '?')}: {type(e).__name__}: {e}"
+
+
 def _install(mod: ModuleType) -> None:
     global _module
     for hook in _on_load:
-        hook(mod)
+        _call(hook, mod)
     _module = mod
 
 
@@ -117,7 +131,7 @@ def on_load(hook: Callable[[ModuleType], None]) -> None:
     with _lock:
         _on_load.append(hook)
         if _module is not None:
-            hook(_module)
+            _call(hook, _module)
 
 
 def start() -> None:
