@@ -506,24 +506,44 @@ static PyObject *buffer_entry(PyObject *b, PyObject *pos, PyObject *inputs) {
 static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key) {
     PyObject *n = f->node, *srcs = f->srcs, *op = f->op;
     Py_ssize_t ns = PyTuple_GET_SIZE(srcs);
-    PyObject *nums = PyTuple_New(ns), *rebuilt = PyTuple_New(ns);
+    /* `new` holds only the nodes that change (substituted or rebuilt): most stay as they are */
+    PyObject *nums = PyTuple_New(ns), *rebuilt = NULL;
     PyObject *arg = NULL, *shape = NULL, *dtype = NULL, *name = NULL, *use = NULL;
     int changed = 0, rc = -1;
-    if (nums == NULL || rebuilt == NULL)
+    if (nums == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < ns; i++) {
         PyObject *s = PyTuple_GET_ITEM(srcs, i);
-        PyObject *k = PyDict_GetItemWithError(num, s), *m = PyDict_GetItemWithError(new, s);
-        if (k == NULL || m == NULL) {
+        PyObject *k = PyDict_GetItemWithError(num, s);
+        if (k == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_RuntimeError, "prepare: a source was not walked");
             goto done;
         }
         Py_INCREF(k);
         PyTuple_SET_ITEM(nums, i, k);
-        Py_INCREF(m);
-        PyTuple_SET_ITEM(rebuilt, i, m);
-        changed |= m != s;
+        if (PyDict_GET_SIZE(new) != 0 && !changed) {
+            PyObject *m = PyDict_GetItemWithError(new, s);
+            if (m == NULL && PyErr_Occurred())
+                goto done;
+            changed = m != NULL;
+        }
+    }
+    if (changed) {
+        rebuilt = PyTuple_New(ns);
+        if (rebuilt == NULL)
+            goto done;
+        for (Py_ssize_t i = 0; i < ns; i++) {
+            PyObject *s = PyTuple_GET_ITEM(srcs, i);
+            PyObject *m = PyDict_GetItemWithError(new, s);
+            if (m == NULL) {
+                if (PyErr_Occurred())
+                    goto done;
+                m = s;
+            }
+            Py_INCREF(m);
+            PyTuple_SET_ITEM(rebuilt, i, m);
+        }
     }
     arg = get(n, s_arg);
     shape = arg ? get(n, s_shape) : NULL;
@@ -539,12 +559,9 @@ static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key) {
         if (r == NULL)
             goto done;
         Py_DECREF(r);
-    } else {
-        use = n;
-        Py_INCREF(use);
+        if (PyDict_SetItem(new, n, use) < 0)
+            goto done;
     }
-    if (PyDict_SetItem(new, n, use) < 0)
-        goto done;
     PyObject *karg;
     if (op == g_const)
         karg = PyObject_Repr(arg);
@@ -605,7 +622,7 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
                 if (b == NULL && PyErr_Occurred())
                     goto fail;
                 if (b != NULL) {
-                    if (PyDict_SetItem(new, n, b) < 0 ||
+                    if ((b != n && PyDict_SetItem(new, n, b) < 0) ||
                         number(num, key, n, buffer_entry(b, pos, inputs)) < 0)
                         goto fail;
                     Py_CLEAR(f->op);
@@ -659,6 +676,8 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
     }
     for (Py_ssize_t o = 0; o < n_out; o++) {
         PyObject *k = PyDict_GetItem(num, outs[o]), *m = PyDict_GetItem(new, outs[o]);
+        if (m == NULL)
+            m = outs[o];
         Py_INCREF(k);
         PyTuple_SET_ITEM(last, o, k);
         Py_INCREF(m);
