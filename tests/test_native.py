@@ -320,3 +320,57 @@ def test_a_failing_hook_leaves_the_python_version(mod, monkeypatch):
         assert "TypeError: no such slot" in native.failure()
     finally:
         native._on_load.remove(broken)
+
+
+def test_python_callbacks_cannot_pull_the_walks_inputs_away(mod):
+    # outputs and realized entries are held while Python code runs (is_leaf, is_constant)
+    f32 = torch.float32
+    outs = [Node(Op.CONST, (), float(i) + 0.123, (), f32) for i in range(50)]
+    want = list(outs)
+
+    def is_leaf(n):
+        outs.clear()
+        outs.extend(object() for _ in range(3))
+        _ = [bytearray(400) for _ in range(200)]
+        return True
+    assert mod.toposort(outs, is_leaf) == want
+
+    x = Node(Op.EXP, (Node(Op.BUFFER, (), 7, (3,), f32),), None, (3,), f32)
+    y = Node(Op.NEG, (x,), None, (3,), f32)
+    first = Node(Op.BUFFER, (), 11111, (3,), f32)
+    table = {id(x): (None, first)}
+
+    def is_constant(n):
+        table[id(n)] = (None, Node(Op.BUFFER, (), 22222, (3,), f32))
+        _ = [(1.5, 2.5, "x" * 3) for _ in range(1000)]
+        return False
+    mod.setup(table, Op.BUFFER, Op.CONST, Op.DETACH, is_constant, graph.new_node,
+              sites.inherit)
+    try:
+        assert mod.prepare([y])[1] == [first]
+    finally:
+        realize._use_native(mod)
+
+
+def test_a_failing_classification_raises(mod):
+    class Bad:
+        def __bool__(self):
+            raise ValueError("no truth")
+
+    def frame():
+        return sys._getframe(0)
+    f = frame()
+    sites._CODES[id(frame.__code__)] = (frame.__code__, Bad())
+    try:
+        with pytest.raises(ValueError, match="no truth"):
+            mod.record_from(torch.randn(2).node, f, "api")
+    finally:
+        sites._CODES.pop(id(frame.__code__), None)
+
+
+def test_fast_slots_take_only_a_types_own_slots(mod):
+    class Other:
+        __slots__ = ("x",)
+    Other.srcs = Node.__dict__["srcs"]
+    with pytest.raises(TypeError, match="not an object slot"):
+        mod.fast_slots(Other, ("srcs",))

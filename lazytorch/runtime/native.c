@@ -91,6 +91,7 @@ static PyObject *fast_slots(PyObject *self, PyObject *args) {
         PyObject *d = ((PyTypeObject *)type)->tp_dict;
         PyObject *descr = key && d ? PyDict_GetItemWithError(d, name) : NULL;
         if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+            PyDescr_TYPE(descr) != (PyTypeObject *)type ||
             ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
             if (!PyErr_Occurred())
                 PyErr_Format(PyExc_TypeError, "%R is not an object slot of %R", name, type);
@@ -189,14 +190,23 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     PyObject *ref = GET_KNOWN(g_cache, key, h);   /* borrowed */
-    if (ref != NULL) {
+    if (ref != NULL && PyWeakref_Check(ref)) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *node = NULL;
+        if (PyWeakref_GetRef(ref, &node) > 0) {
+            Py_DECREF(key);
+            return node;
+        }
+        PyErr_Clear();
+#else
         PyObject *node = PyWeakref_GET_OBJECT(ref);
         if (node != Py_None && Py_REFCNT(node) > 0) {
             Py_INCREF(node);
             Py_DECREF(key);
             return node;
         }
-    } else if (PyErr_Occurred()) {
+#endif
+    } else if (ref == NULL && PyErr_Occurred()) {
         Py_DECREF(key);
         return NULL;
     }
@@ -305,6 +315,12 @@ static PyObject *walk(PyObject *frame, PyObject *api) {
         }
         Py_DECREF(code);
         int named = PyObject_IsTrue(what);
+        if (named < 0) {
+            Py_DECREF(what);
+            Py_DECREF(f);
+            Py_DECREF(api);
+            return NULL;
+        }
         if (named > 0)
             Py_SETREF(api, what);
         else
@@ -427,11 +443,14 @@ static PyObject *dead(PyObject *self, PyObject *ref) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    Py_ssize_t n = PyList_GET_SIZE(g_tables);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    /* (the length is read each time and the table held: dropping values may run code) */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(g_tables); i++) {
         PyObject *t = PyList_GET_ITEM(g_tables, i);
-        if (PyDict_Check(t) && PyDict_GET_SIZE(t) != 0)
+        if (PyDict_Check(t) && PyDict_GET_SIZE(t) != 0) {
+            Py_INCREF(t);
             discard(t, id);
+            Py_DECREF(t);
+        }
     }
     Py_DECREF(id);
     Py_RETURN_NONE;
@@ -457,8 +476,10 @@ static int number(PyObject *num, PyObject *key, PyObject *n, PyObject *entry) {
 
 /* (buffer node or NULL): the buffer standing for n, if n is a leaf of the walk */
 static PyObject *leaf_of(PyObject *n, PyObject *op) {
-    if (op == g_buffer)
+    if (op == g_buffer) {
+        Py_INCREF(n);
         return n;
+    }
     PyObject *id = PyLong_FromVoidPtr(n);
     if (id == NULL)
         return NULL;
@@ -466,18 +487,21 @@ static PyObject *leaf_of(PyObject *n, PyObject *op) {
     Py_DECREF(id);
     if (e == NULL)
         return NULL;
+    Py_INCREF(e);   /* is_constant runs Python code, which may replace or drop the entry */
     PyObject *c = PyObject_CallOneArg(g_is_constant, n);
-    if (c == NULL)
-        return NULL;
-    int constant = PyObject_IsTrue(c);
-    Py_DECREF(c);
-    if (constant)
-        return NULL;   /* (-1 with an error set is caught by the caller's PyErr_Occurred) */
-    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2) {
-        PyErr_SetString(PyExc_TypeError, "realized entries are (weakref, buffer) pairs");
-        return NULL;
+    int constant = c == NULL ? -1 : PyObject_IsTrue(c);
+    Py_XDECREF(c);
+    PyObject *b = NULL;
+    if (constant == 0) {
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2)
+            PyErr_SetString(PyExc_TypeError, "realized entries are (weakref, buffer) pairs");
+        else {
+            b = PyTuple_GET_ITEM(e, 1);
+            Py_INCREF(b);
+        }
     }
-    return PyTuple_GET_ITEM(e, 1);
+    Py_DECREF(e);
+    return b;
 }
 
 static PyObject *buffer_entry(PyObject *b, PyObject *pos, PyObject *inputs) {
@@ -593,17 +617,19 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_RuntimeError, "native.setup() was not called");
         return NULL;
     }
-    PyObject *outputs = PySequence_Fast(arg, "prepare expects a sequence of nodes");
+    PyObject *outputs = PySequence_Tuple(arg);
     if (outputs == NULL)
         return NULL;
     PyObject *new = PyDict_New(), *num = PyDict_New(), *pos = PyDict_New();
     PyObject *inputs = PyList_New(0), *key = PyList_New(0), *result = NULL;
     Py_ssize_t cap = 256, sp = 0;
     Frame *stack = PyMem_Malloc(cap * sizeof(Frame));
+    if (stack == NULL)
+        PyErr_NoMemory();
     if (!new || !num || !pos || !inputs || !key || !stack)
         goto fail;
-    Py_ssize_t n_out = PySequence_Fast_GET_SIZE(outputs);
-    PyObject **outs = PySequence_Fast_ITEMS(outputs);
+    Py_ssize_t n_out = PyTuple_GET_SIZE(outputs);
+    PyObject **outs = &PyTuple_GET_ITEM(outputs, 0);
     for (Py_ssize_t o = 0; o < n_out; o++) {
         int seen = PyDict_Contains(num, outs[o]);
         if (seen < 0)
@@ -622,8 +648,10 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
                 if (b == NULL && PyErr_Occurred())
                     goto fail;
                 if (b != NULL) {
-                    if ((b != n && PyDict_SetItem(new, n, b) < 0) ||
-                        number(num, key, n, buffer_entry(b, pos, inputs)) < 0)
+                    int err = (b != n && PyDict_SetItem(new, n, b) < 0) ||
+                              number(num, key, n, buffer_entry(b, pos, inputs)) < 0;
+                    Py_DECREF(b);
+                    if (err)
                         goto fail;
                     Py_CLEAR(f->op);
                     sp--;
@@ -717,16 +745,18 @@ static PyObject *toposort(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     PyObject *is_leaf = args[1] == Py_None ? NULL : args[1];
-    PyObject *outputs = PySequence_Fast(args[0], "toposort expects a sequence of nodes");
+    PyObject *outputs = PySequence_Tuple(args[0]);
     if (outputs == NULL)
         return NULL;
     PyObject *seen = PySet_New(NULL), *order = PyList_New(0), *result = NULL;
     Py_ssize_t cap = 256, sp = 0;
     Frame *stack = PyMem_Malloc(cap * sizeof(Frame));
+    if (stack == NULL)
+        PyErr_NoMemory();
     if (seen == NULL || order == NULL || stack == NULL)
         goto done;
-    Py_ssize_t n_out = PySequence_Fast_GET_SIZE(outputs);
-    PyObject **outs = PySequence_Fast_ITEMS(outputs);
+    Py_ssize_t n_out = PyTuple_GET_SIZE(outputs);
+    PyObject **outs = &PyTuple_GET_ITEM(outputs, 0);
     for (Py_ssize_t o = 0; o < n_out; o++) {
         PyObject *n = outs[o];
         for (;;) {   /* push n (an output, then each source not seen) */
