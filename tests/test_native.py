@@ -374,3 +374,15 @@ def test_fast_slots_take_only_a_types_own_slots(mod):
     Other.srcs = Node.__dict__["srcs"]
     with pytest.raises(TypeError, match="not an object slot"):
         mod.fast_slots(Other, ("srcs",))
+
+
+def test_plan_keys_are_not_tracked_by_the_cycle_collector(mod):
+    # a large graph's key has an entry per node: collections during the walk must not visit
+    # them all (that made the walk superlinear)
+    x = torch.randn(4)
+    y = (x * 2).exp() + x
+    key = mod.prepare([y.node])[2]
+    assert key == realize.prepare_py([y.node])[2]
+    entries = [e for e in key[:-1]]
+    assert entries and not any(gc.is_tracked(e) for e in entries)
+    assert not any(gc.is_tracked(e[4]) for e in entries if len(e) == 5)

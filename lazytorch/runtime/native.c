@@ -463,10 +463,16 @@ typedef struct {
     Py_ssize_t i;     /* next source to visit */
 } Frame;
 
-/* num[n] = len(key); key.append(entry) (steals entry) */
+/* num[n] = len(key); key.append(entry) (steals entry). The entry (and the tuple of source
+ * numbers inside it) holds only static data made before it, so it cannot be in a cycle: the
+ * collector need not walk a key of a hundred thousand entries on every collection the walk's
+ * own allocations trigger (it did, and made a large graph's walk superlinear). */
 static int number(PyObject *num, PyObject *key, PyObject *n, PyObject *entry) {
     if (entry == NULL)
         return -1;
+    PyObject_GC_UnTrack(entry);
+    if (PyTuple_GET_SIZE(entry) == 5)
+        PyObject_GC_UnTrack(PyTuple_GET_ITEM(entry, 4));
     PyObject *k = PyLong_FromSsize_t(PyList_GET_SIZE(key));
     int err = k == NULL || PyDict_SetItem(num, n, k) < 0 || PyList_Append(key, entry) < 0;
     Py_XDECREF(k);
