@@ -440,3 +440,21 @@ def test_errors_at_the_call():
         x + "a"
     with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
         torch.zeros(1, 3).expand(2, 3).add_(1)
+
+
+def test_float32_tanh_is_within_a_few_ulp_everywhere():
+    # compiled float32 tanh is a rational approximation (codegen_c.lt_tanhf): compare it with
+    # float64 tanh over a dense sweep, the saturation region and the special values
+    x = np.concatenate([np.linspace(-12, 12, 2_000_001, dtype=np.float32),
+                        np.geomspace(1e-30, 1e-2, 10_001).astype(np.float32),
+                        np.float32([0.0004, 0.00039999, 7.9988, 8.5, 9.0, 9.0001, 3e38])])
+    x = np.concatenate([x, -x])
+    got = torch.tensor(x).tanh().numpy()
+    ref = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - ref) / ulp) <= 8
+    big = np.abs(x) > 9
+    np.testing.assert_array_equal(got[big], np.sign(x[big]))
+    special = torch.tensor(np.float32([np.nan, np.inf, -np.inf, -0.0])).tanh().numpy()
+    assert np.isnan(special[0]) and special[1] == 1 and special[2] == -1
+    assert special[3] == 0 and np.signbit(special[3])
