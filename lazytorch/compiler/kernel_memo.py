@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..graph import Node
+from ..graph import Node, toposort
 from ..ops import Op
 from .kernel import Kernel, Val, lower_kernel
 
@@ -23,34 +23,24 @@ _CONST = Op.CONST
 
 def structure(out: Node, is_buffer: Callable[[Node], bool]) -> tuple[tuple, list[Node]]:
     """(key, the walk's nodes in post-order): the kernel's structure as described above."""
-    num: dict[Node, int] = {}
-    order: list[Node] = []
+    bufs: set[Node] = set()
+
+    def stop(n: Node) -> bool:
+        if n is not out and is_buffer(n):
+            bufs.add(n)
+            return True
+        return False
+    order = toposort([out], stop)
+    num = {n: i for i, n in enumerate(order)}
     key: list[tuple] = []
-    expanded: set[Node] = set()
     leaves = 0
-    stack = [out]
-    while stack:
-        n = stack[-1]
-        if n in num:
-            stack.pop()
-            continue
-        if n not in expanded:
-            if n is not out and is_buffer(n):
-                stack.pop()
-                num[n] = len(order)
-                order.append(n)
-                key.append(("L", leaves, n.shape, n.dtype))
-                leaves += 1
-                continue
-            expanded.add(n)
-            if n.srcs:
-                stack.extend(reversed(n.srcs))   # (a source seen before is skipped)
-                continue
-        stack.pop()
-        num[n] = len(order)
-        order.append(n)
-        arg = (type(n.arg), repr(n.arg)) if n.op is _CONST else n.arg
-        key.append((n.op, arg, n.shape, n.dtype, tuple([num[s] for s in n.srcs])))
+    for n in order:
+        if n in bufs:
+            key.append(("L", leaves, n.shape, n.dtype))
+            leaves += 1
+        else:
+            arg = (type(n.arg), repr(n.arg)) if n.op is _CONST else n.arg
+            key.append((n.op, arg, n.shape, n.dtype, tuple([num[s] for s in n.srcs])))
     return tuple(key), order
 
 
