@@ -17,10 +17,12 @@ import threading
 import weakref
 from typing import Sequence
 
+from . import sites
 from .autograd_rules import NO_GRAD
 from .graph import Node, NodeTable, const, new_node
 from .ops import Op
-from .sites import IdTable, mark_backward
+from .runtime import native
+from .sites import IdTable
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
@@ -322,12 +324,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     for n in live:
         c = consumed.get(id(n))
         if c is not None and born.get(id(n), c) < c:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time (or directly access saved "
-                "tensors after they have already been freed). Saved intermediate values of the "
-                "graph are freed when you call .backward() or autograd.grad(). Specify "
-                "retain_graph=True if you need to backward through the graph a second time or "
-                "if you need to access saved tensors after calling backward.")
+            _complain("freed", n)
     known: set[Node] = set(grads)
     acc: dict[Node, Node] = {}
     for r, g in zip(roots, grads):
@@ -342,7 +339,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
             continue
         rule = GRAD.get(n.op)
         if rule is None:
-            raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
+            _complain("rule", n)
         results = rule(n, g)
         # the nodes this rule built (for debug output: backward, at n's line)
         made, stack = [], [r for r in results if r is not None]
@@ -353,7 +350,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
             known.add(m)
             made.append(m)
             stack.extend(m.srcs)
-        mark_backward(made, n)
+        sites.mark_backward(made, n)
         for s, gs in zip(n.srcs, results):
             if gs is None:
                 continue
@@ -375,6 +372,33 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
 
 
 _CAST, _ADD = Op.CAST, Op.ADD
+_grad_graph_py, tracked_py = _grad_graph, tracked   # the references for the compiled ones
+
+
+def _complain(what: str, n: Node) -> None:
+    """The errors backward raises (shared by the Python and compiled walks)."""
+    if what == "freed":
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved "
+            "tensors after they have already been freed). Saved intermediate values of the "
+            "graph are freed when you call .backward() or autograd.grad(). Specify "
+            "retain_graph=True if you need to backward through the graph a second time or "
+            "if you need to access saved tensors after calling backward.")
+    raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
+
+
+def _use_native(mod) -> None:
+    """The compiled tracked and backward walk (runtime/native_autograd.c) take over; they
+    share these tables, the gradient rules and the node constructor with the Python ones."""
+    global tracked, _grad_graph
+    from .autograd_rules import GRAD
+    from .graph import new_node as make
+    mod.setup_autograd(_LEAF_D, _TRACKED, _STOP, NO_GRAD, _CONSUMED, _BORN, _clock, GRAD,
+                       _complain, sites.mark_backward, make, _CAST, _ADD)
+    tracked, _grad_graph = mod.tracked, mod.grad_graph
+
+
+native.on_load(_use_native)
 
 
 def _add(a: Node | None, b: Node) -> Node:

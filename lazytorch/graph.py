@@ -183,7 +183,7 @@ def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
     """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n.
 
     A depth-first walk with an explicit stack (graphs can be deeper than Python's recursion
-    allows); each node is visited once. Compiled (runtime/native.c) once that is loaded."""
+    allows); each node is visited once. Compiled (runtime/native_*.c) once that is loaded."""
     return _toposort(outputs, is_leaf)
 
 
@@ -281,7 +281,7 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
 
 
 def _use_native(mod) -> None:
-    """The compiled constructor and death callback (runtime/native.c) take over from new_node
+    """The compiled constructor and death callback (runtime/native_*.c) take over from new_node
     and _dead. Modules that bound new_node before this ran keep the Python one: both share
     the cache, its key format and its weakref type, so their nodes are one population."""
     global new_node, _dead, _toposort

@@ -60,7 +60,7 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
 
 def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
     """substitute() and structure_key() in one walk (the steady-state path of realize):
-    (new outputs, input buffers in order, the structure key). Compiled (runtime/native.c)
+    (new outputs, input buffers in order, the structure key). Compiled (runtime/native_*.c)
     once that module is loaded; prepare_py is the reference."""
     return _prepare(outputs)
 

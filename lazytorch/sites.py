@@ -213,13 +213,18 @@ def inherit(new: Node, old: Node) -> None:
         BACKWARD.d[id(new)] = True
 
 
+def backward_site(s: tuple, like: Node) -> tuple:
+    """The site of the nodes `like`'s gradient rule built, from like's site s: its line, its
+    api name marked "(backward)" (a raw site stays raw: the text is made when it is read)."""
+    api = (s[-1] if s[-1] else like.op.name.lower()).removesuffix(" (backward)")
+    return (*s[:-1], api + " (backward)")
+
+
 def mark_backward(nodes, like: Node) -> None:
     """Nodes built by the gradient rule of `like`: backward, at `like`'s source line."""
     d, bw = _SITES_D, BACKWARD.d
     s = d.get(id(like))
-    api = (s[-1] if s and s[-1] else like.op.name.lower()).removesuffix(" (backward)")
-    # (a raw site stays raw: the text is made when it is read)
-    site = None if s is None else (*s[:-1], api + " (backward)")
+    site = None if s is None else backward_site(s, like)
     for n in nodes:
         if id(n) in d:
             continue  # made by the user before (hash-consing shares it): forward
@@ -228,15 +233,18 @@ def mark_backward(nodes, like: Node) -> None:
             d[id(n)] = site
 
 
+mark_backward_py = mark_backward   # the reference for the compiled one
 record_from_py = record_from   # the reference for the compiled one
 
 
 def _use_native(mod) -> None:
-    """The compiled record_from (runtime/native.c) takes over (for modules that bind it from
-    now on; record() looks it up each call)."""
-    global record_from
+    """The compiled record_from and mark_backward (runtime/native_sites.c) take over (for
+    modules that bind them from now on; record() looks record_from up each call)."""
+    global record_from, mark_backward
     mod.setup_sites(_SITES_D, _CODES, _classify, _BUFFER)
+    mod.setup_backward(BACKWARD.d, backward_site)
     record_from = mod.record_from
+    mark_backward = mod.mark_backward
 
 
 native.on_load(_use_native)

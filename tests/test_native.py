@@ -1,4 +1,4 @@
-"""The compiled host loops (runtime/native.c) against their Python versions."""
+"""The compiled host loops (runtime/native_*.c) against their Python versions."""
 from __future__ import annotations
 
 import gc

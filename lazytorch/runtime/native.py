@@ -1,12 +1,13 @@
-"""The host side's hottest loops in C: realize's walk (`prepare`) and the node-death callback.
+"""The host side's hottest loops in C: node construction and death, the source-line walk,
+realize's walk (`prepare`), toposort, and autograd's bookkeeping (runtime/native_*.c).
 
 They are compiled once per machine like the kernels, against this Python's headers, into the
-disk cache, and loaded as an extension module. Their Python versions (realize.prepare_py,
-graph._dead) are the reference and the fallback: with no compiler or no headers, or with
-LAZYTORCH_NATIVE=0, everything runs as before, only slower. On a first run the build happens
-in a background thread at low priority once the first plan has compiled, so the first
-realizes (and their kernel compiles) do not wait for it; a later process loads it from the
-cache at import.
+disk cache, and loaded as an extension module. Their Python versions (graph.new_node_py,
+realize.prepare_py, autograd.tracked_py, ...) are the reference and the fallback: with no
+compiler or no headers, or with LAZYTORCH_NATIVE=0, everything runs as before, only slower. On
+a first run the build happens in a background thread at low priority once the first plan has
+compiled, so the first realizes (and their kernel compiles) do not wait for it; a later
+process loads it from the cache at import.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from typing import Callable
 from . import cpu
 
 NAME = "_lazytorch_native"
-SOURCE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native.c")
+# one translation unit: the files joined in this order (native_base.c says what each holds)
+SOURCES = tuple(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"native_{part}.c")
+                for part in ("base", "graph", "sites", "prepare", "autograd", "module"))
 FOLDER = "native"   # its folder in the disk cache, apart from the kernels' modules
 FLAGS = ["-O2", "-fPIC", "-shared", "-std=gnu11", "-fno-strict-aliasing"]
 
@@ -56,20 +59,29 @@ def _import(path: str) -> ModuleType:
     return mod
 
 
+def source() -> str:
+    """The module's C source: SOURCES joined, each marked with its file for the compiler's
+    messages."""
+    parts = []
+    for path in SOURCES:
+        with open(path) as f:
+            parts.append(f'#line 1 "{os.path.basename(path)}"\n{f.read()}')
+    return "\n".join(parts)
+
+
 def _build(nice: bool) -> ModuleType:
     inc = _include()
     if inc is None:
         raise cpu.CompileError("no Python.h for this interpreter (install its dev headers)")
-    with open(SOURCE_PATH) as f:
-        source = f.read()
-    key = _key(source, inc)
+    text = source()
+    key = _key(text, inc)
     so = cpu._cached(key, FOLDER)
     if so is not None:
         try:
             return _import(so)
         except ImportError:
             os.unlink(so)   # a damaged entry: built again below
-    job = cpu._start_compile(source, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER)
+    job = cpu._start_compile(text, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER)
     _jobs.append(job)
     try:
         # (not a kernel: debug's compiler_runs counts kernel modules only)
@@ -144,8 +156,7 @@ def start() -> None:
     if inc is None:
         return
     try:
-        with open(SOURCE_PATH) as f:
-            key = _key(f.read(), inc)
+        key = _key(source(), inc)
         cached = cpu._cached(key, FOLDER) is not None
     except (OSError, cpu.CompileError):
         cached = False

@@ -1,0 +1,127 @@
+/* The host side's hottest loops, compiled like the kernels (see native.py). The module is
+ * these files joined in order (native.SOURCES):
+ *
+ *   native_base.c      helpers shared by the others: direct slot reads, dict calls by hash
+ *   native_graph.c     new_node (the hash-consed constructor), the node-death callback,
+ *                      graph.toposort
+ *   native_sites.c     record_from: the user's source line of each recorded node
+ *   native_prepare.c   prepare: realize's walk, substituting buffers and building the plan key
+ *   native_autograd.c  autograd's bookkeeping: tracked(), the backward walk
+ *   native_module.c    the method table
+ *
+ * The Python versions are the reference; tests compare the two on the same graphs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+
+/* state shared by more than one file (each file keeps its own otherwise) */
+static PyObject *g_const;
+static PyObject *s_op, *s_srcs, *s_arg, *s_shape, *s_dtype, *s_name, *s_key, *s_id, *s_B;
+
+/* Slots read straight from the object for the types fast_slots() registered (a generic
+ * attribute lookup costs ~300 instructions; the table is a handful of entries). The names
+ * are the interned s_* strings, compared by address. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *name;
+    Py_ssize_t offset;
+} FastSlot;
+static FastSlot g_fast[16];
+static int g_n_fast;
+
+/* o.name as a new reference */
+static inline PyObject *get(PyObject *o, PyObject *name) {
+    PyTypeObject *t = Py_TYPE(o);
+    for (int i = 0; i < g_n_fast; i++) {
+        if (g_fast[i].type == t && g_fast[i].name == name) {
+            PyObject *v = *(PyObject **)((char *)o + g_fast[i].offset);
+            if (v == NULL)
+                break;   /* unset: let the generic lookup raise */
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* dict helpers hashing the key once; the private known-hash calls exist through 3.12 */
+#if PY_VERSION_HEX < 0x030D0000
+#define GET_KNOWN(d, k, h) _PyDict_GetItem_KnownHash(d, k, h)
+#define SET_KNOWN(d, k, v, h) _PyDict_SetItem_KnownHash(d, k, v, h)
+#define DEL_KNOWN(d, k, h) _PyDict_DelItem_KnownHash(d, k, h)
+#else
+#define GET_KNOWN(d, k, h) PyDict_GetItemWithError(d, k)
+#define SET_KNOWN(d, k, v, h) PyDict_SetItem(d, k, v)
+#define DEL_KNOWN(d, k, h) PyDict_DelItem(d, k)
+#endif
+
+/* drop key from d if present, in one lookup (errors are cleared: used by the callback) */
+static void discard(PyObject *d, PyObject *key) {
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *v = _PyDict_Pop(d, key, Py_None);
+    Py_XDECREF(v);
+#else
+    PyObject *v = NULL;
+    PyDict_Pop(d, key, &v);
+    Py_XDECREF(v);
+#endif
+    PyErr_Clear();
+}
+
+static int keep(PyObject **slot, PyObject *value) {
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *interned(PyObject *name) {
+    PyObject *known[] = {s_op, s_srcs, s_arg, s_shape, s_dtype, s_name, s_key, s_id};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (PyUnicode_Compare(name, known[i]) == 0)
+            return known[i];
+    return NULL;
+}
+
+/* fast_slots(type, names): read these __slots__ of exactly this type directly */
+static PyObject *fast_slots(PyObject *self, PyObject *args) {
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *key = PyUnicode_Check(name) ? interned(name) : NULL;
+        PyObject *d = ((PyTypeObject *)type)->tp_dict;
+        PyObject *descr = key && d ? PyDict_GetItemWithError(d, name) : NULL;
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+            PyDescr_TYPE(descr) != (PyTypeObject *)type ||
+            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%R is not an object slot of %R", name, type);
+            return NULL;
+        }
+        int j = 0;
+        while (j < g_n_fast && !(g_fast[j].type == (PyTypeObject *)type && g_fast[j].name == key))
+            j++;
+        if (j == g_n_fast) {
+            if (g_n_fast == (int)(sizeof g_fast / sizeof *g_fast)) {
+                PyErr_SetString(PyExc_ValueError, "too many fast slots");
+                return NULL;
+            }
+            Py_INCREF(type);
+            g_n_fast++;
+        }
+        g_fast[j] = (FastSlot){(PyTypeObject *)type, key,
+                               ((PyMemberDescrObject *)descr)->d_member->offset};
+    }
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject *node;   /* borrowed: kept alive by the outputs' graph */
+    PyObject *op;     /* owned, NULL until the node is first seen */
+    PyObject *srcs;   /* owned */
+    Py_ssize_t i;     /* next source to visit */
+} Frame;
+

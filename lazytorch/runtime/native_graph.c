@@ -1,0 +1,265 @@
+/* native_graph.c: the hash-consed constructor, the node-death callback, toposort */
+static PyObject *g_cache, *g_tables;
+
+/* new_node's state: the Node type, its slots' setters, the cache's weakref type and its
+ * slots' setters, and the callback each entry's weakref gets */
+static PyTypeObject *g_node_type, *g_ref_type;
+static PyObject *g_node_slots[5], *g_ref_key, *g_ref_id, *g_callback;
+
+static PyObject *setup_graph(PyObject *self, PyObject *args) {
+    PyObject *cache, *tables, *node_type, *ref_type, *node_slots, *ref_slots, *callback, *cnst;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OO", &PyDict_Type, &cache, &PyList_Type, &tables,
+                          &PyType_Type, &node_type, &PyType_Type, &ref_type, &PyTuple_Type,
+                          &node_slots, &PyTuple_Type, &ref_slots, &callback, &cnst))
+        return NULL;
+    if (PyTuple_GET_SIZE(node_slots) != 5 || PyTuple_GET_SIZE(ref_slots) != 2) {
+        PyErr_SetString(PyExc_ValueError, "5 node slots and 2 weakref slots");
+        return NULL;
+    }
+    PyObject *all[7];
+    for (int i = 0; i < 5; i++)
+        all[i] = PyTuple_GET_ITEM(node_slots, i);
+    all[5] = PyTuple_GET_ITEM(ref_slots, 0);
+    all[6] = PyTuple_GET_ITEM(ref_slots, 1);
+    for (int i = 0; i < 7; i++)
+        if (Py_TYPE(all[i])->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "slots must be settable descriptors");
+            return NULL;
+        }
+    keep(&g_cache, cache);
+    keep(&g_tables, tables);
+    keep((PyObject **)&g_node_type, node_type);
+    keep((PyObject **)&g_ref_type, ref_type);
+    for (int i = 0; i < 5; i++)
+        keep(&g_node_slots[i], all[i]);
+    keep(&g_ref_key, all[5]);
+    keep(&g_ref_id, all[6]);
+    keep(&g_callback, callback);
+    keep(&g_const, cnst);
+    Py_RETURN_NONE;
+}
+
+static inline int set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
+
+/* new_node(op, srcs, arg, shape, dtype): graph.new_node, the hash-consed constructor */
+static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "new_node takes op, srcs, arg, shape, dtype");
+        return NULL;
+    }
+    if (g_node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "native.setup_graph() was not called");
+        return NULL;
+    }
+    PyObject *op = args[0], *arg = args[2], *karg;
+    if (op == g_const) {
+        /* constants by type and spelling: 0.0 == -0.0 and 1 == 1.0 == True */
+        PyObject *r = PyObject_Repr(arg);
+        if (r == NULL)
+            return NULL;
+        karg = PyTuple_Pack(2, (PyObject *)Py_TYPE(arg), r);
+        Py_DECREF(r);
+        if (karg == NULL)
+            return NULL;
+    } else {
+        karg = arg;
+        Py_INCREF(karg);
+    }
+    PyObject *key = PyTuple_Pack(5, op, args[1], karg, args[3], args[4]);
+    Py_DECREF(karg);
+    if (key == NULL)
+        return NULL;
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyObject *ref = GET_KNOWN(g_cache, key, h);   /* borrowed */
+    if (ref != NULL && PyWeakref_Check(ref)) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyObject *node = NULL;
+        if (PyWeakref_GetRef(ref, &node) > 0) {
+            Py_DECREF(key);
+            return node;
+        }
+        PyErr_Clear();
+#else
+        PyObject *node = PyWeakref_GET_OBJECT(ref);
+        if (node != Py_None && Py_REFCNT(node) > 0) {
+            Py_INCREF(node);
+            Py_DECREF(key);
+            return node;
+        }
+#endif
+    } else if (ref == NULL && PyErr_Occurred()) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyObject *node = g_node_type->tp_alloc(g_node_type, 0);
+    PyObject *id = NULL, *newref = NULL;
+    if (node == NULL)
+        goto fail;
+    for (int i = 0; i < 5; i++)
+        if (set_slot(g_node_slots[i], node, args[i]) < 0)
+            goto fail;
+    {   /* the weakref type's __new__ does the work; its __init__ only checks arguments */
+        PyObject *rargs = PyTuple_Pack(2, node, g_callback);
+        newref = rargs ? g_ref_type->tp_new(g_ref_type, rargs, NULL) : NULL;
+        Py_XDECREF(rargs);
+    }
+    id = newref ? PyLong_FromVoidPtr(node) : NULL;
+    if (id == NULL || set_slot(g_ref_key, newref, key) < 0 || set_slot(g_ref_id, newref, id) < 0 ||
+        SET_KNOWN(g_cache, key, newref, h) < 0)
+        goto fail;
+    /* A node cannot be part of a reference cycle: its slots hold its op, sources made
+     * before it, and immutable static data. Neither can its cache key or weakref. So the
+     * cyclic collector need not traverse any of them (deallocation untracks twice safely). */
+    PyObject_GC_UnTrack(node);
+    PyObject_GC_UnTrack(key);
+    PyObject_GC_UnTrack(newref);
+    Py_DECREF(id);
+    Py_DECREF(newref);
+    Py_DECREF(key);
+    return node;
+fail:
+    Py_XDECREF(id);
+    Py_XDECREF(newref);
+    Py_XDECREF(node);
+    Py_DECREF(key);
+    return NULL;
+}
+
+/* weakref callback: errors are cleared (a callback has no caller to report to) */
+static PyObject *dead(PyObject *self, PyObject *ref) {
+    if (g_cache == NULL)
+        Py_RETURN_NONE;
+    /* the cache entry may hold the only reference to ref, and the caller holds none */
+    Py_INCREF(ref);
+    PyObject *key = get(ref, s_key);
+    if (key != NULL) {
+        Py_hash_t h = PyObject_Hash(key);
+        PyObject *live = h == -1 ? NULL : GET_KNOWN(g_cache, key, h);   /* borrowed */
+        if (live == ref && DEL_KNOWN(g_cache, key, h) < 0)
+            PyErr_Clear();
+        Py_DECREF(key);
+    }
+    PyErr_Clear();
+    PyObject *id = get(ref, s_id);
+    Py_DECREF(ref);
+    if (id == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* (the length is read each time and the table held: dropping values may run code) */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(g_tables); i++) {
+        PyObject *t = PyList_GET_ITEM(g_tables, i);
+        if (PyDict_Check(t) && PyDict_GET_SIZE(t) != 0) {
+            Py_INCREF(t);
+            discard(t, id);
+            Py_DECREF(t);
+        }
+    }
+    Py_DECREF(id);
+    Py_RETURN_NONE;
+}
+
+/* toposort(outputs, is_leaf): graph.toposort. Frames hold a node (borrowed: the outputs'
+ * graph keeps it alive) and its sources (owned; NULL for a leaf). */
+static PyObject *toposort(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "toposort takes outputs and is_leaf (or None)");
+        return NULL;
+    }
+    PyObject *is_leaf = args[1] == Py_None ? NULL : args[1];
+    PyObject *outputs = PySequence_Tuple(args[0]);
+    if (outputs == NULL)
+        return NULL;
+    PyObject *seen = PySet_New(NULL), *order = PyList_New(0), *result = NULL;
+    Py_ssize_t cap = 256, sp = 0;
+    Frame *stack = PyMem_Malloc(cap * sizeof(Frame));
+    if (stack == NULL)
+        PyErr_NoMemory();
+    if (seen == NULL || order == NULL || stack == NULL)
+        goto done;
+    Py_ssize_t n_out = PyTuple_GET_SIZE(outputs);
+    PyObject **outs = &PyTuple_GET_ITEM(outputs, 0);
+    for (Py_ssize_t o = 0; o < n_out; o++) {
+        PyObject *n = outs[o];
+        for (;;) {   /* push n (an output, then each source not seen) */
+            int had = PySet_Contains(seen, n);
+            if (had < 0 || (had == 0 && PySet_Add(seen, n) < 0))
+                goto done;
+            if (had == 0) {
+                PyObject *srcs = NULL;
+                int leaf = 0;
+                if (is_leaf != NULL) {
+                    PyObject *r = PyObject_CallOneArg(is_leaf, n);
+                    if (r == NULL || (leaf = PyObject_IsTrue(r)) < 0) {
+                        Py_XDECREF(r);
+                        goto done;
+                    }
+                    Py_DECREF(r);
+                }
+                if (!leaf) {
+                    srcs = get(n, s_srcs);
+                    if (srcs == NULL)
+                        goto done;
+                    if (!PyTuple_Check(srcs)) {
+                        Py_DECREF(srcs);
+                        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+                        goto done;
+                    }
+                }
+                if (sp == cap) {
+                    Frame *grown = PyMem_Realloc(stack, 2 * cap * sizeof(Frame));
+                    if (grown == NULL) {
+                        Py_XDECREF(srcs);
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    stack = grown;
+                    cap *= 2;
+                }
+                stack[sp++] = (Frame){n, NULL, srcs, 0};
+            }
+            /* the next source of the top frame not seen yet, or pop the frame */
+            n = NULL;
+            while (sp > 0 && n == NULL) {
+                Frame *f = &stack[sp - 1];
+                while (f->srcs != NULL && f->i < PyTuple_GET_SIZE(f->srcs)) {
+                    PyObject *s = PyTuple_GET_ITEM(f->srcs, f->i++);
+                    int has = PySet_Contains(seen, s);
+                    if (has < 0)
+                        goto done;
+                    if (!has) {
+                        n = s;
+                        break;
+                    }
+                }
+                if (n == NULL) {
+                    if (PyList_Append(order, f->node) < 0)
+                        goto done;
+                    Py_CLEAR(f->srcs);
+                    sp--;
+                }
+            }
+            if (n == NULL)
+                break;
+        }
+    }
+    result = order;
+    order = NULL;
+done:
+    while (sp > 0) {
+        sp--;
+        Py_XDECREF(stack[sp].srcs);
+    }
+    PyMem_Free(stack);
+    Py_XDECREF(seen);
+    Py_XDECREF(order);
+    Py_DECREF(outputs);
+    return result;
+}
+

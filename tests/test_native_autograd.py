@@ -1,0 +1,173 @@
+"""The compiled autograd bookkeeping (runtime/native_autograd.c, mark_backward in
+native_sites.c) against the Python versions, on the same graphs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+from lazytorch import autograd, sites
+from lazytorch.graph import toposort
+from lazytorch.runtime import native
+
+pytestmark = pytest.mark.skipif(native._include() is None,
+                                reason="this interpreter has no Python.h to build against")
+
+
+@pytest.fixture
+def mod():
+    m = native.load()
+    assert m is not None, native.failure()
+    return m
+
+
+@pytest.fixture
+def python_versions(monkeypatch):
+    """Run the Python versions where the compiled ones are installed."""
+    monkeypatch.setattr(autograd, "tracked", autograd.tracked_py)
+    monkeypatch.setattr(autograd, "_grad_graph", autograd._grad_graph_py)
+    monkeypatch.setattr(sites, "mark_backward", sites.mark_backward_py)
+
+
+def _model(rng, depth: int = 3):
+    """Parameters and a loss mixing the paths of the walks: shared subexpressions, integer and
+    comparison ops (no gradient), detach, an untracked input, a cast, a deep chain."""
+    w = torch.tensor(rng.standard_normal((5, 4)), dtype=torch.float32, requires_grad=True)
+    b = torch.tensor(rng.standard_normal(4), dtype=torch.float32, requires_grad=True)
+    s = torch.tensor(rng.standard_normal(()), dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(rng.standard_normal((3, 5)), dtype=torch.float32)
+    h = x @ w + b
+    for _ in range(depth):
+        h = torch.where(h > 0, h * h.detach().mean(), h.tanh()) + h.argmax(1, keepdim=True)
+    mask = (h > 0.1).to(torch.float32)
+    loss = (h * mask).sum() + (h.double() * s).exp().mean() + (h * h).sum(0).max()
+    return [w, b, s], loss
+
+
+def _grads(seed: int, **kw):
+    params, loss = _model(np.random.default_rng(seed), **kw)
+    roots, grads = autograd._root_grads([loss], [None], "backward")
+    return params, roots, grads
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tracked_is_the_python_walk(mod, seed):
+    params, roots, _ = _grads(seed)
+    nodes = toposort(roots)
+    autograd._TRACKED.clear()
+    want = [autograd.tracked_py(n) for n in reversed(nodes)]   # (outputs first: deep walks)
+    autograd._TRACKED.clear()
+    got = [mod.tracked(n) for n in reversed(nodes)]
+    assert got == want
+    assert any(want) and not all(want)
+    autograd._TRACKED.clear()
+    assert [mod.tracked(n) for n in nodes] == [autograd.tracked_py(n) for n in nodes]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_grad_graph_is_the_python_walk(mod, seed):
+    params, roots, grads = _grads(seed, depth=2 + seed)
+    want = autograd._grad_graph_py(roots, grads, None, True)
+    got = mod.grad_graph(roots, grads, None, True)
+    assert list(got) == list(want)   # the same nodes in the same order
+    # hash-consing: equal gradient graphs are the same nodes (the sums in the same order)
+    assert all(got[k] is want[k] for k in want)
+    leaves = [p._grad_node or p.node for p in params]
+    assert all(n in got for n in leaves)
+
+
+def test_grad_graph_targets_stop_at_sourceless_nodes(mod):
+    x = torch.randn(3, requires_grad=True)
+    y = x * 2
+    z = (y * y).sum()
+    roots, grads = autograd._root_grads([z], [None], "grad")
+    targets = {y.node}
+    want = autograd._grad_graph_py(roots, grads, targets, True)
+    got = mod.grad_graph(roots, grads, targets, True)
+    assert list(got) == list(want)
+    assert all(got[k] is want[k] for k in want)
+
+
+def test_backward_twice_raises_the_same_error(mod):
+    for walk in (autograd._grad_graph_py, mod.grad_graph):
+        _, roots, grads = _grads(7)
+        walk(roots, grads, None, False)
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            walk(roots, grads, None, False)
+
+
+def test_missing_rule_raises_the_same_error(mod, monkeypatch):
+    from lazytorch.autograd_rules import GRAD
+    from lazytorch.ops import Op
+    monkeypatch.delitem(GRAD, Op.TANH)
+    x = torch.randn(3, requires_grad=True)
+    roots, grads = autograd._root_grads([x.tanh().sum()], [None], "backward")
+    for walk in (autograd._grad_graph_py, mod.grad_graph):
+        with pytest.raises(RuntimeError, match="derivative for tanh is not implemented"):
+            walk(roots, grads, None, True)
+
+
+def test_rule_errors_propagate(mod, monkeypatch):
+    from lazytorch.autograd_rules import GRAD
+    from lazytorch.ops import Op
+
+    def broken(n, g):
+        raise ValueError("broken rule")
+    monkeypatch.setitem(GRAD, Op.EXP, broken)
+    x = torch.randn(3, requires_grad=True)
+    roots, grads = autograd._root_grads([x.exp().sum()], [None], "backward")
+    with pytest.raises(ValueError, match="broken rule"):
+        mod.grad_graph(roots, grads, None, True)
+    with pytest.raises(TypeError):
+        mod.grad_graph(roots, grads, None)
+
+
+def test_mark_backward_is_the_python_marking(mod):
+    x = torch.randn(4, requires_grad=True)
+    y = x.sin()                                    # recorded at this line
+    made = [(x * 2).node, y.node]                  # y's node was made by the user: forward
+    tables = []
+    for mark in (sites.mark_backward_py, mod.mark_backward):
+        for n in made:
+            sites.BACKWARD.d.pop(id(n), None)
+        sites._SITES_D.pop(id(made[0]), None)
+        mark(made, y.node)
+        tables.append((sites._SITES_D.get(id(made[0])), sites._SITES_D.get(id(made[1])),
+                       id(made[0]) in sites.BACKWARD.d, id(made[1]) in sites.BACKWARD.d))
+    assert tables[0] == tables[1]
+    assert tables[0][2] and not tables[0][3]
+    assert tables[0][0][-1] == "sin (backward)"
+    assert sites.api_of(made[0]) == "sin (backward)"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_training_is_the_same_with_either_version(seed, request):
+    """Gradients and updated weights of a few SGD steps, compiled and Python bookkeeping,
+    against the float64 numpy reference of the same model."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    w0 = rng.standard_normal((3, 6)).astype(np.float32) * 0.3
+
+    def run():
+        w = torch.tensor(w0.copy(), requires_grad=True)
+        opt = torch.optim.SGD([w], lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(torch.tensor(x) @ w.t(), torch.tensor(y))
+            loss.backward()
+            opt.step()
+        return w.detach().numpy()
+
+    compiled = run()
+    request.getfixturevalue("python_versions")
+    python = run()
+    w = w0.astype(np.float64)
+    for _ in range(3):
+        z = x @ w.T
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[np.arange(8), y] -= 1
+        w -= 0.1 * (p / 8).T @ x
+    np.testing.assert_allclose(compiled, w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(compiled, python)
