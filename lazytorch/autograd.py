@@ -372,7 +372,8 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
 
 
 _CAST, _ADD = Op.CAST, Op.ADD
-_grad_graph_py, tracked_py = _grad_graph, tracked   # the references for the compiled ones
+# the references for the compiled ones
+_grad_graph_py, tracked_py, on_new_tensor_py = _grad_graph, tracked, on_new_tensor
 
 
 def _complain(what: str, n: Node) -> None:
@@ -388,14 +389,16 @@ def _complain(what: str, n: Node) -> None:
 
 
 def _use_native(mod) -> None:
-    """The compiled tracked and backward walk (runtime/native_autograd.c) take over; they
-    share these tables, the gradient rules and the node constructor with the Python ones."""
-    global tracked, _grad_graph
+    """The compiled tracked, on_new_tensor and backward walk (runtime/native_autograd.c) take
+    over; they share these tables, the gradient rules and the node constructor with the Python
+    ones."""
+    global tracked, _grad_graph, on_new_tensor
     from .autograd_rules import GRAD
     from .graph import new_node as make
     mod.setup_autograd(_LEAF_D, _TRACKED, _STOP, NO_GRAD, _CONSUMED, _BORN, _clock, GRAD,
                        _complain, sites.mark_backward, make, _CAST, _ADD)
-    tracked, _grad_graph = mod.tracked, mod.grad_graph
+    mod.setup_tensors(_RESULTS, _state, _DETACH)
+    tracked, _grad_graph, on_new_tensor = mod.tracked, mod.grad_graph, mod.on_new_tensor
 
 
 native.on_load(_use_native)

@@ -26,6 +26,7 @@ def python_versions(monkeypatch):
     """Run the Python versions where the compiled ones are installed."""
     monkeypatch.setattr(autograd, "tracked", autograd.tracked_py)
     monkeypatch.setattr(autograd, "_grad_graph", autograd._grad_graph_py)
+    monkeypatch.setattr(autograd, "on_new_tensor", autograd.on_new_tensor_py)
     monkeypatch.setattr(sites, "mark_backward", sites.mark_backward_py)
 
 
@@ -122,6 +123,42 @@ def test_rule_errors_propagate(mod, monkeypatch):
         mod.grad_graph(roots, grads, None)
 
 
+def _rerun(new_tensor):
+    """A forward re-run after a backward freed it (hash-consing hands back the same nodes): the
+    nodes each version marks as born again, and the node a no_grad result gets."""
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, requires_grad=True)
+    x = torch.randn(2, 4)
+
+    def forward():
+        return ((x @ w).tanh() * 2).sum(1).exp().mean()
+    forward().backward()
+    start = next(autograd._clock)
+    made = []
+    real = autograd.on_new_tensor
+    autograd.on_new_tensor = lambda t: (made.append(t), new_tensor(t))[1]
+    try:
+        out = forward()
+        with torch.no_grad():
+            frozen = (x @ w) * 3
+    finally:
+        autograd.on_new_tensor = real
+    reborn = sorted(i for i, b in autograd._BORN.items() if b > start)
+    out.backward()   # (the re-run is a fresh graph: no "backward a second time" error)
+    return ([t.requires_grad for t in made], [t._grad_node is t._node for t in made],
+            reborn, frozen.node, frozen.requires_grad, w.grad.numpy())
+
+
+def test_on_new_tensor_is_the_python_version(mod):
+    want = _rerun(autograd.on_new_tensor_py)
+    got = _rerun(mod.on_new_tensor)
+    assert got[:2] == want[:2] and any(got[0]) and not all(got[0])
+    assert len(got[2]) == len(want[2]) > 0
+    assert got[3].srcs[0].op.name == want[3].srcs[0].op.name == "DETACH"   # (x @ w) detached
+    assert not got[4] and not want[4]
+    np.testing.assert_array_equal(got[5], want[5])
+
+
 def test_mark_backward_is_the_python_marking(mod):
     x = torch.randn(4, requires_grad=True)
     y = x.sin()                                    # recorded at this line
@@ -171,3 +208,16 @@ def test_training_is_the_same_with_either_version(seed, request):
         w -= 0.1 * (p / 8).T @ x
     np.testing.assert_allclose(compiled, w, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(compiled, python)
+
+
+@pytest.mark.parametrize("version", ["python", "compiled"])
+def test_a_freed_result_stays_freed(mod, monkeypatch, version):
+    """Ops on a result whose graph a backward freed do not make that graph fresh again."""
+    monkeypatch.setattr(autograd, "on_new_tensor",
+                        autograd.on_new_tensor_py if version == "python" else mod.on_new_tensor)
+    w = torch.randn(4, 3, requires_grad=True)
+    h = (torch.randn(2, 4) @ w).tanh()
+    (h * 2).sum().backward()
+    again = (h * 2).sum(1).exp().mean()   # h's graph was freed: only the new ops are fresh
+    with pytest.raises(RuntimeError, match="a second time"):
+        again.backward()

@@ -6,6 +6,9 @@
 
 static PyObject *g_leaves, *g_memo, *g_stop, *g_no_grad, *g_consumed, *g_born, *g_clock;
 static PyObject *g_rules, *g_complain, *g_mark, *g_ag_node, *g_cast, *g_add, *s_kind;
+/* on_new_tensor's: the table of op results, grad mode's thread-local state, DETACH */
+static PyObject *g_results, *g_state, *g_detach_op, *s_enabled, *s_node, *s_requires_grad,
+    *s_grad_node;
 
 /* setup_autograd(leaves, memo, STOP, NO_GRAD, consumed, born, clock, GRAD, complain,
  *                mark_backward, new_node, CAST, ADD) */
@@ -26,6 +29,22 @@ static PyObject *setup_autograd(PyObject *self, PyObject *args) {
                             &g_add};
     for (int i = 0; i < 13; i++)
         keep(slots[i], a[i]);
+    Py_RETURN_NONE;
+}
+
+/* setup_tensors(results, grad mode state, DETACH): for on_new_tensor */
+static PyObject *setup_tensors(PyObject *self, PyObject *args) {
+    PyObject *results, *state, *detach;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyDict_Type, &results, &state, &detach))
+        return NULL;
+    const char *names[] = {"enabled", "_node", "requires_grad", "_grad_node"};
+    PyObject **slots[] = {&s_enabled, &s_node, &s_requires_grad, &s_grad_node};
+    for (int i = 0; i < 4; i++)
+        if (*slots[i] == NULL && (*slots[i] = PyUnicode_InternFromString(names[i])) == NULL)
+            return NULL;
+    keep(&g_results, results);
+    keep(&g_state, state);
+    keep(&g_detach_op, detach);
     Py_RETURN_NONE;
 }
 
@@ -578,5 +597,110 @@ done:
     Py_XDECREF(live_set);
     Py_XDECREF(acc);
     Py_XDECREF(known);
+    return result;
+}
+
+/* the internal nodes of a new op result n that a backward consumed are born again with it
+ * (autograd.on_new_tensor_py: a re-run forward is a fresh graph) */
+static int reborn(PyObject *n, PyObject *now) {
+    PyObject *stack = PyList_New(0), *srcs = get(n, s_srcs);
+    int rc = -1;
+    if (stack == NULL || srcs == NULL || !PyTuple_Check(srcs))
+        goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(srcs); i++)
+        if (PyList_Append(stack, PyTuple_GET_ITEM(srcs, i)) < 0)
+            goto done;
+    while (PyList_GET_SIZE(stack) > 0) {
+        Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
+        PyObject *m = PyList_GET_ITEM(stack, last);
+        Py_INCREF(m);
+        int bad = PyList_SetSlice(stack, last, last + 1, NULL) < 0, again = 0;
+        PyObject *id = bad ? NULL : PyLong_FromVoidPtr(m);
+        PyObject *c = id ? PyDict_GetItemWithError(g_consumed, id) : NULL;
+        bad = bad || id == NULL || (c == NULL && PyErr_Occurred());
+        if (!bad && c != NULL) {
+            PyObject *b = PyDict_GetItemWithError(g_born, id);
+            Py_INCREF(c);
+            int older = b == NULL ? (PyErr_Occurred() ? -1 : 1)   /* (born.get(j, 0) < c) */
+                                  : PyObject_RichCompareBool(b, c, Py_LT);
+            Py_DECREF(c);
+            int leaf = older > 0 ? PyDict_Contains(g_leaves, id) : 0;
+            int result = older > 0 && leaf == 0 ? PyDict_Contains(g_results, id) : 0;
+            bad = older < 0 || leaf < 0 || result < 0;
+            again = !bad && older > 0 && !leaf && !result;
+            if (again)
+                bad = PyDict_SetItem(g_born, id, now) < 0;
+        }
+        PyObject *more = again && !bad ? get(m, s_srcs) : NULL;
+        if (again && !bad) {
+            bad = more == NULL || !PyTuple_Check(more);
+            for (Py_ssize_t i = 0; !bad && i < PyTuple_GET_SIZE(more); i++)
+                bad = PyList_Append(stack, PyTuple_GET_ITEM(more, i)) < 0;
+        }
+        Py_XDECREF(more);
+        Py_XDECREF(id);
+        Py_DECREF(m);
+        if (bad)
+            goto done;
+    }
+    rc = 0;
+done:
+    if (rc < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+    Py_XDECREF(srcs);
+    Py_XDECREF(stack);
+    return rc;
+}
+
+/* on_new_tensor(t): autograd.on_new_tensor_py, for every op result */
+static PyObject *on_new_tensor(PyObject *self, PyObject *t) {
+    if (g_results == NULL || g_leaves == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "native.setup_tensors() was not called");
+        return NULL;
+    }
+    PyObject *n = PyObject_GetAttr(t, s_node), *result = NULL, *now = NULL;
+    if (n == NULL)
+        return NULL;
+    int tr = is_tracked(n);
+    if (tr <= 0) {
+        Py_DECREF(n);
+        if (tr < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *en = PyObject_GetAttr(g_state, s_enabled);
+    int enabled = en ? PyObject_IsTrue(en) : -1;
+    Py_XDECREF(en);
+    if (enabled < 0)
+        goto done;
+    if (!enabled) {
+        PyObject *shape = get(n, s_shape), *dtype = shape ? get(n, s_dtype) : NULL;
+        PyObject *d = dtype ? make(g_detach_op, n, NULL, Py_None, shape, dtype) : NULL;
+        int bad = d == NULL || PyObject_SetAttr(t, s_node, d) < 0;
+        Py_XDECREF(shape);
+        Py_XDECREF(dtype);
+        Py_XDECREF(d);
+        if (!bad)
+            result = Py_None;
+        goto done;
+    }
+    if (PyObject_SetAttr(t, s_requires_grad, Py_True) < 0 ||
+        PyObject_SetAttr(t, s_grad_node, n) < 0)
+        goto done;
+    now = PyIter_Next(g_clock);
+    if (now == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "autograd's clock stopped");
+        goto done;
+    }
+    if (id_set(g_born, n, now) < 0 || id_set(g_results, n, Py_True) < 0)
+        goto done;
+    if (PyDict_GET_SIZE(g_consumed) != 0 && reborn(n, now) < 0)
+        goto done;
+    result = Py_None;
+done:
+    Py_XDECREF(now);
+    Py_DECREF(n);
+    Py_XINCREF(result);
     return result;
 }

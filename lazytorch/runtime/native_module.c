@@ -21,6 +21,8 @@ static PyMethodDef methods[] = {
      "setup_autograd(leaves, memo, STOP, NO_GRAD, consumed, born, clock, GRAD, complain, "
      "mark_backward, new_node, CAST, ADD)"},
     {"tracked", tracked, METH_O, "tracked(node): autograd.tracked"},
+    {"setup_tensors", setup_tensors, METH_VARARGS, "setup_tensors(results, state, DETACH)"},
+    {"on_new_tensor", on_new_tensor, METH_O, "on_new_tensor(t): autograd.on_new_tensor"},
     {"grad_graph", (PyCFunction)(void (*)(void))grad_graph, METH_FASTCALL,
      "grad_graph(roots, grads, targets, retain_graph): autograd._grad_graph"},
     {NULL, NULL, 0, NULL},

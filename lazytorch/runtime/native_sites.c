@@ -168,7 +168,7 @@ done:
 
 /* mark_backward's state: autograd's "built by a gradient rule" table by id(node), and the
  * Python function giving a rule's nodes their site from the forward node's */
-static PyObject *g_backward, *g_backward_site;
+static PyObject *g_backward, *g_backward_site, *g_backward_sites;
 
 static PyObject *setup_backward(PyObject *self, PyObject *args) {
     PyObject *bw, *site_fn;
@@ -176,6 +176,9 @@ static PyObject *setup_backward(PyObject *self, PyObject *args) {
         return NULL;
     keep(&g_backward, bw);
     keep(&g_backward_site, site_fn);
+    Py_XSETREF(g_backward_sites, PyDict_New());
+    if (g_backward_sites == NULL)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -199,9 +202,25 @@ static PyObject *mark_backward(PyObject *self, PyObject *const *args, Py_ssize_t
     if (s == NULL && PyErr_Occurred())
         goto done;
     if (s != NULL) {
-        PyObject *argv[2] = {s, args[1]};
+        /* one per forward site (a site's text depends only on it when it names its api): a
+         * memo, emptied when it grows past the lines a program has */
         Py_INCREF(s);
-        site = PyObject_Vectorcall(g_backward_site, argv, 2, NULL);
+        int memo = PyTuple_Check(s) && PyTuple_GET_SIZE(s) > 0 &&
+                   PyUnicode_Check(PyTuple_GET_ITEM(s, PyTuple_GET_SIZE(s) - 1)) &&
+                   PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(s, PyTuple_GET_SIZE(s) - 1)) > 0;
+        site = memo ? PyDict_GetItemWithError(g_backward_sites, s) : NULL;
+        if (site != NULL)
+            Py_INCREF(site);
+        else if (!PyErr_Occurred()) {
+            PyObject *argv[2] = {s, args[1]};
+            site = PyObject_Vectorcall(g_backward_site, argv, 2, NULL);
+            if (site != NULL && memo) {
+                if (PyDict_GET_SIZE(g_backward_sites) > 4096)
+                    PyDict_Clear(g_backward_sites);
+                if (PyDict_SetItem(g_backward_sites, s, site) < 0)
+                    Py_CLEAR(site);
+            }
+        }
         Py_DECREF(s);
         if (site == NULL)
             goto done;
