@@ -6,8 +6,12 @@ Each workload runs warm-up iterations, then the median of repeated runs is repor
 first-call time (which includes compiling, unless the disk cache is warm). Threads are the
 same for all frameworks (the cores available). PyTorch runs in a process of its own, with
 the environment this one started with: lazytorch sets OpenMP's wait policy for its own
-kernels, and in one process both would share one OpenMP runtime and that policy. It is a
-benchmark, not a test.
+kernels, and in one process both would share one OpenMP runtime and that policy.
+
+The machines this runs on are shared, and their speed drifts by 2-3x from minute to minute.
+So the frameworks take turns: each workload is timed in rounds, each round timing lazytorch,
+numpy and PyTorch one after another within a second or so, and a ratio is the median of the
+rounds' ratios. It is a benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -41,13 +45,23 @@ if _TORCH_WORKER:
 
 import lazytorch as lt  # noqa: E402
 
+ROUNDS = 3  # turns each framework takes per workload (see the module's docstring)
+WARM_S = 0.05  # each turn runs its workload this long before timing it
+# PyTorch's OpenMP threads spin for a while after its work (its default wait policy): each
+# turn starts after a pause, once they (and lazytorch's) have gone to sleep
+SETTLE_S = 0.2
 
-def timeit(fn, repeat: int, warmup: int = 2) -> tuple[float, float]:
-    """(first call seconds, median of `repeat` later calls)."""
+
+def timeit(fn, repeat: int, warmup: int = 2, warm_s: float = 0.0) -> tuple[float, float]:
+    """(first call seconds, median of `repeat` later calls after `warmup` calls, and more
+    until `warm_s` seconds have passed: a turn after an idle pause starts with the cores and
+    caches cold)."""
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
     for _ in range(warmup):
+        fn()
+    while time.perf_counter() - t0 < warm_s:
         fn()
     ts = []
     for _ in range(repeat):
@@ -279,36 +293,71 @@ def first_step_times() -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _torch_worker(args, repeat: int) -> None:
-    """In the PyTorch process: time every selected workload's PyTorch version, as JSON."""
+def _torch_worker(args) -> None:
+    """The PyTorch process: reads requests {"name", "repeat"} as JSON lines and answers each
+    with the median time of that workload's PyTorch version ({"t": null} if it has none)."""
     torch.set_num_threads(args.threads)
-    times = {}
-    for name, _, _, _, _, f_th in workloads(args.quick):
-        if f_th is not None and (not args.only or any(o in name for o in args.only)):
-            times[name] = timeit(f_th, repeat)[1]
-    with open(args.torch_worker, "w") as f:
-        json.dump({"version": torch.__version__, "times": times}, f)
+    fns = {name: f_th for name, _, _, _, _, f_th in workloads(args.quick) if f_th is not None}
+    print(json.dumps({"version": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        f = fns.get(req["name"])
+        t = timeit(f, req["repeat"], req["warmup"], WARM_S)[1] if f is not None else None
+        print(json.dumps({"t": t}), flush=True)
 
 
-def _torch_times(args) -> tuple[str | None, dict[str, float]]:
-    """(PyTorch's version, its median time per workload) from a process of its own, or
-    (None, {}) when PyTorch is not installed."""
-    import importlib.util
-    import tempfile
-    if importlib.util.find_spec("torch") is None:
-        return None, {}
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "torch.json")
-        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker", out,
-               "--threads", str(lt.get_num_threads())]
-        if args.quick:
-            cmd.append("--quick")
-        if args.only:
-            cmd += ["--only", *args.only]
-        subprocess.run(cmd, env=_ENV0, check=True)
-        with open(out) as f:
-            got = json.load(f)
-    return got["version"], got["times"]
+class TorchTimer:
+    """PyTorch eager in a process of its own, timing one workload when asked, so that its
+    times are taken next to lazytorch's. `version` is None when PyTorch is not installed."""
+
+    def __init__(self, args):
+        import importlib.util
+        self.version, self._proc = None, None
+        if importlib.util.find_spec("torch") is None:
+            return
+        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker",
+               "--threads", str(lt.get_num_threads()), *(["--quick"] if args.quick else [])]
+        self._proc = subprocess.Popen(cmd, env=_ENV0, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+        self.version = json.loads(self._proc.stdout.readline())["version"]
+
+    def time(self, name: str, repeat: int, warmup: int) -> float | None:
+        if self._proc is None:
+            return None
+        self._proc.stdin.write(json.dumps({"name": name, "repeat": repeat,
+                                           "warmup": warmup}) + "\n")
+        self._proc.stdin.flush()
+        return json.loads(self._proc.stdout.readline())["t"]
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.stdin.close()
+            self._proc.wait()
+
+
+def _rounds(name: str, f_lt, f_np, th: TorchTimer, repeat: int) -> dict:
+    """Time the three frameworks in turns: {"first", "lt", "np", "th"} with the medians of
+    each framework's rounds, and the medians of the rounds' ratios ("vs_np", "vs_th")."""
+    per = max(1, repeat // ROUNDS)
+    first, lt_t, np_t, th_t = None, [], [], []
+    for r in range(ROUNDS):
+        time.sleep(SETTLE_S)
+        f, t = timeit(f_lt, per, 2, WARM_S)
+        first = f if r == 0 else first
+        lt_t.append(t)
+        if f_np is not None:
+            time.sleep(SETTLE_S)
+            np_t.append(timeit(f_np, per, 2, WARM_S)[1])
+        time.sleep(SETTLE_S)
+        t = th.time(name, per, 2)
+        if t is not None:
+            th_t.append(t)
+
+    def ratio(other):
+        return statistics.median(a / b for a, b in zip(lt_t, other)) if other else None
+    med = statistics.median
+    return {"first": first, "lt": med(lt_t), "np": med(np_t) if np_t else None,
+            "th": med(th_t) if th_t else None, "vs_np": ratio(np_t), "vs_th": ratio(th_t)}
 
 
 def main() -> None:
@@ -316,20 +365,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     ap.add_argument("--json", help="also write the results as JSON to this path")
     ap.add_argument("--only", nargs="*", help="run the workloads whose name contains these")
-    ap.add_argument("--torch-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    repeat = 5 if args.quick else 15
+    repeat = 6 if args.quick else 15
     if args.torch_worker:
-        _torch_worker(args, repeat)
+        _torch_worker(args)
         return
-    torch_version, torch_times = _torch_times(args)
+    th = TorchTimer(args)
     bw = copy_bandwidth()
     m = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     _, tmm = timeit(lambda: m @ m, 5)
     np_gflops = 2 * 1024 ** 3 / tmm / 1e9
     print(f"machine: copy bandwidth {bw:.1f} GB/s, numpy matmul 1024^3 {np_gflops:.0f} GFLOP/s, "
-          f"threads {lt.get_num_threads()}, torch {torch_version or 'absent'} (own process)")
+          f"threads {lt.get_num_threads()}, torch {th.version or 'absent'} (own process, "
+          f"{ROUNDS} rounds in turns)")
     head = (f"{'workload':<34}{'lazytorch':>11}{'first':>9}{'numpy':>10}{'torch':>10}"
             f"{'vs numpy':>10}{'vs torch':>10}{'GB/s|GF/s':>11}")
     print(head)
@@ -340,28 +390,29 @@ def main() -> None:
             continue
         row = {"workload": name}
         try:
-            first, t_lt = timeit(f_lt, repeat)
+            got = _rounds(name, f_lt, f_np, th, repeat)
         except Exception as e:
             print(f"{name:<34} failed: {e}")
             results.append({"workload": name, "error": str(e)})
             continue
-        t_np = timeit(f_np, repeat)[1] if f_np else None
-        t_th = torch_times.get(name)
+        t_lt, first, t_np, t_th = got["lt"], got["first"], got["np"], got["th"]
         rate = ""
         if nbytes:
             rate = f"{nbytes / t_lt / 1e9:.1f}"
         elif flops:
             rate = f"{flops / t_lt / 1e9:.0f}"
-        row.update(lazytorch_s=t_lt, first_s=first, numpy_s=t_np, torch_s=t_th, rate=rate)
+        row.update(lazytorch_s=t_lt, first_s=first, numpy_s=t_np, torch_s=t_th, rate=rate,
+                   vs_numpy=got["vs_np"], vs_torch=got["vs_th"])
         results.append(row)
 
         def ms(t):
             return f"{t * 1e3:.3f}" if t is not None else "-"
 
-        def ratio(t):
-            return f"{t_lt / t:.2f}x" if t else "-"
+        def ratio(r):
+            return f"{r:.2f}x" if r else "-"
         print(f"{name:<34}{ms(t_lt):>11}{ms(first):>9}{ms(t_np):>10}{ms(t_th):>10}"
-              f"{ratio(t_np):>10}{ratio(t_th):>10}{rate:>11}")
+              f"{ratio(got['vs_np']):>10}{ratio(got['vs_th']):>10}{rate:>11}")
+    th.close()
     rec, real = record_cost()
     print(f"recording: {rec:.3f} us per op; realizing a seen 1000-op structure: {real:.3f} ms")
     if not args.quick:
@@ -371,7 +422,8 @@ def main() -> None:
     cold, warm = first_step_times()
     print(f"first MLP step in a fresh process: empty cache {cold:.2f} s, warm disk cache "
           f"{warm:.2f} s")
-    print("(times in ms, medians; ratios are lazytorch time / other time: below 1 is faster)")
+    print("(times in ms, medians of the rounds; ratios are lazytorch time / other time, the "
+          "median of the rounds' ratios: below 1 is faster)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"copy_bandwidth_gbs": bw, "numpy_matmul_gflops": np_gflops,
