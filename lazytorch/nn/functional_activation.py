@@ -13,8 +13,10 @@ import warnings
 from .. import dtypes as dt
 from .. import elementwise as ew
 from .. import reduce as rd
-from ..tensor import Tensor
+from ..sites import record
+from ..tensor import Tensor, _canon_dim
 from .functional_norm import _channel_shape
+from .loss_nodes import log_softmax_node
 
 _where = ew.where_nodes
 
@@ -227,5 +229,11 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     """x - logsumexp(x) along dim, computed after subtracting the max."""
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim)
+    if dtype is None and isinstance(input, Tensor) and input.is_floating_point() and \
+            input.ndim and input.numel():
+        # the same nodes as below, recorded as one op
+        node = log_softmax_node(input.node, _canon_dim(dim, input.ndim))
+        record(node)
+        return Tensor._make(node)
     z = _shifted(_float_input(input, dtype), dim)
     return z - z.exp().sum(dim, keepdim=True).log()

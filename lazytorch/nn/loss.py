@@ -10,8 +10,9 @@ import warnings
 
 from .. import dtypes as dt
 from .. import elementwise as ew
-from ..creation import arange
+from ..sites import record
 from ..tensor import Tensor
+from .loss_nodes import iota, log_softmax_node, nll_node
 from .module import Module
 
 _where = ew.where_nodes
@@ -241,7 +242,7 @@ def _pick(logp: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int
     c = logp.shape[1]
     shape = _class_shape(logp, c)
     valid = target != ignore_index
-    mask = (target.unsqueeze(1) == arange(c).reshape(shape)) & valid.unsqueeze(1)
+    mask = (target.unsqueeze(1) == Tensor._make(iota(c)).reshape(shape)) & valid.unsqueeze(1)
     picked = _where(mask, logp, 0.0).sum(1)
     if weight is None:
         return -picked, valid.to(logp.dtype)
@@ -315,6 +316,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _check_target(input, target)
     _check_weight(weight, c)
     _check_bounds(target, c, ignore_index)
+    if weight is None and label_smoothing <= 0 and class_dim == 1 and target.dtype is dt.int64 \
+            and input.is_floating_point() and input.numel():
+        # the nodes of the general path below, recorded as one op
+        node = nll_node(log_softmax_node(input.node, 1), target.node, ignore_index, reduction)
+        record(node)
+        return Tensor._make(node)
     logp = log_softmax(input, class_dim)
     nll = _nll(logp, target, weight, ignore_index, reduction)
     if label_smoothing <= 0:

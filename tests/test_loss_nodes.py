@@ -1,0 +1,93 @@
+"""log_softmax and cross_entropy recorded as one op (nn/loss_nodes.py): the same nodes as the
+composition of tensor ops they stand for, the same values and gradients as numpy's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+from lazytorch import sites
+from lazytorch.nn import functional as F
+from lazytorch.tensor import Tensor
+
+
+def _log_softmax_ops(x, dim):
+    """log_softmax written as tensor ops (what the one-op version must build)."""
+    z = x - x.amax(dim, keepdim=True).detach()
+    return z - z.exp().sum(dim, keepdim=True).log()
+
+
+def _np_log_softmax(x, axis):
+    z = x - x.max(axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis, keepdims=True))
+
+
+@pytest.mark.parametrize("shape,dim", [((5, 7), 1), ((5, 7), -1), ((5, 7), 0), ((2, 3, 4), 1),
+                                       ((6,), 0)])
+def test_log_softmax_builds_the_ops_nodes(shape, dim):
+    x = torch.randn(*shape)
+    y = F.log_softmax(x, dim)
+    assert y.node is _log_softmax_ops(x, dim).node
+    np.testing.assert_allclose(y.numpy(), _np_log_softmax(x.numpy().astype(np.float64), dim),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(8, 5), (4, 3, 6)])
+def test_cross_entropy_builds_the_general_paths_nodes(reduction, shape):
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal(shape).astype(np.float32))
+    t = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    t.flat[1] = -100                                 # an ignored sample
+    t = torch.tensor(t)
+    loss = F.cross_entropy(x, t, reduction=reduction)
+    general = F.nll_loss(_log_softmax_ops(x, 1), t, reduction=reduction)
+    assert loss.node is general.node
+
+
+def _np_cross_entropy(x, t, ignore):
+    logp = _np_log_softmax(x, 1)
+    valid = t != ignore
+    picked = np.take_along_axis(logp, np.where(valid, t, 0)[:, None], 1)[:, 0]
+    return -(picked * valid).sum() / valid.sum(), valid
+
+
+def test_cross_entropy_values_and_gradients_against_numpy():
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((16, 10))
+    ts = rng.integers(0, 10, 16)
+    ts[[2, 9]] = -100
+    x = torch.tensor(xs.astype(np.float32), requires_grad=True)
+    loss = F.cross_entropy(x, torch.tensor(ts))
+    loss.backward()
+    want, valid = _np_cross_entropy(xs, ts, -100)
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-5)
+    # d/dx: (softmax - onehot) / (number of counted samples), zero on ignored rows
+    p = np.exp(_np_log_softmax(xs, 1))
+    onehot = np.zeros_like(p)
+    onehot[np.arange(16)[valid], ts[valid]] = 1
+    grad = (p - onehot) * valid[:, None] / valid.sum()
+    np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-4, atol=1e-6)
+
+
+def test_cross_entropy_is_one_recorded_op(monkeypatch):
+    x, t = torch.randn(8, 5, requires_grad=True), torch.randint(0, 5, (8,))
+    made = []
+    real = Tensor._make.__func__
+    monkeypatch.setattr(Tensor, "_make", classmethod(lambda cls, n: (made.append(n),
+                                                                      real(cls, n))[1]))
+    loss = F.cross_entropy(x, t)                       # the line the loss's nodes name
+    assert made == [loss.node]
+    assert "test_loss_nodes.py" in sites.site_of(loss.node)
+    assert loss.requires_grad and loss.grad_fn is not None
+
+
+def test_other_cases_take_the_general_path():
+    x, t = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    w = torch.rand(5)
+    # class weights, label smoothing, uint8 targets and a 1-d input are composed of tensor ops
+    for loss in (F.cross_entropy(x, t, weight=w), F.cross_entropy(x, t, label_smoothing=0.1),
+                 F.cross_entropy(x, t.to(torch.uint8)), F.cross_entropy(x[0], t[0])):
+        assert np.isfinite(loss.item())
+    with pytest.raises(IndexError, match="Target 7 is out of bounds"):
+        F.cross_entropy(x, torch.tensor(np.full(8, 7)))
