@@ -14,30 +14,32 @@ from typing import Sequence
 
 from . import dtypes as dt
 from .elementwise import cast_node
-from .graph import Node, const
+from .graph import Node, const, new_node
 from .ops import Op
 from .tensor import Tensor, _canon_dim
 
 _SCALAR = dt.SCALAR_TYPE_NAMES
 _CTYPE = dt.CPP_TYPE_NAMES
+# the ops the helpers build, bound once (an Enum member lookup costs a Python call on 3.11)
+_RESHAPE, _PERMUTE, _EXPAND, _MUL, _SUM = Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.MUL, Op.SUM
 
 
 # --------------------------------------------------------------------------- node helpers
 def _reshape(n: Node, shape: Sequence[int]) -> Node:
     shape = tuple(shape)
-    return n if n.shape == shape else Node(Op.RESHAPE, (n,), shape, shape, n.dtype)
+    return n if n.shape == shape else new_node(_RESHAPE, (n,), shape, shape, n.dtype)
 
 
 def _permute(n: Node, perm: Sequence[int]) -> Node:
     perm = tuple(perm)
     if perm == tuple(range(len(perm))):
         return n
-    return Node(Op.PERMUTE, (n,), perm, tuple(n.shape[p] for p in perm), n.dtype)
+    return new_node(_PERMUTE, (n,), perm, tuple(n.shape[p] for p in perm), n.dtype)
 
 
 def _expand(n: Node, shape: Sequence[int]) -> Node:
     shape = tuple(shape)
-    return n if n.shape == shape else Node(Op.EXPAND, (n,), shape, shape, n.dtype)
+    return n if n.shape == shape else new_node(_EXPAND, (n,), shape, shape, n.dtype)
 
 
 def _product(ops: Sequence[Node], shape: Sequence[int], axes: Sequence[int],
@@ -51,12 +53,12 @@ def _product(ops: Sequence[Node], shape: Sequence[int], axes: Sequence[int],
     prod = None
     for n in ops:
         n = cast_node(_expand(n, shape), dtype)
-        prod = n if prod is None else Node(Op.MUL, (prod, n), None, shape, dtype)
+        prod = n if prod is None else new_node(_MUL, (prod, n), None, shape, dtype)
     axes = tuple(sorted(axes))
     if not axes:
         return prod
     kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
-    r = Node(Op.SUM, (prod,), axes, kept, dtype)
+    r = new_node(_SUM, (prod,), axes, kept, dtype)
     return _reshape(r, tuple(s for i, s in enumerate(shape) if i not in axes))
 
 

@@ -19,8 +19,11 @@ from .. import elementwise as ew
 from .. import views as vw
 from ..autograd import no_grad
 from ..creation import arange, from_array, rand
+from ..graph import Node, new_node
+from ..linalg import _matmul_node
 from ..ops import Op
 from ..runtime import memory
+from ..sites import record
 from ..tensor import Tensor
 from .functional_activation import _float_input as _float_input
 from .functional_activation import _inplace_result as _inplace_result
@@ -90,10 +93,25 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         w = tuple(weight.shape)
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
                            f"and {w[-1]}x{w[0] if len(w) == 2 else 1})")
+    if input.ndim == 2 and weight.ndim == 2 and input.dtype is weight.dtype and \
+            input.dtype.kind == "f" and (bias is None or (
+                isinstance(bias, Tensor) and bias.dtype is input.dtype and
+                tuple(bias.shape) in ((weight.shape[0],), (1,), ()))):
+        # the nodes of `input @ weight.t() + bias` below, recorded as one op
+        return _linear_2d(input.node, weight.node, None if bias is None else bias.node)
     out = input @ (weight.t() if weight.ndim == 2 else weight.unsqueeze(-1))
     if weight.ndim == 1:
         out = out.squeeze(-1)
     return out if bias is None else out + bias
+
+
+def _linear_2d(x: Node, w: Node, b: Node | None) -> Tensor:
+    wt = new_node(Op.PERMUTE, (w,), (1, 0), (w.shape[1], w.shape[0]), w.dtype)
+    out = _matmul_node(x, wt, ())
+    if b is not None:
+        out = new_node(Op.ADD, (out, ew.expand_node(b, out.shape)), None, out.shape, out.dtype)
+    record(out)
+    return Tensor._make(out)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,

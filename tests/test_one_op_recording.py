@@ -1,5 +1,6 @@
-"""log_softmax and cross_entropy recorded as one op (nn/loss_nodes.py): the same nodes as the
-composition of tensor ops they stand for, the same values and gradients as numpy's."""
+"""Composite functions recorded as one op (log_softmax and cross_entropy in nn/loss_nodes.py,
+linear in nn/functional.py): the same nodes as the composition of tensor ops they stand for,
+the same values and gradients as numpy's."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_cross_entropy_is_one_recorded_op(monkeypatch):
                                                                       real(cls, n))[1]))
     loss = F.cross_entropy(x, t)                       # the line the loss's nodes name
     assert made == [loss.node]
-    assert "test_loss_nodes.py" in sites.site_of(loss.node)
+    assert "test_one_op_recording.py" in sites.site_of(loss.node)
     assert loss.requires_grad and loss.grad_fn is not None
 
 
@@ -91,3 +92,32 @@ def test_other_cases_take_the_general_path():
         assert np.isfinite(loss.item())
     with pytest.raises(IndexError, match="Target 7 is out of bounds"):
         F.cross_entropy(x, torch.tensor(np.full(8, 7)))
+
+
+@pytest.mark.parametrize("bias_shape", [None, (6,), (1,), ()])
+def test_linear_builds_the_ops_nodes(bias_shape):
+    rng = np.random.default_rng(2)
+    xs, ws = rng.standard_normal((5, 4)), rng.standard_normal((6, 4))
+    x = torch.tensor(xs.astype(np.float32))
+    w = torch.tensor(ws.astype(np.float32), requires_grad=True)
+    b = None if bias_shape is None else torch.tensor(
+        rng.standard_normal(bias_shape).astype(np.float32), requires_grad=True)
+    y = F.linear(x, w, b)
+    want = x @ w.t() if b is None else x @ w.t() + b
+    assert y.node is want.node
+    ref = xs @ ws.T + (0 if b is None else b.detach().numpy().astype(np.float64))
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((5, 6)).T @ xs, rtol=1e-5)
+    if b is not None:
+        np.testing.assert_allclose(b.grad.numpy(), np.full(bias_shape, 5 * 6 / max(
+            1, int(np.prod(bias_shape or (1,))))), rtol=1e-6)
+
+
+def test_linear_other_cases_take_the_general_path():
+    x3, w = torch.randn(2, 5, 4), torch.randn(6, 4)
+    assert tuple(F.linear(x3, w).shape) == (2, 5, 6)               # batched input
+    with pytest.raises(RuntimeError, match="same dtype"):
+        F.linear(torch.randn(5, 4, dtype=torch.float64), w)         # mixed dtypes: mm's error
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        F.linear(torch.randn(5, 3), w)
