@@ -49,12 +49,12 @@ class Plan:
     def run(self, inputs: list[np.ndarray], addrs: list[int] | None = None) -> list[np.ndarray]:
         """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
         if addrs is None:
-            addrs = [a.ctypes.data for a in inputs]
+            addrs = [memory.address_of(a) for a in inputs]
         observed = debug.get_level() >= 2 or debug.check_mode()
         if observed or not self._lock.acquire(blocking=False):
             # a debug run, or this plan is already running (another thread): private arrays
             arrays = list(inputs) + [np.empty(n, np.uint8) for n in self.arena]
-            ptrs = [a.ctypes.data for a in arrays]
+            ptrs = [memory.address_of(a) for a in arrays]
             if observed:
                 self._run_observed(arrays, ptrs)
             else:
@@ -70,7 +70,7 @@ class Plan:
                     slot = self.n_inputs + i
                     if slot not in self.keep:
                         a = self._scratch[slot] = np.empty(n, np.uint8)
-                        argv[slot] = a.ctypes.data
+                        argv[slot] = memory.address_of(a)
             for i, a in enumerate(addrs):
                 argv[i] = a
             made = {}

@@ -386,3 +386,26 @@ def test_plan_keys_are_not_tracked_by_the_cycle_collector(mod):
     entries = [e for e in key[:-1]]
     assert entries and not any(gc.is_tracked(e) for e in entries)
     assert not any(gc.is_tracked(e[4]) for e in entries if len(e) == 5)
+
+
+def test_address_is_the_arrays_data_pointer(mod):
+    from lazytorch.runtime import memory
+    for a in (np.arange(10.0), np.zeros((3, 4), np.float32), np.zeros(0), np.ones(5, bool)):
+        assert mod.address(a) == a.ctypes.data == memory.address_of_py(a)
+    frozen = np.arange(4)
+    frozen.flags.writeable = False
+    assert mod.address(frozen) == frozen.ctypes.data
+    with pytest.raises(ValueError, match="contiguous"):
+        mod.address(np.arange(10.0)[::2])
+
+
+def test_buffers_live_as_long_as_their_nodes():
+    from lazytorch.runtime import memory
+    n0 = memory.live_buffers()
+    b = memory.buffer_node(np.arange(6.0))
+    assert memory.live_buffers() == n0 + 1
+    assert memory.address(b) == memory.data(b).ctypes.data
+    np.testing.assert_array_equal(memory.data(b), np.arange(6.0))
+    del b
+    gc.collect()
+    assert memory.live_buffers() == n0

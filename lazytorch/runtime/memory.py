@@ -3,17 +3,28 @@ from __future__ import annotations
 
 import itertools
 import sys
-import weakref
 
 import numpy as np
 
 from .. import dtypes as dt
-from ..graph import Node
+from ..graph import ID_TABLES, Node, new_node
 from ..ops import Op
+from . import native
 
-_DATA: dict[int, np.ndarray] = {}
-_PTRS: dict[int, int] = {}   # buffer id -> address of its first byte
+# id(BUFFER node) -> (its array, the array's address); the node-death callback drops the entry
+# (graph.ID_TABLES), so a buffer's memory lives exactly as long as its node
+_BUFS: dict[int, tuple[np.ndarray, int]] = {}
+ID_TABLES.append(_BUFS)
 _ids = itertools.count()
+_BUFFER = Op.BUFFER
+
+
+def address_of_py(a: np.ndarray) -> int:
+    """The address of a C-contiguous array's first byte."""
+    return a.ctypes.data
+
+
+address_of = address_of_py   # the compiled one (runtime/native_prepare.c) once loaded
 
 
 def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None) -> Node:
@@ -23,26 +34,18 @@ def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None 
     if type(arr) is not np.ndarray or arr.dtype != d.np or not arr.flags.c_contiguous:
         arr = np.array(arr, d.np, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         ptr = None
-    bid = next(_ids)
-    node = Node(Op.BUFFER, (), bid, tuple(arr.shape), d)
-    _DATA[bid] = arr
-    _PTRS[bid] = arr.ctypes.data if ptr is None else ptr
-    weakref.finalize(node, _drop, bid)
+    node = new_node(_BUFFER, (), next(_ids), tuple(arr.shape), d)
+    _BUFS[id(node)] = (arr, address_of(arr) if ptr is None else ptr)
     return node
 
 
-def _drop(bid: int) -> None:
-    _DATA.pop(bid, None)
-    _PTRS.pop(bid, None)
-
-
 def data(node: Node) -> np.ndarray:
-    return _DATA[node.arg]
+    return _BUFS[id(node)][0]
 
 
 def address(node: Node) -> int:
     """The address of a BUFFER node's data (what kernels are called with)."""
-    return _PTRS[node.arg]
+    return _BUFS[id(node)][1]
 
 
 # Output buffers of compiled plans come from a pool of blocks kept by exact size: a training
@@ -58,7 +61,7 @@ def alloc(nbytes: int) -> tuple[np.ndarray, int]:
     """A C-contiguous uint8 array of `nbytes` and its address."""
     if nbytes < POOL_MIN_BYTES:
         a = np.empty(nbytes, np.uint8)
-        return a, a.ctypes.data
+        return a, address_of(a)
     blocks = _POOL.setdefault(nbytes, [])
     found = None
     spare = 0
@@ -74,7 +77,7 @@ def alloc(nbytes: int) -> tuple[np.ndarray, int]:
     if found is not None:
         return found
     block = np.empty(nbytes, np.uint8)  # owns its memory: every view's base is the block
-    entry = (block, block.ctypes.data)
+    entry = (block, address_of(block))
     blocks.append(entry)
     return entry
 
@@ -88,4 +91,12 @@ def empty_cache() -> None:
 
 
 def live_buffers() -> int:
-    return len(_DATA)
+    return len(_BUFS)
+
+
+def _use_native(mod) -> None:
+    global address_of
+    address_of = mod.address
+
+
+native.on_load(_use_native)

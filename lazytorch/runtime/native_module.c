@@ -14,6 +14,7 @@ static PyMethodDef methods[] = {
     {"toposort", (PyCFunction)(void (*)(void))toposort, METH_FASTCALL,
      "toposort(outputs, is_leaf or None): graph.toposort"},
     {"prepare", prepare, METH_O, "prepare(outputs) -> (new outputs, input buffers, key)"},
+    {"address", address, METH_O, "address(array): its first byte's address"},
     {"setup_backward", setup_backward, METH_VARARGS, "setup_backward(BACKWARD table, site_fn)"},
     {"mark_backward", (PyCFunction)(void (*)(void))mark_backward, METH_FASTCALL,
      "mark_backward(nodes, like): nodes built by like's gradient rule"},

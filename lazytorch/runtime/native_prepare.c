@@ -293,3 +293,14 @@ fail:
     return result;
 }
 
+
+/* address(array): the address of a C-contiguous buffer's first byte (memory.address_of_py,
+ * without the ctypes object numpy makes for .ctypes.data) */
+static PyObject *address(PyObject *self, PyObject *arr) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    PyObject *r = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return r;
+}
