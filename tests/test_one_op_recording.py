@@ -121,3 +121,79 @@ def test_linear_other_cases_take_the_general_path():
         F.linear(torch.randn(5, 4, dtype=torch.float64), w)         # mixed dtypes: mm's error
     with pytest.raises(RuntimeError, match="cannot be multiplied"):
         F.linear(torch.randn(5, 3), w)
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 3, 9, 8), w=(4, 3, 3, 2), stride=1, padding=0, groups=1, bias=True),
+    dict(shape=(2, 4, 7, 7), w=(6, 2, 3, 3), stride=2, padding=1, groups=2, bias=False),
+    dict(shape=(3, 2, 10), w=(5, 2, 4), stride=3, padding=2, groups=1, bias=True),
+    dict(shape=(1, 2, 5, 6), w=(3, 2, 2, 3), stride=(1, 2), padding=(1, 0), groups=1,
+         bias=True),
+])
+def test_conv_builds_the_ops_nodes(case, monkeypatch):
+    from lazytorch.nn import functional_conv
+    rng = np.random.default_rng(3)
+    x = torch.tensor(rng.standard_normal(case["shape"]).astype(np.float32))
+    w = torch.tensor(rng.standard_normal(case["w"]).astype(np.float32), requires_grad=True)
+    b = torch.randn(case["w"][0], requires_grad=True) if case["bias"] else None
+    conv = {3: F.conv1d, 4: F.conv2d}[len(case["shape"])]
+    args = dict(stride=case["stride"], padding=case["padding"], groups=case["groups"])
+    y = conv(x, w, b, **args)
+    monkeypatch.setattr(functional_conv, "ONE_OP", False)
+    want = conv(x, w, b, **args)
+    assert y.node is want.node
+
+
+def test_conv_values_and_gradients_against_numpy():
+    rng = np.random.default_rng(4)
+    xs = rng.standard_normal((2, 3, 6, 5))
+    ws = rng.standard_normal((4, 3, 3, 2))
+    bs = rng.standard_normal(4)
+    x = torch.tensor(xs.astype(np.float32), requires_grad=True)
+    w = torch.tensor(ws.astype(np.float32), requires_grad=True)
+    b = torch.tensor(bs.astype(np.float32), requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1)
+    xp = np.pad(xs, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    oh, ow = xp.shape[2] - 2, xp.shape[3] - 1
+    ref = np.zeros((2, 4, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            ref[:, :, i, j] = np.einsum("nckl,ockl->no", xp[:, :, i:i + 3, j:j + 2], ws) + bs
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-4, atol=1e-5)
+    gy = rng.standard_normal(ref.shape)
+    (y * torch.tensor(gy.astype(np.float32))).sum().backward()
+    gw = np.zeros_like(ws)
+    gx = np.zeros_like(xp)
+    for i in range(oh):
+        for j in range(ow):
+            gw += np.einsum("no,nckl->ockl", gy[:, :, i, j], xp[:, :, i:i + 3, j:j + 2])
+            gx[:, :, i:i + 3, j:j + 2] += np.einsum("no,ockl->nckl", gy[:, :, i, j], ws)
+    np.testing.assert_allclose(w.grad.numpy(), gw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b.grad.numpy(), gy.sum((0, 2, 3)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(x.grad.numpy(), gx[:, :, 1:-1, 1:-1], rtol=1e-4, atol=1e-4)
+
+
+def test_conv_errors_are_the_same():
+    x, w = torch.randn(1, 2, 2, 2), torch.randn(3, 2, 3, 3)
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input"):
+        F.conv2d(x, w)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 8, 8), 2), ((2, 3, 11, 11), 2), ((1, 2, 9, 7), 3),
+                                     ((3, 2, 10), 4)])
+def test_max_pool_builds_the_ops_nodes(shape, k, monkeypatch):
+    from lazytorch.nn import functional_pool
+    x = torch.randn(*shape, requires_grad=True)
+    pool = F.max_pool2d if len(shape) == 4 else F.max_pool1d
+    y = pool(x, k)
+    monkeypatch.setattr(functional_pool, "ONE_OP", False)
+    assert y.node is pool(x, k).node
+    # against numpy: the max of each k-tile (the remainder rows/columns dropped)
+    xs = x.detach().numpy()
+    sp = [s // k for s in shape[2:]]
+    cut = xs[(slice(None), slice(None), *(slice(0, o * k) for o in sp))]
+    tiles = cut.reshape(*shape[:2], *(v for o in sp for v in (o, k)))
+    ref = tiles.max(axis=tuple(3 + 2 * i for i in range(len(sp))))
+    np.testing.assert_array_equal(y.detach().numpy(), ref)
+    y.sum().backward()
+    assert x.grad.numpy().sum() == pytest.approx(ref.size)    # one 1 per window, at its max

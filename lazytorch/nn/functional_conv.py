@@ -8,10 +8,16 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes as dt
-from ..elementwise import make
-from ..graph import Node
+from ..elementwise import expand_node, make
+from ..graph import Node, new_node
+from ..linalg import _matmul_node
 from ..ops import Op
+from ..sites import record
 from ..tensor import Tensor
+
+# convolutions are recorded as one op (_conv_nodes) where they can; tests switch this off to
+# compare with the tensor-op path
+ONE_OP = True
 
 
 def _tuple(v, n: int, name: str) -> tuple[int, ...]:
@@ -48,10 +54,7 @@ def _windows(x: Tensor, kernel, stride, padding, dilation, pad_value=0.0) -> Ten
         dim = 2 + i
         span = (kernel[i] - 1) * dilation[i] + 1
         if span > x.shape[dim]:
-            spans = " x ".join(str((k - 1) * d + 1) for k, d in zip(kernel, dilation))
-            raise RuntimeError(f"Calculated padded input size per channel: "
-                               f"({' x '.join(str(s) for s in x.shape[2:])}). Kernel size: "
-                               f"({spans}). Kernel size can't be greater than actual input size")
+            raise _too_small(x.shape, kernel, dilation)
         x = x.unfold(dim, span, stride[i])
         if dilation[i] > 1:
             x = x[..., ::dilation[i]]
@@ -105,6 +108,14 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
     padding = _tuple(padding, nsp, "padding")
     if any(p < 0 for p in padding):
         raise RuntimeError("negative padding is not supported")
+    if ONE_OP and not unbatched and all(d == 1 for d in dilation) and x.dtype.kind == "f" and (
+            bias is None or (isinstance(bias, Tensor) and bias.dtype is x.dtype and
+                             tuple(bias.shape) == (weight.shape[0],))):
+        # the nodes the tensor ops below build, recorded as one op
+        node = _conv_nodes(x.node, weight.node, None if bias is None else bias.node, kernel,
+                           stride, padding, groups, nsp)
+        record(node)
+        return Tensor._make(node)
     n, c = x.shape[0], x.shape[1]
     o = weight.shape[0]
     win = _windows(x, kernel, stride, padding, dilation)      # (N, C, *out, *k)
@@ -125,6 +136,49 @@ def _convnd(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: 
     if bias is not None:
         out = out + bias.reshape(1, o, *([1] * nsp))
     return out.squeeze(0) if unbatched else out
+
+
+def _too_small(x_shape, kernel, dilation) -> RuntimeError:
+    spans = " x ".join(str((k - 1) * d + 1) for k, d in zip(kernel, dilation))
+    return RuntimeError(f"Calculated padded input size per channel: "
+                        f"({' x '.join(str(s) for s in x_shape[2:])}). Kernel size: "
+                        f"({spans}). Kernel size can't be greater than actual input size")
+
+
+def _node(op: Op, src: Node, arg, shape) -> Node:
+    return new_node(op, (src,), arg, tuple(shape), src.dtype)
+
+
+def _conv_nodes(x: Node, w: Node, b: Node | None, kernel, stride, padding, groups: int,
+                nsp: int) -> Node:
+    """_convnd's nodes for a batched input without dilation: pad, UNFOLD per spatial dim,
+    the im2col buffer, the product with the weights, the bias."""
+    if any(padding):
+        pads = ((0, 0), (0, 0)) + tuple((p, p) for p in padding)
+        x = _node(Op.PAD, x, (pads, x.dtype.np(0.0).item()),
+                  [s + lo + hi for s, (lo, hi) in zip(x.shape, pads)])
+    for i in range(nsp):
+        dim, size, n = 2 + i, kernel[i], x.shape[2 + i]
+        if size > n:
+            raise _too_small(x.shape, kernel, (1,) * nsp)
+        x = _node(Op.UNFOLD, x, (dim, size, stride[i]),
+                  x.shape[:dim] + ((n - size) // stride[i] + 1,) + x.shape[dim + 1:] + (size,))
+    n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    out_sp = x.shape[2:2 + nsp]
+    g, cg, og = groups, c // groups, o // groups
+    k = cg * math.prod(kernel)
+    perm = (0, 1, *range(2 + nsp, 2 + 2 * nsp), *range(2, 2 + nsp))
+    cols = _node(Op.PERMUTE, x, perm, [x.shape[p] for p in perm])
+    cols = _node(Op.RESHAPE, _node(Op.CONTIGUOUS, cols, None, cols.shape),
+                 (n, g, k, math.prod(out_sp)), (n, g, k, math.prod(out_sp)))
+    w3 = _node(Op.RESHAPE, w, (g, og, k), (g, og, k))
+    out = _matmul_node(_node(Op.RESHAPE, w3, (1, g, og, k), (1, g, og, k)), cols, (n, g),
+                       x.dtype)
+    out = _node(Op.RESHAPE, out, (n, o, *out_sp), (n, o, *out_sp))
+    if b is not None:
+        b = _node(Op.RESHAPE, b, (1, o) + (1,) * nsp, (1, o) + (1,) * nsp)
+        out = new_node(Op.ADD, (out, expand_node(b, out.shape)), None, out.shape, out.dtype)
+    return out
 
 
 def conv1d(input: Tensor, weight: Tensor, bias=None, stride=1, padding=0, dilation=1,

@@ -7,11 +7,17 @@ import math
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..elementwise import make
-from ..graph import Node
+from ..graph import Node, new_node
 from ..ops import Op
+from ..sites import record
 from ..tensor import Tensor
 from .functional_conv import _tuple, _windows, pad_nodes
+
+# max pooling over tiling windows is recorded as one op (_max_tiles_node); tests switch this
+# off to compare with the tensor-op path
+ONE_OP = True
 
 
 def _pool_args(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool, nsp: int,
@@ -77,7 +83,13 @@ def _max_pool(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, retu
         x = x.unsqueeze(0)
     extra = _ceil_pad(x, k, s, p, d, ceil_mode)
     lowest = -math.inf if x.dtype.is_floating_point else int(np.iinfo(x.dtype.np).min)
-    if tuple(s) == tuple(k) and not any(p) and all(dd == 1 for dd in d) and not any(extra):
+    tiles = tuple(s) == tuple(k) and not any(p) and all(dd == 1 for dd in d) and not any(extra)
+    if tiles and ONE_OP and not unbatched and not return_indices:
+        # the nodes the tensor ops below build, recorded as one op
+        node = _max_tiles_node(x.node, tuple(k))
+        record(node)
+        return Tensor._make(node)
+    if tiles:
         win = _tiles(x, k)
     else:
         xp = pad_nodes(x, [(0, 0), (0, 0)] + [(pp, pp + e) for pp, e in zip(p, extra)],
@@ -123,6 +135,25 @@ def _tiles(x: Tensor, k) -> Tensor:
     split = x.reshape(x.shape[0], x.shape[1], *(v for o, kk in zip(out, k) for v in (o, kk)))
     return split.permute(0, 1, *(2 + 2 * i for i in range(nsp)),
                          *(3 + 2 * i for i in range(nsp)))
+
+
+def _max_tiles_node(x: Node, k: tuple[int, ...]) -> Node:
+    """_max_pool's nodes for windows that tile a batched input (see _tiles): the windows as
+    a last dim, the argmax in each, the value gathered there."""
+    nsp, d = len(k), x.dtype
+    out = [x.shape[2 + i] // kk for i, kk in enumerate(k)]
+    if any(o * kk != x.shape[2 + i] for i, (o, kk) in enumerate(zip(out, k))):
+        shape = x.shape[:2] + tuple(o * kk for o, kk in zip(out, k))
+        x = new_node(Op.SLICE, (x,), ((0, 1),) * len(shape), shape, d)
+    split = x.shape[:2] + tuple(v for o, kk in zip(out, k) for v in (o, kk))
+    x = new_node(Op.RESHAPE, (x,), split, split, d)
+    perm = (0, 1, *(2 + 2 * i for i in range(nsp)), *(3 + 2 * i for i in range(nsp)))
+    x = new_node(Op.PERMUTE, (x,), perm, tuple(x.shape[i] for i in perm), d)
+    flat = x.shape[:2 + nsp] + (math.prod(k),)
+    x = new_node(Op.RESHAPE, (x,), flat, flat, d)
+    idx = new_node(Op.ARGMAX, (x,), (len(flat) - 1,), flat[:-1] + (1,), dt.int64)
+    values = new_node(Op.GATHER, (x, idx), len(flat) - 1, idx.shape, d)
+    return new_node(Op.RESHAPE, (values,), flat[:-1], flat[:-1], d)
 
 
 def _arange_node(n: int, axis: int, nsp: int) -> Node:
