@@ -221,3 +221,23 @@ def test_a_freed_result_stays_freed(mod, monkeypatch, version):
     again = (h * 2).sum(1).exp().mean()   # h's graph was freed: only the new ops are fresh
     with pytest.raises(RuntimeError, match="a second time"):
         again.backward()
+
+
+def test_backward_sites_of_equal_code_in_two_files(mod, tmp_path, monkeypatch):
+    """Code objects compare equal across files: the compiled mark_backward's memo of backward
+    sites must still give each file's nodes their own line."""
+    import importlib
+    for name in ("twin_a", "twin_b"):
+        (tmp_path / f"{name}.py").write_text("def f(x):\n    return x.sin()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    twins = [importlib.import_module(n) for n in ("twin_a", "twin_b")]
+    assert twins[0].f.__code__ == twins[1].f.__code__
+    got = []
+    for twin in twins:
+        x = torch.randn(4, requires_grad=True)
+        y = twin.f(x)
+        made = [(x * 3.25).node]
+        sites._SITES_D.pop(id(made[0]), None)
+        mod.mark_backward(made, y.node)
+        got.append(sites.site_of(made[0]))
+    assert got == ["twin_a.py:2", "twin_b.py:2"]

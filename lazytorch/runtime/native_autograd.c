@@ -18,8 +18,8 @@ static PyObject *setup_autograd(PyObject *self, PyObject *args) {
                           &a[2], &a[3], &PyDict_Type, &a[4], &PyDict_Type, &a[5], &a[6],
                           &PyDict_Type, &a[7], &a[8], &a[9], &a[10], &a[11], &a[12]))
         return NULL;
-    if (!PyAnySet_Check(a[2]) || !PyAnySet_Check(a[3])) {
-        PyErr_SetString(PyExc_TypeError, "STOP and NO_GRAD must be sets");
+    if (!PyAnySet_Check(a[2]) || !PyAnySet_Check(a[3]) || !PyIter_Check(a[6])) {
+        PyErr_SetString(PyExc_TypeError, "STOP and NO_GRAD must be sets, clock an iterator");
         return NULL;
     }
     if (s_kind == NULL && (s_kind = PyUnicode_InternFromString("kind")) == NULL)
@@ -132,8 +132,10 @@ static int is_tracked(PyObject *n) {
         return -1;
     }
     PyObject *srcs = get(n, s_srcs);
-    if (srcs == NULL || !PyTuple_Check(srcs))
+    if (srcs == NULL || !PyTuple_Check(srcs)) {
+        Py_XDECREF(srcs);
         goto done;
+    }
     stack[sp++] = (TFrame){n, srcs, 0, 0};
     while (sp > 0) {
         TFrame *f = &stack[sp - 1];
@@ -371,8 +373,8 @@ static PyObject *built(PyObject *results, PyObject *known, PyObject *live_set) {
     PyObject *made = PyList_New(0), *stack = PyList_New(0);
     if (made == NULL || stack == NULL)
         goto fail;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(results); i++) {
-        PyObject *r = PySequence_Fast_GET_ITEM(results, i);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(results); i++) {
+        PyObject *r = PyTuple_GET_ITEM(results, i);
         if (r != Py_None && PyList_Append(stack, r) < 0)
             goto fail;
     }
@@ -410,9 +412,9 @@ fail:
 
 /* acc[s] += gs for each source s of n that needs a gradient (cast to s's dtype) */
 static int accumulate(PyObject *acc, PyObject *srcs, PyObject *results) {
-    Py_ssize_t k = PyTuple_GET_SIZE(srcs), nr = PySequence_Fast_GET_SIZE(results);
+    Py_ssize_t k = PyTuple_GET_SIZE(srcs), nr = PyTuple_GET_SIZE(results);
     for (Py_ssize_t i = 0; i < k && i < nr; i++) {
-        PyObject *s = PyTuple_GET_ITEM(srcs, i), *gs = PySequence_Fast_GET_ITEM(results, i);
+        PyObject *s = PyTuple_GET_ITEM(srcs, i), *gs = PyTuple_GET_ITEM(results, i);
         if (gs == Py_None)
             continue;
         int needs = needs_grad(s);
@@ -474,8 +476,10 @@ static int backprop(PyObject *n, PyObject *g, PyObject *acc, PyObject *known,
         return -1;
     }
     PyObject *argv[2] = {n, g};
+    Py_INCREF(rule);   /* (borrowed from GRAD, which the rule's code could change) */
     PyObject *res = PyObject_Vectorcall(rule, argv, 2, NULL);
-    PyObject *results = res ? PySequence_Fast(res, "a gradient rule returns a sequence") : NULL;
+    Py_DECREF(rule);
+    PyObject *results = res ? PySequence_Tuple(res) : NULL;   /* (a copy nothing can change) */
     Py_XDECREF(res);
     if (results == NULL)
         return -1;
@@ -621,8 +625,11 @@ static int reborn(PyObject *n, PyObject *now) {
         if (!bad && c != NULL) {
             PyObject *b = PyDict_GetItemWithError(g_born, id);
             Py_INCREF(c);
-            int older = b == NULL ? (PyErr_Occurred() ? -1 : 1)   /* (born.get(j, 0) < c) */
+            Py_XINCREF(b);
+            /* born.get(j, 0) < c: the clock starts at 1, so a missing entry is older */
+            int older = b == NULL ? (PyErr_Occurred() ? -1 : 1)
                                   : PyObject_RichCompareBool(b, c, Py_LT);
+            Py_XDECREF(b);
             Py_DECREF(c);
             int leaf = older > 0 ? PyDict_Contains(g_leaves, id) : 0;
             int result = older > 0 && leaf == 0 ? PyDict_Contains(g_results, id) : 0;

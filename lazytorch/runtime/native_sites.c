@@ -174,12 +174,24 @@ static PyObject *setup_backward(PyObject *self, PyObject *args) {
     PyObject *bw, *site_fn;
     if (!PyArg_ParseTuple(args, "O!O", &PyDict_Type, &bw, &site_fn))
         return NULL;
+    PyObject *memo = PyDict_New();
+    if (memo == NULL)
+        return NULL;
+    Py_XSETREF(g_backward_sites, memo);
     keep(&g_backward, bw);
     keep(&g_backward_site, site_fn);
-    Py_XSETREF(g_backward_sites, PyDict_New());
-    if (g_backward_sites == NULL)
-        return NULL;
     Py_RETURN_NONE;
+}
+
+/* does the memo's backward site come from the forward site s itself: the same objects but
+ * for the api name (code objects compare equal across files) */
+static int same_line(PyObject *site, PyObject *s) {
+    if (!PyTuple_Check(site) || PyTuple_GET_SIZE(site) != PyTuple_GET_SIZE(s))
+        return 0;
+    for (Py_ssize_t i = 0; i + 1 < PyTuple_GET_SIZE(s); i++)
+        if (PyTuple_GET_ITEM(site, i) != PyTuple_GET_ITEM(s, i))
+            return 0;
+    return 1;
 }
 
 /* mark_backward(nodes, like): sites.mark_backward_py */
@@ -209,6 +221,8 @@ static PyObject *mark_backward(PyObject *self, PyObject *const *args, Py_ssize_t
                    PyUnicode_Check(PyTuple_GET_ITEM(s, PyTuple_GET_SIZE(s) - 1)) &&
                    PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(s, PyTuple_GET_SIZE(s) - 1)) > 0;
         site = memo ? PyDict_GetItemWithError(g_backward_sites, s) : NULL;
+        if (site != NULL && !same_line(site, s))
+            site = NULL;   /* an equal site of another code object (equal code in two files) */
         if (site != NULL)
             Py_INCREF(site);
         else if (!PyErr_Occurred()) {
