@@ -293,3 +293,28 @@ def test_parity_with_torch(monkeypatch, rng):
     theirs = prog(pt, *(pt.tensor(v) for v in (a, b, i, j, f)))
     for o, t in zip(ours, theirs):
         np.testing.assert_array_equal(o.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("shape,perm,pragma", [
+    # loops (3, 40, 676): 3 rows are too few to share, 3 x 40 are enough
+    ((40, 3, 26, 26), (1, 0, 2, 3), "#pragma omp parallel for collapse(2) schedule(static)"),
+    ((256, 9, 11, 11), None, "#pragma omp parallel for schedule(static)"),      # (25344, 11)
+    ((2, 1 << 16), None, "#pragma omp parallel for simd collapse(2) schedule(static)"),  # 2 rows
+    ((1 << 14, 4, 3), None, "#pragma omp parallel for simd collapse(2) schedule(static)"),  # short
+])
+def test_threads_take_outer_rows_and_vectorize_the_inner_loop(shape, perm, pragma):
+    """Large elementwise kernels: the threads share the fewest outer loops that split evenly
+    and the innermost loop is vectorized, unless rows are too few or too short (then one flat
+    loop); the result is the same either way."""
+    from lazytorch.realize import schedule as sched
+    a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    x = torch.tensor(a)
+    if perm is None:
+        y, want = x.flip(-1) * 2 + x, a[..., ::-1] * 2 + a     # a reversed read
+    else:
+        y, want = x.permute(*perm) * 2, a.transpose(perm) * 2
+    src = "\n".join(k.source for k in sched([y.node]).kernels)
+    assert pragma in src
+    if "simd collapse" not in pragma:
+        assert "#pragma omp simd" in src
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6)
