@@ -43,9 +43,9 @@ def _unslice(v: Node, arg, src_shape, fill) -> Node:
                 sh = sh[:d] + (keep,) + sh[d + 1:]
                 v = Node(Op.SLICE, (v,), sl, sh, v.dtype)
         cur = v.shape[d]
-        pads = tuple((start, size - start - cur) if i == d else (0, 0)
-                     for i in range(len(v.shape)))
         if start or size - start - cur:
+            pads = tuple((start, size - start - cur) if i == d else (0, 0)
+                         for i in range(len(v.shape)))
             sh = v.shape[:d] + (size,) + v.shape[d + 1:]
             v = Node(Op.PAD, (v,), (pads, fill), sh, v.dtype)
     return v
