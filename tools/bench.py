@@ -160,7 +160,7 @@ def workloads(quick: bool):
         m1 = rng.standard_normal((n, n)).astype(np.float32)
         m2 = rng.standard_normal((n, n)).astype(np.float32)
         out.append((f"matmul {n}^3", None, 2 * n ** 3, lt_fn(lambda x, y: x @ y, m1, m2),
-                    lambda: m1 @ m2, th_fn(lambda x, y: x @ y, m1, m2)))
+                    lambda m1=m1, m2=m2: m1 @ m2, th_fn(lambda x, y: x @ y, m1, m2)))
     n16 = (4 << 20) if quick else (16 << 20)
     v = rng.standard_normal(n16).astype(np.float32)
     out.append(("sum 16M", v.nbytes, None, lt_fn(lambda x: x.sum(), v), lambda: v.sum(),
