@@ -161,3 +161,18 @@ def test_tiny_summed_outputs_are_dot_products(rng):
     assert match_gemm(k) is None and "lt_gemm" not in k.source
     np.testing.assert_allclose(y.numpy(), np.einsum("bij,bjk->ik", a.astype(np.float64), b) * 0.5,
                                rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("batch", [(), (3,)])
+def test_a_plain_product_is_written_in_place(rng, batch):
+    # nothing after the product: the GEMM writes the output rows itself (no accumulator to
+    # copy from); with an epilogue it goes through the accumulator
+    a = rng.standard_normal((*batch, 70, 33)).astype(np.float32)
+    b = rng.standard_normal((*batch, 33, 50)).astype(np.float32)
+    y = torch.tensor(a) @ torch.tensor(b)
+    src = _gemm_kernel(y).source
+    assert "out0 + " in src and "_epi" not in src and "ws[" not in src
+    np.testing.assert_allclose(y.numpy(), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    z = torch.tensor(a) @ torch.tensor(b) + 1.0
+    assert "ws[" in _gemm_kernel(z).source
+    np.testing.assert_allclose(z.numpy(), a.astype(np.float64) @ b + 1, rtol=1e-4, atol=1e-4)

@@ -293,6 +293,22 @@ CORE = _SHARED + "".join(_CORE.replace("SFX", sfx).replace("T*", f"{t}*").replac
                for t, sfx in (("float", "f32"), ("double", "f64")))
 
 
+def _direct_offset(k: Kernel, spec: GemmSpec, epilogue: list[str]) -> str | None:
+    """out0's offset (per batch) when the kernel only stores the product, in out0's own type,
+    at row m, column n of a row-major M x N block: then lt_gemm can write there directly."""
+    e = k.store_index
+    out = next(p for p in k.params if p.output)
+    N = spec.n[1]
+    if epilogue != [f"out0[{e.render()}] = acc;"] or out.dtype != spec.dtype or \
+            e.coef(spec.m[0]) != N or e.coef(spec.n[0]) != 1:
+        return None
+    batch = {b for b, _ in spec.batch}
+    rest = tuple((a, c) for a, c in e.terms if a.name not in (spec.m[0], spec.n[0]))
+    if any(a.name not in batch for a, _ in rest):
+        return None
+    return Lin(rest, e.const).render()
+
+
 def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
     """C source of the GEMM kernel `fname`: per batch, lt_gemm into a row-major accumulator
     (summed over any other reduce loops), then emit_epilogue() (statements of levels 0 and 2
@@ -314,6 +330,10 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     loops = [(f"o{i}", s) for i, s in enumerate(k.loops)
              if f"o{i}" not in {nm for nm, _ in spec.batch}]
     fused = not spec.red_outer and spec.m and spec.n and loops == [spec.m, spec.n]
+    # a plain product stored row-major: the GEMM writes the output itself (no accumulator,
+    # no copy)
+    direct = _direct_offset(k, spec, emit_epilogue()) if fused else None
+    fused = fused and direct is None
     L = []
     if fused:
         ctx = f"{fname}_ctx"
@@ -380,8 +400,9 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     elif by_batch:
         L.append("  #pragma omp parallel")
         L.append("  {")
-        L.append(f"  {t}* ws = lt_scratch(0, {size});")
-    else:
+        if direct is None:
+            L.append(f"  {t}* ws = lt_scratch(0, {size});")
+    elif direct is None:
         L.append(f"  {t}* ws = lt_scratch(0, {size});")
     if fused:
         L.append(f"  struct {ctx} c = {{ {', '.join(p.name for p in k.params)}, ws }};")
@@ -397,11 +418,11 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
             L.append("  int accumulate = 0;")
         for name, sz in spec.red_outer:
             L.append(f"  for (long {name} = 0; {name} < {sz}; {name}++) {{")
-        L.append(call("ws", acc, epi))
+        L.append(call("ws" if direct is None else f"out0 + {direct}", acc, epi))
         if spec.red_outer:
             L.append("  accumulate = 1;")
         L.extend("  }" for _ in spec.red_outer)
-    if not fused:
+    if not fused and direct is None:
         # epilogue over the output, in the kernel's own loop order
         ind = "  "
         for name, sz in loops:
