@@ -23,6 +23,14 @@ def backend(request, monkeypatch):
 
 
 @pytest.fixture
+def mod():
+    """The compiled host loops' module (tests comparing them with their Python versions)."""
+    m = native.load()
+    assert m is not None, native.failure()
+    return m
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.skipif(native._include() is None,
                                 reason="this interpreter has no Python.h to build against")
 
 
-@pytest.fixture
-def mod():
-    m = native.load()
-    assert m is not None, native.failure()
-    return m
-
-
 def _graphs():
     """(name, outputs) pairs covering each path of the walk."""
     a, b = torch.randn(3, 4), torch.randn(3, 4)

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.skipif(native._include() is None,
 
 
 @pytest.fixture
-def mod():
-    m = native.load()
-    assert m is not None, native.failure()
-    return m
-
-
-@pytest.fixture
 def python_versions(monkeypatch):
     """Run the Python versions where the compiled ones are installed."""
     monkeypatch.setattr(autograd, "tracked", autograd.tracked_py)
@@ -241,3 +234,19 @@ def test_backward_sites_of_equal_code_in_two_files(mod, tmp_path, monkeypatch):
         mod.mark_backward(made, y.node)
         got.append(sites.site_of(made[0]))
     assert got == ["twin_a.py:2", "twin_b.py:2"]
+
+
+def test_deep_graphs_outgrow_the_walks_first_stacks(mod):
+    w = torch.randn(3, requires_grad=True)
+    y = w
+    for i in range(300):                      # deeper than the walks' first stacks (64)
+        y = (y * 1.001).tanh() if i % 2 else y + w
+    roots, grads = autograd._root_grads([y.sum()], [None], "backward")
+    nodes = toposort(roots)
+    autograd._TRACKED.clear()
+    got = mod.tracked(roots[0])
+    autograd._TRACKED.clear()
+    assert got is autograd.tracked_py(roots[0]) is True
+    want = autograd._grad_graph_py(roots, grads, None, True)
+    assert list(mod.grad_graph(roots, grads, None, True)) == list(want)
+    assert len(nodes) > 300

@@ -171,15 +171,9 @@ static int is_tracked(PyObject *n) {
                 PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
                 goto done;
             }
-            if (sp == cap) {
-                TFrame *grown = PyMem_Realloc(stack, 2 * cap * sizeof(TFrame));
-                if (grown == NULL) {
-                    Py_DECREF(more);
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                stack = grown;
-                cap *= 2;
+            if (reserve(&stack, &cap, sp + 1, sizeof *stack) < 0) {
+                Py_DECREF(more);
+                goto done;
             }
             stack[sp++] = (TFrame){next, more, 0, 0};
             continue;
@@ -301,16 +295,9 @@ static int grad_walk(PyObject *roots, PyObject *live, PyObject *live_set) {
                 goto done;
             }
             Py_ssize_t ns = srcs ? PyTuple_GET_SIZE(srcs) : 0;
-            if (sp + 1 + ns > cap) {
-                while (sp + 1 + ns > cap)
-                    cap *= 2;
-                WEntry *grown = PyMem_Realloc(stack, cap * sizeof(WEntry));
-                if (grown == NULL) {
-                    Py_XDECREF(srcs);
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                stack = grown;
+            if (reserve(&stack, &cap, sp + 1 + ns, sizeof *stack) < 0) {
+                Py_XDECREF(srcs);
+                goto done;
             }
             stack[sp++] = (WEntry){e.node, needs};
             for (Py_ssize_t i = ns - 1; i >= 0; i--) {
@@ -379,28 +366,17 @@ static PyObject *built(PyObject *results, PyObject *known, PyObject *live_set) {
             goto fail;
     }
     while (PyList_GET_SIZE(stack) > 0) {
-        Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
-        PyObject *m = PyList_GET_ITEM(stack, last);
-        Py_INCREF(m);
-        if (PyList_SetSlice(stack, last, last + 1, NULL) < 0) {
-            Py_DECREF(m);
+        PyObject *m = pop(stack);
+        if (m == NULL)
             goto fail;
-        }
         int in = PySet_Contains(known, m);
         if (in == 0)
             in = PySet_Contains(live_set, m);
-        PyObject *srcs = in == 0 ? get(m, s_srcs) : NULL;
-        int bad = in < 0 || (in == 0 && (srcs == NULL || !PyTuple_Check(srcs) ||
-                                         PySet_Add(known, m) < 0 || PyList_Append(made, m) < 0));
-        for (Py_ssize_t i = 0; !bad && srcs && i < PyTuple_GET_SIZE(srcs); i++)
-            bad = PyList_Append(stack, PyTuple_GET_ITEM(srcs, i)) < 0;
-        Py_XDECREF(srcs);
+        int bad = in < 0 || (in == 0 && (PySet_Add(known, m) < 0 ||
+                                         PyList_Append(made, m) < 0 || push_srcs(stack, m) < 0));
         Py_DECREF(m);
-        if (bad) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+        if (bad)
             goto fail;
-        }
     }
     Py_DECREF(stack);
     return made;
@@ -607,21 +583,18 @@ done:
 /* the internal nodes of a new op result n that a backward consumed are born again with it
  * (autograd.on_new_tensor_py: a re-run forward is a fresh graph) */
 static int reborn(PyObject *n, PyObject *now) {
-    PyObject *stack = PyList_New(0), *srcs = get(n, s_srcs);
+    PyObject *stack = PyList_New(0);
     int rc = -1;
-    if (stack == NULL || srcs == NULL || !PyTuple_Check(srcs))
+    if (stack == NULL || push_srcs(stack, n) < 0)
         goto done;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(srcs); i++)
-        if (PyList_Append(stack, PyTuple_GET_ITEM(srcs, i)) < 0)
-            goto done;
     while (PyList_GET_SIZE(stack) > 0) {
-        Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
-        PyObject *m = PyList_GET_ITEM(stack, last);
-        Py_INCREF(m);
-        int bad = PyList_SetSlice(stack, last, last + 1, NULL) < 0, again = 0;
-        PyObject *id = bad ? NULL : PyLong_FromVoidPtr(m);
+        PyObject *m = pop(stack);
+        if (m == NULL)
+            goto done;
+        int bad = 0, again = 0;
+        PyObject *id = PyLong_FromVoidPtr(m);
         PyObject *c = id ? PyDict_GetItemWithError(g_consumed, id) : NULL;
-        bad = bad || id == NULL || (c == NULL && PyErr_Occurred());
+        bad = id == NULL || (c == NULL && PyErr_Occurred());
         if (!bad && c != NULL) {
             PyObject *b = PyDict_GetItemWithError(g_born, id);
             Py_INCREF(c);
@@ -636,15 +609,8 @@ static int reborn(PyObject *n, PyObject *now) {
             bad = older < 0 || leaf < 0 || result < 0;
             again = !bad && older > 0 && !leaf && !result;
             if (again)
-                bad = PyDict_SetItem(g_born, id, now) < 0;
+                bad = PyDict_SetItem(g_born, id, now) < 0 || push_srcs(stack, m) < 0;
         }
-        PyObject *more = again && !bad ? get(m, s_srcs) : NULL;
-        if (again && !bad) {
-            bad = more == NULL || !PyTuple_Check(more);
-            for (Py_ssize_t i = 0; !bad && i < PyTuple_GET_SIZE(more); i++)
-                bad = PyList_Append(stack, PyTuple_GET_ITEM(more, i)) < 0;
-        }
-        Py_XDECREF(more);
         Py_XDECREF(id);
         Py_DECREF(m);
         if (bad)
@@ -652,9 +618,6 @@ static int reborn(PyObject *n, PyObject *now) {
     }
     rc = 0;
 done:
-    if (rc < 0 && !PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
-    Py_XDECREF(srcs);
     Py_XDECREF(stack);
     return rc;
 }

@@ -118,6 +118,52 @@ static PyObject *fast_slots(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* room for `need` entries of `size` bytes in *stack, whose capacity *cap doubles as needed:
+ * 0, or -1 with MemoryError (the walks' explicit stacks) */
+static int reserve(void *stack, Py_ssize_t *cap, Py_ssize_t need, size_t size) {
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t c = *cap;
+    while (c < need)
+        c *= 2;
+    void *grown = PyMem_Realloc(*(void **)stack, c * size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *(void **)stack = grown;
+    *cap = c;
+    return 0;
+}
+
+/* stack.pop() of a non-empty list: a new reference, or NULL with an exception */
+static PyObject *pop(PyObject *stack) {
+    Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
+    PyObject *v = PyList_GET_ITEM(stack, last);
+    Py_INCREF(v);
+    if (PyList_SetSlice(stack, last, last + 1, NULL) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* stack.extend(n.srcs): 0, or -1 with an exception */
+static int push_srcs(PyObject *stack, PyObject *n) {
+    PyObject *srcs = get(n, s_srcs);
+    if (srcs == NULL)
+        return -1;
+    int rc = 0;
+    if (!PyTuple_Check(srcs)) {
+        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+        rc = -1;
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(srcs); i++)
+        rc = PyList_Append(stack, PyTuple_GET_ITEM(srcs, i));
+    Py_DECREF(srcs);
+    return rc;
+}
+
 typedef struct {
     PyObject *node;   /* borrowed: kept alive by the outputs' graph */
     PyObject *op;     /* owned, NULL until the node is first seen */

@@ -212,15 +212,9 @@ static PyObject *toposort(PyObject *self, PyObject *const *args, Py_ssize_t narg
                         goto done;
                     }
                 }
-                if (sp == cap) {
-                    Frame *grown = PyMem_Realloc(stack, 2 * cap * sizeof(Frame));
-                    if (grown == NULL) {
-                        Py_XDECREF(srcs);
-                        PyErr_NoMemory();
-                        goto done;
-                    }
-                    stack = grown;
-                    cap *= 2;
+                if (reserve(&stack, &cap, sp + 1, sizeof *stack) < 0) {
+                    Py_XDECREF(srcs);
+                    goto done;
                 }
                 stack[sp++] = (Frame){n, NULL, srcs, 0};
             }

@@ -228,16 +228,9 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
                 if (seen_s < 0)
                     goto fail;
                 if (!seen_s) {
-                    if (sp == cap) {
-                        Frame *grown = PyMem_Realloc(stack, 2 * cap * sizeof(Frame));
-                        if (grown == NULL) {
-                            PyErr_NoMemory();
-                            goto fail;
-                        }
-                        stack = grown;
-                        cap *= 2;
-                        f = &stack[sp - 1];
-                    }
+                    if (reserve(&stack, &cap, sp + 1, sizeof *stack) < 0)
+                        goto fail;
+                    f = &stack[sp - 1];   /* (the stack may have moved) */
                     stack[sp++] = (Frame){s, NULL, NULL, 0};
                     pushed = 1;
                     break;

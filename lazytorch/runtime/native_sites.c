@@ -130,28 +130,14 @@ static PyObject *record_from(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (stack == NULL)
             goto done;
         while (PyList_GET_SIZE(stack) > 0) {
-            Py_ssize_t last = PyList_GET_SIZE(stack) - 1;
-            PyObject *n = PyList_GET_ITEM(stack, last);
-            Py_INCREF(n);
-            if (PyList_SetSlice(stack, last, last + 1, NULL) < 0) {
-                Py_DECREF(n);
+            PyObject *n = pop(stack);
+            if (n == NULL)
                 goto done;
-            }
             int u = unsited(n);
-            PyObject *more = u > 0 ? get(n, s_srcs) : NULL;
-            int bad = u < 0 || (u > 0 && (more == NULL || set_site(n, site) < 0 ||
-                                          !PyTuple_Check(more)));
-            if (!bad && more != NULL) {
-                for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(more) && !bad; i++)
-                    bad = PyList_Append(stack, PyTuple_GET_ITEM(more, i)) < 0;
-            }
-            Py_XDECREF(more);
+            int bad = u < 0 || (u > 0 && (set_site(n, site) < 0 || push_srcs(stack, n) < 0));
             Py_DECREF(n);
-            if (bad) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
+            if (bad)
                 goto done;
-            }
         }
     }
     result = Py_None;
