@@ -123,14 +123,56 @@ def _maxmin(is_max: bool):
     return rule
 
 
+def _floor_divide(n, g):
+    """PyTorch defines no derivative of floor_divide (`//`); div(rounding_mode="floor") has a
+    zero one, recorded apart (elementwise._zero_gradient)."""
+    raise RuntimeError("derivative for aten::floor_divide is not implemented")
+
+
+def _floor_quotient(a: Node, b: Node) -> Node:
+    """a // b with a zero derivative (PyTorch's div(rounding_mode="floor"), which remainder's
+    gradient uses): computed from detached sources and joined to each through
+    where(true, q, source), so a second derivative through it is zero rather than an error."""
+    q = _n(Op.IDIV, _n(Op.DETACH, a), _n(Op.DETACH, b))
+    yes = const(True, _BOOL, q.shape)
+    return where(yes, where(yes, q, a), b)
+
+
 def _reduce_sum(n, g):
     return (expand(g, n.srcs[0].shape),)
 
 
+_VIEWS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.DETACH}
+
+
+def _stored(n: Node) -> bool:
+    """Whether every value of `n` is read from a buffer or a constant (through views only), so
+    two kernels reading it see the same bits."""
+    while n.op in _VIEWS:
+        n = n.srcs[0]
+    return n.op is Op.BUFFER or n.op is Op.CONST
+
+
 def _reduce_maxmin(n, g):
-    """amax/amin: the gradient is shared evenly among the elements equal to the result."""
+    """amax/amin/max()/min(): the gradient is shared evenly among the elements equal to the
+    result (a NaN result: among the NaNs), as PyTorch does.
+
+    The comparison reads stored values: an input that is computed (`x.exp().max()`) is first
+    stored and its extreme taken again from the stored copy, since the forward kernel and the
+    backward kernel may compute it in differently vectorized loops whose floats differ in the
+    last bit, and then nothing would equal the stored extreme."""
     x = n.srcs[0]
-    hit = _n(Op.CAST, cmp(Op.CMPEQ, x, expand(n, x.shape)), arg=x.dtype, dtype=x.dtype)
+    m = n
+    if not _stored(x):
+        x = _n(Op.CONTIGUOUS, x)
+        m = _n(n.op, x, arg=n.arg, shape=n.shape)
+    me = expand(m, x.shape)
+    hit = cmp(Op.CMPEQ, x, me)
+    if x.dtype.kind == "f":
+        both_nan = _n(Op.AND, _n(Op.ISNAN, x, dtype=_BOOL), _n(Op.ISNAN, me, dtype=_BOOL),
+                      dtype=_BOOL)
+        hit = _n(Op.OR, hit, both_nan, dtype=_BOOL)
+    hit = _n(Op.CAST, hit, arg=x.dtype, dtype=x.dtype)
     count = _n(Op.SUM, hit, arg=n.arg, shape=n.shape)
     return (mul(hit, expand(div(g, count), x.shape)),)
 
@@ -322,8 +364,8 @@ GRAD = {
     Op.POW: _pow,
     Op.MAX: _maxmin(True),
     Op.MIN: _maxmin(False),
-    Op.IDIV: lambda n, g: (zeros_like(g), zeros_like(g)),
-    Op.MOD: lambda n, g: (g, neg(mul(g, _n(Op.IDIV, *n.srcs)))),
+    Op.IDIV: _floor_divide,
+    Op.MOD: lambda n, g: (g, neg(mul(g, _floor_quotient(*n.srcs)))),
     Op.WHERE: lambda n, g: (None, where(n.srcs[0], g, zeros_like(g)),
                             where(n.srcs[0], zeros_like(g), g)),
     Op.SUM: _reduce_sum,

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes as dt
+from . import overflow
 from .graph import const
 from .runtime import memory
 from .tensor import Tensor, _np_from_data, check_device
@@ -72,7 +73,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         d = {0: dt.bool_, 1: dt.int64, 2: dt.get_default_dtype()}[dt.scalar_category(fill_value)]
     else:
         d = dt.to_dtype(dtype)
-    t = Tensor._make(const(fill_value, d, _sizes((size,))))
+    t = Tensor._make(const(overflow.scalar(fill_value, d), d, _sizes((size,))))
     return _finish(t, requires_grad, device)
 
 

@@ -9,6 +9,7 @@ from numbers import Number
 import numpy as np
 
 from . import dtypes as dt
+from . import overflow
 from .graph import Node, const, new_node
 from .ops import Op
 from .sites import SITES, named, record, record_from
@@ -243,13 +244,38 @@ def mul(self, other) -> Tensor:
     return _arith(_MUL, self, other, None, None, "mul", "mul")
 
 
+def _zero_divisor(self, other) -> None:
+    """Integer division by a Python zero fails at the call, as in PyTorch (a zero inside a
+    tensor is found when the kernels run, and named with the user's line then)."""
+    if (type(other) is int or type(other) is bool) and not other and \
+            not _result_type(self, other).is_floating_point:
+        raise RuntimeError("ZeroDivisionError")
+
+
+def _zero_gradient(q: Tensor, *inputs) -> Tensor:
+    """q's value with a zero gradient to each input that requires grad: PyTorch's rounding
+    divisions have one, where floor_divide (`//`) has no derivative at all. Each input joins
+    through where(true, q, input), which the simplifier folds away in the forward pass."""
+    node = q.node
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            yes = const(True, dt.bool_, node.shape)
+            node = new_node(_WHERE, (yes, node, operand(x, node.dtype, node.shape)), None,
+                            node.shape, node.dtype)
+    return q if node is q.node else make(node.op, node.srcs, None, node.shape, node.dtype)
+
+
 def div(self, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode == "floor":
-        return floor_divide(self, other)
+        if not any(isinstance(x, Tensor) and x.requires_grad for x in (self, other)):
+            return floor_divide(self, other)
+        plain = [x.detach() if isinstance(x, Tensor) else x for x in (self, other)]
+        return _zero_gradient(floor_divide(*plain), self, other)
     d = _result_type(self, other)
     if rounding_mode == "trunc":
         if d.is_floating_point:
             return binary(Op.DIV, self, other, name="div").trunc()
+        _zero_divisor(self, other)
         q = binary(Op.IDIV, self, other, name="div")
         r = binary(Op.MOD, self, other, name="div")
         # floor toward zero: add one where the signs differ and there is a remainder
@@ -274,10 +300,12 @@ def _scalar_tensor(v, like: Tensor) -> Tensor:
 
 
 def floor_divide(self, other) -> Tensor:
+    _zero_divisor(self, other)
     return _arith(_IDIV, self, other, None, None, "floor_divide", "floor_divide")
 
 
 def remainder(self, other) -> Tensor:
+    _zero_divisor(self, other)
     return _arith(_MOD, self, other, None, None, "remainder", "remainder")
 
 
@@ -286,6 +314,7 @@ def fmod(self, other) -> Tensor:
     if d.is_floating_point:
         q = binary(Op.DIV, self, other, name="fmod").trunc()
         return self - q * other
+    _zero_divisor(self, other)
     r = binary(Op.MOD, self, other, name="fmod")
     return where_nodes((r != 0) & ((self < 0) ^ (other < 0)), r - other, r)
 
@@ -310,8 +339,15 @@ def neg(self) -> Tensor:
     return unary(_NEG, self)
 
 
+def not_for_bool(self: Tensor, kernel: str) -> None:
+    """PyTorch has no bool kernel for abs, floor, ...: the same error here."""
+    if self.dtype is dt.bool_:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+
+
 def abs(self) -> Tensor:
-    return unary(_ABS, self) if self.dtype != dt.bool_ else self
+    not_for_bool(self, "abs_cpu")
+    return unary(_ABS, self)
 
 
 def sign(self) -> Tensor:
@@ -325,6 +361,7 @@ def sign(self) -> Tensor:
 
 def _round_like(op: Op):
     def fn(self: Tensor, **kw) -> Tensor:
+        not_for_bool(self, f"{op.name.lower()}_vml_cpu")
         if not self.dtype.is_floating_point:
             return self.clone()
         return unary(op, self)
@@ -332,6 +369,7 @@ def _round_like(op: Op):
 
 
 def round(self, decimals: int = 0) -> Tensor:
+    not_for_bool(self, "round_vml_cpu")
     if not self.dtype.is_floating_point:
         return self.clone()
     if decimals == 0:
@@ -362,6 +400,9 @@ def clamp(self, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     d = dt.result_type(self, *(v for v in (min, max) if v is not None))
+    for v in (min, max):
+        if v is not None and not isinstance(v, Tensor):
+            overflow.scalar(v, d)
     out = self.to(d)
     # built from where (not max/min against a constant, as relu is): at a bound the input
     # keeps its gradient, and NaN stays NaN, as PyTorch's clamp does

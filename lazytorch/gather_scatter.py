@@ -13,6 +13,7 @@ import numpy as np
 
 from . import dtypes as dt
 from . import elementwise as ew
+from . import overflow
 from . import views as vw
 from .graph import Node
 from .indexing import (
@@ -205,6 +206,8 @@ def index_fill_(self: Tensor, dim: int, index: Tensor, value) -> Tensor:
             raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but "
                                f"got tensor with {value.ndim} dimension(s).")
         value = value.to(self.dtype)
+    else:
+        overflow.scalar(value, self.dtype)
     _put(self, key, value, False)
     return self
 
@@ -270,7 +273,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
                                f"got tensor with {value.ndim} dimension(s).")
         fill = ew.expand_node(ew.cast_node(value.node, input.dtype), shape)
     else:
-        fill = ew.operand(value, input.dtype, shape)
+        fill = ew.operand(overflow.scalar(value, input.dtype), input.dtype, shape)
     srcs = (ew.expand_node(mask.node, shape), fill, ew.expand_node(input.node, shape))
     return wrap(Node(Op.WHERE, srcs, None, shape, input.dtype))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import dtypes as _dt
 from . import elementwise as ew
-from . import indexing, joining  # noqa: F401  (attach their methods)
+from . import indexing, joining, overflow  # noqa: F401  (attach their methods)
 from . import reduce as rd
 from . import views as vw
 from .ops import Op
@@ -124,7 +124,7 @@ def fill_(self, value):
                                f"with {value.ndim} dimensions.")
         self._assign(ew.expand_node(ew.cast_node(value.node, self.dtype), self.shape))
     else:
-        self._assign(const(value, self.dtype, self.shape))
+        self._assign(const(overflow.scalar(value, self.dtype), self.dtype, self.shape))
     return self
 
 

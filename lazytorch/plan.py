@@ -18,7 +18,7 @@ from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node
 from .ops import Op
-from .runtime import cpu, interpreter, memory, native
+from .runtime import cpu, faults, interpreter, memory, native
 
 
 class Plan:
@@ -31,7 +31,8 @@ class Plan:
     """
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
-                 arena: list[int], keep: set[int], driver=None, fptrs=None):
+                 arena: list[int], keep: set[int], driver=None, fptrs=None,
+                 fault_flags: list | None = None):
         self.schedule = schedule
         self.steps = steps                  # (kernel function, argument slots) per kernel
         self.n_inputs = n_inputs
@@ -45,6 +46,15 @@ class Plan:
         self._scratch: dict[int, np.ndarray] | None = None
         self._argv = (ctypes.c_void_p * (n_inputs + len(arena)))()
         self._lock = threading.Lock()
+        # (a module's lt_fault flag, the integer divisions of its kernels in this plan)
+        self.fault_flags = fault_flags or []
+
+    def _check_faults(self) -> None:
+        """Raise the fault a kernel flagged while this plan ran (and clear the flag)."""
+        for flag, nodes in self.fault_flags:
+            if flag.value:
+                flag.value = 0
+                raise faults.zero_division(nodes)
 
     def run(self, inputs: list[np.ndarray], addrs: list[int] | None = None) -> list[np.ndarray]:
         """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
@@ -61,6 +71,8 @@ class Plan:
                 for fn, slots in self.steps:
                     fn(*(ptrs[s] for s in slots))
             debug.STATS["kernels_launched"] += len(self.steps)
+            if self.fault_flags:
+                self._check_faults()
             return [arrays[s] for s in self.out_slots]
         try:
             argv = self._argv
@@ -81,6 +93,8 @@ class Plan:
         finally:
             self._lock.release()
         debug.STATS["kernels_launched"] += len(self.steps)
+        if self.fault_flags:
+            self._check_faults()
         return [made[s] if s in made else inputs[s] if s < self.n_inputs else self._scratch[s]
                 for s in self.out_slots]
 
@@ -229,11 +243,24 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
         fptrs = (ctypes.c_void_p * len(first))(*(cpu.address(libs[s], s) for s in first))
         driver = cpu.function(libs[dname], dname, 2)
+        fault_flags = _fault_flags(sched.kernels, [libs[syms[k.name]] for k in sched.kernels])
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
-                {slot[o] for o in outs}, driver, fptrs)
+                {slot[o] for o in outs}, driver, fptrs, fault_flags if sched.kernels else None)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
     native.kick()  # a deferred build of the host loops now has the cores to itself
     return plan
+
+
+def _fault_flags(kernels, libs) -> list:
+    """(the lt_fault flag of a module, the integer divisions of its kernels) for every module
+    whose kernels can fault."""
+    by_lib: dict[int, tuple] = {}
+    for k, lib in zip(kernels, libs):
+        divs = [n for n in k.nodes if faults.can_fault(n)]
+        if divs:
+            entry = by_lib.setdefault(id(lib), (ctypes.c_int.in_dll(lib, "lt_fault"), []))
+            entry[1].extend(divs)
+    return list(by_lib.values())
 
 
 # compile cost of a kernel, in characters of its C source: gcc's time grows with the source,

@@ -22,7 +22,7 @@ from .plan import (  # noqa: F401
     compile_graph,
     format_schedule,
 )
-from .runtime import interpreter, memory, native
+from .runtime import faults, interpreter, memory, native
 from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
@@ -224,46 +224,57 @@ def realize(nodes: list[Node]) -> list[Node]:
     if todo:
         debug.STATS["realizes"] += 1
         outputs, inputs, key = prepare(todo)
-        arrays_in = [memory.data(b) for b in inputs]
-        plan = None
-        if all(_is_view(o) for o in outputs):
-            # views of buffers (x[i], x.t(), ...): numpy does them without compiling a kernel
-            # per index
-            bufs = {b: a for b, a in zip(inputs, arrays_in)}
-            results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
-        elif debug.anomaly_mode():
-            bufs = {b: a for b, a in zip(inputs, arrays_in)}
-            results = interpreter.run_graph(outputs, lambda n: bufs.get(n), _anomaly)
-        elif debug.backend() == "interp":
-            bufs = {b: a for b, a in zip(inputs, arrays_in)}
-            results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
-        else:
-            plan = _PLANS.get(key)
-            if plan is None:
-                try:
-                    plan = _PLANS[key] = build_plan(outputs, inputs)
-                except KernelCompileError as e:
-                    # name the user lines of the kernels that failed, not the whole graph's
-                    culprits = [n for k in e.kernels for n in k.nodes] or todo
-                    names = ", ".join(k.name for k in e.kernels) or "a kernel"
-                    raise RealizeError(f"CompileError in {names}: {e}", culprits,
-                                       walk=not e.kernels) from e
-                except Exception as e:
-                    raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
-                hit = False
-            else:
-                debug.STATS["plan_cache_hits"] += 1
-                hit = True
-            if debug.get_level() >= 1:
-                debug.log(f"realize: {len(plan.steps)} kernels, "
-                          + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
-            results = _views(plan, plan.run(arrays_in, [memory.address(b) for b in inputs]),
-                             outputs)
+        try:
+            results, plan = _run(outputs, inputs, key, todo)
+        except faults.Fault as e:
+            raise RealizeError(str(e), e.nodes, walk=False) from None
         for hook in debug.REALIZE_HOOKS:
             hook(outputs, plan)
         for n, r in zip(todo, results):
             REALIZED[n] = memory.buffer_node(r, n.dtype)
     return [n if n.op is Op.BUFFER else REALIZED[n] for n in nodes]
+
+
+def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
+         ) -> tuple[list, Plan | None]:
+    """Compute `outputs` (prepared from the user's nodes `todo`) from the buffers `inputs`:
+    the arrays, and the plan that ran, if any."""
+    arrays_in = [memory.data(b) for b in inputs]
+    plan = None
+    if all(_is_view(o) for o in outputs):
+        # views of buffers (x[i], x.t(), ...): numpy does them without compiling a kernel
+        # per index
+        bufs = {b: a for b, a in zip(inputs, arrays_in)}
+        results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
+    elif debug.anomaly_mode():
+        bufs = {b: a for b, a in zip(inputs, arrays_in)}
+        results = interpreter.run_graph(outputs, lambda n: bufs.get(n), _anomaly)
+    elif debug.backend() == "interp":
+        bufs = {b: a for b, a in zip(inputs, arrays_in)}
+        results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
+    else:
+        plan = _PLANS.get(key)
+        if plan is None:
+            try:
+                plan = _PLANS[key] = build_plan(outputs, inputs)
+            except KernelCompileError as e:
+                # name the user lines of the kernels that failed, not the whole graph's
+                culprits = [n for k in e.kernels for n in k.nodes] or todo
+                names = ", ".join(k.name for k in e.kernels) or "a kernel"
+                raise RealizeError(f"CompileError in {names}: {e}", culprits,
+                                   walk=not e.kernels) from e
+            except Exception as e:
+                raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
+            hit = False
+        else:
+            debug.STATS["plan_cache_hits"] += 1
+            hit = True
+        if debug.get_level() >= 1:
+            debug.log(f"realize: {len(plan.steps)} kernels, "
+                      + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
+        results = _views(plan, plan.run(arrays_in, [memory.address(b) for b in inputs]),
+                         outputs)
+    return results, plan
 
 
 def schedule(nodes: list[Node]) -> Schedule:

@@ -118,6 +118,8 @@ def amin(self: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 def _arg(op: Op, name: str):
     def fn(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+        if self.dtype is dt.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input")
         if dim is None:
             _check_nonempty(self, (), name)
             flat = Node(Op.RESHAPE, (self.node,), (self.numel(),), (self.numel(),), self.dtype)

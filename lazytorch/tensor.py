@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import autograd, debug
+from . import autograd, debug, overflow
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
@@ -76,7 +76,9 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
             data = _flatten_tensors(data)
         arr = np.array(data)
         if arr.dtype == object:
+            overflow.object_data(data)
             raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+        overflow.data(arr, dtype, data)
         if dtype is None:
             if arr.dtype.kind == "f":
                 arr = arr.astype(dt.get_default_dtype().np)
@@ -87,7 +89,8 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
             elif arr.dtype.kind not in "b":
                 raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     if dtype is not None:
-        arr = arr.astype(dtype.np)
+        with np.errstate(over="ignore", invalid="ignore"):   # 1e40 as half is inf
+            arr = arr.astype(dtype.np)
     else:
         dt.from_numpy(arr.dtype)
     return arr

@@ -126,7 +126,7 @@ CASES = [
     ("neg", lambda a: -a, (A,)),
     ("remainder", lambda x, y: x % y, (_X, _Y)),
     ("remainder_scalar", lambda x: torch.remainder(x, 1.3), (_X,)),
-    ("floor_divide", lambda x, y: (x // y) * x, (_X, _Y)),
+    ("div_floor", lambda x, y: torch.div(x, y, rounding_mode="floor") * x, (_X, _Y)),
     ("lerp", lambda a, b, w: torch.lerp(a, b, w), (A, B, SMALL)),
     # unary
     ("exp", lambda a: a.exp(), (A,)),
@@ -381,6 +381,67 @@ def test_amax_and_max_split_ties_evenly(backend):
     np.testing.assert_allclose(g, [[0, 0, 0, 1], [.25, .25, .25, .25], [0, 1, 0, 0]])
 
 
+@pytest.mark.parametrize("shape", [(2, 2), (3, 37), (64, 129)])
+@pytest.mark.parametrize("reduce", ["max", "min", "amax0", "amax1", "amin0", "amin1"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_extreme_of_a_computed_input_finds_its_winners(backend, shape, reduce, dtype):
+    """The forward extreme and the backward comparison may come from differently vectorized
+    loops: the gradient must still reach exactly the winners (a float32 exp/sigmoid chain
+    whose recomputed values differed in the last bit gave all-NaN gradients)."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(shape).astype(np.float32 if dtype == torch.float32 else np.float64)
+    for act, np_act in (("exp", np.exp), ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))):
+        x = torch.tensor(a, requires_grad=True)
+        y = getattr(x, act)()
+        if reduce in ("max", "min"):
+            out, axis = getattr(y, reduce)(), None
+        else:
+            out, axis = getattr(y, reduce[:4])(int(reduce[4])), int(reduce[4])
+        out.sum().backward()
+        g = x.grad.numpy()
+        assert np.isfinite(g).all(), (act, reduce, g)
+        v = np_act(a.astype(np.float64))
+        win = (np.argmax if "max" in reduce else np.argmin)(v, axis=axis)
+        want = np.zeros_like(v)
+        if axis is None:
+            want.flat[win] = 1.0
+        else:
+            np.put_along_axis(want, np.expand_dims(win, axis), 1.0, axis)
+        want *= {"exp": v, "sigmoid": v * (1 - v)}[act]      # d act / dx at the winner
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=0, err_msg=f"{act} {reduce}")
+
+
+def test_floor_divide_has_no_derivative(backend):
+    """`//` has no derivative in PyTorch (backward raises); div(rounding_mode=...) has a zero
+    one, and remainder's gradient, which uses the quotient, still works twice over."""
+    x = torch.tensor([1.5, -2.5, 7.0], requires_grad=True)
+    y = x // 2
+    assert y.requires_grad
+    with pytest.raises(RuntimeError, match="derivative for aten::floor_divide is not implemented"):
+        y.sum().backward()
+    for mode in ("floor", "trunc"):
+        x = torch.tensor([1.5, -2.5, 7.0], requires_grad=True)
+        q = x.div(2, rounding_mode=mode)
+        np.testing.assert_array_equal(q.detach().numpy(),
+                                      np.floor([0.75, -1.25, 3.5]) if mode == "floor"
+                                      else np.trunc([0.75, -1.25, 3.5]))
+        q.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+    x = torch.tensor([1.5, -2.5, 7.0], requires_grad=True)
+    d = torch.tensor([0.7, 1.1, -2.0], requires_grad=True)
+    (gd,) = torch.autograd.grad((x % d).sum(), [d], create_graph=True)
+    np.testing.assert_allclose(gd.detach().numpy(), -np.floor(np.array([1.5, -2.5, 7.0]) /
+                                                              np.array([0.7, 1.1, -2.0])))
+    (gx,) = torch.autograd.grad(gd.sum(), [x], allow_unused=True)
+    assert gx is None or not gx.numpy().any()
+
+
+def test_extreme_with_nan_sends_the_gradient_to_the_nans(backend):
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 1.0, 0.0]])
+    (g,) = _grad(lambda x: x.max(), a)
+    np.testing.assert_array_equal(g, [[0, 0.5, 0, 0.5], [0, 0, 0, 0]])
+
+
 def test_max_with_dim_sends_the_gradient_to_the_returned_index(backend):
     a = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [5.0, 1.0, 5.0, 5.0]])
     x = torch.tensor(a, requires_grad=True)
@@ -449,8 +510,8 @@ def test_every_rule_is_exercised_by_a_finite_difference_case():
         outs = _outputs(fn(*xs))
         seen.update(n.op for n in toposort([o.node for o in outs]))
     optional = {Op.PAD, Op.GATHER, Op.SCATTER, Op.UNFOLD}
-    # CAST is checked exactly (float32 rounding defeats finite differences); IDIV by the
-    # floor_divide case's zero gradient (its node is a source of a MUL)
-    exact = {Op.CAST}
+    # CAST is checked exactly (float32 rounding defeats finite differences); IDIV's rule
+    # raises (test_floor_divide_has_no_derivative)
+    exact = {Op.CAST, Op.IDIV}
     unexercised = set(autograd_rules.GRAD) - seen - optional - exact
     assert not unexercised, sorted(op.name for op in unexercised)

@@ -181,3 +181,95 @@ def test_creation_errors():
     for exc, msg, fn in cases:
         with pytest.raises(exc, match=msg):
             fn()
+
+
+# value -> (dtype, what PyTorch does): a list of the values, or the exception it raises
+_OVERFLOW_CASES = [
+    ("[2**63]", None, ValueError), ("[[1, 2**63]]", None, ValueError),
+    ("2**63", None, ValueError), ("[-2**63 - 1]", None, ValueError),
+    ("[2**64]", None, ValueError), ("[2**63]", "int64", ValueError),
+    ("[2**70]", "uint8", ValueError),
+    ("[1.0, 2**63]", None, [1.0, 2.0 ** 63]), ("[2**63]", "float32", [2.0 ** 63]),
+    ("[2**63]", "bool", [True]),
+    ("[300]", "uint8", RuntimeError), ("[-256]", "uint8", RuntimeError),
+    ("[-1]", "uint8", [255]), ("[-255]", "uint8", [1]), ("[255, 0]", "uint8", [255, 0]),
+    ("[128]", "int8", RuntimeError), ("[-128, 127]", "int8", [-128, 127]),
+    ("[2**31 - 1, -2**31]", "int32", [2 ** 31 - 1, -2 ** 31]),
+    ("[-2**31 - 1]", "int32", RuntimeError), ("[300.5]", "uint8", RuntimeError),
+    ("[True, 300]", "uint8", RuntimeError), ("[1e20]", "int64", RuntimeError),
+    ("[float('nan')]", "int64", RuntimeError), ("[float('inf')]", "int32", RuntimeError),
+    ("[2.9, -2.9]", "int8", [2, -2]),
+    ("[1e40]", "float16", [float("inf")]),
+]
+
+
+@pytest.mark.parametrize("data,dtype,want", _OVERFLOW_CASES)
+def test_tensor_refuses_values_its_dtype_cannot_hold(data, dtype, want):
+    """torch.tensor raises where a cast would wrap (PyTorch's checked conversion); numpy
+    arrays are cast as numpy casts them, as in PyTorch."""
+    d = getattr(torch, dtype) if dtype else None
+    value = eval(data)
+    if isinstance(want, type):
+        with pytest.raises(want, match="overflow|Overflow"):
+            torch.tensor(value, dtype=d)
+        if d is not None:
+            with pytest.raises(want):
+                torch.as_tensor(value, dtype=d)
+    else:
+        assert torch.tensor(value, dtype=d).tolist() == want
+
+
+def test_tensor_of_a_numpy_array_casts_like_numpy():
+    a = np.array([300, -1])
+    assert torch.tensor(a, dtype=torch.uint8).tolist() == a.astype(np.uint8).tolist()
+
+
+@pytest.mark.parametrize("fn,msg", [
+    (lambda: torch.full((2,), 300, dtype=torch.uint8), "uint8_t"),
+    (lambda: torch.full((2,), 2 ** 31, dtype=torch.int32), "type int "),
+    (lambda: torch.full((1,), 2 ** 63), "int64_t"),
+    (lambda: torch.full((2,), 1e300, dtype=torch.float32), "type float "),
+    (lambda: torch.full((2,), 1e5, dtype=torch.float16), "Half"),
+    (lambda: torch.zeros(2, dtype=torch.uint8).fill_(256), "uint8_t"),
+    (lambda: torch.ones(2, dtype=torch.int8)[0].fill_(1000), "int8_t"),
+    (lambda: torch.full_like(torch.zeros(2, dtype=torch.int8), 200), "int8_t"),
+    (lambda: torch.zeros(3, dtype=torch.uint8).index_fill_(0, torch.tensor([0]), 300),
+     "uint8_t"),
+    (lambda: torch.zeros(3, dtype=torch.uint8).masked_fill(torch.tensor([True, False, False]),
+                                                            300), "uint8_t"),
+    (lambda: torch.tensor([5]).clamp(max=2 ** 63), "int64_t"),
+])
+def test_scalar_fills_refuse_values_their_dtype_cannot_hold(fn, msg):
+    with pytest.raises(RuntimeError, match="value cannot be converted to type .*without overflow"
+                       ) as info:
+        fn()
+    assert msg in str(info.value), str(info.value)
+
+
+def test_scalar_fills_and_arithmetic_that_pytorch_allows():
+    with pytest.raises(OverflowError, match="int too big to convert"):
+        torch.full((1,), 2 ** 64)
+    assert torch.zeros(2, dtype=torch.uint8).fill_(-1).tolist() == [255, 255]
+    assert torch.full((2,), float("inf"), dtype=torch.float16).tolist() == [np.inf] * 2
+    assert torch.full((1,), -128, dtype=torch.int8).tolist() == [-128]
+    # arithmetic with a scalar wraps, as in PyTorch
+    assert (torch.zeros(2, dtype=torch.uint8) + 256).tolist() == [0, 0]
+    assert (torch.arange(5, dtype=torch.uint8) * 100).tolist() == [0, 100, 200, 44, 144]
+    # a 0-d tensor value is cast, not checked (PyTorch wraps it too)
+    assert torch.ones(2, dtype=torch.int8).fill_(torch.tensor(300)).tolist() == [44, 44]
+
+
+def test_overflow_cases_agree_with_pytorch():
+    pt = pytest.importorskip("torch")
+    for data, dtype, _ in _OVERFLOW_CASES:
+        got = want = None
+        for mod in (torch, pt):
+            try:
+                out = mod.tensor(eval(data), dtype=getattr(mod, dtype) if dtype else None).tolist()
+            except Exception as e:   # noqa: BLE001 - comparing which errors
+                out = type(e)
+            if mod is torch:
+                got = out
+            else:
+                want = out
+        assert got == want, (data, dtype, got, want)

@@ -60,6 +60,45 @@ def test_unary_float32(backend, data):
     check_all(cases, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("value", [0.0, 1.0, -0.75, 2.5])
+def test_unary_of_constants_and_zero_dim_tensors(backend, value):
+    """Constant folding and the interpreter's 0-d path run every unary rule too (erf of a
+    constant failed there: gelu(zeros(4)))."""
+    ref_in = np.full(3, value, F32)
+    cases = []
+    with np.errstate(all="ignore"):
+        for name, ref in UNARY.items():
+            cases.append((f"{name}(full)", getattr(torch.full((3,), value), name)(), ref(ref_in)))
+            cases.append((f"{name}(0-d)", getattr(torch.tensor(value), name)(),
+                          ref(np.array(value, F32))))
+        cases.append(("gelu(zeros)", torch.nn.functional.gelu(torch.zeros(4) + value),
+                      np.full(4, value, F32) * (1 + _erf(np.full(4, value / math.sqrt(2), F32)))
+                      / 2))
+    check_all(cases, rtol=1e-5, atol=1e-6)
+
+
+def test_no_bool_kernels_where_pytorch_has_none():
+    b = torch.tensor([True, False])
+    for name, kernel in (("abs", "abs_cpu"), ("floor", "floor_vml_cpu"),
+                         ("ceil", "ceil_vml_cpu"), ("round", "round_vml_cpu"),
+                         ("trunc", "trunc_vml_cpu")):
+        with pytest.raises(NotImplementedError, match=f'"{kernel}" not implemented for \'Bool\''):
+            getattr(b, name)()
+    for name in ("argmax", "argmin"):
+        with pytest.raises(RuntimeError, match=f"{name}\\(\\): does not support bool input"):
+            getattr(b, name)()
+    for fn, kernel in ((torch.softmax, "softmax"), (torch.log_softmax, "log_softmax")):
+        with pytest.raises(NotImplementedError,
+                           match=f'"{kernel}_lastdim_kernel_impl" not implemented for \'Long\''):
+            fn(torch.tensor([1, 2]), 0)
+        with pytest.raises(NotImplementedError,
+                           match=f'"{kernel}_kernel_impl" not implemented for \'Bool\''):
+            fn(torch.tensor([[True, False]]), 0)
+        # with a dtype, integers are computed in it
+        np.testing.assert_allclose(fn(torch.tensor([1, 2]), 0, dtype=torch.float64).numpy(),
+                                   fn(torch.tensor([1.0, 2.0], dtype=torch.float64), 0).numpy())
+
+
 def test_round_half_to_even_and_decimals(backend):
     v = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 1.25, -2.675, 0.0], F32)
     x = torch.tensor(v)

@@ -45,11 +45,17 @@ static inline float lt_tanhf(float a) {
   r = m > 9.0f ? copysignf(1.0f, a) : r;
   return m < 0.0004f ? a : r;
 }
+/* integer division by zero sets the module's fault flag, which the runtime reads after the
+   kernels ran and reports as ZeroDivisionError; -1 is handled apart (INT64_MIN / -1 traps) */
+int lt_fault;
 static inline long long lt_idiv(long long a, long long b) {
-  if (b == 0) return 0;
+  if (__builtin_expect(b == 0, 0)) { lt_fault = 1; return 0; }
+  if (b == -1) return (long long)(0ULL - (unsigned long long)a);
   long long q = a / b; return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q; }
 static inline long long lt_imod(long long a, long long b) {
-  if (b == 0) return 0; long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+  if (__builtin_expect(b == 0, 0)) { lt_fault = 1; return 0; }
+  if (b == -1) return 0;
+  long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 static inline float lt_fmodf(float a, float b) {
   float r = fmodf(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
 static inline double lt_fmod(double a, double b) {

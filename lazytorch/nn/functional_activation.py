@@ -196,10 +196,15 @@ def _softmax_dim(name: str, ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _float_input(input: Tensor, dtype) -> Tensor:
+def _float_input(input: Tensor, dtype, kernel: str, dim: int) -> Tensor:
     if dtype is not None:
         return input.to(dt.to_dtype(dtype))
-    return input if input.is_floating_point() else input.to(dt.get_default_dtype())
+    if not input.is_floating_point():
+        # PyTorch has no integer softmax: the caller passes dtype= to compute in floats
+        last = "_lastdim" if _canon_dim(dim, input.ndim) == max(input.ndim - 1, 0) else ""
+        raise NotImplementedError(f'"{kernel}{last}_kernel_impl" not implemented for '
+                                  f"'{dt.scalar_type_name(input.dtype)}'")
+    return input
 
 
 def _shifted(x: Tensor, dim: int) -> Tensor:
@@ -212,7 +217,7 @@ def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     """exp(x) / sum(exp(x)) along dim, computed after subtracting the max."""
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim)
-    e = _shifted(_float_input(input, dtype), dim).exp()
+    e = _shifted(_float_input(input, dtype, "softmax", dim), dim).exp()
     return e / e.sum(dim, keepdim=True)
 
 
@@ -221,7 +226,7 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
     """softmax(-x)."""
     if dim is None:
         dim = _softmax_dim("softmin", input.ndim)
-    return softmax(-_float_input(input, dtype), dim)
+    return softmax(-_float_input(input, dtype, "softmax", dim), dim)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
@@ -235,5 +240,5 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
         node = log_softmax_node(input.node, _canon_dim(dim, input.ndim))
         record(node)
         return Tensor._make(node)
-    z = _shifted(_float_input(input, dtype), dim)
+    z = _shifted(_float_input(input, dtype, "log_softmax", dim), dim)
     return z - z.exp().sum(dim, keepdim=True).log()

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..graph import Node, toposort
 from ..ops import Op
+from . import faults
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -22,14 +23,17 @@ def _float(fn):
 def _idiv(n, a, b):
     if n.dtype.kind == "f":  # Python's floor division (1.0 // 0.1 == 9), half in float
         return np.floor_divide(a.astype(_acc(a.dtype)), b.astype(_acc(b.dtype)))
-    out = np.floor_divide(a, np.where(b == 0, 1, b))
-    return np.where(b == 0, 0, out)
+    if (b == 0).any():
+        raise faults.zero_division([n])
+    return np.floor_divide(a, b)
 
 
 def _mod(n, a, b):
     if n.dtype.kind == "f":
         return np.remainder(a, b)
-    return np.where(b == 0, 0, np.remainder(a, np.where(b == 0, 1, b)))
+    if (b == 0).any():
+        raise faults.zero_division([n])
+    return np.remainder(a, b)
 
 
 def _pow(n, a, b):
@@ -147,7 +151,7 @@ NUMPY = {
     Op.TAN: lambda n, a: np.tan(a),
     Op.TANH: lambda n, a: np.tanh(a),
     Op.SIGMOID: lambda n, a: (1 / (1 + np.exp(-a.astype(_acc(a.dtype))))).astype(a.dtype),
-    Op.ERF: _float(lambda a: _erf(a).astype(np.float64)),
+    Op.ERF: _float(lambda a: np.asarray(_erf(a), dtype=np.float64)),
     Op.FLOOR: lambda n, a: np.floor(a),
     Op.CEIL: lambda n, a: np.ceil(a),
     Op.ROUND: lambda n, a: np.round(a),
