@@ -119,11 +119,11 @@ class _Encoder:
         return self.encode(k, [])
 
 
-def _code_of(arr: np.ndarray, name: str) -> str:
+def _code_of(x: Tensor | np.ndarray, name: str) -> str:
     try:
-        return CODE_OF[dt.from_numpy(arr.dtype)]
+        return CODE_OF[x.dtype if isinstance(x, Tensor) else dt.from_numpy(x.dtype)]
     except (TypeError, KeyError):
-        raise TypeError(f"save_safetensors cannot store '{name}' of numpy dtype {arr.dtype}") \
+        raise TypeError(f"save_safetensors cannot store '{name}' of dtype {x.dtype}") \
             from None
 
 
@@ -137,8 +137,8 @@ def write(obj: Any, out: BinaryIO) -> None:
     arrays = host_arrays([x for _, x in enc.items])
     header: dict[str, Any] = {}
     offset = 0
-    for (name, _), arr in zip(enc.items, arrays):
-        header[name] = {"dtype": _code_of(arr, name), "shape": list(arr.shape),
+    for (name, x), arr in zip(enc.items, arrays):
+        header[name] = {"dtype": _code_of(x, name), "shape": list(arr.shape),
                         "data_offsets": [offset, offset + arr.nbytes]}
         offset += arr.nbytes
     meta = {"format": "pt",

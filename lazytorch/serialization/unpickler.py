@@ -50,12 +50,13 @@ _UNTYPED = StorageType("UntypedStorage", dt.uint8)
 
 
 class _Storage:
-    """A storage read from the file: a 1-d array and the device it was saved from."""
+    """A storage read from the file: its dtype, a 1-d array and the device it was saved
+    from."""
 
-    __slots__ = ("key", "array", "location")
+    __slots__ = ("key", "dtype", "array", "location")
 
-    def __init__(self, key: str, array: np.ndarray, location: str):
-        self.key, self.array, self.location = key, array, location
+    def __init__(self, key: str, dtype: dt.DType, array: np.ndarray, location: str):
+        self.key, self.dtype, self.array, self.location = key, dtype, array, location
 
 
 def brief(x) -> str:
@@ -186,8 +187,9 @@ class Rebuilder:
         self._check_location(location)
         s = self.storages.get(key)
         if s is None:
-            s = self.storages[key] = _Storage(key, self.fetch(key, stype.dtype, numel), location)
-        elif s.array.dtype != np.dtype(stype.dtype.np) or s.array.size != numel:
+            s = self.storages[key] = _Storage(key, stype.dtype,
+                                              self.fetch(key, stype.dtype, numel), location)
+        elif s.dtype is not stype.dtype or s.array.size != numel:
             raise BadFile(f"storage {key} is named twice with different types or sizes")
         return s
 
@@ -211,7 +213,7 @@ class Rebuilder:
                 raise BadFile(f"storage {storage.key} holds {arr.size} bytes, not a whole "
                               f"number of {dtype} elements")
             arr = arr.view(dtype.np)
-        d = dtype or storage_dtype(arr)
+        d = dtype or storage.dtype
         if math.prod(size) == 0:
             view = np.empty(size, arr.dtype)
         else:
@@ -275,10 +277,6 @@ def describe(obj) -> str:
         name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
         return f"{getattr(obj, '__module__', '')}.{name}".lstrip(".")
     return f"an object of type {type(obj).__qualname__}"
-
-
-def storage_dtype(arr: np.ndarray) -> dt.DType:
-    return dt.from_numpy(arr.dtype)
 
 
 def _compat(module: str, name: str) -> tuple[str, str]:
