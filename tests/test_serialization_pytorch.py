@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import random
 import sys
 import warnings
 import zipfile
@@ -167,6 +168,40 @@ def test_storage_locations_and_map_location():
         assert lt.load(io.BytesIO(raw), map_location=loc).tolist() == [0, 1, 2, 3]
 
 
+def test_legacy_pytorch_files_load(rng, tmp_path):
+    """torch.save(..., _use_new_zipfile_serialization=False): PyTorch's pre-1.6 layout."""
+    obj = mixed(rng, torch)
+    base = torch.arange(24, dtype=torch.float64)
+    obj.update({"slice": base[3:9], "t": base.view(4, 6).t(), "col": base.view(4, 6)[:, 2]})
+    p = tmp_path / "old.pt"
+    torch.save(obj, p, _use_new_zipfile_serialization=False)
+    same(lt.load(p), obj)
+    same(lt.load(p, weights_only=False), obj)
+    with pytest.raises(RuntimeError, match="mmap can only be used"):
+        lt.load(p, mmap=True)
+    p.write_bytes(p.read_bytes()[:-8])
+    with pytest.raises(RuntimeError, match=r"'.*old\.pt'.*truncated"):
+        lt.load(p)
+
+
+def test_mutated_legacy_files_give_only_clear_errors():
+    from tests.test_serialization_safety import OURS, _mutate
+    s = torch.arange(10.0)
+    raw = torch_bytes({"sd": torch.nn.Linear(3, 2).state_dict(), "a": s[2:5],
+                       "t": s.view(2, 5).t(), "n": [1, (2.5, "x")]},
+                      _use_new_zipfile_serialization=False)
+    rnd = random.Random(3)
+    for _ in range(300):
+        buf = io.BytesIO(_mutate(raw, rnd))
+        buf.name = "fuzz.pt"
+        try:
+            lt.load(buf)
+        except OURS as e:
+            assert "lazytorch.load('fuzz.pt')" in str(e), e
+        except Exception as e:
+            raise AssertionError(f"{type(e).__name__}: {e}") from e
+
+
 def test_mmap_of_a_pytorch_file(tmp_path):
     obj = {"a": torch.randn(16, 8), "b": torch.arange(5)}
     torch.save(obj, tmp_path / "t.pt")
@@ -238,10 +273,10 @@ def test_whole_pytorch_modules_and_legacy_files_are_refused_clearly(tmp_path):
         lt.load(io.BytesIO(raw))
     with pytest.raises(RuntimeError, match="PyTorch object that lazytorch does not provide"):
         lt.load(io.BytesIO(raw), weights_only=False)
-    p = tmp_path / "old.pt"
-    torch.save({"w": torch.ones(2)}, p, _use_new_zipfile_serialization=False)
-    with pytest.raises(RuntimeError, match=r"'.*old\.pt'.*legacy layout"):
-        lt.load(p)
+    with pytest.raises(RuntimeError, match="PyTorch object that lazytorch does not provide"):
+        lt.load(io.BytesIO(torch_bytes(torch.nn.Linear(2, 2),
+                                       _use_new_zipfile_serialization=False)),
+                weights_only=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "ts.pt")

@@ -61,11 +61,19 @@ def _payloads(marker: str) -> dict[str, bytes]:
     }
 
 
+def legacy_checkpoint(pkl: bytes) -> bytes:
+    """A checkpoint in PyTorch's pre-1.6 layout holding the given object pickle."""
+    return b"".join(pickle.dumps(x, protocol=2) for x in (
+        0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True})) + \
+        pkl + pickle.dumps([], protocol=2)
+
+
 @pytest.mark.parametrize("name", list(_payloads("m")))
 def test_code_in_a_checkpoint_never_runs(name, tmp_path):
     marker = tmp_path / "pwned"
     raw = _payloads(str(marker))[name]
-    for data in (zip_checkpoint(raw), raw):        # inside PyTorch's layout, and bare
+    # inside PyTorch's layout, its legacy layout, and bare
+    for data in (zip_checkpoint(raw), legacy_checkpoint(raw), raw):
         with pytest.raises(OURS) as e:
             load_named(data)
         assert "lazytorch.load('fuzz.pt')" in str(e.value)
@@ -126,6 +134,20 @@ def test_restricted_loads_refuse_clearly(pkl, match):
     expect_refusal(zip_checkpoint(pkl, {"0": np.ones(2, np.float32).tobytes()}), match)
 
 
+def test_lengths_in_a_pickle_are_not_allocated_before_reading(tmp_path):
+    """A few bytes claiming 2**62 bytes of data give an error, not an allocation."""
+    huge = struct.pack("<Q", 2 ** 62)
+    for op in (pickle.BYTEARRAY8, pickle.BINBYTES8, pickle.BINUNICODE8):
+        pkl = b"\x80\x05" + op + huge + b"xyz."
+        p = tmp_path / "fuzz.pt"
+        for raw in (zip_checkpoint(pkl), legacy_checkpoint(pkl)):
+            p.write_bytes(raw)                     # a real file: reads of it are not clamped
+            with pytest.raises(OURS, match="fuzz.pt"):
+                torch.load(p)
+        with pytest.raises(OURS, match="fuzz.pt"):
+            torch.load(p, weights_only=False)
+
+
 def test_the_hand_written_tensor_pickle_loads():
     raw = zip_checkpoint(tensor_pickle(numel=4, size=(2,), stride=(2,), offset=1),
                          {"0": np.arange(4, dtype=np.float32).tobytes()})
@@ -142,8 +164,9 @@ def test_files_that_are_not_checkpoints():
         with zipfile.ZipFile(b, "w") as z:
             z.writestr("x/readme.txt", b"hi")
         expect_refusal(b.getvalue(), "without x/data.pkl")
-    expect_refusal(b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19." + b"\x80\x02K\x01.",
-                   "legacy layout")
+    legacy = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."       # the legacy layout's magic
+    expect_refusal(legacy + b"\x80\x02K\x01.", "legacy layout with an unknown protocol")
+    expect_refusal(legacy + b"\x80\x02M\xe9\x03.}.", "damaged")
 
 
 # ----------------------------------------------------------------------------- damaged files

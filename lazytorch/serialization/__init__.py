@@ -2,23 +2,25 @@
 
 `save` writes what PyTorch's torch.save writes (a zip holding a pickle whose tensors name
 PyTorch's rebuild functions, and each storage's bytes), so PyTorch's
-`torch.load(..., weights_only=True)` reads it. `load` reads those files, PyTorch's own, and the
-safetensors layout (`save_safetensors`, or any safetensors file), telling them apart by their
-first bytes. By default (`weights_only=True`, as in PyTorch 2.6+) the pickle is read by a
-restricted unpickler that builds only tensors, containers and numbers and refuses every other
-global; `weights_only=False` unpickles normally (whole modules), which runs code from the file.
+`torch.load(..., weights_only=True)` reads it. `load` reads those files, PyTorch's own (also
+its pre-1.6 layout) and the safetensors layout (`save_safetensors`, or any safetensors file),
+telling them apart by their first bytes. By default (`weights_only=True`, as in PyTorch
+2.6+) the pickle is read by a restricted unpickler that builds only tensors, containers and
+numbers and refuses every other global; `weights_only=False` unpickles normally (whole
+modules), which runs code from the file.
 """
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import struct
 from typing import Any, Callable
 
 import numpy as np
 
 from ..tensor import Tensor, check_device, device
-from . import pickler, safetensors_layout, torch_zip
+from . import legacy, pickler, safetensors_layout, torch_zip
 from .allowlist import add_safe_globals, clear_safe_globals, get_safe_globals, safe_globals
 from .source import LoadError, Source
 from .target import is_path, open_target
@@ -27,10 +29,6 @@ from .values import host_arrays
 
 __all__ = ["save", "load", "save_safetensors", "add_safe_globals", "safe_globals",
            "get_safe_globals", "clear_safe_globals", "LoadError"]
-
-# torch.save's pre-1.6 layout starts with a pickled magic number (protocol 2)
-_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
-
 
 # ----------------------------------------------------------------------------- save
 def _archive_name(f) -> str:
@@ -98,40 +96,59 @@ def _weights_only_message(src: Source, why: str) -> str:
             f"recommended steps in the following error message.\n\tWeightsUnpickler error: {why}")
 
 
-def _load_zip(src: Source, fix, map_location, mm: np.ndarray | None, weights_only: bool,
-              pickle_module, pickle_load_args: dict) -> Any:
-    reader = torch_zip.Reader(src)
-    pkl = reader.record("data.pkl")
-
-    def fetch(key: str, d, numel: int) -> np.ndarray:
-        return reader.storage(key, np.dtype(d.np), numel, mm)
-
-    rb = Rebuilder(fetch, fix, map_location)
+def _unpickler(fix, map_location, weights_only: bool, pickle_module,
+               pickle_load_args: dict) -> Callable:
+    """unpickler(file, fetch): the restricted or the full unpickler over file, its storages
+    from fetch(key, dtype, numel)."""
     kw = {"encoding": "utf-8", **pickle_load_args}
-    try:
+
+    def make(file, fetch):
+        rb = Rebuilder(fetch, fix, map_location)
         if weights_only:
-            return WeightsUnpickler(io.BytesIO(pkl), rb, **kw).load()
-        base = (pickle_module or pickle).Unpickler
-        return full_unpickler(base)(io.BytesIO(pkl), rb, **kw).load()
+            return WeightsUnpickler(file, rb, **kw)
+        return full_unpickler((pickle_module or pickle).Unpickler)(file, rb, **kw)
+    return make
+
+
+# what pickle itself raises on a damaged stream (other errors of a weights_only=False load
+# may come from the file's own code, and pass through)
+_PICKLE_DAMAGE = (pickle.UnpicklingError, EOFError, UnicodeDecodeError, struct.error)
+
+
+def _unpickling(src: Source, weights_only: bool, read: Callable[[], Any]) -> Any:
+    """read(), its errors turned into lazytorch.load's (each naming the file)."""
+    try:
+        return read()
     except Refused as e:
         raise pickle.UnpicklingError(_weights_only_message(src, str(e))) from None
     except BadFile as e:
         src.fail(str(e))
     except (LoadError, MemoryError, KeyboardInterrupt):
         raise
+    except ImportError as e:
+        if weights_only:
+            raise
+        src.fail(f"its pickle names {e.name or 'a module'}, which cannot be imported ({e})",
+                 pickle.UnpicklingError)
     except Exception as e:
-        if not weights_only:
+        if not weights_only and not isinstance(e, _PICKLE_DAMAGE):
             raise      # the file's own code (weights_only=False) raised it
         src.fail(f"its pickle is damaged ({type(e).__name__}: {str(e)[:200]})",
                  pickle.UnpicklingError)
 
 
+def _load_zip(src: Source, make: Callable, mm: np.ndarray | None, weights_only: bool) -> Any:
+    reader = torch_zip.Reader(src)
+    pkl = reader.record("data.pkl")
+
+    def fetch(key: str, d, numel: int) -> np.ndarray:
+        return reader.storage(key, np.dtype(d.np), numel, mm)
+
+    return _unpickling(src, weights_only, lambda: make(io.BytesIO(pkl), fetch).load())
+
+
 def _refuse(src: Source, head: bytes) -> None:
     """A clear error for every file that is not a checkpoint lazytorch reads."""
-    if head.startswith(_LEGACY_MAGIC):
-        src.fail("is in PyTorch's legacy layout (torch.save before 1.6, or "
-                 "_use_new_zipfile_serialization=False), which lazytorch does not read; "
-                 "re-save it with PyTorch's torch.save(obj, path)")
     if src.read_at(257, 5) == b"ustar":
         src.fail("is a tar archive (PyTorch's oldest checkpoint layout), which lazytorch does "
                  "not read")
@@ -171,9 +188,16 @@ def load(f, map_location=None, pickle_module: Any = None, *, weights_only: bool 
         mm = None
         if mmap and src.size:
             mm = np.memmap(src.path, dtype=np.uint8, mode="r")
+        make = _unpickler(fix, map_location, weights_only, pickle_module, pickle_load_args)
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-            return _load_zip(src, fix, map_location, mm, weights_only, pickle_module,
-                             pickle_load_args)
+            return _load_zip(src, make, mm, weights_only)
         if safetensors_layout.looks_like(head, src.size):
             return safetensors_layout.read(src, fix, mm)
+        if head.startswith(legacy.HEAD):
+            if mmap:
+                raise RuntimeError("mmap can only be used with files saved with "
+                                   "`torch.save(_use_new_zipfile_serialization=True)`, please "
+                                   "torch.save your checkpoint with this option in order to "
+                                   "use mmap.")
+            return _unpickling(src, weights_only, lambda: legacy.load(src, make))
         _refuse(src, head)

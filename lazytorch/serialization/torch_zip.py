@@ -163,6 +163,11 @@ class Reader:
                           f"it {numel} elements of {dtype.itemsize} bytes ({nbytes} bytes)")
         stored_dtype = dtype.newbyteorder(self.byteorder)
         if info.compress_type != zipfile.ZIP_STORED:
+            # deflate expands at most ~1032x: a larger claim is not data, and is not allocated
+            if info.compress_type != zipfile.ZIP_DEFLATED \
+                    or info.file_size > 1032 * info.compress_size + 1024:
+                self.src.fail(f"record {info.filename} claims {info.file_size} bytes from "
+                              f"{info.compress_size} compressed (method {info.compress_type})")
             out = np.empty(numel, stored_dtype)
             self._inflate(info, memoryview(out.view(np.uint8)))
         else:

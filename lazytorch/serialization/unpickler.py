@@ -171,12 +171,13 @@ class Rebuilder:
                           "pass map_location='cpu'")
 
     def persistent_load(self, pid) -> _Storage:
-        """('storage', storage type, key, location, numel): the storage, read once per key."""
-        if type(pid) is not tuple or len(pid) != 5:
-            raise BadFile(f"a persistent id is {type(pid).__name__} of length "
-                          f"{len(pid) if isinstance(pid, tuple) else '-'}, not a storage "
-                          "record ('storage', type, key, location, numel)")
-        kind, stype, key, location, numel = pid
+        """('storage', storage type, key, location, numel), and in the legacy layout a sixth
+        entry, None or (view key, offset, numel) naming a part of the storage: the storage,
+        read once per key."""
+        if type(pid) is not tuple or len(pid) not in (5, 6):
+            raise BadFile(f"a persistent id is {brief(pid)}, not a storage record ('storage', "
+                          "type, key, location, numel)")
+        kind, stype, key, location, numel = pid[:5]
         kind = kind.decode("ascii") if isinstance(kind, bytes) else kind
         location = location.decode("ascii") if isinstance(location, bytes) else location
         if kind != "storage" or not isinstance(stype, StorageType) or type(key) is not str \
@@ -191,7 +192,21 @@ class Rebuilder:
                                               self.fetch(key, stype.dtype, numel), location)
         elif s.dtype is not stype.dtype or s.array.size != numel:
             raise BadFile(f"storage {key} is named twice with different types or sizes")
-        return s
+        view = pid[5] if len(pid) == 6 else None
+        if view is None:
+            return s
+        if type(view) is not tuple or len(view) != 3 or type(view[0]) is not str:
+            raise BadFile(f"storage {key} has a damaged view record")
+        offset = _index(view[1], f"a view of storage {key}'s offset")
+        size = _index(view[2], f"a view of storage {key}'s size")
+        if offset + size > numel:
+            raise BadFile(f"a view of storage {key} ({size} elements at {offset}) runs past its "
+                          f"{numel} elements")
+        v = self.storages.get(view[0])
+        if v is None:
+            v = self.storages[view[0]] = _Storage(view[0], s.dtype,
+                                                  s.array[offset:offset + size], location)
+        return v
 
     # ------------------------------------------------------------------ tensors
     def _tensor(self, storage, offset, size, stride, requires_grad, dtype=None) -> Tensor:
@@ -215,6 +230,8 @@ class Rebuilder:
             arr = arr.view(dtype.np)
         d = dtype or storage.dtype
         if math.prod(size) == 0:
+            if any(n >= 1 << 48 for n in size):
+                raise BadFile(f"an empty tensor has size {list(size)}, too large a dimension")
             view = np.empty(size, arr.dtype)
         else:
             last = offset + sum((n - 1) * s for n, s in zip(size, stride))
@@ -306,13 +323,15 @@ class WeightsUnpickler(pickle._Unpickler):
     """Resolves only the Rebuilder's names and the user's allowlist; calls, constructs and
     fills only those (PyTorch's weights_only rules: BUILD on OrderedDict, Counter and allowed
     classes, APPEND on lists, SETITEM on dicts); refuses every other global and the opcodes
-    that reach objects by other routes (INST, OBJ, EXT*, out-of-band buffers)."""
+    that reach objects by other routes (INST, OBJ, EXT*, out-of-band buffers) or allocate
+    what the file claims before reading it (BYTEARRAY8)."""
 
     dispatch = _Opcodes({k: v for k, v in pickle._Unpickler.dispatch.items()
                          if k not in {op[0] for op in (pickle.INST, pickle.OBJ, pickle.EXT1,
                                                        pickle.EXT2, pickle.EXT4,
                                                        pickle.NEXT_BUFFER,
-                                                       pickle.READONLY_BUFFER)}})
+                                                       pickle.READONLY_BUFFER,
+                                                       pickle.BYTEARRAY8)}})
 
     def __init__(self, file, rebuilder: Rebuilder, **kw):
         super().__init__(file, **kw)
