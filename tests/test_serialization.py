@@ -433,15 +433,19 @@ print(base, saved, peak())
 def test_saving_and_loading_800mb_needs_no_copies_of_it(tmp_path):
     n = 200 * 1024 * 1024                # 800 MB of float32
     size = 4 * n
-    r = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(tmp_path / "big.pt"),
-                        str(n)], capture_output=True, text=True, timeout=300, cwd=os.getcwd())
-    assert r.returncode == 0, r.stderr
+    try:
+        r = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(tmp_path / "big.pt"),
+                            str(n)], capture_output=True, text=True, timeout=300,
+                           cwd=os.getcwd())
+        assert r.returncode == 0, r.stderr
+        assert os.path.getsize(tmp_path / "big.pt") > size
+    finally:
+        (tmp_path / "big.pt").unlink(missing_ok=True)
     base, saved, loaded = map(int, r.stdout.split())
     # streaming: no serialized copy in memory (the old writer peaked at base + 2 x size);
     # loading reads into one array (the tensor freed before it)
     assert saved - base < 0.25 * size, (base, saved)
     assert loaded - base < 0.25 * size, (base, loaded)
-    assert os.path.getsize(tmp_path / "big.pt") > size
 
 
 # ----------------------------------------------------------------------------- safetensors

@@ -152,7 +152,9 @@ def _refuse(src: Source, head: bytes) -> None:
     if src.read_at(257, 5) == b"ustar":
         src.fail("is a tar archive (PyTorch's oldest checkpoint layout), which lazytorch does "
                  "not read")
-    if head[:1] == b"\x80" or src.read_at(max(src.size - 2, 0), 2).rstrip()[-1:] == b".":
+    protocol0 = src.size > 1 and head[:1] in b"(]}cILFSVNG" \
+        and src.read_at(src.size - 1, 1) == b"."
+    if head[:1] == b"\x80" or protocol0:
         src.fail("is a pickle, not a checkpoint: lazytorch never unpickles a bare pickle, "
                  "because unpickling runs code from the file; nothing in it was run",
                  pickle.UnpicklingError)
