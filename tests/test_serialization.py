@@ -314,6 +314,25 @@ def test_path_and_atomic_write(tmp_path):
         torch.save({}, io.StringIO())
 
 
+def test_a_stream_that_cannot_seek():
+    class Pipe:
+        def __init__(self) -> None:
+            self.data = io.BytesIO()
+
+        def write(self, b) -> int:
+            return self.data.write(b)
+
+        def flush(self) -> None:
+            pass
+
+    pipe = Pipe()
+    torch.save({"x": torch.arange(5.0), "y": torch.ones(3, 3)}, pipe)
+    raw = pipe.data.getvalue()
+    assert all(v % 64 == 0 for k, v in data_offsets(raw).items() if "/data/" in k)
+    out = torch.load(io.BytesIO(raw))
+    assert out["x"].tolist() == [0, 1, 2, 3, 4] and out["y"].tolist() == [[1.0] * 3] * 3
+
+
 def test_a_save_that_fails_midway_leaves_the_old_file(tmp_path, monkeypatch):
     from lazytorch.serialization import torch_zip
     p = tmp_path / "ckpt.pt"
