@@ -6,6 +6,8 @@ PyTorch's AssertionError.
 """
 from __future__ import annotations
 
+from .runtime import memory
+
 _NOT_COMPILED = "Torch not compiled with CUDA enabled"
 
 
@@ -78,7 +80,9 @@ def set_device(device) -> None:
 
 
 def empty_cache() -> None:
-    """No CUDA memory is cached: nothing to free."""
+    """Free the memory kept for reuse (this build's is host memory: the buffer pool, cached
+    plans' scratch arrays and kernels' scratch; see lazytorch.runtime.memory.empty_cache)."""
+    memory.empty_cache()
 
 
 def memory_allocated(device=None) -> int:

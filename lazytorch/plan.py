@@ -18,7 +18,7 @@ from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node
 from .ops import Op
-from .runtime import cpu, faults, interpreter, memory, native
+from .runtime import cpu, faults, interpreter, memory, native, scratch
 
 
 class Plan:
@@ -206,6 +206,9 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     steps = []
     driver = fptrs = None
     if sched.kernels:
+        # before any kernel module loads: GEMM kernels call it, and a module found on disk may
+        # hold one beside the kernel looked for
+        scratch.load()
         head = _module_header_sha()
         syms: dict[str, str] = {}      # kernel name -> symbol (a hash of its code)
         first: dict[str, object] = {}  # symbol -> its first kernel

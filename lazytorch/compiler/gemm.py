@@ -217,10 +217,10 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
     long blocks = (nb + nt - 1) / nt * nt;
     mcb = ((M + blocks - 1) / blocks + MR - 1) / MR * MR;
   }
-  T* bp = lt_scratch(1, ((N < NC ? N : NC) + NR) * KC * sizeof(T));
+  T* bp = lazytorch_scratch(1, ((N < NC ? N : NC) + NR) * KC * sizeof(T));
   #pragma omp parallel if (par)
   {
-    T* ap = lt_scratch(2, MC * KC * sizeof(T));
+    T* ap = lazytorch_scratch(2, MC * KC * sizeof(T));
     for (long jc = 0; jc < N; jc += NC) {
       long nc = N - jc < NC ? N - jc : NC;
       for (long pc = 0; pc < K; pc += KC) {
@@ -256,34 +256,17 @@ static void lt_gemm_SFX(long M, long N, long K, const T* A, long am, long ak, co
         }
       }
     }
-    lt_release(2);
+    lazytorch_release(2);
   }
-  lt_release(1);
+  lazytorch_release(1);
 }
 """
-# scratch buffers and the epilogue callback type, shared by both element types
+# the scratch functions and the epilogue callback type, shared by both element types
 _SHARED = f"\n#define LT_GEMM_PARALLEL {GEMM_PARALLEL}L" + r"""
-/* a grow-only scratch buffer per thread and slot, kept between calls (fresh pages cost a
-   fault each); one larger than LT_KEEP bytes is given back by lt_release */
-#define LT_KEEP (16L << 20)
-static __thread void* lt_buf[4];
-static __thread size_t lt_cap[4];
-static void* lt_scratch(int slot, size_t bytes) {
-  if (bytes > lt_cap[slot]) {
-    free(lt_buf[slot]);
-    lt_cap[slot] = (bytes + 4095) & ~(size_t)4095;
-    lt_buf[slot] = aligned_alloc(64, lt_cap[slot]);
-    if (!lt_buf[slot]) abort();
-  }
-  return lt_buf[slot];
-}
-static void lt_release(int slot) {
-  if (lt_cap[slot] > LT_KEEP) {
-    free(lt_buf[slot]);
-    lt_buf[slot] = 0;
-    lt_cap[slot] = 0;
-  }
-}
+/* the calling thread's scratch buffer `slot` (at least `bytes`), held until lazytorch_release:
+   one set per thread for every module, in the runtime library (runtime/scratch.c) */
+void* lazytorch_scratch(int slot, size_t bytes);
+void lazytorch_release(int slot);
 /* a kernel's epilogue over rows i0..i1 and columns j0..j1 of the accumulator */
 typedef void (*lt_epi)(void* ctx, long i0, long i1, long j0, long j1);
 """
@@ -371,9 +354,9 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     if by_sum:
         # each thread sums its share into its own part; the parts are added in thread order,
         # so a thread count always gives the same result
-        L.append(f"  {t}* ws = lt_scratch(0, {size});")
+        L.append(f"  {t}* ws = lazytorch_scratch(0, {size});")
         L.append("  int nt = omp_get_max_threads(), got[nt];")
-        L.append(f"  {t}* parts = lt_scratch(3, nt * {size});")
+        L.append(f"  {t}* parts = lazytorch_scratch(3, nt * {size});")
         L.append("  for (int t = 0; t < nt; t++) got[t] = 0;")
         L.append("  #pragma omp parallel num_threads(nt)")
         L.append("  {")
@@ -396,14 +379,14 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
                  "ws[i] = first ? part[i] : ws[i] + part[i];")
         L.append("    first = 0;")
         L.append("  }")
-        L.append("  lt_release(3);")
+        L.append("  lazytorch_release(3);")
     elif by_batch:
         L.append("  #pragma omp parallel")
         L.append("  {")
         if direct is None:
-            L.append(f"  {t}* ws = lt_scratch(0, {size});")
+            L.append(f"  {t}* ws = lazytorch_scratch(0, {size});")
     elif direct is None:
-        L.append(f"  {t}* ws = lt_scratch(0, {size});")
+        L.append(f"  {t}* ws = lazytorch_scratch(0, {size});")
     if fused:
         L.append(f"  struct {ctx} c = {{ {', '.join(p.name for p in k.params)}, ws }};")
     if by_batch:
@@ -436,7 +419,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
             ind = ind[:-2]
             L.append(f"{ind}}}")
     L.extend("  }" for _ in spec.batch)
-    L.append("  lt_release(0);")
+    L.append("  lazytorch_release(0);")
     if by_batch:
         L.append("  }")
     L.append("}")

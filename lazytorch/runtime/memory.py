@@ -1,6 +1,8 @@
 """Realized data: each BUFFER node's array lives in a side table for as long as the node does."""
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import sys
 
@@ -9,7 +11,7 @@ import numpy as np
 from .. import dtypes as dt
 from ..graph import ID_TABLES, Node, new_node
 from ..ops import Op
-from . import native
+from . import native, scratch
 
 # id(BUFFER node) -> (its array, the array's address); the node-death callback drops the entry
 # (graph.ID_TABLES), so a buffer's memory lives exactly as long as its node
@@ -83,11 +85,36 @@ def alloc(nbytes: int) -> tuple[np.ndarray, int]:
 
 
 def empty_cache() -> None:
-    """Release the pool's free blocks to the allocator."""
+    """Give back the memory kept for reuse: the pool's free blocks and every thread's kernel
+    scratch (what a kernel running now on another thread holds is freed when it finishes),
+    then return the allocator's free memory to the system."""
     for size, blocks in list(_POOL.items()):
         blocks[:] = [b for b in blocks if sys.getrefcount(b[0]) > 2]
         if not blocks:
             del _POOL[size]
+    scratch.release()
+    _trim_heap()
+
+
+def pool_bytes() -> int:
+    """Bytes of the pool's blocks, in use or free."""
+    return sum(b[0].nbytes for blocks in _POOL.values() for b in blocks)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim   # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+def _trim_heap() -> None:
+    """Return the C allocator's free memory to the system (glibc keeps freed blocks of up to
+    32 MB in its heap, so a freed buffer may not leave the process's resident memory)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def live_buffers() -> int:

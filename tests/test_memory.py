@@ -1,0 +1,211 @@
+"""Memory that comes back: kernels' scratch is one set per thread (not one per kernel module)
+and empty_cache() frees it."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+from lazytorch.runtime import scratch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# what a subprocess script starts with: its resident memory in MB
+PRELUDE = """
+import json, os
+import numpy as np
+import lazytorch as torch
+from lazytorch.runtime import memory, scratch
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+"""
+
+
+def _run(script: str, **env) -> dict:
+    """Run PRELUDE + script in a fresh interpreter (the session's disk cache); its last line
+    of output, as JSON."""
+    full = dict(os.environ, LAZYTORCH_BACKEND="c", **env)
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", PRELUDE + script], env=full,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def c_backend(monkeypatch):
+    monkeypatch.setenv("LAZYTORCH_BACKEND", "c")
+
+
+# --- kernels' scratch ------------------------------------------------------------------------
+
+# GEMMs of several shapes, each its own plan and kernel module: few rows, many columns and a
+# long sum, so each packs a ~4 MB panel of B and writes a small output. One B, read through
+# views.
+SHAPES = """
+rng = np.random.default_rng(0)
+b = torch.tensor(rng.standard_normal((700, 3200), dtype=np.float32))
+def gemm(i):
+    m, k, n = 8 + i, 520 + 8 * i, 2100 + 64 * i
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    got = (torch.tensor(a) @ b[:k, :n]).relu().numpy()
+    want = np.maximum(a.astype(np.float64) @ b.numpy()[:k, :n].astype(np.float64), 0)
+    assert np.allclose(got, want, rtol=1e-3, atol=1e-3)
+gemm(16)   # (the libraries and the runtime load before the baseline)
+"""
+
+
+def test_gemm_scratch_is_one_set_per_thread_and_empty_cache_frees_it():
+    # each kernel module kept its own per-thread scratch for the life of the process: these 8
+    # shapes took 45 MB (8 panels of B), and empty_cache() gave none of it back
+    got = _run(SHAPES + """
+base = rss()
+for i in range(8):
+    gemm(i)
+grown, held, threads = rss() - base, scratch.held_bytes(), scratch.threads()
+torch.cuda.empty_cache()
+print(json.dumps({"grown": grown, "held": held, "threads": threads,
+                  "after": scratch.held_bytes(), "dropped": base + grown - rss(),
+                  "pool": memory.pool_bytes()}))
+""")
+    panel = (2048 + 16) * 512 * 4           # one B panel (AVX2; AVX-512 packs half as deep)
+    # one set per thread (a panel of B, and an A block and accumulator per thread), not one
+    # per module
+    assert got["held"] <= 2 * panel + got["threads"] * (1 << 20), got
+    assert got["grown"] < 25, got
+    assert got["after"] == 0 and got["pool"] == 0, got
+    assert got["dropped"] > got["held"] / 2**20 / 2, got   # it left the process
+
+
+@pytest.fixture
+def runtime():
+    lib = scratch.load()
+    lib.lazytorch_scratch.restype = ctypes.c_void_p
+    lib.lazytorch_scratch.argtypes = [ctypes.c_int, ctypes.c_size_t]
+    lib.lazytorch_release.argtypes = [ctypes.c_int]
+    assert scratch.release() == 0
+    yield lib
+    scratch.release()
+
+
+def test_scratch_in_use_is_freed_by_its_release_not_under_it(runtime):
+    p = runtime.lazytorch_scratch(3, 1 << 20)
+    ctypes.memset(p, 7, 1 << 20)
+    assert scratch.held_bytes() == 1 << 20
+    assert scratch.release() == 1 << 20            # held: not freed under its kernel ...
+    assert ctypes.string_at(p, 4) == b"\7\7\7\7"
+    runtime.lazytorch_release(3)
+    assert scratch.held_bytes() == 0               # ... but as soon as the kernel is done
+
+
+def test_idle_scratch_is_kept_for_the_next_kernel_until_trimmed(runtime):
+    p = runtime.lazytorch_scratch(3, 1 << 20)
+    runtime.lazytorch_release(3)
+    assert scratch.held_bytes() == 1 << 20          # kept: fresh pages cost a fault each
+    assert runtime.lazytorch_scratch(3, 1000) == p   # the same buffer again
+    runtime.lazytorch_release(3)
+    assert scratch.release() == 0 and scratch.held_bytes() == 0
+
+
+def test_large_scratch_is_freed_when_released(runtime):
+    runtime.lazytorch_scratch(3, 17 << 20)
+    assert scratch.held_bytes() == 17 << 20
+    runtime.lazytorch_release(3)
+    assert scratch.held_bytes() == 0
+    runtime.lazytorch_release(3)                     # (releasing a slot not held: nothing)
+    assert scratch.held_bytes() == 0
+
+
+def _wait_for(cond, seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_threads_scratch_is_freed_when_it_exits(c_backend, rng):
+    a, b = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2))
+    scratch.release()
+    before = scratch.threads()
+    seen = {}
+
+    def work():   # a GEMM this small runs on the calling thread alone
+        seen["out"] = (torch.tensor(a) @ torch.tensor(b)).relu().numpy()
+        seen["threads"], seen["held"] = scratch.threads(), scratch.held_bytes()
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    np.testing.assert_allclose(seen["out"], np.maximum(a @ b, 0), rtol=1e-4, atol=1e-4)
+    assert seen["threads"] == before + 1 and seen["held"] > 0
+    # (the record goes when the thread itself ends, a moment after join returns)
+    assert _wait_for(lambda: scratch.threads() == before), (scratch.threads(), before)
+    assert scratch.held_bytes() == 0
+
+
+def test_a_running_kernels_scratch_is_never_freed_under_it():
+    # one thread replays a GEMM whose accumulator (36 MB, its own mapping) and B panel are held
+    # while it runs; the main thread frees every thread's scratch all the while (empty_cache
+    # would wait for the replay: it frees the plan's arrays under the plan's lock)
+    got = _run("""
+import threading
+rng = np.random.default_rng(0)
+a = rng.standard_normal((2900, 24), dtype=np.float32)
+b = rng.standard_normal((24, 3100), dtype=np.float32)
+want = np.maximum(a @ b, 0)
+ta, tb = torch.tensor(a), torch.tensor(b)
+bad, runs, trims = [], [0], [0]
+def work():
+    for _ in range(8):
+        got = (ta @ tb).relu().numpy()
+        bad.append(float(np.abs(got - want).max()))
+        runs[0] += 1
+t = threading.Thread(target=work)
+t.start()
+while t.is_alive():
+    scratch.release()
+    trims[0] += 1
+t.join()
+print(json.dumps({"bad": max(bad), "runs": runs[0], "trims": trims[0],
+                  "held": scratch.release()}))
+""")
+    assert got["runs"] == 8 and got["trims"] > 8, got
+    assert got["bad"] < 1e-3, got
+    assert got["held"] == 0, got
+
+
+def test_a_forked_child_keeps_only_the_forking_threads_scratch():
+    got = _run(SHAPES + """
+import sys
+torch.set_num_threads(2)
+gemm(3)   # the main thread and an OpenMP worker hold scratch
+threads = scratch.threads()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    torch.set_num_threads(1)   # (an OpenMP pool does not survive a fork)
+    n = scratch.threads()
+    gemm(5)
+    msg = json.dumps({"threads": n, "after_gemm": scratch.release()})
+    os.write(w, msg.encode())
+    os._exit(0)
+os.close(w)
+child = json.loads(os.read(r, 4096))
+os.waitpid(pid, 0)
+print(json.dumps({"parent": threads, "parent_after": scratch.threads(), **child}))
+""")
+    assert got["parent"] >= 2 and got["parent_after"] == got["parent"], got
+    assert got["threads"] == 1, got
+    assert got["after_gemm"] == 0, got
