@@ -18,7 +18,7 @@ from collections import Counter
 
 STATS: Counter = Counter()
 _KEYS = ("kernels_compiled", "kernels_launched", "compile_cache_hits", "plan_cache_hits",
-         "compiler_runs", "realizes")
+         "plans_evicted", "compiler_runs", "realizes")
 
 
 class _Overrides(threading.local):
@@ -36,7 +36,7 @@ REALIZE_HOOKS: list = []
 def stats() -> dict[str, int]:
     """Counters since the last reset: kernels_compiled, kernels_launched, compile_cache_hits
     (modules found on disk), plan_cache_hits (realizes that reused a whole plan),
-    compiler_runs, realizes."""
+    plans_evicted (from the bounded plan cache), compiler_runs, realizes."""
     return {k: STATS[k] for k in _KEYS} | {k: v for k, v in STATS.items() if k not in _KEYS}
 
 

@@ -25,9 +25,10 @@ class Plan:
     """A compiled realize: kernels with their argument slots, replayed for new data.
 
     Slots are numbered inputs first, then the arena. Scratch slots (intermediates) belong to
-    the plan and are allocated once; output slots come from the buffer pool each run. A
-    compiled driver calls every kernel in order, through the kernels' addresses (they may sit
-    in several modules), with its slots of one pointer array, so a replay is one call into C.
+    the plan and are allocated at its first run (again after release()); output slots come
+    from the buffer pool each run. A compiled driver calls every kernel in order, through the
+    kernels' addresses (they may sit in several modules), with its slots of one pointer array,
+    so a replay is one call into C.
     """
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
@@ -48,6 +49,12 @@ class Plan:
         self._lock = threading.Lock()
         # (a module's lt_fault flag, the integer divisions of its kernels in this plan)
         self.fault_flags = fault_flags or []
+        self.used = 0                       # the plan cache's tick of its last use
+
+    def release(self) -> None:
+        """Free the scratch arrays (a run on another thread keeps them until it ends)."""
+        with self._lock:
+            self._scratch = None
 
     def _check_faults(self) -> None:
         """Raise the fault a kernel flagged while this plan ran (and clear the flag)."""

@@ -6,6 +6,9 @@ input buffers), so a structure seen before runs with no passes, no codegen and n
 """
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 import weakref
 
 import numpy as np
@@ -27,8 +30,56 @@ from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
 REALIZED: NodeTable = NodeTable()
-# compiled plans by structure_key
+# compiled plans by structure_key, at most plan_cache_size(): the least recently used one goes
+# (each plan's `used` is the tick of its last realize: a hit updates it without hashing the key)
 _PLANS: dict[tuple, Plan] = {}
+_tick = itertools.count(1).__next__
+_plans_lock = threading.Lock()
+PLAN_CACHE_SIZE = 256
+
+
+def plan_cache_size() -> int:
+    """How many compiled plans are kept (LAZYTORCH_PLAN_CACHE, default 256; 0 keeps none)."""
+    v = os.environ.get("LAZYTORCH_PLAN_CACHE")
+    if not v:
+        return PLAN_CACHE_SIZE
+    try:
+        n = int(v)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"LAZYTORCH_PLAN_CACHE must be a non-negative integer, got {v!r}")
+    return n
+
+
+def _keep(key: tuple, plan: Plan, size: int) -> None:
+    """Cache `plan`, evicting the least recently used plans beyond `size`; an evicted plan's
+    scratch arrays are freed (the arrays of a replay running now on another thread once it
+    ends)."""
+    evicted = []
+    with _plans_lock:   # (realizes on other threads insert and evict too)
+        plan.used = _tick()
+        _PLANS[key] = plan
+        while len(_PLANS) > size:
+            old_key, old = min(_PLANS.items(), key=_last_use)
+            del _PLANS[old_key]
+            evicted.append(old)
+    for old in evicted:
+        old.release()
+        debug.STATS["plans_evicted"] += 1
+
+
+def _last_use(item: tuple[tuple, Plan]) -> int:
+    return item[1].used
+
+
+def _release_arenas() -> None:
+    """empty_cache(): every cached plan's scratch arrays (allocated again by its next run)."""
+    for plan in list(_PLANS.values()):
+        plan.release()
+
+
+memory.RELEASERS.append(_release_arenas)
 
 
 def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
@@ -255,8 +306,9 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
     else:
         plan = _PLANS.get(key)
         if plan is None:
+            size = plan_cache_size()
             try:
-                plan = _PLANS[key] = build_plan(outputs, inputs)
+                plan = build_plan(outputs, inputs)
             except KernelCompileError as e:
                 # name the user lines of the kernels that failed, not the whole graph's
                 culprits = [n for k in e.kernels for n in k.nodes] or todo
@@ -265,8 +317,10 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
                                    walk=not e.kernels) from e
             except Exception as e:
                 raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
+            _keep(key, plan, size)
             hit = False
         else:
+            plan.used = _tick()
             debug.STATS["plan_cache_hits"] += 1
             hit = True
         if debug.get_level() >= 1:

@@ -1,21 +1,24 @@
 """Memory that comes back: kernels' scratch is one set per thread (not one per kernel module)
-and empty_cache() frees it."""
+and empty_cache() frees it, the plan cache is bounded, and a training loop's memory stays flat."""
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.runtime import scratch
+from lazytorch import debug, realize
+from lazytorch.runtime import memory, scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,3 +212,125 @@ print(json.dumps({"parent": threads, "parent_after": scratch.threads(), **child}
     assert got["parent"] >= 2 and got["parent_after"] == got["parent"], got
     assert got["threads"] == 1, got
     assert got["after_gemm"] == 0, got
+
+
+# --- the plan cache --------------------------------------------------------------------------
+
+@pytest.fixture
+def plans(monkeypatch, c_backend):
+    """The plans realizes use, in order (a hook records them); the cache bound is 3."""
+    monkeypatch.setenv("LAZYTORCH_PLAN_CACHE", "3")
+    seen: list = []
+
+    def hook(outputs, plan):
+        seen.append(plan)
+    debug.REALIZE_HOOKS.append(hook)
+    yield seen
+    debug.REALIZE_HOOKS.remove(hook)
+
+
+def _two_kernels(cols: int, rng) -> tuple[torch.Tensor, np.ndarray]:
+    """(x - x.sum(0)).amax(1), a new structure per `cols`: x.sum(0) is an intermediate, in the
+    plan's scratch arrays. Returns the tensor and numpy's value."""
+    x = rng.standard_normal((6, cols)).astype(np.float32)
+    t = torch.tensor(x)
+    return (t - t.sum(0)).amax(1), (x - x.sum(0)).max(1)
+
+
+def test_plan_cache_is_bounded_and_evicted_plans_free_their_scratch(plans, rng):
+    arenas = []
+    for cols in range(101, 109):
+        y, want = _two_kernels(cols, rng)
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+        (arena,) = plans[-1]._scratch.values()
+        arenas.append(weakref.ref(arena))
+        assert len(realize._PLANS) <= 3
+    gc.collect()
+    assert [r() is None for r in arenas] == [True] * 5 + [False] * 3
+    assert plans[0] not in realize._PLANS.values()
+    # an evicted structure is built again, and computes the right thing
+    debug.reset_stats()
+    y, want = _two_kernels(101, rng)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+    assert debug.stats()["plan_cache_hits"] == 0 and debug.stats()["plans_evicted"] == 1
+
+
+def test_plan_cache_evicts_the_least_recently_used(plans, rng):
+    for cols in (201, 202, 203):
+        _two_kernels(cols, rng)[0].numpy()
+    _two_kernels(201, rng)[0].numpy()            # 201 used again: 202 is now the oldest
+    _two_kernels(204, rng)[0].numpy()
+    debug.reset_stats()
+    for cols in (201, 203, 204):
+        _two_kernels(cols, rng)[0].numpy()
+    assert debug.stats()["plan_cache_hits"] == 3
+    _two_kernels(202, rng)[0].numpy()
+    assert debug.stats()["plan_cache_hits"] == 3   # 202 was evicted: built again
+
+
+def test_plan_cache_size_zero_keeps_none(plans, monkeypatch, rng):
+    monkeypatch.setenv("LAZYTORCH_PLAN_CACHE", "0")
+    debug.reset_stats()
+    for _ in range(2):
+        y, want = _two_kernels(301, rng)
+        np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-4)
+    assert debug.stats()["plan_cache_hits"] == 0 and not realize._PLANS
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "2.5"])
+def test_plan_cache_size_must_be_a_count(plans, monkeypatch, value, rng):
+    monkeypatch.setenv("LAZYTORCH_PLAN_CACHE", value)
+    with pytest.raises(ValueError, match=f"LAZYTORCH_PLAN_CACHE must be a non-negative "
+                                         f"integer, got '{value}'"):
+        _two_kernels(401, rng)[0].numpy()
+
+
+def test_empty_cache_frees_plans_scratch_and_the_pool(plans, rng):
+    x = rng.standard_normal((150, 24)).astype(np.float32)
+    w = rng.standard_normal((24, 256)).astype(np.float32)
+    tx, tw = torch.tensor(x), torch.tensor(w)
+    (tx @ tw).sum(0).numpy()
+    (arena,) = plans[-1]._scratch.values()
+    arena = weakref.ref(arena)
+    out = (tx @ tw).relu().numpy()     # an output from the pool, then freed
+    del out
+    assert memory.pool_bytes() > 0
+    memory.empty_cache()
+    assert arena() is None
+    assert memory.pool_bytes() == 0 and scratch.held_bytes() == 0
+    got = (tx @ tw).sum(0).numpy()     # the plan allocates its arrays again
+    np.testing.assert_allclose(got, (x @ w).sum(0), rtol=1e-4, atol=1e-3)
+
+
+# --- a training loop -------------------------------------------------------------------------
+
+def test_a_training_loops_memory_is_flat():
+    got = _run("""
+import lazytorch.nn as nn
+torch.manual_seed(0)
+X, Y = torch.randn(256, 20), torch.randint(0, 4, (256,))
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=32,
+                                     shuffle=True, drop_last=True)
+model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                      nn.Linear(64, 4))
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+sched = torch.optim.lr_scheduler.StepLR(opt, 50, 0.9)
+step, marks = 0, {}
+while step < 500:
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss.item()
+        step += 1
+        if step % 100 == 0:
+            marks[step] = rss()
+from lazytorch import realize
+print(json.dumps({"marks": marks, "plans": len(realize._PLANS),
+                  "buffers": memory.live_buffers()}))
+""")
+    marks = got["marks"]
+    assert marks["500"] - marks["100"] < 5, marks
+    assert got["plans"] <= 4, got

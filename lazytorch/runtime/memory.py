@@ -5,6 +5,7 @@ import ctypes
 import functools
 import itertools
 import sys
+from typing import Callable
 
 import numpy as np
 
@@ -84,10 +85,18 @@ def alloc(nbytes: int) -> tuple[np.ndarray, int]:
     return entry
 
 
+# what else empty_cache() frees: functions registered by the layers that keep memory for
+# reuse (realize: the cached plans' scratch arrays)
+RELEASERS: list[Callable[[], None]] = []
+
+
 def empty_cache() -> None:
-    """Give back the memory kept for reuse: the pool's free blocks and every thread's kernel
-    scratch (what a kernel running now on another thread holds is freed when it finishes),
-    then return the allocator's free memory to the system."""
+    """Give back the memory kept for reuse: the pool's free blocks, cached plans' scratch
+    arrays (a plan replaying on another thread is waited for) and every thread's kernel
+    scratch (what a kernel running now holds is freed when it is done with it), then return
+    the allocator's free memory to the system."""
+    for release in RELEASERS:
+        release()
     for size, blocks in list(_POOL.items()):
         blocks[:] = [b for b in blocks if sys.getrefcount(b[0]) > 2]
         if not blocks:
