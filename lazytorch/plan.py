@@ -16,9 +16,10 @@ from .compiler import codegen_c
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
-from .graph import Graph, Node
+from .graph import Graph, Node, new_node, toposort
 from .ops import Op
 from .runtime import cpu, faults, interpreter, memory, native, scratch
+from .sites import inherit
 
 
 class Plan:
@@ -28,7 +29,8 @@ class Plan:
     the plan and are allocated at its first run (again after release()); output slots come
     from the buffer pool each run. A compiled driver calls every kernel in order, through the
     kernels' addresses (they may sit in several modules), with its slots of one pointer array,
-    so a replay is one call into C.
+    so a replay is one call into C. The schedule it keeps reads data-less stand-ins for its
+    inputs, so a plan holds none of the data it ran on.
     """
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
@@ -189,9 +191,29 @@ def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
     return g, sched
 
 
+def _stand_ins(outputs: list[Node], inputs: list[Node]) -> tuple[list[Node], list[Node]]:
+    """`outputs` and `inputs` with each input buffer replaced by a BUFFER node of its shape and
+    dtype that holds no data: what a plan keeps (its schedule, for debug runs) must not keep
+    the first realize's inputs alive, nor, through its nodes, the values realized from them."""
+    new = {b: memory.placeholder(b.shape, b.dtype) for b in inputs}
+    get = new.get
+    for n in toposort(outputs, _is_buffer):
+        if n.op is not Op.BUFFER:
+            srcs = tuple([get(s, s) for s in n.srcs])
+            if srcs != n.srcs:
+                m = new[n] = new_node(n.op, srcs, n.arg, n.shape, n.dtype)
+                inherit(m, n)   # the user's line follows the rebuilt node
+    return [get(o, o) for o in outputs], [new[b] for b in inputs]
+
+
+def _is_buffer(n: Node) -> bool:
+    return n.op is Op.BUFFER
+
+
 def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     lvl = debug.get_level()
     t0 = time.perf_counter()
+    outputs, inputs = _stand_ins(outputs, inputs)
     g, sched = compile_graph(outputs, lvl)
     if lvl >= 3:
         debug.log(f"--- scheduled\n{format_schedule(sched)}")

@@ -1,5 +1,6 @@
 """Memory that comes back: kernels' scratch is one set per thread (not one per kernel module)
-and empty_cache() frees it, the plan cache is bounded, and a training loop's memory stays flat."""
+and empty_cache() frees it, the plan cache is bounded, a plan holds none of the data it ran on,
+and a training loop's memory stays flat."""
 from __future__ import annotations
 
 import ctypes
@@ -283,6 +284,32 @@ def test_plan_cache_size_must_be_a_count(plans, monkeypatch, value, rng):
     with pytest.raises(ValueError, match=f"LAZYTORCH_PLAN_CACHE must be a non-negative "
                                          f"integer, got '{value}'"):
         _two_kernels(401, rng)[0].numpy()
+
+
+def test_a_plan_keeps_none_of_the_data_it_ran_on(c_backend, rng):
+    # a plan kept its first realize's graph for debug runs, and with it that realize's inputs
+    # and results, for as long as the plan lived
+    gc.collect()
+    before = memory.live_buffers()
+    x = torch.tensor(rng.standard_normal(4999).astype(np.float32))
+    y = (x * 2.5 + 1).exp().sum()
+    data = weakref.ref(memory.data(x.node))
+    y.item()
+    del x, y
+    gc.collect()
+    assert data() is None
+    assert memory.live_buffers() == before
+
+
+def test_check_mode_still_sees_the_kernels_of_a_cached_plan(c_backend, rng):
+    a = rng.standard_normal((7, 9)).astype(np.float32)
+    first = torch.tensor(a)
+    (first * 3.25).exp().sum(1).numpy()     # the plan, built without check mode
+    del first
+    x = torch.tensor(a + 1)
+    with debug.check():
+        out = (x * 3.25).exp().sum(1).numpy()
+    np.testing.assert_allclose(out, np.exp((a + 1) * np.float32(3.25)).sum(1), rtol=1e-5)
 
 
 def test_empty_cache_frees_plans_scratch_and_the_pool(plans, rng):

@@ -42,6 +42,12 @@ def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None 
     return node
 
 
+def placeholder(shape: tuple[int, ...], dtype: dt.DType) -> Node:
+    """A new BUFFER node of `shape` and `dtype` that holds no data (a plan's stand-in for an
+    input)."""
+    return new_node(_BUFFER, (), next(_ids), shape, dtype)
+
+
 def data(node: Node) -> np.ndarray:
     return _BUFS[id(node)][0]
 
