@@ -13,7 +13,7 @@ from .creation import (Generator, arange, as_tensor, default_generator, empty, e
                        randint_like, randn, randn_like, randperm, seed, set_rng_state, tensor,
                        zeros, zeros_like)
 from .dtypes import DType as dtype
-from .dtypes import get_default_dtype, set_default_dtype
+from .dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
 from .formatting import set_printoptions
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
@@ -23,6 +23,7 @@ from .tensor import Tensor, broadcast_shapes, device
 float32 = float = _dt.float32
 float64 = double = _dt.float64
 float16 = half = _dt.float16
+bfloat16 = _dt.bfloat16
 int8 = _dt.int8
 uint8 = _dt.uint8
 int16 = short = _dt.int16

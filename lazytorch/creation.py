@@ -125,7 +125,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     n = max(0, math.ceil((end - start) / step))
     arr = (start + np.arange(n, dtype=np.float64) * step) if d.kind == "f" or any(
         isinstance(v, float) for v in vals) else np.arange(start, end, step, dtype=np.int64)
-    return _finish(from_array(np.asarray(arr).astype(d.np)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
@@ -134,7 +134,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     if steps < 0:
         raise RuntimeError("linspace(): number of steps must be non-negative")
     arr = np.linspace(float(start), float(end), steps, dtype=np.float64)
-    return _finish(from_array(arr.astype(d.np)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
@@ -218,14 +218,14 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
     d = _dtype(dtype)
     _floating_only(d, "check_uniform_bounds")
     arr = _rng(generator).random(_sizes(size), dtype=np.float64)
-    return _finish(from_array(arr.astype(d.np)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     d = _dtype(dtype)
     _floating_only(d, "normal_kernel_cpu")
     arr = _rng(generator).standard_normal(_sizes(size), dtype=np.float64)
-    return _finish(from_array(arr.astype(d.np)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
@@ -239,13 +239,13 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
                            f"to={high}")
     d = _dtype(dtype, dt.int64)
     arr = _rng(generator).integers(low, high, _sizes((size,)), dtype=np.int64)
-    return _finish(from_array(arr.astype(d.np)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     d = _dtype(dtype, dt.int64)
-    return _finish(from_array(_rng(generator).permutation(n).astype(d.np)), requires_grad,
+    return _finish(from_array(dt.astype(_rng(generator).permutation(n), d)), requires_grad,
                    device)
 
 

@@ -1,6 +1,7 @@
 """dtypes and PyTorch's type-promotion rules."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,27 @@ class DType:
         return (by_name, (self.name,))
 
 
+class _LazyNumpyDType(DType):
+    """A dtype whose numpy scalar type comes from the ml_dtypes package, imported the first
+    time the type is asked for: programs that never use the dtype never import it."""
+
+    __slots__ = ()
+
+    @property
+    def np(self) -> type:
+        t = DType.np.__get__(self)
+        if isinstance(t, str):
+            import ml_dtypes
+            t = getattr(ml_dtypes, t)
+            DType.np.__set__(self, t)
+            _BY_NP[np.dtype(t)] = self
+        return t
+
+    @np.setter
+    def np(self, value) -> None:   # the dataclass's __init__ sets the ml_dtypes name
+        DType.np.__set__(self, value)
+
+
 bool_ = DType("bool", "b8", np.bool_, "_Bool", "b", 0)
 uint8 = DType("uint8", "u8", np.uint8, "unsigned char", "u", 1)
 int8 = DType("int8", "i8", np.int8, "signed char", "i", 1)
@@ -45,26 +67,62 @@ int64 = DType("int64", "i64", np.int64, "long long", "i", 4)
 float16 = DType("float16", "f16", np.float16, "_Float16", "f", 1)
 float32 = DType("float32", "f32", np.float32, "float", "f", 2)
 float64 = DType("float64", "f64", np.float64, "double", "f", 3)
+# stored as the upper half of a float32; computed in float32 and rounded to nearest even
+bfloat16 = _LazyNumpyDType("bfloat16", "bf16", "bfloat16", "uint16_t", "f", 1)
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _BY_NAME = {d.name: d for d in ALL}
 _BY_NAME.update({"bool": bool_, "half": float16, "float": float32, "double": float64,
                  "int": int32, "long": int64, "short": int16})
-_BY_NP = {np.dtype(d.np): d for d in ALL}
+# numpy dtype -> dtype; bfloat16's joins when ml_dtypes is imported (no array has it before)
+_BY_NP = {np.dtype(d.np): d for d in ALL if d is not bfloat16}
 
 
 def by_name(name: str) -> DType:
     return _BY_NAME[name]
 
 
+def _lookup(npd: np.dtype) -> DType | None:
+    d = _BY_NP.get(npd)
+    if d is None and npd.kind == "V" and npd.name == "bfloat16" and npd.type is bfloat16.np:
+        d = bfloat16    # an ml_dtypes array made before lazytorch first needed the type
+    return d
+
+
 def from_numpy(dt) -> DType:
     """The lazytorch dtype of a numpy dtype; raises TypeError for ones we lack."""
-    try:
-        return _BY_NP[np.dtype(dt)]
-    except KeyError:
+    d = _lookup(np.dtype(dt))
+    if d is None:
         raise TypeError(f"can't convert np.ndarray of type numpy.{np.dtype(dt)}. The only "
                         "supported types are: float64, float32, float16, int64, int32, "
-                        "int16, int8, uint8, and bool.") from None
+                        "int16, int8, uint8, and bool.")
+    return d
+
+
+def is_float_array(a: np.ndarray) -> bool:
+    """Whether a numpy array holds floating-point values (numpy's or bfloat16)."""
+    k = a.dtype.kind
+    return k == "f" or (k == "V" and _lookup(a.dtype) is bfloat16)
+
+
+def astype(a, d: DType) -> np.ndarray:
+    """A new array of dtype d holding the values of `a` (an array or a scalar), converted as
+    PyTorch converts bfloat16: through float32, both ways (a double or an integer is rounded
+    to float first, then to bfloat16; a bfloat16 becomes an integer as its float does)."""
+    a = np.asarray(a)
+    k = a.dtype.kind
+    with np.errstate(invalid="ignore", over="ignore"):   # NaN and overflow convert silently
+        if (d is bfloat16 and (k in "iu" or (k == "f" and a.dtype.itemsize > 4))) or \
+                (k == "V" and d.kind != "f" and _lookup(a.dtype) is bfloat16):
+            return a.astype(np.float32).astype(d.np, copy=False)
+        return a.astype(d.np)
+
+
+def scalar_value(value, d: DType):
+    """A Python scalar as the Python value of that scalar stored in dtype d."""
+    if d is bfloat16:
+        return astype(float(value), d).item()
+    return d.np(value).item()
 
 
 def to_dtype(d) -> DType:
@@ -80,6 +138,64 @@ def to_dtype(d) -> DType:
     if isinstance(d, str):
         return by_name(d.removeprefix("torch."))
     return from_numpy(d)
+
+
+class finfo:
+    """torch.finfo: the limits of a floating-point dtype (the default dtype without one)."""
+
+    # mantissa bits (without the implicit one) and exponent bits
+    _LAYOUT = {"float16": (10, 5), "bfloat16": (7, 8), "float32": (23, 8), "float64": (52, 11)}
+
+    def __init__(self, type: DType | None = None):
+        d = get_default_dtype() if type is None else to_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use "
+                            "torch.iinfo to handle 'torch.finfo'")
+        m, e = self._LAYOUT[d.name]
+        self.bits = 8 * d.itemsize
+        self.eps = 2.0 ** -m
+        emax = 2 ** (e - 1) - 1
+        self.max = (2.0 - 2.0 ** -m) * 2.0 ** emax
+        self.min = -self.max
+        self.tiny = self.smallest_normal = 2.0 ** (1 - emax)
+        self.resolution = 10.0 ** -math.floor(m * math.log10(2))
+        self.dtype = d.name
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, finfo) and other.dtype == self.dtype
+
+    def __hash__(self) -> int:
+        return hash(self.dtype)
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, "
+                f"tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """torch.iinfo: the limits of an integer dtype."""
+
+    def __init__(self, type: DType):
+        d = to_dtype(type)
+        if d.kind == "b":
+            raise TypeError("torch.bool is not supported by torch.iinfo")
+        if d.kind not in "iu":
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo "
+                            "to handle 'torch.iinfo'")
+        self.bits = 8 * d.itemsize
+        self.min = 0 if d.kind == "u" else -(1 << (self.bits - 1))
+        self.max = (1 << self.bits) - 1 if d.kind == "u" else (1 << (self.bits - 1)) - 1
+        self.dtype = d.name
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, iinfo) and other.dtype == self.dtype
+
+    def __hash__(self) -> int:
+        return hash(self.dtype)
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
 
 
 _default_float = float32
@@ -110,6 +226,8 @@ def promote(a: DType, b: DType) -> DType:
     if ka != kb:
         return a if ka > kb else b
     if a.kind == "f":
+        if a.priority == b.priority:   # float16 with bfloat16: neither holds the other
+            return float32
         return a if a.priority > b.priority else b
     if a.kind == "b":
         return a
@@ -183,10 +301,11 @@ def pair_result_type(a: DType, a0: bool, b: DType, b0: bool) -> DType:
 # PyTorch's names for dtypes in its messages: c10 ScalarType names ("got Float and Long") and
 # C++ type names ("got: float != double", "mask with dtype long int")
 SCALAR_TYPE_NAMES = {bool_: "Bool", uint8: "Byte", int8: "Char", int16: "Short", int32: "Int",
-                     int64: "Long", float16: "Half", float32: "Float", float64: "Double"}
+                     int64: "Long", float16: "Half", bfloat16: "BFloat16", float32: "Float",
+                     float64: "Double"}
 CPP_TYPE_NAMES = {bool_: "bool", uint8: "unsigned char", int8: "signed char", int16: "short int",
-                  int32: "int", int64: "long int", float16: "c10::Half", float32: "float",
-                  float64: "double"}
+                  int32: "int", int64: "long int", float16: "c10::Half",
+                  bfloat16: "c10::BFloat16", float32: "float", float64: "double"}
 
 
 def scalar_type_name(d: DType) -> str:

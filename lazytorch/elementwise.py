@@ -512,7 +512,7 @@ def nan_to_num(self, nan: float = 0.0, posinf: float | None = None,
                neginf: float | None = None) -> Tensor:
     if not self.dtype.is_floating_point:
         return self.clone()
-    info = np.finfo(self.dtype.np)
+    info = dt.finfo(self.dtype)
     posinf = float(info.max) if posinf is None else posinf
     neginf = float(info.min) if neginf is None else neginf
     out = where_nodes(isnan(self), nan, self).to(self.dtype)

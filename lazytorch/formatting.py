@@ -205,8 +205,10 @@ def format_tensor(t) -> str:
     prefix = "tensor(" if type(t) is Tensor or type(t).__name__ == "Parameter" \
         else f"{type(t).__name__}("
     indent = len(prefix)
-    a = np.asarray(t.numpy())
+    a = np.asarray(t._array())
     d = t.dtype
+    if d == dt.bfloat16:   # printed from its float values, as PyTorch prints it
+        a = a.astype(np.float32)
     suffixes = []
     if a.size == 0:
         if a.ndim != 1:

@@ -5,7 +5,7 @@ import math
 import weakref
 from typing import Any, Iterable
 
-from .dtypes import DType
+from .dtypes import DType, scalar_value
 from .ops import Op
 from .runtime import native
 
@@ -168,7 +168,7 @@ def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
     node = _CONSTS.get(key)
     if node is not None:
         return node
-    v = dtype.np(value).item()
+    v = scalar_value(value, dtype)
     node = Node(Op.CONST, (), v, (), dtype)
     if shape != ():
         ones = (1,) * len(shape)

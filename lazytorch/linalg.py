@@ -47,18 +47,23 @@ def _product(ops: Sequence[Node], shape: Sequence[int], axes: Sequence[int],
     """Sum over `axes` of the product of `ops` (each broadcastable to `shape`, same rank).
 
     Each operand is expanded before it is cast, so the cast fuses into the reduce kernel
-    instead of making the scheduler store a broadcast computed node.
+    instead of making the scheduler store a broadcast computed node. bfloat16 products are
+    multiplied and summed in float and rounded once, as PyTorch's CPU matmul does.
     """
     shape = tuple(shape)
+    out_dtype = dtype
+    wide = dtype is dt.bfloat16 and bool(axes)
+    if wide:
+        dtype = dt.float32
     prod = None
     for n in ops:
-        n = cast_node(_expand(n, shape), dtype)
+        n = _expand(cast_node(n, dtype), shape) if wide else cast_node(_expand(n, shape), dtype)
         prod = n if prod is None else new_node(_MUL, (prod, n), None, shape, dtype)
     axes = tuple(sorted(axes))
     if not axes:
         return prod
     kept = tuple(1 if i in axes else s for i, s in enumerate(shape))
-    r = new_node(_SUM, (prod,), axes, kept, dtype)
+    r = cast_node(new_node(_SUM, (prod,), axes, kept, dtype), out_dtype)
     return _reshape(r, tuple(s for i, s in enumerate(shape) if i not in axes))
 
 

@@ -181,7 +181,7 @@ def _random_fill(draw):
         arr = np.asarray(draw(_rng(generator), tuple(self.shape), *args, **kwargs))
         from .autograd import no_grad
         with no_grad():
-            self._assign(memory.buffer_node(arr.astype(self.dtype.np), self.dtype))
+            self._assign(memory.buffer_node(_dt.astype(arr, self.dtype), self.dtype))
         return self
     return fill
 

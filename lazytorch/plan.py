@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from . import debug
+from . import dtypes as dt
 from .compiler import codegen_c
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
@@ -144,10 +145,11 @@ def _check_kernel(k, arrays: list[np.ndarray]) -> None:
     # a buffer the kernel never reads (an empty tensor, a fully padded region) is no param
     (ref,) = interpreter.run_graph([k.output], lambda n: ins.get(n) if n.op is not Op.BUFFER
                                    else ins.get(n, np.zeros(n.shape, n.dtype.np)))
-    if got.dtype.kind == "f":
-        eps = float(np.finfo(got.dtype).eps)  # half differs in the last bits more often
-        bad = ~np.isclose(got, ref, rtol=max(1e-4, 8 * eps), atol=max(1e-5, eps),
-                          equal_nan=True)
+    if dt.is_float_array(got):
+        eps = dt.finfo(dt.from_numpy(got.dtype)).eps  # half types differ in the last bits
+        # more often
+        bad = ~np.isclose(got.astype(np.float64), ref.astype(np.float64),
+                          rtol=max(1e-4, 8 * eps), atol=max(1e-5, eps), equal_nan=True)
     else:
         bad = got != ref
     if not bad.any():

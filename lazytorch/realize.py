@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from . import debug
+from . import dtypes as dt
 from .compiler.schedule import Schedule
 from .graph import Node, NodeTable, new_node, toposort
 from .ops import Op
@@ -211,9 +212,9 @@ def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np
 
 def _anomaly(n: Node, value: np.ndarray, srcs: list[np.ndarray]) -> None:
     """Anomaly mode: stop at the first op whose output has nan/inf and whose inputs do not."""
-    if value.dtype.kind != "f" or np.isfinite(value).all():
+    if not dt.is_float_array(value) or np.isfinite(value).all():
         return
-    if any(s.dtype.kind == "f" and not np.isfinite(s).all() for s in srcs):
+    if any(dt.is_float_array(s) and not np.isfinite(s).all() for s in srcs):
         return
     from .sites import BACKWARD, SITES
     site = SITES.get(n)

@@ -82,8 +82,9 @@ def mean(self: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
                            f"{self.dtype.name.capitalize()}")
     axes = _dims(self, dim)
     n = math.prod(self.shape[a] for a in axes) if self.ndim else 1
-    # half is accumulated and divided in float, then rounded once (as PyTorch does)
-    acc = dt.float32 if d == dt.float16 else d
+    # half and bfloat16 are accumulated and divided in float, then rounded once (as PyTorch
+    # does)
+    acc = dt.float32 if d in (dt.float16, dt.bfloat16) else d
     s = sum(self.to(acc), dim, keepdim)
     out = s / n if n else s * math.nan
     return out.to(d)

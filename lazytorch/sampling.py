@@ -43,7 +43,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
                            "replacement")
     if n_cat > 1 << 24:
         raise RuntimeError("number of categories cannot exceed 2^24")
-    p = np.asarray(input.numpy(), dtype=np.float64).reshape(-1, n_cat)
+    p = np.asarray(input._array(), dtype=np.float64).reshape(-1, n_cat)
     if not np.isfinite(p).all() or (p < 0).any():
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if p.shape[0] and (p.sum(axis=1) <= 0).any():
@@ -74,24 +74,24 @@ def bernoulli(input: Tensor, p: float | None = None, *,
         probs = np.full(tuple(input.shape), float(p))
     else:
         _floating(input, "bernoulli_tensor_cpu_p_")
-        probs = np.asarray(input.numpy(), dtype=np.float64)
+        probs = np.asarray(input._array(), dtype=np.float64)
         if not ((probs >= 0) & (probs <= 1)).all():
             raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  "
                                "(Could this error message be improved?  If so, please report "
                                "an enhancement request to PyTorch.)")
     draws = _rng(generator).random(probs.shape) < probs
-    return from_array(draws.astype(input.dtype.np), input.dtype)
+    return from_array(dt.astype(draws, input.dtype), input.dtype)
 
 
 def poisson(input: Tensor, generator: Generator | None = None) -> Tensor:
     """A Poisson draw with rate input at each element; input's dtype."""
     _check(input, "poisson")
     _floating(input, "poisson_cpu")
-    rate = np.asarray(input.numpy(), dtype=np.float64)
+    rate = np.asarray(input._array(), dtype=np.float64)
     if (rate < 0).any() or np.isnan(rate).any():
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
     draws = _rng(generator).poisson(rate)
-    return from_array(draws.astype(input.dtype.np), input.dtype)
+    return from_array(dt.astype(draws, input.dtype), input.dtype)
 
 
 __all__ = ["multinomial", "bernoulli", "poisson"]

@@ -51,7 +51,7 @@ def _longs(a: np.ndarray) -> Tensor:
 def _rows(input: Tensor, dim: int) -> tuple[np.ndarray, int]:
     """input's values with `dim` moved last (0-d reads as one element), and dim canonical."""
     d = _canon_dim(dim, input.ndim)
-    a = np.asarray(input.numpy())
+    a = np.asarray(input._array())
     if a.ndim == 0:
         return a.reshape(1), 0
     return np.moveaxis(a, d, -1), d
@@ -149,7 +149,7 @@ def _median_pos(a: np.ndarray, ignore_nan: bool) -> np.ndarray:
     """Per row (last axis), the position in the ascending order of the lower median; a row
     holding NaN gives its first NaN unless ignore_nan (then all-NaN rows give NaN)."""
     n = a.shape[-1]
-    nans = np.isnan(a).sum(-1, keepdims=True) if a.dtype.kind == "f" else np.zeros(
+    nans = np.isnan(a).sum(-1, keepdims=True) if dt.is_float_array(a) else np.zeros(
         a.shape[:-1] + (1,), np.int64)
     if ignore_nan:
         return np.maximum((n - nans - 1) // 2, 0)
@@ -175,7 +175,7 @@ def _median(input: Tensor, dim, keepdim: bool, ignore_nan: bool):
         if flat.shape[0] == 0:
             fill = float("nan") if input.dtype.is_floating_point else 0
             return Tensor._make(const(fill, input.dtype, ()))
-        a = np.asarray(flat.numpy())
+        a = np.asarray(flat._array())
         pos = _median_pos(a, ignore_nan)
         i = _argsort(a, False)[pos]
         return _take(flat, 0, i).reshape(())
@@ -220,7 +220,7 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,
     """The distinct elements (or slices along dim) of input, sorted; optionally the index of
     each input element in them and how often each occurs. NaNs are all distinct."""
     _check_tensor(input, "unique")
-    a = np.asarray(input.numpy())
+    a = np.asarray(input._array())
     if dim is None:
         flat = a.reshape(-1)
         vals, inv, counts = np.unique(flat, return_inverse=True, return_counts=True,
@@ -244,7 +244,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
                        dim: int | None = None):
     """input with each run of equal consecutive elements (or slices along dim) kept once."""
     _check_tensor(input, "unique_consecutive")
-    a = np.asarray(input.numpy())
+    a = np.asarray(input._array())
     if dim is None:
         moved, inv_shape = a.reshape(-1, 1), a.shape
     else:
@@ -279,7 +279,7 @@ def _side(right: bool, side: str | None) -> str:
 
 
 def _values(x) -> np.ndarray:
-    return np.asarray(x.numpy()) if isinstance(x, Tensor) else np.asarray(x)
+    return np.asarray(x._array()) if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _positions(out: np.ndarray, out_int32: bool) -> Tensor:

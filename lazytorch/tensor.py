@@ -68,7 +68,7 @@ def check_device(d) -> device:
 def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
     """numpy array for tensor(data): ints give int64, floats the default float, bools bool."""
     if isinstance(data, Tensor):
-        arr = data.numpy()
+        arr = data._array()
     elif isinstance(data, (np.ndarray, np.generic)):  # numpy scalars keep their dtype too
         arr = np.asarray(data)
     else:
@@ -81,7 +81,7 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
         overflow.data(arr, dtype, data)
         if dtype is None:
             if arr.dtype.kind == "f":
-                arr = arr.astype(dt.get_default_dtype().np)
+                arr = dt.astype(arr, dt.get_default_dtype())
             elif arr.dtype.kind in "iu":
                 arr = arr.astype(np.int64)
             elif arr.dtype.kind == "c":
@@ -89,8 +89,7 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
             elif arr.dtype.kind not in "b":
                 raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     if dtype is not None:
-        with np.errstate(over="ignore", invalid="ignore"):   # 1e40 as half is inf
-            arr = arr.astype(dtype.np)
+        arr = dt.astype(arr, dtype)   # (1e40 as half is inf, silently)
     else:
         dt.from_numpy(arr.dtype)
     return arr
@@ -98,7 +97,7 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
 
 def _flatten_tensors(data):
     if isinstance(data, Tensor):
-        return data.numpy()
+        return data._array()
     if isinstance(data, (list, tuple)):
         return [_flatten_tensors(x) for x in data]
     return data
@@ -317,7 +316,7 @@ class Tensor:
 
     def __reduce__(self):
         # pickles as its value (numpy), so tensors travel to other processes
-        return (_rebuild, (np.array(self.numpy()), self.requires_grad))
+        return (_rebuild, (np.array(self._array()), self.requires_grad))
 
     # --------------------------------------------------------------------- values
     def realize(self) -> Tensor:
@@ -326,7 +325,14 @@ class Tensor:
         return self
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
-        """The value as a numpy array (read-only: lazytorch buffers are immutable)."""
+        """The value as a numpy array (read-only: lazytorch buffers are immutable). numpy has
+        no bfloat16: PyTorch refuses those, and so does this (`t.float().numpy()` converts)."""
+        if self._node.dtype is dt.bfloat16:
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self._array()
+
+    def _array(self) -> np.ndarray:
+        """The value as a read-only numpy array; bfloat16 as ml_dtypes' bfloat16."""
         arr = memory.data(realize_tensors([self])[0]).view()
         arr.flags.writeable = False
         return arr
@@ -336,13 +342,13 @@ class Tensor:
         return a.astype(dtype) if dtype is not None else a.copy()
 
     def tolist(self):
-        return self.numpy().tolist()
+        return self._array().tolist()
 
     def item(self):
         if self.numel() != 1:
             raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to "
                                "Scalar")
-        return self.numpy().reshape(()).item()
+        return self._array().reshape(()).item()
 
     def __bool__(self) -> bool:
         if self.numel() != 1:
@@ -415,6 +421,9 @@ class Tensor:
     def half(self) -> Tensor:
         return self._cast(dt.float16)
 
+    def bfloat16(self) -> Tensor:
+        return self._cast(dt.bfloat16)
+
     def int(self) -> Tensor:
         return self._cast(dt.int32)
 
@@ -484,6 +493,7 @@ _LEAVES = autograd.LEAVES._d
 _EAGER = debug.EAGER_SOMEWHERE
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",
+               dt.bfloat16: "BFloat16Tensor",
                dt.int64: "LongTensor", dt.int32: "IntTensor", dt.int16: "ShortTensor",
                dt.int8: "CharTensor", dt.uint8: "ByteTensor", dt.bool_: "BoolTensor"}
 

@@ -38,7 +38,8 @@ def rng():
 def check(t, ref, rtol=1e-5, atol=1e-6, dtype=None):
     """Assert a lazytorch tensor equals a numpy reference in shape, dtype and value."""
     assert isinstance(t, torch.Tensor), type(t)
-    got = t.numpy()
+    # numpy has no bfloat16 (t.numpy() refuses it, as in PyTorch): compare its exact floats
+    got = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
     ref = np.asarray(ref)
     assert tuple(got.shape) == tuple(ref.shape), (got.shape, ref.shape)
     if dtype is not None:

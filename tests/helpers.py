@@ -55,6 +55,15 @@ def grad_check(lt_fn: Callable, np_fn: Callable, arrays: Sequence, wrt: Sequence
     return out
 
 
+def bf16_round(x) -> np.ndarray:
+    """float32 values rounded to bfloat16 precision (to nearest, ties to even; overflow to
+    inf; NaN stays NaN), as float32: written out on the bits, apart from the code under test."""
+    x = np.asarray(x, np.float32)
+    u = x.view(np.uint32).astype(np.uint64)
+    r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32)
+    return np.where(np.isnan(x), np.float32(np.nan), r.view(np.float32))
+
+
 def backend_env(name: str):
     """Realize with backend `name` ("c" or "interp") inside the block."""
     return debug.use_backend(name)

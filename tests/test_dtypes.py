@@ -9,8 +9,10 @@ import pytest
 import lazytorch as torch
 from lazytorch.tensor import realize_tensors
 from tests.conftest import check
+from tests.helpers import bf16_round
 
-NAMES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+NAMES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+         "float64"]
 F32 = np.float32
 
 
@@ -103,7 +105,7 @@ def test_promotion_matches_torch_everywhere():
 
 CONVERSIONS = {"float": "float32", "double": "float64", "half": "float16", "int": "int32",
                "long": "int64", "bool": "bool", "short": "int16", "char": "int8",
-               "byte": "uint8"}
+               "byte": "uint8", "bfloat16": "bfloat16"}
 
 
 def test_conversions(backend, rng):
@@ -111,13 +113,16 @@ def test_conversions(backend, rng):
            "float64": np.array([1.7, -1.7, 2.5, 0.0, 3.0, 126.2]),
            "int64": np.array([-3, 0, 1, 2, 100, 127]), "bool": np.array([1, 0, 1, 0, 0, 1], bool),
            "uint8": np.array([0, 1, 7, 200, 255, 3], np.uint8),
-           "float16": np.array([0.5, -1.5, 3.25, 0, 7, 65], np.float16)}
+           "float16": np.array([0.5, -1.5, 3.25, 0, 7, 65], np.float16),
+           "bfloat16": np.array([0.5, -1.5, 3.25, -0.0, -7, 65], F32)}   # bfloat16 values
     cases = []
     for name, arr in src.items():
-        x = torch.tensor(arr)
+        x = torch.tensor(arr, dtype=getattr(torch, name))
         for meth, target in CONVERSIONS.items():
             if name == "uint8" and target == "int8":
                 ref = arr.astype(np.int8)                     # wraps, as in PyTorch
+            elif target == "bfloat16":                        # through float32, as PyTorch
+                ref = bf16_round(arr.astype(F32))
             elif arr.dtype.kind == "f" and target != "bool" and np.dtype(target).kind in "iu":
                 ref = np.trunc(arr).astype(target)            # float -> int truncates toward 0
             else:
@@ -150,12 +155,15 @@ def test_results_of_each_dtype(backend, rng, name):
         a, b = rng.integers(0, 16, (3, 4)).astype(name), rng.integers(1, 16, 4).astype(name)
     elif name.startswith("int"):
         a, b = rng.integers(-9, 10, (3, 4)).astype(name), rng.integers(1, 9, 4).astype(name)
+    elif name == "bfloat16":
+        # numpy has no bfloat16: float32 data holding bfloat16 values, references in float32
+        a, b = bf16_round(rng.standard_normal((3, 4))), bf16_round(rng.uniform(0.5, 2, 4))
     else:
         a = rng.standard_normal((3, 4)).astype(name)
         b = rng.uniform(0.5, 2, 4).astype(name)
-    x, y = torch.tensor(a), torch.tensor(b)
     d = getattr(torch, name)
-    tol = 2e-3 if name == "float16" else 1e-5
+    x, y = torch.tensor(a, dtype=d), torch.tensor(b, dtype=d)
+    tol = {"float16": 2e-3, "bfloat16": 1e-2}.get(name, 1e-5)
     acc = np.int64 if a.dtype.kind in "biu" else a.dtype
     cases = [("==", x == y, a == b, torch.bool), ("<", x < y, a < b, torch.bool),
              ("maximum", torch.maximum(x, y), np.maximum(a, b), d),

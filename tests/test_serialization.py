@@ -34,6 +34,7 @@ from tests.ckpt_files import TinyNet, data_offsets
 ALL_DTYPES = [(torch.float32, np.float32, "FloatStorage", "F32"),
               (torch.float64, np.float64, "DoubleStorage", "F64"),
               (torch.float16, np.float16, "HalfStorage", "F16"),
+              (torch.bfloat16, torch.bfloat16.np, "BFloat16Storage", "BF16"),
               (torch.int64, np.int64, "LongStorage", "I64"),
               (torch.int32, np.int32, "IntStorage", "I32"),
               (torch.int16, np.int16, "ShortStorage", "I16"),
@@ -68,7 +69,7 @@ def test_every_dtype_round_trips_bit_for_bit(lt_dtype, np_dtype, storage, code, 
     buf.seek(0)
     out = torch.load(buf)
     assert out.dtype == lt_dtype and out.shape == (3, 5)
-    np.testing.assert_array_equal(out.numpy(), arr)
+    np.testing.assert_array_equal(np.array(out.tolist(), arr.dtype), arr)   # (bfloat16 too)
 
 
 def test_zip_members_order_and_alignment(tmp_path):
@@ -484,7 +485,7 @@ def test_safetensors_layout_every_dtype(lt_dtype, np_dtype, storage, code, rng):
     buf.seek(0)
     out = torch.load(buf)
     assert out.dtype == lt_dtype and out.shape == (3, 5)
-    np.testing.assert_array_equal(out.numpy(), arr)
+    np.testing.assert_array_equal(np.array(out.tolist(), arr.dtype), arr)   # (bfloat16 too)
 
 
 def test_safetensors_layout_refuses_what_it_cannot_hold():

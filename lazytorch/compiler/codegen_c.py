@@ -45,6 +45,15 @@ static inline float lt_tanhf(float a) {
   r = m > 9.0f ? copysignf(1.0f, a) : r;
   return m < 0.0004f ? a : r;
 }
+/* bfloat16: the upper half of a float32. Loaded exactly; stored rounded to nearest even, as
+   PyTorch rounds (an overflow carries into the exponent: inf), NaN kept quiet and signed */
+static inline float lt_bf2f(uint16_t h) {
+  union { uint32_t u; float f; } v = { (uint32_t)h << 16 }; return v.f; }
+static inline uint16_t lt_f2bf(float f) {
+  union { float f; uint32_t u; } v = { f };
+  uint32_t r = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16;
+  return (uint16_t)(f != f ? (v.u >> 16) | 0x40u : r); }
+static inline float lt_bf16r(float f) { return lt_bf2f(lt_f2bf(f)); }
 /* integer division by zero sets the module's fault flag, which the runtime reads after the
    kernels ran and reports as ZeroDivisionError; -1 is handled apart (INT64_MIN / -1 traps) */
 int lt_fault;
@@ -79,9 +88,17 @@ static inline long long lt_ipow(long long a, long long b) {
 PARALLEL_WORK = 1 << 16
 
 
+# the float types computed in float, each result rounded to the type's own precision (as
+# PyTorch's CPU kernels do): the C that rounds a float expression
+_ROUND = {dt.float16: "(float)(_Float16)", dt.bfloat16: "lt_bf16r"}
+# the types whose storage C does not convert to and from float by itself
+_LOAD = {dt.bfloat16: "lt_bf2f"}
+_STORE = {dt.float16: "(_Float16)", dt.bfloat16: "lt_f2bf"}
+
+
 def ctype(d: dt.DType) -> str:
-    """The C type values of `d` are computed in (half is computed in float)."""
-    return "float" if d == dt.float16 else d.ctype
+    """The C type values of `d` are computed in (half and bfloat16 are computed in float)."""
+    return "float" if d in _ROUND else d.ctype
 
 
 def render_const(v, d: dt.DType) -> str:
@@ -153,8 +170,8 @@ C_EXPR = {
 
 
 def _cast(v: str, src: dt.DType, dst: dt.DType) -> str:
-    if dst == dt.float16:
-        return f"(float)(_Float16)({v})"
+    if dst in _ROUND:   # (to bfloat16: a double or an integer is rounded to float first)
+        return f"{_ROUND[dst]}({v})"
     if dst == dt.bool_:
         return f"({v} != 0)"
     return f"({dst.ctype})({v})"
@@ -174,6 +191,8 @@ def _expr(v: Val, pname) -> str:
     if v.kind == "load":
         p, idx, conds = v.arg
         load = f"{pname(p)}[{idx.render()}]"
+        if v.dtype in _LOAD:
+            load = f"{_LOAD[v.dtype]}({load})"
         return f"(({_cond(conds)}) ? {load} : 0)" if conds else load
     if v.kind == "cond":
         return _cond(v.arg)
@@ -183,8 +202,8 @@ def _expr(v: Val, pname) -> str:
         return _cast(v.srcs[0].name, v.srcs[0].dtype, v.dtype)
     operand = v.srcs[-1].dtype  # WHERE: the branches' dtype; otherwise all srcs agree
     expr = C_EXPR[v.op](operand, *(s.name for s in v.srcs))
-    # half is computed in float: round every result to half, as each op does in PyTorch
-    return f"(float)(_Float16){expr}" if v.dtype == dt.float16 else expr
+    # half and bfloat16 are computed in float: round every result, as each op does in PyTorch
+    return f"{_ROUND[v.dtype]}({expr})" if v.dtype in _ROUND else expr
 
 
 _INIT = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1"}
@@ -245,7 +264,7 @@ def render_kernel_named(k: Kernel, fname: str) -> str:
         return render_gemm(k, spec, fname, pname, epilogue)
     args = ", ".join(
         f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}" for p in k.params)
-    if k.acc is not None and k.acc.dtype != dt.float16 and is_vertical(k):
+    if k.acc is not None and k.acc.dtype not in _ROUND and is_vertical(k):
         def decl(level: int) -> list[str]:
             return statements(k, pname, (level,))
         decl.ctype = ctype
@@ -381,8 +400,8 @@ def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
         emit("}")
     if nan_flag:
         emit("if (nan_seen) acc = NAN;")
-    if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype == dt.float16:
-        emit("acc = (float)(_Float16)acc;")  # consumers see the half result
+    if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype in _ROUND:
+        emit(f"acc = {_ROUND[k.acc.dtype]}(acc);")  # consumers see the rounded result
     stmts(2)
     return lines
 
@@ -444,9 +463,9 @@ SMALL_WINDOW = 16
 
 def _is_small_window(k: Kernel) -> bool:
     if k.red_op in (Op.ARGMAX, Op.ARGMIN):
-        if len(k.red_loops) != 1 or k.red_val.dtype == dt.float16:
+        if len(k.red_loops) != 1 or k.red_val.dtype in _ROUND:
             return False
-    elif k.red_op not in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) or k.acc.dtype == dt.float16:
+    elif k.red_op not in (Op.SUM, Op.PROD, Op.RMAX, Op.RMIN) or k.acc.dtype in _ROUND:
         return False
     return (bool(k.red_loops) and math.prod(k.red_loops) <= SMALL_WINDOW and bool(k.loops)
             and math.prod(k.loops) >= 8 and getattr(k, "scatter", None) is None)
@@ -513,8 +532,13 @@ def _render_scatter(s: Kernel, pname) -> list[str]:
     ind = "  " * len(s.loops)
     for v in s.vals:
         lines.append(f"{ind}{ctype(v.dtype)} {v.name} = {_expr(v, pname)};")
-    lines.append(f"{ind}out0[{s.store_index.render()}] {_FOLD[s.store_mode]} "
-                 f"{_store(s, s.store_val.name)};")
+    at = f"out0[{s.store_index.render()}]"
+    if s.store_mode is not None and s.params[0].dtype in _LOAD:
+        # folded in float and rounded, as the type's own arithmetic does
+        folded = f"{_LOAD[s.params[0].dtype]}({at}) {_FOLD[s.store_mode][0]} {s.store_val.name}"
+        lines.append(f"{ind}{at} = {_store(s, folded)};")
+    else:
+        lines.append(f"{ind}{at} {_FOLD[s.store_mode]} {_store(s, s.store_val.name)};")
     for i in reversed(range(len(s.loops))):
         lines.append("  " * i + "}")
     return lines
@@ -526,7 +550,7 @@ def _argbest(k: Kernel) -> str:
 
 def _store(k: Kernel, v: str) -> str:
     d = k.params[0].dtype
-    return f"(_Float16)({v})" if d == dt.float16 else v
+    return f"{_STORE[d]}({v})" if d in _STORE else v
 
 
 def render_row(k: RowKernel, fname: str, pname) -> str:

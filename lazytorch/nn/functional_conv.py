@@ -404,4 +404,4 @@ def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype) -> Tensor
         m[o, i0] += 1.0 - frac
         m[o, i1] += frac
     from ..creation import from_array
-    return from_array(m.astype(dtype.np))
+    return from_array(dt.astype(m, dtype))

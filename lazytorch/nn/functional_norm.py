@@ -7,8 +7,7 @@ import math
 import numbers
 from typing import Sequence
 
-import numpy as np
-
+from .. import dtypes as dt
 from ..autograd import no_grad
 from ..tensor import Tensor
 
@@ -111,7 +110,7 @@ def rms_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | No
                            f"[*, {', '.join(map(str, ns))}], but got input of size"
                            f"{list(input.shape)}")
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
+        eps = dt.finfo(input.dtype).eps
     dims = tuple(range(input.ndim - k, input.ndim))
     out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
     return out if weight is None else out * weight

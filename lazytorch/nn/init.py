@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..autograd import no_grad
 from ..creation import Generator, from_array
 from ..creation import _rng as _np_rng
@@ -23,7 +24,7 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_"
 def _write(tensor: Tensor, values: np.ndarray) -> Tensor:
     """tensor[...] = values, in place, outside autograd."""
     with no_grad():
-        tensor.copy_(from_array(np.ascontiguousarray(values).astype(tensor.dtype.np)))
+        tensor.copy_(from_array(dt.astype(np.ascontiguousarray(values), tensor.dtype)))
     return tensor
 
 

@@ -39,7 +39,7 @@ def _to_scalar(value):
         return value
     from ..utils.data.collate import host_array
     arr = host_array(value, any_op=True)
-    return (arr if arr is not None else value.detach().numpy()).reshape(()).item()
+    return (arr if arr is not None else value.detach()._array()).reshape(()).item()
 
 
 def _set_lr(group: dict[str, Any], key: str, value) -> None:

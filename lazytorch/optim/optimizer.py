@@ -17,8 +17,6 @@ from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from typing import Any, Callable
 
-import numpy as np
-
 from .. import dtypes as dt
 from ..autograd import enable_grad, no_grad
 from ..runtime import memory
@@ -57,8 +55,8 @@ def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
         from ..utils.data.collate import host_array
         # read without compiling: a fill_()ed or scheduled lr is a new constant each step
         arr = host_array(value, any_op=True)
-        value = (arr if arr is not None else value.detach().numpy()).reshape(()).item()
-    return Tensor._make(memory.buffer_node(np.array(value, dtype=dtype.np)))
+        value = (arr if arr is not None else value.detach()._array()).reshape(()).item()
+    return Tensor._make(memory.buffer_node(dt.astype(value, dtype)))
 
 
 def _value(v):

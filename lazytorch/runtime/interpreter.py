@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..graph import Node, toposort
 from ..ops import Op
 from . import faults
@@ -17,7 +18,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def _float(fn):
-    return lambda n, a: fn(a).astype(n.dtype.np, copy=False)
+    return lambda n, a: dt.astype(fn(a), n.dtype)
 
 
 def _idiv(n, a, b):
@@ -58,6 +59,8 @@ def _reduce(fn):
     def run(n, a):
         if fn in (np.max, np.min) and any(a.shape[ax] == 0 for ax in n.arg):
             raise RuntimeError("reduction over an empty dimension")
+        if fn in (np.sum, np.prod) and _acc(a.dtype) != a.dtype:
+            return fn(a, axis=n.arg, keepdims=True, dtype=_acc(a.dtype))
         return fn(a, axis=n.arg, keepdims=True)
     return run
 
@@ -65,7 +68,7 @@ def _reduce(fn):
 def _arg(fn):
     def run(n, a):
         ax = n.arg[0]
-        if a.dtype.kind == "f":
+        if dt.is_float_array(a):
             # NaN counts as the extreme value, as in PyTorch
             nan = np.isnan(a)
             first_nan = np.argmax(nan, axis=ax)
@@ -77,13 +80,13 @@ def _arg(fn):
 
 
 def _acc(d: np.dtype) -> np.dtype:
-    # half is accumulated (scans) or composed (sigmoid, rsqrt) in float and rounded once,
-    # as PyTorch and the C kernels do
-    return np.dtype(np.float32) if d == np.float16 else d
+    # half and bfloat16 are accumulated (sums, scans) or composed (sigmoid, rsqrt) in float
+    # and rounded once, as PyTorch and the C kernels do
+    return np.dtype(np.float32) if d == np.float16 or d.name == "bfloat16" else d
 
 
 def _cast(n, a):
-    return a.astype(n.dtype.np)
+    return dt.astype(a, n.dtype)
 
 
 def _pad(n, a):
@@ -203,7 +206,7 @@ def eval_node(n: Node, *srcs: np.ndarray) -> np.ndarray:
         out = NUMPY[n.op](n, *srcs)
     out = np.asarray(out)
     if out.dtype != n.dtype.np:
-        out = out.astype(n.dtype.np)
+        out = dt.astype(out, n.dtype)
     return out.reshape(n.shape) if out.shape != n.shape else out
 
 

@@ -9,6 +9,7 @@ _ROWS = (
     (dt.float64, "DoubleStorage", "F64"),
     (dt.float32, "FloatStorage", "F32"),
     (dt.float16, "HalfStorage", "F16"),
+    (dt.bfloat16, "BFloat16Storage", "BF16"),
     (dt.int64, "LongStorage", "I64"),
     (dt.int32, "IntStorage", "I32"),
     (dt.int16, "ShortStorage", "I16"),
@@ -24,7 +25,7 @@ DTYPE_OF_CODE = {code: d for d, _, code in _ROWS}
 DTYPES = tuple(d for d, _, _ in _ROWS)
 
 # PyTorch's dtypes that lazytorch lacks, and their storage classes, for errors that name them
-OTHER_STORAGES = {"BFloat16Storage": "bfloat16", "ComplexFloatStorage": "complex64",
+OTHER_STORAGES = {"ComplexFloatStorage": "complex64",
                   "ComplexDoubleStorage": "complex128", "QInt8Storage": "qint8",
                   "QUInt8Storage": "quint8", "QInt32Storage": "qint32",
                   "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4"}

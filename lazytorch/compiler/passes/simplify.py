@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import dtypes as dt
 from ...graph import Graph, Node, const
 from ...ops import ELEMENTWISE, Op
 from .rewrite import rewrite
@@ -29,7 +30,7 @@ def _fold(n: Node, srcs: tuple[Node, ...]) -> Node | None:
     arrays = [np.array(v, dtype=s.dtype.np) for v, s in zip(vals, srcs)]
     with np.errstate(all="ignore"):
         out = NUMPY[n.op](n, *arrays)
-    return const(np.asarray(out).astype(n.dtype.np).item(), n.dtype, n.shape)
+    return const(dt.astype(out, n.dtype).item(), n.dtype, n.shape)
 
 
 def _is_argbest(n: Node, x: Node, axis: int, op: Op) -> bool:

@@ -81,7 +81,8 @@ def _stack_tensors(batch) -> Tensor:
         d = batch[0].dtype
         for t in batch:
             d = dt.promote(d, t.dtype)
-        out = np.stack(arrays).astype(d.np, copy=False)
+        out = np.stack(arrays)
+        out = out if out.dtype == d.np else dt.astype(out, d)
         return from_numpy(np.ascontiguousarray(out))
     from ...joining import stack
     return stack(list(batch), 0)

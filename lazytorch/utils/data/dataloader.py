@@ -36,7 +36,7 @@ _WORKER_POLL = 0.1       # seconds between a worker's checks for shutdown
 # ----------------------------------------------------------------------------- tensors over pipes
 def _rebuild_tensor(arr: np.ndarray, dtype_name: str, requires_grad: bool) -> Tensor:
     t = from_numpy(arr) if arr.dtype == dt.by_name(dtype_name).np else \
-        from_numpy(arr.astype(dt.by_name(dtype_name).np))
+        from_numpy(dt.astype(arr, dt.by_name(dtype_name)))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -45,7 +45,7 @@ def _rebuild_tensor(arr: np.ndarray, dtype_name: str, requires_grad: bool) -> Te
 def _reduce_tensor(t: Tensor):
     arr = host_array(t)
     if arr is None:
-        arr = t.detach().numpy()
+        arr = t.detach()._array()
     return _rebuild_tensor, (np.ascontiguousarray(arr), t.dtype.name,
                              bool(t.requires_grad and t.is_leaf))
 

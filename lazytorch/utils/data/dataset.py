@@ -55,7 +55,7 @@ class TensorDataset(Dataset):
         from .collate import host_array, rows
         arrays = [host_array(t) for t in self.tensors]
         if any(a is None for a in arrays):
-            arrays = [a if a is not None else t.numpy() for a, t in zip(arrays, self.tensors)]
+            arrays = [a if a is not None else t._array() for a, t in zip(arrays, self.tensors)]
         cols = [rows(a, t, indices) for a, t in zip(arrays, self.tensors)]
         return list(zip(*cols))
 
