@@ -161,6 +161,14 @@ def workloads(quick: bool):
         m2 = rng.standard_normal((n, n)).astype(np.float32)
         out.append((f"matmul {n}^3", None, 2 * n ** 3, lt_fn(lambda x, y: x @ y, m1, m2),
                     lambda m1=m1, m2=m2: m1 @ m2, th_fn(lambda x, y: x @ y, m1, m2)))
+    # bfloat16 (numpy has none: no numpy column); its operands are widened to float for the
+    # float GEMM, as PyTorch's CPU matmul multiplies and sums bfloat16 in float
+    n = 256 if quick else 512
+    mb = [lt.tensor(rng.standard_normal((n, n)), dtype=lt.bfloat16)._array() for _ in range(2)]
+    tb = None if torch is None else [torch.tensor(m.astype(np.float32)).bfloat16() for m in mb]
+    out.append((f"matmul bf16 {n}^3", None, 2 * n ** 3,
+                lambda: (lt.from_numpy(mb[0]) @ lt.from_numpy(mb[1])).realize(), None,
+                None if tb is None else lambda: tb[0] @ tb[1]))
     n16 = (4 << 20) if quick else (16 << 20)
     v = rng.standard_normal(n16).astype(np.float32)
     out.append(("sum 16M", v.nbytes, None, lt_fn(lambda x: x.sum(), v), lambda: v.sum(),
