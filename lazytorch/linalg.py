@@ -47,12 +47,14 @@ def _product(ops: Sequence[Node], shape: Sequence[int], axes: Sequence[int],
     """Sum over `axes` of the product of `ops` (each broadcastable to `shape`, same rank).
 
     Each operand is expanded before it is cast, so the cast fuses into the reduce kernel
-    instead of making the scheduler store a broadcast computed node. bfloat16 products are
-    multiplied and summed in float and rounded once, as PyTorch's CPU matmul does.
+    instead of making the scheduler store a broadcast computed node. bfloat16 and half are
+    multiplied and summed in float and rounded once, as PyTorch's CPU matmul does: their
+    operands are widened before they are broadcast, so the widened operands are stored (the
+    float GEMM reads them) and the gradients reaching them are summed in float.
     """
     shape = tuple(shape)
     out_dtype = dtype
-    wide = dtype is dt.bfloat16 and bool(axes)
+    wide = (dtype is dt.bfloat16 or dtype is dt.float16) and bool(axes)
     if wide:
         dtype = dt.float32
     prod = None

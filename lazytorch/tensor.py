@@ -86,7 +86,7 @@ def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
                 arr = arr.astype(np.int64)
             elif arr.dtype.kind == "c":
                 raise TypeError("complex tensors are not supported")
-            elif arr.dtype.kind not in "b":
+            elif arr.dtype.kind not in "b" and not dt.is_float_array(arr):   # (bfloat16 stays)
                 raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     if dtype is not None:
         arr = dt.astype(arr, dtype)   # (1e40 as half is inf, silently)
@@ -327,7 +327,7 @@ class Tensor:
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The value as a numpy array (read-only: lazytorch buffers are immutable). numpy has
         no bfloat16: PyTorch refuses those, and so does this (`t.float().numpy()` converts)."""
-        if self._node.dtype is dt.bfloat16:
+        if self.dtype is dt.bfloat16:
             raise TypeError("Got unsupported ScalarType BFloat16")
         return self._array()
 

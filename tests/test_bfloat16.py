@@ -317,6 +317,26 @@ def test_matmul_sums_products_in_float_and_rounds_once(backend, rng):
         assert_same(values(t), w, ulps=1)
 
 
+def test_matmul_runs_on_the_float_gemm():
+    # the operands are widened to float in kernels of their own, then multiplied by the GEMM
+    a, b = torch.randn(64, 64).bfloat16(), torch.randn(64, 64).bfloat16()
+    kernels = schedule(a @ b)
+    assert len(kernels) == 3 and sum("lt_gemm_f32(" in k.source for k in kernels) == 1
+
+
+def test_matmul_gradients_sum_in_float(backend, rng):
+    a, b = random_bf16(rng, (5, 16), 1.0), random_bf16(rng, (16, 7), 1.0)
+    x = torch.tensor(a, dtype=BF, requires_grad=True)
+    w = torch.tensor(b, dtype=BF, requires_grad=True)
+    (x @ w).exp().sum().backward()
+    realize_tensors([x.grad, w.grad])
+    e = bf16_round(np.exp(bf16_round((a.astype(np.float64) @ b).astype(F32))))
+    # each gradient is a product summed in float and rounded once (rounding each product
+    # made gradients differ by up to 8 ulp)
+    assert_same(values(x.grad), bf16_round((e.astype(np.float64) @ b.T).astype(F32)), ulps=1)
+    assert_same(values(w.grad), bf16_round((a.T.astype(np.float64) @ e).astype(F32)), ulps=1)
+
+
 def test_scatter_add_rounds_each_addition(backend):
     base = np.array([256.0, 0.0, 1.0], F32)
     src = np.ones(6, F32)
@@ -429,6 +449,30 @@ def test_gradients_match_torch(rng):
     for o, t in zip(ours, theirs):
         assert o.dtype is BF
         assert_same(values(o), t.float().numpy(), ulps=2)
+
+
+def test_tensor_api(backend, tmp_path):
+    x = torch.tensor([[1.5, 2.5], [3.5, -4.0]], dtype=BF)
+    assert torch.cat([x, x]).dtype is BF and torch.stack([x, x]).dtype is BF
+    y = x.clone()
+    y[0, 1] = 7.1
+    y[1] = torch.tensor([0.1, 0.2])
+    assert_same(values(y), bf16_round([[1.5, 7.1], [0.1, 0.2]]))
+    assert_same(values(pickle.loads(pickle.dumps(x))), values(x))
+    assert torch.tensor(x).dtype is BF and torch.tensor([x[0, 0], x[1, 1]]).tolist() == [1.5, -4]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=2)
+    (batch,) = next(iter(loader))
+    assert batch.dtype is BF and batch.tolist() == x.tolist()
+    torch.manual_seed(0)
+    emb, conv = torch.nn.Embedding(10, 4).bfloat16(), torch.nn.Conv2d(2, 3, 3).bfloat16()
+    assert emb(torch.tensor([1, 2])).dtype is BF
+    assert conv(torch.randn(1, 2, 8, 8, dtype=BF)).dtype is BF
+    lin = torch.nn.Linear(4, 2).bfloat16()
+    opt = torch.optim.Adam(lin.parameters())
+    lin(torch.ones(3, 4, dtype=BF)).sum().backward()
+    opt.step()
+    assert lin.weight.dtype is BF and lin.bias.dtype is BF
+    assert torch.isfinite(lin.weight).all().item()
 
 
 # --------------------------------------------------------------------------- printing

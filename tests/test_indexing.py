@@ -723,7 +723,7 @@ def _buf(a):
 
 
 @pytest.mark.parametrize("mode", [None, "add", "multiply"])
-@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float16, torch.bfloat16.np])
 def test_scatter_node_c_matches_interpreter(mode, dtype, rng):
     from lazytorch.realize import realize
     base = rng.integers(-5, 5, (4, 6)).astype(dtype)

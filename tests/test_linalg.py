@@ -83,6 +83,12 @@ def test_matmul_float16(backend, rng):
     assert out.dtype == torch.float16
     ref = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(out.numpy().astype(np.float64), ref, rtol=1e-2, atol=2e-2)
+    # products are summed in float and rounded once, as in PyTorch: (1 + 2^-10)^2 - (1 + 2^-9)
+    # is 2^-20 exactly, where products rounded to half would cancel to 0
+    x = torch.tensor([[1 + 2 ** -10, -1.0]], dtype=torch.float16)
+    y = torch.tensor([[1 + 2 ** -10], [1 + 2 ** -9]], dtype=torch.float16)
+    got = [x @ y, torch.mv(x, y[:, 0]), x[0] @ y[:, 0], torch.einsum("ik,kj->ij", x, y)]
+    assert [t.item() for t in got] == [2 ** -20] * 4
 
 
 def test_matmul_of_computed_operands(backend, rng):

@@ -221,8 +221,8 @@ def test_reduction_dtypes(backend, rng):
             cases += [(f"{name} amax", x.amax(1), v.max(1), d),
                       (f"{name} max values", x.max(0).values, v.max(0), d),
                       (f"{name} argmin", x.argmin(1), v.argmin(1), torch.int64)]
-    for name in ("float16", "float64"):
-        v = rng.standard_normal((3, 4)).astype(name)
+    for name in ("float16", "bfloat16", "float64"):
+        v = rng.standard_normal((3, 4)).astype(getattr(torch, name).np)
         x = torch.tensor(v)
         d = getattr(torch, name)
         cases += [(f"{name} sum", x.sum(1), v.astype(np.float64).sum(1), d),

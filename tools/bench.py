@@ -161,14 +161,17 @@ def workloads(quick: bool):
         m2 = rng.standard_normal((n, n)).astype(np.float32)
         out.append((f"matmul {n}^3", None, 2 * n ** 3, lt_fn(lambda x, y: x @ y, m1, m2),
                     lambda m1=m1, m2=m2: m1 @ m2, th_fn(lambda x, y: x @ y, m1, m2)))
-    # bfloat16 (numpy has none: no numpy column); its operands are widened to float for the
-    # float GEMM, as PyTorch's CPU matmul multiplies and sums bfloat16 in float
+    # the half types, whose operands are widened to float for the float GEMM, as PyTorch's CPU
+    # matmul multiplies and sums them in float (numpy has no bfloat16: no numpy column there)
     n = 256 if quick else 512
-    mb = [lt.tensor(rng.standard_normal((n, n)), dtype=lt.bfloat16)._array() for _ in range(2)]
-    tb = None if torch is None else [torch.tensor(m.astype(np.float32)).bfloat16() for m in mb]
-    out.append((f"matmul bf16 {n}^3", None, 2 * n ** 3,
-                lambda: (lt.from_numpy(mb[0]) @ lt.from_numpy(mb[1])).realize(), None,
-                None if tb is None else lambda: tb[0] @ tb[1]))
+    for name, d in (("bf16", lt.bfloat16), ("f16", lt.float16)):
+        mh = [lt.tensor(rng.standard_normal((n, n)), dtype=d)._array() for _ in range(2)]
+        th = None if torch is None else [torch.tensor(m.astype(np.float32)).to(getattr(
+            torch, d.name)) for m in mh]
+        out.append((f"matmul {name} {n}^3", None, 2 * n ** 3,
+                    lambda mh=mh: (lt.from_numpy(mh[0]) @ lt.from_numpy(mh[1])).realize(),
+                    (lambda mh=mh: mh[0] @ mh[1]) if d is lt.float16 else None,
+                    None if th is None else lambda th=th: th[0] @ th[1]))
     n16 = (4 << 20) if quick else (16 << 20)
     v = rng.standard_normal(n16).astype(np.float32)
     out.append(("sum 16M", v.nbytes, None, lt_fn(lambda x: x.sum(), v), lambda: v.sum(),
