@@ -33,7 +33,7 @@ def _fits(v, d: dt.DType) -> bool:
     if d.kind == "f":
         if isinstance(v, float) and not math.isfinite(v):
             return True
-        return abs(float(v)) <= float(np.finfo(d.np).max) if not _huge(v) else False
+        return abs(float(v)) <= dt.finfo(d).max if not _huge(v) else False
     if isinstance(v, float):
         if not math.isfinite(v):
             return False

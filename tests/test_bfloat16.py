@@ -522,6 +522,15 @@ def test_creation_functions(backend):
     assert values(cases["full_like"]).tolist() == [3.0, 3.0]
 
 
+def test_fills_check_the_bfloat16_range():
+    x = torch.zeros(2, dtype=BF)
+    with pytest.raises(RuntimeError, match="converted to type c10::BFloat16 without overflow"):
+        x.fill_(1e39)
+    assert_same(values(x.fill_(3e38)), bf16_round([3e38, 3e38]))
+    assert_same(values(torch.zeros(2, dtype=BF).masked_fill(torch.tensor([True, False]), -INF)),
+                [-INF, 0.0])
+
+
 def test_default_dtype_bfloat16():
     old = torch.get_default_dtype()
     torch.set_default_dtype(BF)
