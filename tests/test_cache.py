@@ -1,6 +1,7 @@
 """The caches: whole plans in memory, compiled modules on disk (checked, never blindly trusted)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.compiler import schedule
-from lazytorch.runtime import cpu
+from lazytorch.runtime import cache, cpu
 from lazytorch.tensor import realize_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,18 +120,18 @@ def test_a_different_constant_is_a_different_plan(c_backend):
 def _record_compiles(monkeypatch) -> list[str]:
     """Log each compiler process's start and finish, in order."""
     events: list[str] = []
-    start, finish = cpu._start_compile, cpu._finish_compile
+    start, finish = cpu.start_compile, cpu.finish_compile
 
-    def started(*a):
+    def started(*a, **k):
         events.append("start")
-        return start(*a)
+        return start(*a, **k)
 
-    def finished(*a):
+    def finished(*a, **k):
         events.append("finish")
-        return finish(*a)
+        return finish(*a, **k)
 
-    monkeypatch.setattr(cpu, "_start_compile", started)
-    monkeypatch.setattr(cpu, "_finish_compile", finished)
+    monkeypatch.setattr(cpu, "start_compile", started)
+    monkeypatch.setattr(cpu, "finish_compile", finished)
     return events
 
 
@@ -199,11 +200,11 @@ def test_a_kernel_compiles_once_whatever_plan_uses_it(c_backend, fresh_cache, rn
 def test_cache_dir_is_overridable(monkeypatch, tmp_path):
     d = tmp_path / "elsewhere"
     monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(d))
-    assert cpu.cache_dir() == str(d)
+    assert cache.directory() == str(d)
     assert d.is_dir()
     monkeypatch.delenv("LAZYTORCH_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cpu.cache_dir() == str(tmp_path / "xdg" / "lazytorch")
+    assert cache.directory() == str(tmp_path / "xdg" / "lazytorch")
 
 
 def test_compiled_module_lands_in_the_cache_dir(c_backend, fresh_cache):
@@ -214,7 +215,7 @@ def test_compiled_module_lands_in_the_cache_dir(c_backend, fresh_cache):
     assert debug.stats()["compiler_runs"] == 1
     (so,) = _kernel_modules(fresh_cache)
     assert so.parent.name == so.name[:2]       # <key[:2]>/<key>.so
-    assert Path(str(so) + ".sha256").read_text().strip() == cpu._sha(so.read_bytes())
+    assert _recorded(so) == [hashlib.sha256(so.read_bytes()).hexdigest(), str(so.stat().st_size)]
     assert so.with_suffix(".c").exists()
 
 
@@ -252,6 +253,11 @@ def test_another_program_finds_compiled_kernels_on_disk(pristine, tmp_path):
     np.testing.assert_allclose(other["z"], x.min(0) * np.float32(2.5), rtol=1e-6)
 
 
+def _recorded(so: Path) -> list[str]:
+    """The checksum and size recorded beside a cache entry."""
+    return Path(str(so) + ".sum").read_text().split()
+
+
 @pytest.mark.parametrize("damage", ["flip_middle", "truncate", "drop_checksum"])
 def test_damaged_module_is_rebuilt_not_trusted(pristine, tmp_path, damage):
     cache = tmp_path / "cache"
@@ -265,27 +271,36 @@ def test_damaged_module_is_rebuilt_not_trusted(pristine, tmp_path, damage):
     elif damage == "truncate":
         so.write_bytes(good[:100])
     else:
-        Path(str(so) + ".sha256").unlink()
+        Path(str(so) + ".sum").unlink()
     second = _fresh_process(cache)
     assert second["stats"]["compiler_runs"] == 1
     assert second["stats"]["compile_cache_hits"] == 0
     assert second["value"] == pristine[1]["value"]
-    assert cpu._sha(so.read_bytes()) == Path(str(so) + ".sha256").read_text().strip()
+    assert _recorded(so) == [hashlib.sha256(so.read_bytes()).hexdigest(), str(so.stat().st_size)]
     if damage == "truncate":
         third = _fresh_process(cache)   # the rebuilt entry is trusted again
         assert third["stats"]["compiler_runs"] == 0
         assert third["stats"]["compile_cache_hits"] == 1
 
 
-def test_cached_checks_the_checksum(fresh_cache):
+def test_get_checks_the_checksum_and_size(fresh_cache):
     # a hand-made entry (never dlopen'ed: rewriting a loaded .so in place would crash us)
     key = cpu.cache_key("/* lt cache probe */\n")
-    so = fresh_cache / key[:2] / (key + ".so")
-    so.parent.mkdir(parents=True)
-    so.write_bytes(b"\x7fELF not really a library")
-    Path(str(so) + ".sha256").write_text(cpu._sha(so.read_bytes()))
-    assert cpu._cached(key) == str(so)             # checksum matches: trusted
-    so.write_bytes(b"\x7fELF not really a library!")
-    assert cpu._cached(key) is None                # damaged: detected ...
-    assert not so.exists()                         # ... and removed, so a build recompiles
-    assert not Path(str(so) + ".sha256").exists()
+    good = b"\x7fELF not really a library"
+
+    def store() -> Path:
+        tmp = Path(cache.new_file(key, None, ".so"))
+        tmp.write_bytes(good)
+        so = Path(cache.put(str(tmp), key, None, ".so"))
+        assert not tmp.exists()
+        return so
+
+    so = store()
+    assert so == fresh_cache / key[:2] / (key + ".so")
+    assert cache.get(key, None, ".so") == str(so)          # checksum and size match: used
+    for damage in (good + b"!", good[:-1] + b"X", good[:-1]):
+        so.write_bytes(damage)
+        assert cache.get(key, None, ".so") is None          # damaged: detected ...
+        assert not so.exists()                              # ... and removed, with its record,
+        assert not Path(str(so) + ".sum").exists()          # so that a build recompiles it
+        so = store()

@@ -279,13 +279,13 @@ def test_a_build_cut_short_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(native, "_thread", None)
     started = []
-    real = native.cpu._start_compile
+    real = native.cpu.start_compile
 
     def start(*a, **k):
         job = real(*a, **k)
         started.append(job)
         return job
-    monkeypatch.setattr(native.cpu, "_start_compile", start)
+    monkeypatch.setattr(native.cpu, "start_compile", start)
     errors = []
 
     def build():

@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import hashlib
 import os
+import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
+from typing import Callable
 
 from .. import debug
-from .files import atomic_write
+from . import cache, elf
 
 # OpenMP threads that spin while waiting stall whole kernels when another process holds the
 # other core (measured here: a 1024^3 matmul took 304 ms with spinning and 62 ms without);
@@ -36,94 +36,160 @@ def compiler() -> str:
     return os.environ.get("CC", "cc")
 
 
-@functools.cache
 def compiler_version() -> str:
+    """The compiler's version line."""
+    return _probe(compiler())[0]
+
+
+def target() -> str:
+    """What `-march=native` resolves to on this machine (the compiler's own target options),
+    so that a cache shared between machines never hands one of them another's instructions."""
+    return _probe(compiler())[1]
+
+
+# the compiler's internal command line holds the resolved target in these options (gcc's cc1:
+# -march=znver3 -mavx2 ... --param l1-cache-size=32; clang's -cc1: -target-cpu, -target-feature)
+_TARGET_ARGS = ("--param", "-target-cpu", "-target-feature", "-tune-cpu", "-triple")
+
+
+@functools.cache
+def _probe(cc: str) -> tuple[str, str]:
+    """(version, resolved target) of compiler `cc`, from one dry run of its driver (`-###`
+    runs no compiler pass: ~5 ms, as `cc --version`)."""
     try:
-        out = subprocess.run([compiler(), "--version"], capture_output=True, text=True)
-        return out.stdout.splitlines()[0] if out.stdout else "unknown"
+        out = subprocess.run([cc, "-march=native", "-###", "-E", "-x", "c", os.devnull],
+                             capture_output=True, text=True)
     except OSError as e:
-        raise CompileError(f"no C compiler: {compiler()!r} could not be run ({e}); "
+        raise CompileError(f"no C compiler: {cc!r} could not be run ({e}); "
                            "install gcc or set CC") from None
+    text = out.stderr + out.stdout
+    version = next((ln.strip() for ln in text.splitlines() if " version " in ln), "unknown")
+    for line in text.splitlines():
+        words = line.split()
+        if out.returncode == 0 and words and (words[0].endswith("cc1") or '"-cc1"' in words):
+            args = shlex.split(line)
+            kept = [a for i, a in enumerate(args)
+                    if a.startswith("-m") or a.startswith("--param")
+                    or (i > 0 and args[i - 1] in _TARGET_ARGS)]
+            return version, " ".join(kept)
+    # another driver: the target's predefined macros (a full preprocessor run, ~30 ms)
+    macros = subprocess.run([cc, "-march=native", "-dM", "-E", "-x", "c", os.devnull],
+                            capture_output=True, text=True)
+    return version, cache.sha256((macros.stdout or text).encode())
 
 
-def cache_dir() -> str:
-    d = os.environ.get("LAZYTORCH_CACHE_DIR")
-    if not d:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        d = os.path.join(base, "lazytorch")
-    os.makedirs(d, exist_ok=True)
-    return d
+def cache_key(source: str, flags: list[str] | None = None) -> str:
+    """The disk cache key of `source` compiled with `flags` (CFLAGS by default): the source,
+    the compiler and its version, the flags and, with -march=native, the resolved target."""
+    flags = CFLAGS if flags is None else flags
+    native_arch = ["target " + target()] if "-march=native" in flags else []
+    return cache.key(source, compiler(), compiler_version(), *flags, *native_arch)
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _sha(data: bytes) -> str:   # (plan.py names kernels and drivers with it)
+    return cache.sha256(data)
 
 
-def cache_key(source: str) -> str:
-    return _sha("\0".join([source, compiler(), compiler_version(), *CFLAGS]).encode())
-
-
-def _cached(key: str, folder: str | None = None) -> str | None:
-    """Path of a valid cached .so for key (in `folder` of the cache, else the key's own); a
-    damaged entry (checksum mismatch) is removed."""
-    so = os.path.join(cache_dir(), folder or key[:2], key + ".so")
-    try:
-        with open(so, "rb") as f:
-            data = f.read()
-        with open(so + ".sha256") as f:
-            want = f.read().strip()
-    except OSError:
+def library_check(symbols: list[str] | tuple[str, ...] = ()
+                  ) -> Callable[[bytes], None] | None:
+    """The structural check of a cached module: a complete ELF shared library for this
+    machine defining `symbols` (nothing to check on a platform whose binaries are not ELF)."""
+    if elf.host() is None:
         return None
-    if _sha(data) != want:
-        for p in (so, so + ".sha256"):
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
-        return None
-    return so
+    return lambda data: elf.check(data, symbols)
 
 
-def _start_compile(source: str, key: str, flags: list[str] | None = None, nice: bool = False,
-                   folder: str | None = None) -> tuple[subprocess.Popen, str, str]:
+class Job:
+    """A compiler run in flight, writing a temporary file of the cache."""
+
+    __slots__ = ("proc", "tmp", "key", "folder", "symbols")
+
+    def __init__(self, proc: subprocess.Popen, tmp: str, key: str, folder: str | None,
+                 symbols: tuple[str, ...]):
+        self.proc, self.tmp, self.key, self.folder, self.symbols = proc, tmp, key, folder, symbols
+
+
+def start_compile(source: str, key: str, flags: list[str] | None = None, nice: bool = False,
+                  folder: str | None = None, symbols: list[str] | tuple[str, ...] = ()) -> Job:
     """Start compiling `source` into the cache entry for `key` (CFLAGS unless `flags`; at low
-    priority if `nice` and the system has a `nice` command; in `folder` as _cached)."""
-    d = os.path.join(cache_dir(), folder or key[:2])
-    os.makedirs(d, exist_ok=True)
-    src = os.path.join(d, key + ".c")
-    atomic_write(src, source.encode())
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".so")
-    os.close(fd)
+    priority if `nice` and the system has a `nice` command; in cache folder `folder`, else
+    the key's own) that must define `symbols`."""
+    src = cache.write(key, source.encode(), folder, ".c")
+    tmp = cache.new_file(key, folder, ".so")
     prefix = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
     proc = subprocess.Popen([*prefix, compiler(), *(CFLAGS if flags is None else flags), "-o",
                              tmp, src, "-lm"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return proc, tmp, os.path.join(d, key + ".so")
+    return Job(proc, tmp, key, folder, tuple(symbols))
 
 
-def _finish_compile(proc: subprocess.Popen, tmp: str, so: str, count: bool = True) -> str:
-    _, err = proc.communicate()
-    if proc.returncode != 0:
+def finish_compile(job: Job, count: bool = True) -> str:
+    """Wait for a compiler run and store its module in the cache (checked as a cached one
+    would be); its path."""
+    _, err = job.proc.communicate()
+    if job.proc.returncode != 0:
         with contextlib.suppress(OSError):   # (gone if whoever stopped the run removed it)
-            os.unlink(tmp)
-        raise CompileError(f"cc failed (exit {proc.returncode}):\n{err}")
-    with open(tmp, "rb") as f:
-        data = f.read()
-    os.replace(tmp, so)
-    atomic_write(so + ".sha256", _sha(data).encode())
+            os.unlink(job.tmp)
+        raise CompileError(f"cc failed (exit {job.proc.returncode}):\n{err}")
+    try:
+        path = cache.put(job.tmp, job.key, job.folder, ".so", library_check(job.symbols))
+    except ValueError as e:
+        raise CompileError(f"cc wrote an unusable module: {e}") from None
     if count:
         debug.STATS["compiler_runs"] += 1
-    return so
+    return path
+
+
+def cancel_compile(job: Job) -> None:
+    """Stop a compiler run, leaving no partial file."""
+    job.proc.kill()
+    job.proc.wait()
+    with contextlib.suppress(OSError):
+        os.unlink(job.tmp)
 
 
 _libs: dict[str, ctypes.CDLL] = {}    # loaded modules by cache key
 _where: dict[str, str] = {}             # symbol -> cache key of a loaded module defining it
 _lock = threading.Lock()
+INDEX = "symbols"   # the cache folder naming, for each kernel symbol, the module defining it
+_HEX = frozenset("0123456789abcdef")
 
 
-def _index_path(symbol: str) -> str:
+def _index_key(symbol: str) -> str:
     """The disk index entry naming the cached module that defines `symbol`."""
-    return os.path.join(cache_dir(), "symbols", cache_key("symbol " + symbol))
+    return cache_key("symbol " + symbol)
+
+
+def _load(key: str, symbols: list[str] | tuple[str, ...], folder: str | None = None,
+          mode: int = ctypes.DEFAULT_MODE) -> ctypes.CDLL | None:
+    """The cached module of `key`, checked and loaded, or None (missing, or damaged: then it
+    is removed, to be compiled again)."""
+    path = cache.get(key, folder, ".so", library_check(symbols))
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(path, mode=mode)
+    except OSError:
+        cache.discard(key, folder, ".so")
+        return None
+
+
+def library(source: str, flags: list[str], folder: str, symbols: list[str],
+            mode: int = ctypes.DEFAULT_MODE) -> ctypes.CDLL:
+    """A module of the runtime's own (not a kernel module) compiled with `flags` into its
+    folder of the disk cache, and loaded with dlopen `mode`: from the cache if it is there and
+    sound, else compiled (once: a module just compiled that fails is a CompileError)."""
+    key = cache_key(source, flags)
+    lib = _load(key, symbols, folder, mode)
+    if lib is None:
+        # (not a kernel: debug's compiler_runs counts kernel modules only)
+        path = finish_compile(start_compile(source, key, flags, folder=folder, symbols=symbols),
+                              count=False)
+        try:
+            lib = ctypes.CDLL(path, mode=mode)
+        except OSError as e:
+            raise CompileError(f"the module just compiled does not load: {e}") from None
+    return lib
 
 
 def find(symbol: str) -> ctypes.CDLL | None:
@@ -134,18 +200,18 @@ def find(symbol: str) -> ctypes.CDLL | None:
     key = _where.get(symbol)
     if key is not None:
         return _libs[key]
-    try:
-        with open(_index_path(symbol)) as f:
-            key = f.read().strip()
-    except OSError:
+    raw = cache.read(_index_key(symbol), INDEX)
+    if raw is None:
         return None
+    key = raw.decode("ascii", "replace").strip()
+    if len(key) != 64 or not _HEX.issuperset(key):
+        return None   # a damaged index entry: build() writes it again
     with _lock:
         lib = _libs.get(key)
     if lib is None:
-        so = _cached(key)
-        if so is None:
+        lib = _load(key, [symbol])
+        if lib is None:
             return None
-        lib = ctypes.CDLL(so)
         debug.STATS["compile_cache_hits"] += 1
     try:
         lib[symbol]
@@ -159,38 +225,41 @@ def find(symbol: str) -> ctypes.CDLL | None:
 
 def build(sources: list[str], symbols: list[list[str]] | None = None) -> list[ctypes.CDLL]:
     """Compile (or find in the caches) each C module; all misses compile in parallel (one
-    compiler process each). `symbols[i]`, the functions source i defines, are indexed on disk
-    and in memory for find()."""
+    compiler process each). `symbols[i]`, the functions source i defines, are checked in the
+    module and indexed on disk and in memory for find(). A cached module that fails its
+    checks or does not load is compiled again; one just compiled that fails is an error."""
     keys = [cache_key(s) for s in sources]
-    paths: dict[str, str] = {}
+    syms = list(symbols or []) + [[]] * (len(sources) - len(symbols or []))
+    loaded: dict[str, ctypes.CDLL] = {}
     running = []
-    for src, key in zip(sources, keys):
-        if key in _libs or key in paths:
+    for src, key, want in zip(sources, keys, syms):
+        if key in _libs or key in loaded or any(k == key for k, _ in running):
             continue
-        so = _cached(key)
-        if so is not None:
-            paths[key] = so
+        lib = _load(key, want)
+        if lib is not None:
+            loaded[key] = lib
             debug.STATS["compile_cache_hits"] += 1
         else:
-            running.append((key, _start_compile(src, key)))
+            running.append((key, start_compile(src, key, symbols=want)))
     errors = []
     for key, job in running:
         try:
-            paths[key] = _finish_compile(*job)
+            path = finish_compile(job)
+            try:
+                loaded[key] = ctypes.CDLL(path)
+            except OSError as e:
+                raise CompileError(f"the module just compiled does not load: {e}") from None
         except CompileError as e:
             errors.append(e)
     if errors:
         raise errors[0]
     with _lock:
-        for key, path in paths.items():
-            if key not in _libs:
-                _libs[key] = ctypes.CDLL(path)
-    if symbols and paths:
-        os.makedirs(os.path.join(cache_dir(), "symbols"), exist_ok=True)
-    for key, syms in zip(keys, symbols or []):
-        for sym in syms:
-            if key in paths:
-                atomic_write(_index_path(sym), key.encode())
+        for key, lib in loaded.items():
+            _libs.setdefault(key, lib)
+    for key, want in zip(keys, syms):
+        for sym in want:
+            if key in loaded:
+                cache.write(_index_key(sym), key.encode(), INDEX)
             _where[sym] = key
     return [_libs[k] for k in keys]
 

@@ -18,10 +18,11 @@ import os
 import sys
 import sysconfig
 import threading
+import warnings
 from types import ModuleType
 from typing import Callable
 
-from . import cpu
+from . import cache, cpu
 
 NAME = "_lazytorch_native"
 # one translation unit: the files joined in this order (native_base.c says what each holds)
@@ -48,7 +49,22 @@ def _include() -> str | None:
 
 def _key(source: str, inc: str) -> str:
     tag = sysconfig.get_config_var("EXT_SUFFIX") or sys.implementation.cache_tag
-    return cpu.cache_key("\0".join([source, inc, tag, *FLAGS, "native"]))
+    return cpu.cache_key("\0".join([source, inc, tag, "native"]), [*FLAGS, f"-I{inc}"])
+
+
+_INIT = f"PyInit_{NAME}"   # what the module must define
+
+
+def _cached(key: str) -> ModuleType | None:
+    """The module from the disk cache, or None (missing, or damaged: then removed)."""
+    path = cache.get(key, FOLDER, ".so", cpu.library_check([_INIT]))
+    if path is None:
+        return None
+    try:
+        return _import(path)
+    except Exception:   # (ImportError; SystemError from an init function that failed)
+        cache.discard(key, FOLDER, ".so")   # built again by the caller
+        return None
 
 
 def _import(path: str) -> ModuleType:
@@ -75,38 +91,31 @@ def _build(nice: bool) -> ModuleType:
         raise cpu.CompileError("no Python.h for this interpreter (install its dev headers)")
     text = source()
     key = _key(text, inc)
-    so = cpu._cached(key, FOLDER)
-    if so is not None:
-        try:
-            return _import(so)
-        except ImportError:
-            os.unlink(so)   # a damaged entry: built again below
-    job = cpu._start_compile(text, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER)
+    mod = _cached(key)
+    if mod is not None:
+        return mod
+    job = cpu.start_compile(text, key, [*FLAGS, f"-I{inc}"], nice=nice, folder=FOLDER,
+                            symbols=[_INIT])
     _jobs.append(job)
     try:
         # (not a kernel: debug's compiler_runs counts kernel modules only)
-        return _import(cpu._finish_compile(*job, count=False))
+        return _import(cpu.finish_compile(job, count=False))
     finally:
         _jobs.remove(job)
 
 
-_jobs: list = []   # compiler runs in flight: (process, temporary file, destination)
+_jobs: list[cpu.Job] = []   # compiler runs in flight
 
 
 @atexit.register
 def _stop_builds(wait: float = 10.0) -> None:
     """A process that ends while the background build runs lets it finish (a second or so,
-    once per machine: the next process loads it), or stops it after `wait` seconds, leaving
-    no half-written file."""
+    once per machine: the next process loads it), or stops it after `wait` seconds (at once if
+    the cache is a private one, removed at exit), leaving no half-written file."""
     if _thread is not None:
-        _thread.join(wait)
-    for proc, tmp, _ in list(_jobs):
-        proc.kill()
-        proc.wait()
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _thread.join(wait if cache.persistent() else 0)
+    for job in list(_jobs):
+        cpu.cancel_compile(job)
 
 
 def _call(hook: Callable[[ModuleType], None], mod: ModuleType) -> None:
@@ -149,21 +158,25 @@ def on_load(hook: Callable[[ModuleType], None]) -> None:
 def start() -> None:
     """Load the module from the disk cache now; or have `kick()` build it in the background
     (after the first plan's kernels compiled: the build then takes no time from them)."""
-    global _deferred
+    global _deferred, _failed
     if not enabled() or _thread is not None or _module is not None:
         return
     inc = _include()
     if inc is None:
         return
     try:
-        key = _key(source(), inc)
-        cached = cpu._cached(key, FOLDER) is not None
+        mod = _cached(_key(source(), inc))
+    except cache.CacheError as e:   # an untrusted entry: the Python versions serve
+        _failed = f"CacheError: {e}"
+        warnings.warn(str(e), cache.CacheWarning, stacklevel=2)
+        return
     except (OSError, cpu.CompileError):
-        cached = False
-    if cached:
-        _run(nice=False)
-        if _module is not None:
-            return
+        mod = None   # (the build says why, if it fails the same way)
+    if mod is not None:
+        with _lock:
+            if _module is None:
+                _install(mod)
+        return
     _deferred = True
 
 

@@ -18,6 +18,8 @@ from . import cpu
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scratch.c")
 FOLDER = "runtime"   # its folder in the disk cache, apart from the kernels' modules
 FLAGS = ["-O2", "-fPIC", "-shared", "-std=gnu11", "-pthread", "-fvisibility=hidden"]
+SYMBOLS = ("lazytorch_scratch", "lazytorch_release", "lazytorch_scratch_trim",
+           "lazytorch_scratch_bytes", "lazytorch_scratch_threads")
 
 _lib: ctypes.CDLL | None = None
 _lock = threading.Lock()
@@ -32,13 +34,7 @@ def load() -> ctypes.CDLL:
         if _lib is None:
             with open(SOURCE) as f:
                 text = f.read()
-            key = cpu.cache_key("\0".join([text, *FLAGS, "runtime"]))
-            so = cpu._cached(key, FOLDER)
-            if so is None:
-                # (not a kernel: debug's compiler_runs counts kernel modules only)
-                so = cpu._finish_compile(*cpu._start_compile(text, key, FLAGS, folder=FOLDER),
-                                         count=False)
-            lib = ctypes.CDLL(so, mode=os.RTLD_GLOBAL)
+            lib = cpu.library(text, FLAGS, FOLDER, list(SYMBOLS), mode=os.RTLD_GLOBAL)
             for name in ("lazytorch_scratch_trim", "lazytorch_scratch_bytes"):
                 getattr(lib, name).restype = ctypes.c_size_t
                 getattr(lib, name).argtypes = []
