@@ -282,8 +282,8 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
 
 def _use_native(mod) -> None:
     """The compiled constructor and death callback (runtime/native_*.c) take over from new_node
-    and _dead. Modules that bound new_node before this ran keep the Python one: both share
-    the cache, its key format and its weakref type, so their nodes are one population."""
+    and _dead, also in modules that bound new_node before this ran (both share the cache, its
+    key format and its weakref type, so their nodes are one population)."""
     global new_node, _dead, _toposort
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
                     tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
@@ -294,6 +294,7 @@ def _use_native(mod) -> None:
     _dead = mod.dead
     new_node = mod.new_node
     _toposort = mod.toposort
+    native.rebind("new_node", new_node_py, new_node)
 
 
 native.on_load(_use_native)

@@ -238,13 +238,15 @@ record_from_py = record_from   # the reference for the compiled one
 
 
 def _use_native(mod) -> None:
-    """The compiled record_from and mark_backward (runtime/native_sites.c) take over (for
-    modules that bind them from now on; record() looks record_from up each call)."""
+    """The compiled record_from and mark_backward (runtime/native_sites.c) take over, also in
+    modules that bound them before this ran."""
     global record_from, mark_backward
     mod.setup_sites(_SITES_D, _CODES, _classify, _BUFFER)
     mod.setup_backward(BACKWARD.d, backward_site)
     record_from = mod.record_from
     mark_backward = mod.mark_backward
+    native.rebind("record_from", record_from_py, record_from)
+    native.rebind("mark_backward", mark_backward_py, mark_backward)
 
 
 native.on_load(_use_native)

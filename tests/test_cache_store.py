@@ -515,3 +515,33 @@ def test_clear_and_the_command(copy):
     assert again["stats"]["compiler_runs"] == 1
     assert cache.clear(str(copy)) > 0 and cache.usage(str(copy)) == (0, 0)
 
+
+# ---- a cold cache behaves as a warm one ----
+
+COLD = """
+import gc, json
+import numpy as np
+import lazytorch as torch
+from lazytorch import elementwise, graph, reduce, sites
+from lazytorch.runtime import native
+first = native._module is not None
+m = native.load()          # built now, after every module bound the Python versions
+x = torch.tensor(np.arange(5, dtype=np.float32))
+y = (x * 3.5).exp()
+n = y.node
+print(json.dumps([first, m is not None, gc.is_tracked(n), gc.is_tracked(sites.SITES.d[id(n)]),
+                  elementwise.new_node is graph.new_node,
+                  reduce.record_from is sites.record_from, y.sum().item()]))
+"""
+
+
+def test_a_module_built_after_import_serves_every_module(tmp_path):
+    # the host loops built in this process (empty cache) replace the Python versions in the
+    # modules that imported them by name, as when they load from the cache at import
+    if native._include() is None:
+        pytest.skip("no Python headers: no host-loop module")
+    first, built, *rest = _report(_run(tmp_path / "cache", COLD, LAZYTORCH_NATIVE="1"))
+    assert not first and built
+    assert rest[:4] == [False, False, True, True]
+    assert rest[4] == pytest.approx(float(np.exp(np.arange(5, dtype=np.float32) * 3.5).sum()),
+                                    rel=1e-6)

@@ -393,9 +393,13 @@ def _wrote(n: int) -> None:
     with _lock:
         if _sweeper is None or not _sweeper.is_alive():
             _written = 0
-            _sweeper = threading.Thread(target=_sweep_quietly, args=(limit, root), daemon=True,
-                                        name="lazytorch-cache-sweep")
-            _sweeper.start()
+            t = threading.Thread(target=_sweep_quietly, args=(limit, root), daemon=True,
+                                 name="lazytorch-cache-sweep")
+            try:
+                t.start()
+            except RuntimeError:   # (the interpreter is exiting: the next process sweeps)
+                return
+            _sweeper = t
 
 
 def _sweep_quietly(limit: int, root: str) -> None:

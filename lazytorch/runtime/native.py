@@ -147,6 +147,17 @@ def _run(nice: bool) -> None:
             _install(mod)
 
 
+def rebind(name: str, old: object, new: object) -> None:
+    """Point the global `name` of every lazytorch module where it holds `old` (a Python
+    function a hook replaces, imported by name before the module loaded) at `new`: a process
+    whose module was built after its imports then runs as one that loaded it at import."""
+    for mod_name, m in list(sys.modules.items()):
+        if mod_name == "lazytorch" or mod_name.startswith("lazytorch."):
+            g = getattr(m, "__dict__", None)
+            if g is not None and g.get(name) is old:
+                g[name] = new
+
+
 def on_load(hook: Callable[[ModuleType], None]) -> None:
     """Call hook(module) when the module is loaded (now, if it already is)."""
     with _lock:
