@@ -489,11 +489,12 @@ def test_leftover_temporary_files_are_removed_later(fresh):
     cache.directory()
     folder = Path(cache.folder("ab"))
     stale, young = folder / ".tmp-killed.so", folder / ".tmp-running.so"
-    for p, age in ((stale, 2 * 3600), (young, 60)):
+    top = fresh / ".tmp-CACHEDIR.TAG-abcd1234"
+    for p, age in ((stale, 2 * 3600), (young, 60), (top, 2 * 3600)):
         p.write_bytes(b"partial")
         os.utime(p, (time.time() - age,) * 2)
     cache.sweep()
-    assert not stale.exists() and young.exists()
+    assert not stale.exists() and young.exists() and not top.exists()
 
 
 def test_clear_and_the_command(copy):

@@ -429,7 +429,9 @@ def sweep(limit: int | None = None, now: float | None = None, root: str | None =
     root = directory() if root is None else root
     with _sweep_lock:
         try:
-            _write(os.path.join(root, SWEEP_STAMP), b"")
+            stamp = os.path.join(root, SWEEP_STAMP)   # (empty: its time is what counts)
+            os.close(os.open(stamp, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.utime(stamp)
         except OSError:
             pass
         groups: dict[str, _Group] = {}   # folder/key -> its files
@@ -462,23 +464,30 @@ def sweep(limit: int | None = None, now: float | None = None, root: str | None =
 
 
 def _files(root: str):
-    """(path, stat) of each file of ours: keyed entries and temporary files in the folders."""
+    """(path, stat) of each file of ours: keyed entries in the folders, and temporary files
+    there and at the top."""
     try:
-        folders = [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+        top = list(os.scandir(root))
     except OSError:
         return
-    for d in folders:
+    yield from _stats(e for e in top if e.name.startswith(TEMP_PREFIX))
+    for d in top:
+        if d.is_dir(follow_symlinks=False):
+            try:
+                entries = list(os.scandir(d.path))
+            except OSError:
+                continue
+            yield from _stats(e for e in entries
+                              if e.name.startswith(TEMP_PREFIX) or _NAME.match(e.name))
+
+
+def _stats(entries):
+    for e in entries:
         try:
-            entries = list(os.scandir(d))
+            if e.is_file(follow_symlinks=False):
+                yield e.path, e.stat(follow_symlinks=False)
         except OSError:
-            continue
-        for e in entries:
-            if (e.name.startswith(TEMP_PREFIX) or _NAME.match(e.name)) and \
-                    e.is_file(follow_symlinks=False):
-                try:
-                    yield e.path, e.stat(follow_symlinks=False)
-                except OSError:
-                    pass
+            pass
 
 
 def usage(root: str | None = None) -> tuple[int, int]:
@@ -486,7 +495,9 @@ def usage(root: str | None = None) -> tuple[int, int]:
     keys = set()
     total = 0
     for p, st in _files(root or directory()):
-        keys.add(p[:-len(os.path.basename(p))] + os.path.basename(p)[:64])
+        name = os.path.basename(p)
+        if not name.startswith(TEMP_PREFIX):
+            keys.add(p[:len(p) - len(name) + 64])
         total += st.st_size
     return len(keys), total
 
