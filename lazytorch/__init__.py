@@ -5,6 +5,8 @@ kernels that fuse many ops, generated as C and compiled at run time.
 """
 from __future__ import annotations
 
+import math as _math
+
 from . import dtypes as _dt
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from .creation import (Generator, arange, as_tensor, default_generator, empty, empty_like, eye,
@@ -67,3 +69,25 @@ from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
 from . import nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import cuda  # noqa: E402
+
+# the namespaces and switches scripts touch at start-up
+from . import (accelerator, amp, backends, cpu, distributed, jit, onnx,  # noqa: E402
+               startup)
+from .amp import GradScaler, autocast  # noqa: E402
+from .amp.autocast_mode import *  # noqa: E402,F401,F403
+from .as_torch import install_as_torch, uninstall_as_torch  # noqa: E402
+from .nn import parallel as _parallel  # noqa: E402,F401  (torch.nn.parallel, imported)
+from .nn.module import typename  # noqa: E402
+from .startup import *  # noqa: E402,F401,F403
+
+pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
+
+# torch.* names of functions that live in nn.functional (those whose torch.* signature is
+# F's: torch.batch_norm, torch.embedding and the losses take their arguments differently)
+for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "avg_pool1d",
+              "adaptive_avg_pool1d", "max_pool1d", "max_pool2d", "bilinear", "prelu", "selu",
+              "celu", "threshold", "dropout", "alpha_dropout", "feature_alpha_dropout",
+              "layer_norm", "group_norm", "rms_norm", "pixel_shuffle", "pixel_unshuffle",
+              "cosine_similarity", "pairwise_distance", "pdist", "hardshrink"):
+    if hasattr(nn.functional, _name):
+        globals()[_name] = getattr(nn.functional, _name)

@@ -82,3 +82,8 @@ from .transformer import (  # noqa: E402
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
             "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "RNNBase", "RNN",
             "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
+
+# data-parallel wrappers (lazytorch/nn/parallel)
+from .parallel import DataParallel  # noqa: E402
+
+__all__ += ["DataParallel"]

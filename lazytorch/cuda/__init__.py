@@ -6,7 +6,7 @@ PyTorch's AssertionError.
 """
 from __future__ import annotations
 
-from .runtime import memory
+from ..runtime import memory
 
 _NOT_COMPILED = "Torch not compiled with CUDA enabled"
 
@@ -100,3 +100,6 @@ def memory_reserved(device=None) -> int:
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
     return False
+
+
+from . import amp  # noqa: E402  (torch.cuda.amp, after the module's own names)
