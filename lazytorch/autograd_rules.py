@@ -330,6 +330,13 @@ def _cast(n, g):
     return (_n(Op.CAST, g, arg=src.dtype, dtype=src.dtype),)
 
 
+def _atan2(n, g):
+    """d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)."""
+    y, x = n.srcs
+    r = div(g, add(mul(x, x), mul(y, y)))
+    return mul(r, x), neg(mul(r, y))
+
+
 LN2 = math.log(2.0)
 
 GRAD = {
@@ -350,6 +357,15 @@ GRAD = {
     Op.SIN: _unary(lambda n, g, a: mul(g, _n(Op.COS, a))),
     Op.COS: _unary(lambda n, g, a: neg(mul(g, _n(Op.SIN, a)))),
     Op.TAN: lambda n, g: (mul(g, add(c(1, n), mul(n, n))),),
+    Op.ASIN: _unary(lambda n, g, a: mul(g, _n(Op.RSQRT, sub(c(1, a), mul(a, a))))),
+    Op.ACOS: _unary(lambda n, g, a: neg(mul(g, _n(Op.RSQRT, sub(c(1, a), mul(a, a)))))),
+    Op.ATAN: _unary(lambda n, g, a: div(g, add(c(1, a), mul(a, a)))),
+    Op.SINH: _unary(lambda n, g, a: mul(g, _n(Op.COSH, a))),
+    Op.COSH: _unary(lambda n, g, a: mul(g, _n(Op.SINH, a))),
+    Op.ASINH: _unary(lambda n, g, a: mul(g, _n(Op.RSQRT, add(mul(a, a), c(1, a))))),
+    Op.ACOSH: _unary(lambda n, g, a: mul(g, _n(Op.RSQRT, sub(mul(a, a), c(1, a))))),
+    Op.ATANH: _unary(lambda n, g, a: div(g, sub(c(1, a), mul(a, a)))),
+    Op.ATAN2: _atan2,
     Op.TANH: lambda n, g: (mul(g, sub(c(1, n), mul(n, n))),),
     Op.SIGMOID: lambda n, g: (mul(g, mul(n, sub(c(1, n), n))),),
     Op.ERF: _unary(lambda n, g, a: mul(g, mul(c(2 / math.sqrt(math.pi), a),

@@ -26,7 +26,8 @@ nan_to_num lerp logical_not eq ne lt le gt ge greater less greater_equal less_eq
 add sub subtract mul multiply div divide true_divide floor_divide remainder fmod pow
 sum mean prod max min amax amin argmax argmin var std logsumexp all any cumsum cumprod norm
 reshape flatten unflatten squeeze unsqueeze permute transpose swapaxes movedim t narrow flip
-split chunk unbind select bitwise_not""".split()
+split chunk unbind select bitwise_not absolute matrix_power is_complex is_nonzero is_signed
+is_same_size""".split()
 
 __all__ = ["where", "maximum", "minimum", "logical_and", "logical_or", "logical_xor",
            "bitwise_and", "bitwise_or", "bitwise_xor", "broadcast_to", "var_mean", "std_mean"]
@@ -65,6 +66,7 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim=False, *, correctio
 matmul, mm, bmm, mv, dot, vdot = la.matmul, la.mm, la.bmm, la.mv, la.dot, la.vdot
 outer, ger, addmm, baddbmm = la.outer, la.ger, la.addmm, la.baddbmm
 tensordot, einsum = la.tensordot, la.einsum
+addmv, addr, addbmm, inner, chain_matmul = la.addmv, la.addr, la.addbmm, la.inner, la.chain_matmul
 __all__ += la.__all__
 
 # indexing and joining (the modules also attach the Tensor methods)
@@ -95,12 +97,25 @@ def pow(input, exponent):
     raise TypeError("pow(): at least one of 'input' and 'exponent' must be a Tensor")
 
 
-# sorting, comparisons and sampling
+# sorting, comparisons, sampling, pointwise, structure and statistics functions
 from . import comparison as _cmp  # noqa: E402
+from . import pointwise as _pw  # noqa: E402
 from . import sampling as _smp  # noqa: E402
 from . import sorting as _srt  # noqa: E402
+from . import statistics as _sta  # noqa: E402
+from . import structure as _st  # noqa: E402
 
-for _m in (_srt, _cmp, _smp):
+for _m in (_srt, _cmp, _smp, _pw, _st, _sta):
     for _n in _m.__all__:
         globals()[_n] = getattr(_m, _n)
     __all__ += _m.__all__
+
+from . import constructors as _ctor  # noqa: E402
+from . import placement as _plc  # noqa: E402
+from .norms import cdist, dist, renorm  # noqa: E402
+
+for _m in (_ctor, _plc):
+    for _n in _m.__all__:
+        globals()[_n] = getattr(_m, _n)
+    __all__ += _m.__all__
+__all__ += ["cdist", "dist", "renorm"]

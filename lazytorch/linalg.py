@@ -398,7 +398,139 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     return _wrap(_product([an, bn], full, range(nf, len(full)), a.dtype))
 
 
+# ----------------------------------------------------------------------------- more products
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addmv: beta * input + alpha * (mat @ vec), input broadcast to the result."""
+    _need_tensor(input, "addmv", "input", 1)
+    prod = mv(mat, vec)
+    return _wrap(_scaled_sum(_bias(input.to(prod.dtype), prod.shape), prod.node, beta, alpha))
+
+
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addr: beta * input + alpha * outer(vec1, vec2), input broadcast to the result."""
+    _need_tensor(input, "addr", "input", 1)
+    prod = outer(vec1, vec2)
+    if prod.dtype == dt.bool_:  # PyTorch: logical and/or for bool
+        return (input & bool(beta)) | (prod & bool(alpha))
+    return _wrap(_scaled_sum(_bias(input.to(prod.dtype), prod.shape), prod.node, beta, alpha))
+
+
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """torch.addbmm: beta * input + alpha * (the sum over the batch of batch1[i] @ batch2[i])."""
+    _need_tensor(input, "addbmm", "input", 1)
+    prod = bmm(batch1, batch2).sum(0)
+    return _wrap(_scaled_sum(_bias(input.to(prod.dtype), prod.shape), prod.node, beta, alpha))
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """torch.inner: sums of products over the last dims (a product when either is 0-d)."""
+    _need_tensor(input, "inner", "input", 1)
+    _need_tensor(other, "inner", "other", 2)
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but "
+                           f"got shapes {list(input.shape)} and {list(other.shape)}")
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def multi_dot(tensors: Sequence[Tensor]) -> Tensor:
+    """torch.linalg.multi_dot: the product of a chain of matrices (the first may be a vector,
+    as may the last), multiplied left to right."""
+    ts = list(tensors)
+    if len(ts) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(ts)}")
+    for i, t in enumerate(ts):
+        _need_tensor(t, "multi_dot", "tensors", 1)
+        ok = t.ndim == 2 or (t.ndim == 1 and i in (0, len(ts) - 1))
+        if not ok:
+            where = "first" if i == 0 else "last" if i == len(ts) - 1 else None
+            raise RuntimeError(
+                f"multi_dot(): the {where} tensor must be 1D or 2D but got {t.ndim}D" if where
+                else f"multi_dot(): tensor {i} must be 2D but got {t.ndim}D")
+    out = ts[0]
+    for t in ts[1:]:
+        out = matmul(out, t)
+    return out
+
+
+def chain_matmul(*matrices: Tensor) -> Tensor:
+    """torch.chain_matmul (deprecated for linalg.multi_dot): the product of 2-D matrices."""
+    if len(matrices) == 1 and isinstance(matrices[0], (list, tuple)):
+        matrices = tuple(matrices[0])
+    if len(matrices) == 1:
+        return matrices[0].clone()
+    return multi_dot(matrices)
+
+
+def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
+    """torch.linalg.vecdot: sum(x * y, dim), broadcast."""
+    _need_tensor(x, "linalg_vecdot", "x", 1)
+    _need_tensor(y, "linalg_vecdot", "y", 2)
+    return (x * y).sum(dim)
+
+
+def matrix_power(A: Tensor, n: int) -> Tensor:
+    """A @ A @ ... (n times) by repeated squaring; n = 0 gives the identity. A negative n needs
+    the inverse, which lazytorch does not compute."""
+    _need_tensor(A, "matrix_power", "input", 1)
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but "
+                           f"they are {A.shape[-2] if A.ndim >= 2 else 0} by "
+                           f"{A.shape[-1] if A.ndim else 0} matrices")
+    n = int(n)
+    if n < 0:
+        raise NotImplementedError("linalg.matrix_power with a negative power needs the matrix "
+                                  "inverse, which lazytorch does not compute")
+    if n == 0:
+        from .creation import eye
+        return eye(A.shape[-1], dtype=A.dtype).expand(*A.shape).clone()
+    result, base = None, A
+    while n:
+        if n & 1:
+            result = base if result is None else matmul(result, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return result
+
+
 from .einsum import einsum  # noqa: E402  (einsum builds on the helpers above)
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", "baddbmm",
-           "tensordot", "einsum"]
+           "tensordot", "einsum", "addmv", "addr", "addbmm", "inner", "chain_matmul"]
+
+
+# torch.linalg's own names (this module is torch.linalg; they stay out of __all__, which is
+# what torch.* takes from here: torch.norm and torch.cross differ from linalg's)
+def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
+    """torch.linalg.cross: the 3-D cross product along dim, broadcast."""
+    from .structure import _cross
+    from .tensor import broadcast_shapes
+    if input.ndim != other.ndim:
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
+    return _cross(input, other, dim, broadcast_shapes(input.shape, other.shape))
+
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """torch.linalg.diagonal: torch.diagonal over the last two dims by default."""
+    from .structure import diagonal as _diagonal
+    return _diagonal(A, offset, dim1, dim2)
+
+
+def vander(x: Tensor, *, N: int | None = None) -> Tensor:
+    """torch.linalg.vander: x (..., n) to (..., n, N), the powers x^0, ..., x^(N-1)."""
+    _need_tensor(x, "linalg_vander", "x", 1)
+    if x.ndim == 0:
+        raise RuntimeError("linalg.vander: x must have at least one dimension")
+    n = x.shape[-1] if N is None else int(N)
+    if n <= 1:
+        raise RuntimeError("N must be greater than 1.")
+    from .joining import cat
+    col = x.unsqueeze(-1)
+    powers = col.expand(*x.shape, n - 1).cumprod(-1)
+    return cat([col ** 0, powers], -1)
+
+
+from .norms import linalg_norm as norm  # noqa: E402,F401
+from .norms import matrix_norm, vector_norm  # noqa: E402,F401

@@ -12,7 +12,9 @@ from .tensor import Tensor
 
 _FLOAT_UNARY = {"exp": Op.EXP, "exp2": Op.EXP2, "expm1": Op.EXPM1, "log": Op.LOG,
                 "log2": Op.LOG2, "log1p": Op.LOG1P, "sqrt": Op.SQRT, "rsqrt": Op.RSQRT,
-                "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH, "erf": Op.ERF}
+                "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH, "erf": Op.ERF,
+                "asin": Op.ASIN, "acos": Op.ACOS, "atan": Op.ATAN, "sinh": Op.SINH,
+                "cosh": Op.COSH, "asinh": Op.ASINH, "acosh": Op.ACOSH, "atanh": Op.ATANH}
 for _name, _op in _FLOAT_UNARY.items():
     setattr(Tensor, _name, ew.float_unary(_op))
 for _name, _op in {"floor": Op.FLOOR, "ceil": Op.CEIL, "trunc": Op.TRUNC}.items():
@@ -150,12 +152,15 @@ def _attach_linalg() -> None:
     from . import linalg as la
 
     for name in ("matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm",
-                 "baddbmm"):
+                 "baddbmm", "addmv", "addr", "addbmm", "inner", "matrix_power"):
         setattr(Tensor, name, getattr(la, name))
     Tensor.__matmul__ = lambda a, b: la.matmul(a, b) if isinstance(b, Tensor) else NotImplemented
     Tensor.__rmatmul__ = lambda a, b: la.matmul(b, a) if isinstance(b, Tensor) else NotImplemented
     Tensor.addmm_ = _inplace(la.addmm)
     Tensor.baddbmm_ = _inplace(la.baddbmm)
+    Tensor.addmv_ = _inplace(la.addmv)
+    Tensor.addr_ = _inplace(la.addr)
+    Tensor.addbmm_ = _inplace(la.addbmm)
 
 
 _attach_linalg()
@@ -192,6 +197,30 @@ Tensor.uniform_ = _random_fill(lambda r, s, a=0.0, b=1.0: r.uniform(a, b, s))
 Tensor.normal_ = _random_fill(lambda r, s, mean=0.0, std=1.0: r.normal(mean, std, s))
 Tensor.bernoulli_ = _random_fill(lambda r, s, p=0.5: r.random(s) < p)
 Tensor.exponential_ = _random_fill(lambda r, s, lambd=1.0: r.exponential(1.0 / lambd, s))
+Tensor.geometric_ = _random_fill(lambda r, s, p: r.geometric(p, s))
+Tensor.cauchy_ = _random_fill(lambda r, s, median=0.0, sigma=1.0:
+                              median + sigma * r.standard_cauchy(s))
+Tensor.log_normal_ = _random_fill(lambda r, s, mean=1.0, std=2.0: r.lognormal(mean, std, s))
+
+
+def _random_(self, from_=None, to=None, *, generator=None, **kw):
+    """Integers drawn uniformly from [from, to) (random_(to): [0, to); random_(): [0, 2^m]
+    for a float type with an m-bit significand, [0, max] for an integer type)."""
+    import numpy as np
+    from_ = kw.pop("from", from_)
+    if to is None and from_ is not None:
+        from_, to = 0, from_
+    if from_ is None:
+        from_ = 0
+        to = (1 << (np.finfo(self.dtype.np).nmant + 1)) + 1 if self.dtype.is_floating_point \
+            else (2 if self.dtype == _dt.bool_ else int(np.iinfo(self.dtype.np).max) + 1)
+    if from_ >= to:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} "
+                           f">= to={to}")
+    return _random_fill(lambda r, s: r.integers(from_, to, s))(self, generator=generator)
+
+
+Tensor.random_ = _random_
 
 
 # sorting, comparisons and sampling (lazytorch/sorting.py, comparison.py, sampling.py)
@@ -204,3 +233,82 @@ def _attach_sorting() -> None:
 
 
 _attach_sorting()
+
+
+# pointwise functions beyond the primitives (lazytorch/pointwise.py), and their in-place forms
+def _attach_pointwise() -> None:
+    from . import pointwise
+
+    for name in pointwise.METHODS:
+        setattr(Tensor, name, getattr(pointwise, name))
+    for name in pointwise.INPLACE:
+        setattr(Tensor, name + "_", _inplace(getattr(pointwise, name)))
+
+
+# structure, placement, statistics and distances (structure.py, placement.py, statistics.py,
+# norms.py)
+def _attach_structure() -> None:
+    from . import norms, placement, statistics, structure
+
+    for mod in (structure, statistics, placement):
+        for name in mod.METHODS:
+            setattr(Tensor, name, getattr(mod, name))
+    Tensor.dist = norms.dist
+    Tensor.renorm = norms.renorm
+    Tensor.renorm_ = _inplace(norms.renorm)
+
+
+# Tensor.new_* and other constructors as methods (lazytorch/constructors.py)
+def _attach_constructors() -> None:
+    from . import constructors
+
+    for name, fn in constructors.METHODS.items():
+        setattr(Tensor, name, fn)
+
+
+_attach_constructors()
+
+# small Tensor facts, and the in-place forms of ops that have none above
+def _stride(self, dim: int | None = None):
+    """The strides (in elements) of self's layout in the storage it views; a tensor that
+    owns its data is row-major."""
+    from .tensor import _canon_dim
+    lay = vw.layout(self)
+    st = lay[1] if lay is not None else vw._contiguous_strides(self.shape)
+    return tuple(st) if dim is None else st[_canon_dim(dim, self.ndim)]
+
+
+def _is_nonzero(self) -> bool:
+    if self.numel() != 1:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous" if
+                           self.numel() == 0 else
+                           "Boolean value of Tensor with more than one value is ambiguous")
+    return bool(self.item())
+
+
+def _is_same_size(self, other) -> bool:
+    return tuple(self.shape) == tuple(other.shape)
+
+
+Tensor.stride = _stride
+Tensor.itemsize = property(lambda self: self.element_size())
+Tensor.is_sparse = Tensor.is_quantized = Tensor.is_meta = False
+Tensor.is_cpu = True
+Tensor.is_complex = lambda self: False
+Tensor.is_signed = lambda self: self.dtype.kind in "fi"
+Tensor.is_nonzero = _is_nonzero
+Tensor.is_same_size = _is_same_size
+Tensor.get_device = lambda self: -1
+Tensor.broadcast_to = vw.expand
+for _name in ("logical_and", "logical_or", "logical_xor", "cumsum", "cumprod", "eq", "ne", "lt",
+              "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
+              "divide", "multiply", "subtract", "true_divide", "negative", "absolute", "log10",
+              "log1p", "log2", "exp2", "expm1", "rsqrt", "tan", "erf", "bitwise_and",
+              "bitwise_or", "bitwise_xor", "bitwise_not"):
+    setattr(Tensor, _name + "_", _inplace(getattr(Tensor, _name)))
+
+
+_attach_structure()
+
+
+_attach_pointwise()

@@ -25,6 +25,14 @@ class Op(Enum):
     SIN = auto()
     COS = auto()
     TAN = auto()
+    ASIN = auto()
+    ACOS = auto()
+    ATAN = auto()
+    SINH = auto()
+    COSH = auto()
+    ASINH = auto()
+    ACOSH = auto()
+    ATANH = auto()
     TANH = auto()
     SIGMOID = auto()
     ERF = auto()
@@ -43,6 +51,7 @@ class Op(Enum):
     IDIV = auto()        # floor division
     MOD = auto()         # Python-style remainder (sign of the divisor)
     POW = auto()
+    ATAN2 = auto()       # atan2(a, b): the angle of the point (b, a)
     MAX = auto()
     MIN = auto()
     CMPEQ = auto()
@@ -86,10 +95,11 @@ class Op(Enum):
 Op.__hash__ = object.__hash__  # members are singletons: identity hashing is C-fast
 
 UNARY = {Op.NEG, Op.NOT, Op.ABS, Op.SIGN, Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P,
-         Op.SQRT, Op.RSQRT, Op.RECIP, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SIGMOID, Op.ERF,
+         Op.SQRT, Op.RSQRT, Op.RECIP, Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH,
+         Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.TANH, Op.SIGMOID, Op.ERF,
          Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.ISNAN, Op.ISINF, Op.CAST}
-BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.POW, Op.MAX, Op.MIN, Op.CMPEQ,
-          Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.AND, Op.OR, Op.XOR}
+BINARY = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.POW, Op.ATAN2, Op.MAX, Op.MIN,
+          Op.CMPEQ, Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.AND, Op.OR, Op.XOR}
 TERNARY = {Op.WHERE}
 ELEMENTWISE = UNARY | BINARY | TERNARY
 COMPARE = {Op.CMPEQ, Op.CMPNE, Op.CMPLT, Op.CMPLE, Op.ISNAN, Op.ISINF}

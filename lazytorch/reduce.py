@@ -236,23 +236,9 @@ cumsum, cumprod = _scan(Op.CUMSUM, "cumsum"), _scan(Op.CUMPROD, "cumprod")
 
 
 def norm(self: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
-    x = self if dtype is None else self.to(dt.to_dtype(dtype))
-    if not x.dtype.is_floating_point:
-        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor "
-                           f"as input. Got {x.dtype.name.capitalize()}")
-    if p in ("fro", 2, 2.0, None):
-        return sum(x.abs().square(), dim, keepdim).sqrt()
-    if p == math.inf or p == "inf":
-        return amax(x.abs(), dim if dim is not None else (), keepdim)
-    if p == -math.inf:
-        return amin(x.abs(), dim if dim is not None else (), keepdim)
-    if p == 0:
-        return sum((x != 0).to(x.dtype), dim, keepdim)
-    if p == 1:
-        return sum(x.abs(), dim, keepdim)
-    if isinstance(p, (int, float)):
-        return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
-    raise RuntimeError(f"norm: unsupported p={p!r}")
+    """Tensor.norm / torch.norm (lazytorch/norms.py)."""
+    from .norms import norm as _norm
+    return _norm(self, p, dim, keepdim, dtype)
 
 
 def expand_to(n: Node, shape) -> Node:

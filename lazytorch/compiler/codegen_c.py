@@ -20,6 +20,9 @@ float expf(float) LT_SIMD; float logf(float) LT_SIMD; float sinf(float) LT_SIMD;
 float cosf(float) LT_SIMD; float tanhf(float) LT_SIMD; float expm1f(float) LT_SIMD;
 float log1pf(float) LT_SIMD; float exp2f(float) LT_SIMD; float log2f(float) LT_SIMD;
 float tanf(float) LT_SIMD; float erff(float) LT_SIMD; float powf(float, float) LT_SIMD;
+float asinf(float) LT_SIMD; float acosf(float) LT_SIMD; float atanf(float) LT_SIMD;
+float sinhf(float) LT_SIMD; float coshf(float) LT_SIMD; float asinhf(float) LT_SIMD;
+float acoshf(float) LT_SIMD; float atanhf(float) LT_SIMD; float atan2f(float, float) LT_SIMD;
 double exp(double) LT_SIMD; double log(double) LT_SIMD; double sin(double) LT_SIMD;
 double cos(double) LT_SIMD; double tanh(double) LT_SIMD; double pow(double, double) LT_SIMD;
 /* float tanh as a rational function (odd degree 13 over even degree 6, the approximation
@@ -141,6 +144,8 @@ C_EXPR = {
     Op.RSQRT: lambda d, a: f"(1 / {_fn('sqrt')(d, a)})",
     Op.RECIP: lambda d, a: f"(1 / {a})",
     Op.SIN: _fn("sin"), Op.COS: _fn("cos"), Op.TAN: _fn("tan"), Op.TANH: _tanh,
+    Op.ASIN: _fn("asin"), Op.ACOS: _fn("acos"), Op.ATAN: _fn("atan"), Op.SINH: _fn("sinh"),
+    Op.COSH: _fn("cosh"), Op.ASINH: _fn("asinh"), Op.ACOSH: _fn("acosh"), Op.ATANH: _fn("atanh"),
     Op.SIGMOID: lambda d, a: f"(1 / (1 + {_fn('exp')(d, '-' + a)}))",
     Op.ERF: _fn("erf"), Op.FLOOR: _fn("floor"), Op.CEIL: _fn("ceil"), Op.ROUND: _fn("rint"),
     Op.TRUNC: _fn("trunc"),
@@ -156,6 +161,7 @@ C_EXPR = {
                              if _is_float(d) else f"({ctype(d)})lt_imod({a}, {b})"),
     Op.POW: lambda d, a, b: (f"pow{'' if d == dt.float64 else 'f'}({a}, {b})"
                              if _is_float(d) else f"({ctype(d)})lt_ipow({a}, {b})"),
+    Op.ATAN2: lambda d, a, b: f"atan2{'' if d == dt.float64 else 'f'}({a}, {b})",
     Op.MAX: lambda d, a, b: f"(({a} > {b} || {a} != {a}) ? {a} : {b})",
     Op.MIN: lambda d, a, b: f"(({a} < {b} || {a} != {a}) ? {a} : {b})",
     Op.CMPEQ: lambda d, a, b: f"({a} == {b})",

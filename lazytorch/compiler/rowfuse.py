@@ -165,7 +165,8 @@ def _build(final: Kernel, stages: list[Kernel], internal: set[Node],
 
 # transcendental ops: worth a store and a load to compute once per element instead of twice
 _COSTLY = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
-           Op.TAN, Op.ERF, Op.POW, Op.SIGMOID}
+           Op.TAN, Op.ERF, Op.POW, Op.SIGMOID, Op.ASIN, Op.ACOS, Op.ATAN,
+           Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.ATAN2}
 MAX_SAVED_COLS = 1 << 14   # a saved row lives on the stack of the thread running the row
 
 

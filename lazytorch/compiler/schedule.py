@@ -62,7 +62,8 @@ def must_materialize(g: Graph) -> dict[Node, str]:
 # count as several
 RECOMPUTE_LIMIT = 24
 _HEAVY = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
-          Op.TAN, Op.ERF, Op.POW, Op.SIGMOID}
+          Op.TAN, Op.ERF, Op.POW, Op.SIGMOID, Op.ASIN, Op.ACOS, Op.ATAN,
+          Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.ATAN2}
 _MANY = -1
 
 
