@@ -288,8 +288,9 @@ class AccumulateGrad:
 
 # ------------------------------------------------------------------------------- backward
 def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node] | None,
-                retain_graph: bool) -> dict[Node, Node]:
-    """Gradients of sum(root * grad) for every tracked node on a path to a leaf."""
+                retain_graph: bool, hooks: dict | None = None) -> dict[Node, Node]:
+    """Gradients of sum(root * grad) for every tracked node on a path to a leaf (`hooks`: the
+    tensor hooks by id(node), each run on its node's complete gradient; see register_hook)."""
     leaves, memo, consumed, born = _LEAF_D, _TRACKED, _CONSUMED, _BORN
     # graph.toposort(roots, is_leaf=a leaf or untracked), inlined to ask about each node once:
     # `live` are the nodes needing a gradient in that order, `live_set` all the nodes it has
@@ -332,6 +333,8 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     from .autograd_rules import GRAD, NO_GRAD
     for n in reversed(live):
         g = acc.get(n)
+        if hooks is not None and g is not None and id(n) in hooks:
+            g = acc[n] = _run_hooks(hooks[id(n)], g)
         if g is None or id(n) in leaves or (targets is not None and n in targets and
                                             not n.srcs):
             continue
@@ -445,7 +448,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     grad_tensors = _as_list(grad_tensors) or [None] * len(tensors)
     retain = create_graph if retain_graph is None else retain_graph
     roots, grads = _root_grads(tensors, grad_tensors, "backward")
-    acc = _grad_graph(roots, grads, None, retain)
+    acc = _walk(roots, grads, retain, create_graph)
     COMPANIONS.extend(weakref.ref(t) for t in tensors)
     wanted = None if inputs is None else {id(t) for t in _as_list(inputs)}
     targets: list[tuple[Tensor, Node]] = []
@@ -492,7 +495,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     grad_outputs = _as_list(grad_outputs) or [None] * len(outputs)
     retain = create_graph if retain_graph is None else retain_graph
     roots, grads = _root_grads(outputs, grad_outputs, "grad")
-    acc = _grad_graph(roots, grads, None, retain)
+    acc = _walk(roots, grads, retain, create_graph)
     result = []
     with set_grad_enabled(create_graph):
         for t in inputs_l:
@@ -522,6 +525,86 @@ def retain_grad(t) -> None:
     t._retains_grad = True
     key = id(t)
     _retain[key] = weakref.ref(t, lambda _, k=key: _retain.pop(k, None))
+
+
+# ------------------------------------------------------------------------------- tensor hooks
+# Tensor.register_hook: hooks on a non-leaf live with its node as it was made then (its gradient
+# is the node's; an op that returns the node again, hash-consed, makes a fresh graph without
+# them, as PyTorch's new grad_fn would be); hooks on a leaf live with the tensor (a leaf's node
+# changes with every in-place update)
+_NODE_HOOKS: NodeTable = NodeTable()  # node -> (when it was made, OrderedDict(id -> hook))
+_LEAF_HOOKS: dict[int, tuple] = {}  # id(tensor) -> (weakref(tensor), OrderedDict)
+
+
+def register_hook(t, hook):
+    """Tensor.register_hook: `hook(grad)` is called with t's gradient (a lazy tensor) when a
+    backward() or autograd.grad() computes it, and may return a tensor to use instead; a
+    leaf's hooks run before its gradient is accumulated into .grad. Returns a handle whose
+    remove() unregisters the hook."""
+    from collections import OrderedDict
+
+    from .utils.hooks import RemovableHandle
+    if not t.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t._grad_node is not None:
+        n = t._grad_node
+        born = _BORN.get(id(n))
+        entry = _NODE_HOOKS.get(n)
+        if entry is None or entry[0] != born:
+            entry = _NODE_HOOKS[n] = (born, OrderedDict())
+        table = entry[1]
+    else:
+        entry = _LEAF_HOOKS.get(id(t))
+        if entry is None:
+            key = id(t)
+            ref = weakref.ref(t, lambda _, k=key: _LEAF_HOOKS.pop(k, None))
+            entry = _LEAF_HOOKS[key] = (ref, OrderedDict())
+        table = entry[1]
+    handle = RemovableHandle(table)
+    table[handle.id] = hook
+    return handle
+
+
+def _hook_table() -> dict | None:
+    """The registered hooks by id(node) (leaves' by their current node), or None."""
+    table = {}
+    for i, (_, (born, hooks)) in list(_NODE_HOOKS._d.items()):
+        if _BORN.get(i) != born or not hooks:
+            _NODE_HOOKS._d.pop(i, None)  # made again since (a fresh graph), or all removed
+        else:
+            table[i] = hooks
+    for ref, hooks in list(_LEAF_HOOKS.values()):
+        t = ref()
+        if t is not None and hooks and id(t._node) in _LEAF_D:
+            table[id(t._node)] = hooks
+    return table or None
+
+
+def _run_hooks(hooks, g: Node) -> Node:
+    from .tensor import Tensor
+    for hook in list(hooks.values()):
+        out = hook(Tensor._make(g))
+        if out is None:
+            continue
+        if not isinstance(out, Tensor):
+            raise TypeError(f"hook '{getattr(hook, '__name__', hook)}' returned an object of "
+                            f"type {type(out).__name__}, but a Tensor or None was expected")
+        if tuple(out.shape) != g.shape:
+            raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the size "
+                               f"of value")
+        g = out.node if out.dtype is g.dtype else \
+            new_node(_CAST, (out.node,), g.dtype, g.shape, g.dtype)
+    return g
+
+
+def _walk(roots, grads, retain: bool, create_graph: bool) -> dict[Node, Node]:
+    """_grad_graph, through the Python walk (which runs hooks) when hooks are registered;
+    hooks run with grad mode on only for create_graph, as PyTorch's."""
+    hooks = _hook_table() if (_NODE_HOOKS._d or _LEAF_HOOKS) else None
+    if hooks is None:
+        return _grad_graph(roots, grads, None, retain)
+    with set_grad_enabled(create_graph):
+        return _grad_graph_py(roots, grads, None, retain, hooks)
 
 
 class detect_anomaly:

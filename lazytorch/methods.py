@@ -1,6 +1,7 @@
 """Attach the op modules' functions to Tensor as methods and operators."""
 from __future__ import annotations
 
+from . import autograd as _autograd
 from . import dtypes as _dt
 from . import elementwise as ew
 from . import indexing, joining, overflow  # noqa: F401  (attach their methods)
@@ -267,6 +268,9 @@ def _attach_constructors() -> None:
 
 
 _attach_constructors()
+
+# gradient hooks (lazytorch/autograd.py)
+Tensor.register_hook = lambda self, hook: _autograd.register_hook(self, hook)
 
 # small Tensor facts, and the in-place forms of ops that have none above
 def _stride(self, dim: int | None = None):
