@@ -31,6 +31,8 @@ def test_missing_list_is_current():
     assert listed == missing_now  # and in the names' order
     with open(cov.MISSING) as f:
         assert f.read() == cov.render_missing(names, missing_now)  # the counts too
+    with open(cov.README) as f:
+        assert cov.readme_count(names, missing_now) in f.read(), "README's counts are stale"
 
 
 def test_lookup_follows_attributes_and_submodules():

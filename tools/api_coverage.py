@@ -195,6 +195,21 @@ def render_missing(names: list[str], gone: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+README = os.path.join(ROOT, "README.md")
+_README_COUNT = re.compile(r"\d+ are present; the \d+\nmissing ones")
+
+
+def readme_count(names: list[str], gone: list[str]) -> str:
+    """The README's sentence part that gives the counts (kept current by --write)."""
+    return f"{len(names) - len(gone)} are present; the {len(gone)}\nmissing ones"
+
+
+def render_readme(text: str, names: list[str], gone: list[str]) -> str:
+    if not _README_COUNT.search(text):
+        raise SystemExit("README.md lost its API coverage sentence ('N are present; the M ...')")
+    return _README_COUNT.sub(readme_count(names, gone), text)
+
+
 def read_missing(path: str = MISSING) -> list[str]:
     return load_names(path)
 
@@ -223,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     gone = missing(names)
     if args.write:
         _write(MISSING, render_missing(names, gone))
+        with open(README) as f:
+            _write(README, render_readme(f.read(), names, gone))
         print(f"{len(gone)} missing -> {os.path.relpath(MISSING, ROOT)}")
     if args.check:
         listed = read_missing()
