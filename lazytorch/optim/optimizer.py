@@ -72,6 +72,23 @@ def _check_fused(fused: bool | None, foreach: bool | None, differentiable: bool)
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
 
+def _check_args(lr, *, eps: float | None = None, betas=None,
+                weight_decay: float | None = None) -> None:
+    """PyTorch's checks of the options most optimizers share, with its messages."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    if not 0.0 <= _value(lr):
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if eps is not None and not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if betas is not None:
+        for i in (0, 1):
+            if not 0.0 <= _value(betas[i]) < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
+    if weight_decay is not None and not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
 def _decayed_grad(p: Tensor, maximize: bool, weight_decay: float) -> Tensor:
     """p's gradient, negated when maximizing, plus weight_decay * p (L2 decay), the direction
     that SGD, RMSprop and Adagrad start from."""
@@ -255,13 +272,23 @@ class Optimizer:
 
         New counters of one step share a node, so counters that advance together stay one
         node, and one value to compute."""
-        st = state.get("step")
+        return Optimizer._scalar_state(state, "step", 0.0, shared)
+
+    @staticmethod
+    def _scalar_state(state: dict, name: str, initial: float, shared: dict) -> Tensor:
+        """state[name], a 0-d float32 tensor (a step count, NAdam's mu_product, ASGD's eta),
+        created at `initial` if missing; a number loaded from an old state dict becomes one.
+
+        New ones of one step with the same initial value share a node, so values that advance
+        together stay one node, and one value to compute."""
+        st = state.get(name)
         if st is None:
-            if "zero" not in shared:
-                shared["zero"] = scalar(0.0, dt.float32)
-            st = state["step"] = Tensor._make(shared["zero"].node)
+            key = (name, float(initial))
+            if key not in shared:
+                shared[key] = scalar(float(initial), dt.float32)
+            st = state[name] = Tensor._make(shared[key].node)
         elif not isinstance(st, Tensor):
-            st = state["step"] = scalar(float(st), dt.float32)
+            st = state[name] = scalar(float(st), dt.float32)
         return st
 
     # ------------------------------------------------------------------------ hooks
