@@ -17,7 +17,9 @@ from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "LambdaLR", "OneCycleLR", "ReduceLROnPlateau"]
+           "LambdaLR", "MultiplicativeLR", "OneCycleLR", "ReduceLROnPlateau", "ConstantLR",
+           "LinearLR", "PolynomialLR", "CyclicLR", "CosineAnnealingWarmRestarts",
+           "SequentialLR", "ChainedScheduler"]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
@@ -130,6 +132,11 @@ class LRScheduler:
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """Advance last_epoch (or set it to `epoch`, with the closed form where there is one)
+        and write the new learning rates into the param groups."""
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
@@ -149,8 +156,9 @@ class LRScheduler:
 _LRScheduler = LRScheduler
 
 
-class LambdaLR(LRScheduler):
-    """lr = initial_lr * lr_lambda(epoch), one function or one per group."""
+class _LambdaScheduler(LRScheduler):
+    """A scheduler driven by one function of the epoch per param group; its state dict
+    holds None for plain functions and the __dict__ of callable objects."""
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
                  last_epoch: int = -1) -> None:
@@ -180,9 +188,32 @@ class LambdaLR(LRScheduler):
             if fn is not None:
                 self.lr_lambdas[i].__dict__.update(fn)
 
+
+class LambdaLR(_LambdaScheduler):
+    """lr = initial_lr * lr_lambda(epoch), one function or one per group."""
+
     def get_lr(self) -> list:
         self._warn_get_lr()
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(_LambdaScheduler):
+    """lr *= lr_lambda(epoch) at each epoch after the first, one function or one per group."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
+                 last_epoch: int = -1) -> None:
+        for fn in (lr_lambda if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]):
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got "
+                                f"{type(fn).__name__}")
+        super().__init__(optimizer, lr_lambda, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_get_lr()
+        if self._is_initial:
+            return _lrs(self.optimizer)
+        return [g["lr"] * fn(self.last_epoch)
+                for fn, g in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
 
 class StepLR(LRScheduler):
@@ -481,3 +512,9 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+# warm-up and polynomial decay, cyclic schedules, and schedulers made of schedulers
+from .lr_composite import ChainedScheduler, SequentialLR  # noqa: E402
+from .lr_cyclic import CosineAnnealingWarmRestarts, CyclicLR  # noqa: E402
+from .lr_warmup import ConstantLR, LinearLR, PolynomialLR  # noqa: E402
