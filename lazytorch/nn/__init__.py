@@ -73,6 +73,7 @@ from .pooling import (  # noqa: E402
     MaxPool2d,
 )
 from .rnn import GRU, LSTM, RNN, RNNBase  # noqa: E402
+from .rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase  # noqa: E402
 from .transformer import (  # noqa: E402
     MultiheadAttention,
     TransformerEncoder,
@@ -81,7 +82,8 @@ from .transformer import (  # noqa: E402
 
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
             "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "RNNBase", "RNN",
-            "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
+            "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+            "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
 
 # data-parallel wrappers (lazytorch/nn/parallel)
 from .parallel import DataParallel  # noqa: E402

@@ -12,6 +12,31 @@ from .parameter import Parameter
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
+def cell_step(mode: str, hidden_size: int, x_proj: Tensor, h: Tensor, c, w_hh: Tensor, b_hh,
+              w_hr=None):
+    """One step of a recurrent cell given its input projection x W_ih^T + b_ih: (h', c'),
+    c' None but for LSTM (PyTorch's gate orders: LSTM i, f, g, o; GRU r, z, n)."""
+    hh = h @ w_hh.t()
+    if b_hh is not None:
+        hh = hh + b_hh
+    H = hidden_size
+    if mode == "RNN_TANH":
+        return (x_proj + hh).tanh(), None
+    if mode == "RNN_RELU":
+        return (x_proj + hh).relu(), None
+    if mode == "LSTM":
+        gates = x_proj + hh
+        i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+        c2 = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h2 = o.sigmoid() * c2.tanh()
+        return (h2 if w_hr is None else h2 @ w_hr.t()), c2
+    # GRU: r, z, n
+    r = (x_proj[..., :H] + hh[..., :H]).sigmoid()
+    z = (x_proj[..., H:2 * H] + hh[..., H:2 * H]).sigmoid()
+    n = (x_proj[..., 2 * H:] + r * hh[..., 2 * H:]).tanh()
+    return (1 - z) * n + z * h, None
+
+
 class RNNBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -101,28 +126,18 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         return s
 
-    def _cell(self, x_proj: Tensor, h: Tensor, c, w_hh: Tensor, b_hh, w_hr=None):
-        hh = h @ w_hh.t()
-        if b_hh is not None:
-            hh = hh + b_hh
-        H = self.hidden_size
-        if self.mode == "RNN_TANH":
-            return (x_proj + hh).tanh(), None
-        if self.mode == "RNN_RELU":
-            return (x_proj + hh).relu(), None
-        if self.mode == "LSTM":
-            gates = x_proj + hh
-            i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
-            c2 = f.sigmoid() * c + i.sigmoid() * g.tanh()
-            h2 = o.sigmoid() * c2.tanh()
-            return (h2 if w_hr is None else h2 @ w_hr.t()), c2
-        # GRU: r, z, n
-        r = (x_proj[..., :H] + hh[..., :H]).sigmoid()
-        z = (x_proj[..., H:2 * H] + hh[..., H:2 * H]).sigmoid()
-        n = (x_proj[..., 2 * H:] + r * hh[..., 2 * H:]).tanh()
-        return (1 - z) * n + z * h, None
+    def _layer_weights(self, layer: int, d: int) -> tuple:
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction (None where absent)."""
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        return (getattr(self, f"weight_ih{sfx}"), getattr(self, f"weight_hh{sfx}"),
+                getattr(self, f"bias_ih{sfx}") if self.bias else None,
+                getattr(self, f"bias_hh{sfx}") if self.bias else None,
+                getattr(self, f"weight_hr{sfx}") if self.proj_size else None)
 
     def forward(self, input: Tensor, hx=None):
+        from .utils.rnn import PackedSequence
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         from ..joining import stack
         is_lstm = self.mode == "LSTM"
         unbatched = input.ndim == 2
@@ -147,11 +162,7 @@ class RNNBase(Module):
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                w_ih, w_hh = getattr(self, f"weight_ih{sfx}"), getattr(self, f"weight_hh{sfx}")
-                b_ih = getattr(self, f"bias_ih{sfx}") if self.bias else None
-                b_hh = getattr(self, f"bias_hh{sfx}") if self.bias else None
-                w_hr = getattr(self, f"weight_hr{sfx}") if self.proj_size else None
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_weights(layer, d)
                 proj = layer_in @ w_ih.t()
                 if b_ih is not None:
                     proj = proj + b_ih
@@ -160,7 +171,7 @@ class RNNBase(Module):
                 steps = range(L - 1, -1, -1) if d else range(L)
                 seq = [None] * L
                 for t in steps:
-                    h, c = self._cell(proj[t], h, c, w_hh, b_hh, w_hr)
+                    h, c = cell_step(self.mode, H, proj[t], h, c, w_hh, b_hh, w_hr)
                     seq[t] = h
                 outs.append(stack(seq, 0))
                 h_n.append(h)
@@ -179,6 +190,62 @@ class RNNBase(Module):
             cn = cn.squeeze(1) if cn is not None else None
         elif self.batch_first:
             out = out.transpose(0, 1)
+        return (out, (hn, cn)) if is_lstm else (out, hn)
+
+    def _forward_packed(self, input, hx):
+        """forward over a PackedSequence: at step t only the first batch_sizes[t] sequences
+        advance; each keeps its state from its last step (the reverse direction starts each
+        sequence at its own last step). hx and h_n are in the caller's batch order."""
+        from ..joining import cat, stack
+        from .utils.rnn import PackedSequence, _host_ints
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        if data.ndim != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {data.ndim}")
+        if data.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
+                               f"{self.input_size}, got {data.shape[-1]}")
+        bs = [int(b) for b in _host_ints(batch_sizes)]
+        offsets = [0]
+        for b in bs:
+            offsets.append(offsets[-1] + b)
+        is_lstm = self.mode == "LSTM"
+        dirs = 2 if self.bidirectional else 1
+        H, R, N = self.hidden_size, self.proj_size or self.hidden_size, bs[0]
+        if hx is None:
+            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=data.dtype)
+            c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=data.dtype) if is_lstm \
+                else None
+        else:
+            if sorted_indices is not None:   # into the packed (sorted) batch order
+                hx = tuple(t.index_select(1, sorted_indices) for t in hx) if is_lstm else \
+                    hx.index_select(1, sorted_indices)
+            h0, c0 = self._check_hx(hx, False, (self.num_layers * dirs, N))
+        h_n, c_n = [], []
+        layer_in = data
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(dirs):
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._layer_weights(layer, d)
+                proj = layer_in @ w_ih.t()
+                if b_ih is not None:
+                    proj = proj + b_ih
+                k = layer * dirs + d
+                run = _run_reverse if d else _run_forward
+                seq, h, c = run(self.mode, H, proj, bs, offsets, h0[k],
+                                c0[k] if is_lstm else None, w_hh, b_hh, w_hr)
+                outs.append(cat(seq, 0))
+                h_n.append(h)
+                c_n.append(c)
+            layer_in = outs[0] if dirs == 1 else cat(outs, -1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                from .functional import dropout
+                layer_in = dropout(layer_in, self.dropout, True)
+        hn = stack(h_n, 0)
+        cn = stack(c_n, 0) if is_lstm else None
+        if unsorted_indices is not None:
+            hn = hn.index_select(1, unsorted_indices)
+            cn = cn.index_select(1, unsorted_indices) if is_lstm else None
+        out = PackedSequence(layer_in, batch_sizes, sorted_indices, unsorted_indices)
         return (out, (hn, cn)) if is_lstm else (out, hn)
 
     def _check_hx(self, hx, unbatched: bool, lead: tuple[int, int]):
@@ -204,6 +271,45 @@ class RNNBase(Module):
             if tuple(t.shape) != want:
                 raise RuntimeError(f"Expected {what} size {want}, got {list(t.shape)}")
         return h0, c0
+
+
+def _run_forward(mode: str, H: int, proj: Tensor, bs: list[int], offsets: list[int],
+                 h0: Tensor, c0, w_hh: Tensor, b_hh, w_hr):
+    """The forward direction over packed rows: (outputs per step, h_n, c_n)."""
+    from ..joining import cat
+    h, c = h0, c0
+    done_h, done_c, seq = [], [], []
+    for t, b in enumerate(bs):
+        if b < h.shape[0]:            # sequences that ended at the previous step
+            done_h.append(h[b:])
+            h = h[:b]
+            if c is not None:
+                done_c.append(c[b:])
+                c = c[:b]
+        h, c = cell_step(mode, H, proj[offsets[t]:offsets[t] + b], h, c, w_hh, b_hh, w_hr)
+        seq.append(h)
+    h_n = cat([h] + done_h[::-1], 0) if done_h else h
+    c_n = (cat([c] + done_c[::-1], 0) if done_c else c) if c is not None else None
+    return seq, h_n, c_n
+
+
+def _run_reverse(mode: str, H: int, proj: Tensor, bs: list[int], offsets: list[int],
+                 h0: Tensor, c0, w_hh: Tensor, b_hh, w_hr):
+    """The reverse direction over packed rows, each sequence starting at its last step."""
+    from ..joining import cat
+    n = bs[-1]
+    h = h0[:n]
+    c = c0[:n] if c0 is not None else None
+    seq = [None] * len(bs)
+    for t in range(len(bs) - 1, -1, -1):
+        b = bs[t]
+        if b > h.shape[0]:            # sequences whose last step is t join
+            h = cat([h, h0[h.shape[0]:b]], 0)
+            if c is not None:
+                c = cat([c, c0[c.shape[0]:b]], 0)
+        h, c = cell_step(mode, H, proj[offsets[t]:offsets[t] + b], h, c, w_hh, b_hh, w_hr)
+        seq[t] = h
+    return seq, h, c
 
 
 class RNN(RNNBase):

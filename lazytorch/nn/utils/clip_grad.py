@@ -1,14 +1,12 @@
-"""nn.utils: gradient clipping and flattening parameters to one vector (all lazy)."""
+"""Gradient clipping by total norm or by value (lazy: nothing runs until a value is needed)."""
 from __future__ import annotations
 
 import math
 from typing import Iterable
 
-from ..autograd import no_grad
-from ..creation import tensor as _tensor
-from ..joining import cat
-from ..tensor import Tensor
-from .module import typename
+from ...autograd import no_grad
+from ...creation import tensor as _tensor
+from ...tensor import Tensor
 
 
 def _as_list(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
@@ -77,18 +75,11 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
                 p.grad.clamp_(-clip_value, clip_value)
 
 
-def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
-    """All parameters flattened and joined into one 1-D tensor."""
-    return cat([p.reshape(-1) for p in parameters])
-
-
-def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
-    """Set the parameters' values from consecutive slices of the 1-D tensor vec."""
-    if not isinstance(vec, Tensor):
-        raise TypeError(f"expected torch.Tensor, but got: {typename(vec)}")
-    pointer = 0
-    for param in parameters:
-        n = param.numel()
-        piece = vec.narrow(0, pointer, n)
-        param.data = piece.reshape(tuple(param.shape)).detach()
-        pointer += n
+def clip_grad_norm(parameters: Tensor | Iterable[Tensor], max_norm: float,
+                   norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach=None) -> Tensor:
+    """Deprecated spelling of clip_grad_norm_."""
+    import warnings
+    warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of "
+                  "`torch.nn.utils.clip_grad_norm_`.", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
