@@ -76,6 +76,9 @@ from .rnn import GRU, LSTM, RNN, RNNBase  # noqa: E402
 from .rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase  # noqa: E402
 from .transformer import (  # noqa: E402
     MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
     TransformerEncoder,
     TransformerEncoderLayer,
 )
@@ -83,7 +86,8 @@ from .transformer import (  # noqa: E402
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d",
             "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "RNNBase", "RNN",
             "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
-            "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
+            "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+            "TransformerDecoderLayer", "TransformerDecoder", "Transformer"]
 
 # data-parallel wrappers (lazytorch/nn/parallel)
 from .parallel import DataParallel  # noqa: E402
