@@ -32,10 +32,12 @@ from .functional_activation import _nonpositive as _nonpositive
 from .functional_activation import _shifted as _shifted
 from .functional_activation import _softmax_dim as _softmax_dim
 from .functional_activation import celu as celu
+from .functional_activation import celu_ as celu_
 from .functional_activation import elu as elu
 from .functional_activation import elu_ as elu_
 from .functional_activation import gelu as gelu
 from .functional_activation import glu as glu
+from .functional_activation import hardshrink as hardshrink
 from .functional_activation import hardsigmoid as hardsigmoid
 from .functional_activation import hardswish as hardswish
 from .functional_activation import hardtanh as hardtanh
@@ -49,22 +51,28 @@ from .functional_activation import prelu as prelu
 from .functional_activation import relu as relu
 from .functional_activation import relu6 as relu6
 from .functional_activation import relu_ as relu_
+from .functional_activation import rrelu as rrelu
+from .functional_activation import rrelu_ as rrelu_
 from .functional_activation import selu as selu
+from .functional_activation import selu_ as selu_
 from .functional_activation import sigmoid as sigmoid
 from .functional_activation import silu as silu
 from .functional_activation import softmax as softmax
 from .functional_activation import softmin as softmin
 from .functional_activation import softplus as softplus
+from .functional_activation import softshrink as softshrink
 from .functional_activation import softsign as softsign
 from .functional_activation import tanh as tanh
 from .functional_activation import tanhshrink as tanhshrink
 from .functional_activation import threshold as threshold
+from .functional_activation import threshold_ as threshold_
 from .functional_norm import _channel_shape as _channel_shape
 from .functional_norm import _update_buffer as _update_buffer
 from .functional_norm import batch_norm as batch_norm
 from .functional_norm import group_norm as group_norm
 from .functional_norm import instance_norm as instance_norm
 from .functional_norm import layer_norm as layer_norm
+from .functional_norm import local_response_norm as local_response_norm
 from .functional_norm import normalize as normalize
 from .functional_norm import rms_norm as rms_norm
 
@@ -384,7 +392,10 @@ def _constant_pad(input: Tensor, pairs: list[tuple[int, int]], value) -> Tensor:
     return ew.make(Op.PAD, (x.node,), (grow, v), shape, x.dtype)
 
 
-# ------------------------------------------------- convolution, pooling, attention, resizing
+# --------------------------- convolution, pooling, resizing, losses, distances (own files)
+from .distance import cosine_similarity as cosine_similarity  # noqa: E402
+from .distance import pairwise_distance as pairwise_distance  # noqa: E402
+from .distance import pdist as pdist  # noqa: E402
 from .functional_conv import conv1d as conv1d  # noqa: E402
 from .functional_conv import conv2d as conv2d  # noqa: E402
 from .functional_conv import conv_transpose1d as conv_transpose1d  # noqa: E402
@@ -393,12 +404,16 @@ from .functional_conv import interpolate as interpolate  # noqa: E402
 from .functional_conv import scaled_dot_product_attention as scaled_dot_product_attention  # noqa: E402,E501
 from .functional_pool import adaptive_avg_pool1d as adaptive_avg_pool1d  # noqa: E402
 from .functional_pool import adaptive_avg_pool2d as adaptive_avg_pool2d  # noqa: E402
+from .functional_pool import adaptive_max_pool1d as adaptive_max_pool1d  # noqa: E402
+from .functional_pool import adaptive_max_pool1d_with_indices as adaptive_max_pool1d_with_indices  # noqa: E402,E501
+from .functional_pool import adaptive_max_pool2d as adaptive_max_pool2d  # noqa: E402
+from .functional_pool import adaptive_max_pool2d_with_indices as adaptive_max_pool2d_with_indices  # noqa: E402,E501
 from .functional_pool import avg_pool1d as avg_pool1d  # noqa: E402
 from .functional_pool import avg_pool2d as avg_pool2d  # noqa: E402
 from .functional_pool import max_pool1d as max_pool1d  # noqa: E402
+from .functional_pool import max_pool1d_with_indices as max_pool1d_with_indices  # noqa: E402
 from .functional_pool import max_pool2d as max_pool2d  # noqa: E402
-
-# ------------------------------------------------------------------------------- losses
+from .functional_pool import max_pool2d_with_indices as max_pool2d_with_indices  # noqa: E402
 from .loss import binary_cross_entropy as binary_cross_entropy  # noqa: E402
 from .loss import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits  # noqa: E402,E501
 from .loss import cross_entropy as cross_entropy  # noqa: E402
@@ -408,4 +423,20 @@ from .loss import l1_loss as l1_loss  # noqa: E402
 from .loss import mse_loss as mse_loss  # noqa: E402
 from .loss import nll_loss as nll_loss  # noqa: E402
 from .loss import smooth_l1_loss as smooth_l1_loss  # noqa: E402
-
+from .loss_likelihood import gaussian_nll_loss as gaussian_nll_loss  # noqa: E402
+from .loss_likelihood import poisson_nll_loss as poisson_nll_loss  # noqa: E402
+from .loss_margin import cosine_embedding_loss as cosine_embedding_loss  # noqa: E402
+from .loss_margin import hinge_embedding_loss as hinge_embedding_loss  # noqa: E402
+from .loss_margin import margin_ranking_loss as margin_ranking_loss  # noqa: E402
+from .loss_margin import multi_margin_loss as multi_margin_loss  # noqa: E402
+from .loss_margin import multilabel_margin_loss as multilabel_margin_loss  # noqa: E402
+from .loss_margin import multilabel_soft_margin_loss as multilabel_soft_margin_loss  # noqa: E402,E501
+from .loss_margin import soft_margin_loss as soft_margin_loss  # noqa: E402
+from .loss_margin import triplet_margin_loss as triplet_margin_loss  # noqa: E402
+from .loss_margin import triplet_margin_with_distance_loss as triplet_margin_with_distance_loss  # noqa: E402,E501
+from .pixelshuffle import channel_shuffle as channel_shuffle  # noqa: E402
+from .pixelshuffle import pixel_shuffle as pixel_shuffle  # noqa: E402
+from .pixelshuffle import pixel_unshuffle as pixel_unshuffle  # noqa: E402
+from .upsampling import upsample as upsample  # noqa: E402
+from .upsampling import upsample_bilinear as upsample_bilinear  # noqa: E402
+from .upsampling import upsample_nearest as upsample_nearest  # noqa: E402

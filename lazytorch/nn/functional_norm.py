@@ -164,3 +164,21 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
     if bias is not None:
         out = out + bias.reshape(shape)
     return out
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """input / (k + alpha * mean(input^2 over a window of `size` channels, zero-padded))^beta,
+    the window centred (size // 2 before, (size - 1) // 2 after)."""
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} "
+                         "dimensions)")
+    if input.numel() == 0:
+        return input
+    from .functional import pad
+    c = input.shape[1]
+    sq = pad(input * input, [0, 0] * (input.ndim - 2) + [size // 2, (size - 1) // 2])
+    total = sq.narrow(1, 0, c)
+    for o in range(1, size):
+        total = total + sq.narrow(1, o, c)
+    return input / (total * (alpha / size) + k) ** beta

@@ -258,3 +258,79 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:
     return adaptive_avg_pool2d(input.unsqueeze(-2), (1, output_size)).squeeze(-2)
+
+
+def _adaptive_windows(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, k) input positions of PyTorch's adaptive windows
+    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out)), each padded to the longest window's k by
+    repeating its last position (a repeat changes neither the max nor the first argmax)."""
+    bounds = [((i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)) for i in range(n_out)]
+    k = max(b - a for a, b in bounds)
+    return np.array([[min(a + j, b - 1) for j in range(k)] for a, b in bounds], np.int64)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """The max of each of PyTorch's adaptive windows (and its flat index h * W + w); the
+    gradient goes to that first maximum."""
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    if x.ndim != 4:
+        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got: "
+                           f"{list(input.shape)}")
+    size = (output_size,) * 2 if isinstance(output_size, int) else tuple(output_size)
+    if len(size) != 2:
+        raise RuntimeError("adaptive_max_pool2d(): internal error: output_size.size() must "
+                           "be 2")
+    n, c, h, w = x.shape
+    oh, ow = (m if o is None else int(o) for o, m in zip(size, (h, w)))
+    if h % oh == 0 and w % ow == 0:
+        out = _max_pool(x, (h // oh, w // ow), None, 0, 1, False, return_indices, 2)
+    else:
+        rows, cols = _adaptive_windows(h, oh), _adaptive_windows(w, ow)
+        # (oh, ow, kh * kw) flat positions, rows outer as PyTorch scans a window
+        table = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(oh, ow, -1)
+        from ..creation import from_array
+        flat = x.reshape(n, c, h * w).index_select(2, from_array(table.reshape(-1)))
+        flat = flat.reshape(n, c, oh, ow, table.shape[-1])
+        idx = flat.argmax(-1, keepdim=True)
+        values = make(Op.GATHER, (flat.node, idx.node), 4, idx.shape, flat.dtype).squeeze(-1)
+        if return_indices:
+            tab = from_array(table).reshape(1, 1, oh, ow, -1).expand(n, c, oh, ow, -1)
+            where = make(Op.GATHER, (tab.node, idx.node), 4, idx.shape, dt.int64).squeeze(-1)
+            out = (values, where)
+        else:
+            out = values
+    if unbatched:
+        return tuple(t.squeeze(0) for t in out) if return_indices else out.squeeze(0)
+    return out
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """adaptive_max_pool2d over the last dim alone."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.ndim}-dimensional "
+                           "tensor for argument #1 'self' (while checking arguments for "
+                           "adaptive_max_pool1d)")
+    o = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
+    out = adaptive_max_pool2d(input.unsqueeze(-2), (1, o), return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def adaptive_max_pool1d_with_indices(input: Tensor, output_size, return_indices: bool = True):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = True):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
