@@ -111,6 +111,8 @@ __all__ += ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d
 
 # padding, rearranging and resizing, distances, more losses
 from .distance import CosineSimilarity, PairwiseDistance  # noqa: E402
+from .embedding_bag import EmbeddingBag  # noqa: E402
+from .fold import Fold, Unfold  # noqa: E402
 from .loss_likelihood import GaussianNLLLoss, NLLLoss2d, PoissonNLLLoss  # noqa: E402
 from .loss_margin import (  # noqa: E402
     CosineEmbeddingLoss,
@@ -143,8 +145,9 @@ from .padding import (  # noqa: E402
 from .pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle  # noqa: E402
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: E402
 
-__all__ += ["CosineSimilarity", "PairwiseDistance", "GaussianNLLLoss", "NLLLoss2d",
-            "PoissonNLLLoss", "CosineEmbeddingLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
+__all__ += ["CosineSimilarity", "PairwiseDistance", "EmbeddingBag", "Fold", "Unfold",
+            "GaussianNLLLoss", "NLLLoss2d", "PoissonNLLLoss", "CosineEmbeddingLoss",
+            "HingeEmbeddingLoss", "MarginRankingLoss",
             "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
             "SoftMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss",
             "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d",

@@ -396,6 +396,9 @@ def _constant_pad(input: Tensor, pairs: list[tuple[int, int]], value) -> Tensor:
 from .distance import cosine_similarity as cosine_similarity  # noqa: E402
 from .distance import pairwise_distance as pairwise_distance  # noqa: E402
 from .distance import pdist as pdist  # noqa: E402
+from .embedding_bag import embedding_bag as embedding_bag  # noqa: E402
+from .fold import fold as fold  # noqa: E402
+from .fold import unfold as unfold  # noqa: E402
 from .functional_conv import conv1d as conv1d  # noqa: E402
 from .functional_conv import conv2d as conv2d  # noqa: E402
 from .functional_conv import conv_transpose1d as conv_transpose1d  # noqa: E402
