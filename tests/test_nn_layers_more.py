@@ -197,3 +197,47 @@ def test_torch_parity():
         for (n, bl), bt in zip(lm.named_buffers(), tm.buffers()):
             np.testing.assert_allclose(bl.numpy(), bt.numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{name}.{n}")
+
+
+def test_alpha_dropout_formula_and_statistics():
+    torch.manual_seed(7)
+    p, alpha = 0.2, 1.7580993408473766
+    a = 1 / np.sqrt((alpha * alpha * p + 1) * (1 - p))
+    x = np.random.default_rng(7).standard_normal(200000).astype(np.float32)
+    y = F.alpha_dropout(torch.tensor(x), p, training=True).numpy()
+    kept = np.isclose(y, a * x + alpha * a * p, rtol=1e-5, atol=1e-6)
+    dropped = np.isclose(y, -alpha * a + alpha * a * p, rtol=1e-5, atol=1e-6)
+    assert np.all(kept | dropped)
+    assert abs(dropped.mean() - p) < 0.01
+    assert abs(y.mean()) < 0.02 and abs(y.std() - 1) < 0.02     # self-normalizing
+    m = nn.AlphaDropout(p)
+    np.testing.assert_array_equal(m.eval()(torch.tensor(x)).numpy(), x)
+    z = np.random.default_rng(8).standard_normal((50, 40, 3)).astype(np.float32)
+    f = nn.FeatureAlphaDropout(0.5)(torch.tensor(z)).numpy()
+    # whole channels share the mask: per (n, c), every element follows the same branch
+    a5 = 1 / np.sqrt((alpha ** 2 * 0.5 + 1) * 0.5)
+    kept = np.isclose(f, a5 * z + alpha * a5 * 0.5, rtol=1e-5, atol=1e-6)
+    assert np.all(kept.all(-1) | (~kept).all(-1)) and 0.3 < kept.all(-1).mean() < 0.7
+    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1"):
+        F.alpha_dropout(torch.randn(2), 1.5, True)
+
+
+def test_buffer_and_init_aliases():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stat = nn.Buffer(torch.ones(2))
+            self.scratch = nn.Buffer(torch.zeros(3), persistent=False)
+
+    m = M()
+    assert list(m.state_dict()) == ["stat"]
+    assert [n for n, _ in m.named_buffers()] == ["stat", "scratch"]
+    assert list(m.parameters()) == []
+    w = torch.empty(3, 4)
+    with pytest.warns(FutureWarning, match="`nn.init.constant` is now deprecated in favor of "
+                                           "`nn.init.constant_`"):
+        nn.init.constant(w, 2.5)
+    np.testing.assert_array_equal(w.numpy(), np.full((3, 4), 2.5, np.float32))
+    with pytest.warns(FutureWarning):
+        nn.init.eye(w)
+    np.testing.assert_array_equal(w.numpy(), np.eye(3, 4, dtype=np.float32))

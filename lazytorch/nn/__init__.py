@@ -37,7 +37,14 @@ from .activation import (
     Threshold,
 )
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from .dropout import (
+    AlphaDropout,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    FeatureAlphaDropout,
+)
 from .flatten import Flatten, Unflatten
 from .linear import Bilinear, Identity, Linear
 from .loss import (
@@ -64,10 +71,11 @@ from .normalization import (
     LocalResponseNorm,
     RMSNorm,
 )
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 from .sparse import Embedding
 
-__all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList",
+__all__ = ["functional", "init", "utils", "Module", "Parameter", "Buffer", "AlphaDropout",
+           "FeatureAlphaDropout", "Sequential", "ModuleList",
            "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Linear", "Bilinear",
            "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Embedding",
            "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "RMSNorm",

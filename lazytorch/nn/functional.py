@@ -164,6 +164,38 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     return _masked(input, p, tuple(input.shape), inplace)
 
 
+def _alpha_masked(input: Tensor, p: float, mask_shape: tuple[int, ...],
+                  inplace: bool) -> Tensor:
+    """SELU-preserving dropout: dropped elements become SELU's negative saturation, then an
+    affine map keeps zero mean and unit variance (PyTorch's a, b)."""
+    if p == 1.0:
+        return _inplace_result(input, input * 0.0, inplace)
+    alpha = 1.7580993408473766
+    a = 1.0 / ((alpha * alpha * p + 1) * (1 - p)) ** 0.5
+    keep = (rand(mask_shape, dtype=input.dtype) < (1.0 - p)).to(input.dtype)
+    out = input * (keep * a) + ((keep - 1) * (alpha * a) + alpha * a * p)
+    return _inplace_result(input, out, inplace)
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                  inplace: bool = False) -> Tensor:
+    """Alpha dropout of each element (training only), for SELU networks."""
+    _check_p(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    return _alpha_masked(input, p, tuple(input.shape), inplace)
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False) -> Tensor:
+    """Alpha dropout of whole channels of (N, C, *) input (training only)."""
+    _check_p(p)
+    if not training or p == 0.0 or input.numel() == 0:
+        return input
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    return _alpha_masked(input, p, shape, inplace)
+
+
 def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool,
                      batched: bool) -> Tensor:
     _check_p(p)

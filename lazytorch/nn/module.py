@@ -18,7 +18,7 @@ from ..utils.hooks import RemovableHandle
 from .module_state import _EXTRA_STATE_KEY_SUFFIX as _EXTRA_STATE_KEY_SUFFIX
 from .module_state import _IncompatibleKeys as _IncompatibleKeys
 from .module_state import _StateDictMixin
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 
 
 def typename(obj: Any) -> str:
@@ -211,6 +211,11 @@ class Module(_StateDictMixin):
             remove_from(self.__dict__, self._buffers, self._modules,
                         self._non_persistent_buffers_set)
             self.register_parameter(name, value)
+        elif isinstance(value, Buffer):
+            if params is None:
+                raise AttributeError("cannot assign buffer before Module.__init__() call")
+            remove_from(self.__dict__, self._parameters, self._modules)
+            self.register_buffer(name, value, value.persistent)
         elif params is not None and name in params:
             if value is not None:
                 raise TypeError(f"cannot assign '{typename(value)}' as parameter '{name}' "

@@ -63,6 +63,20 @@ class Parameter(Tensor):
             autograd.register_leaf(self)
 
 
+class Buffer(Tensor):
+    """A tensor that a Module registers as one of its buffers when assigned as an attribute
+    (persistent buffers are part of `state_dict()`)."""
+
+    def __init__(self, data: Tensor | None = None, *, persistent: bool = True):
+        if data is None:
+            from ..creation import empty
+            data = empty(0)
+        if not isinstance(data, Tensor):
+            raise TypeError(f"expected a Tensor, got {type(data).__name__}")
+        self._init(data.detach().node)
+        self.persistent = persistent
+
+
 def is_lazy(param) -> bool:
     """PyTorch's lazy (uninitialized) parameters do not exist here."""
     return False
