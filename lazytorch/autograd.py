@@ -115,6 +115,23 @@ def note_update(t) -> None:
     _updated[id(t)] = weakref.ref(t)
 
 
+# leaves that require grad, written through .data (or a detach()ed view) with grad mode on, by
+# id: their new value is computed before anything reads them (Tensor.node), as an eager
+# framework would have it; otherwise the next forward would hold the update's graph, which
+# holds the previous forward's, and so on: one training step's graph more at every step
+WRITTEN: dict[int, weakref.ref] = {}
+
+
+def flush_written() -> None:
+    """Compute the pending values of the tensors in WRITTEN, in one realize."""
+    pending = [t for r in list(WRITTEN.values())
+               if (t := r()) is not None and t._node.op is not Op.BUFFER]
+    WRITTEN.clear()
+    if pending:
+        from .tensor import realize_tensors
+        realize_tensors(pending)
+
+
 def _flush_updates() -> None:
     """Leaving no_grad: if the block updated a leaf that requires grad in place (an SGD step
     written by hand, `w -= lr * w.grad`), realize everything it updated in one plan, with
@@ -199,7 +216,7 @@ def on_new_tensor(t) -> None:
     if not tracked(n):
         return
     if _state.enabled:
-        t.requires_grad = True
+        t._requires_grad = True
         t._grad_node = n
         now = _BORN[id(n)] = next(_clock)
         _RESULTS[id(n)] = True
@@ -225,14 +242,16 @@ def on_assign(t, node: Node, untracked: bool = False) -> Node:
     """An in-place update of t to `node`: returns the node t should hold. `untracked`: the
     write came through a detach()ed view, which autograd does not see (as in PyTorch)."""
     if t._grad_node is None and t.requires_grad:  # a leaf
-        if is_grad_enabled() and not untracked:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                               "operation.")
+        if is_grad_enabled():
+            if not untracked:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                   "in-place operation.")
+            WRITTEN[id(t)] = weakref.ref(t)
         leaf = Node(Op.DETACH, (node,), next(_leaf_ids), node.shape, node.dtype)
         LEAVES[leaf] = weakref.ref(t)
         return leaf
     if is_grad_enabled() and tracked(node):
-        t.requires_grad = True
+        t._requires_grad = True
         t._grad_node = node
     elif tracked(node):
         node = Node(Op.DETACH, (node,), None, node.shape, node.dtype)

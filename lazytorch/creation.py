@@ -172,7 +172,7 @@ class Generator:
         return tensor(np.frombuffer(raw, np.uint8).copy())
 
     def set_state(self, state: Tensor) -> Generator:
-        raw = bytes(state.numpy().tobytes())
+        raw = bytes(state._array().tobytes())
         v = [int.from_bytes(raw[i:i + 16], "little") for i in range(0, 64, 16)]
         self._rng.bit_generator.state = {"bit_generator": "PCG64",
                                          "state": {"state": v[0], "inc": v[1]},

@@ -8,10 +8,11 @@ from numbers import Number
 
 import numpy as np
 
+from . import autograd, overflow
 from . import dtypes as dt
-from . import overflow
 from .graph import Node, const, new_node
 from .ops import Op
+from .realize import REALIZED
 from .sites import SITES, named, record, record_from
 from .tensor import Tensor, broadcast_shapes
 
@@ -74,6 +75,8 @@ def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
 
 
 _make = Tensor._make
+_REALIZED_D = REALIZED._d   # computed nodes (by id): their tensors take the buffer on use
+_WRITTEN = autograd.WRITTEN  # leaves with a pending write: computed before their next use
 _BROADCAST: dict = {}  # (shape, shape) -> broadcast shape, for the pairs a program uses
 
 
@@ -136,10 +139,14 @@ def _arith(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: s
     for from that function's caller, so its frame object is never made (the hot ops' way)."""
     if isinstance(a, Tensor):
         # the common cases without the general machinery: tensor op tensor, tensor op scalar
-        na = a._node if a._base is None else a.node  # (Tensor.node, without a call)
+        na = a._node
+        if a._base is not None or id(na) in _REALIZED_D or _WRITTEN:
+            na = a.node       # (Tensor.node's work, only when there is some)
         da = na.dtype
         if isinstance(b, Tensor):
-            nb = b._node if b._base is None else b.node
+            nb = b._node
+            if b._base is not None or id(nb) in _REALIZED_D or _WRITTEN:
+                nb = b.node
             sa, sb = na.shape, nb.shape
             shape = sa if sa == sb and type(sa) is tuple else _broadcast(sa, sb)
             db = nb.dtype

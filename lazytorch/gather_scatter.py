@@ -163,7 +163,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = _canon_dim(dim, input.ndim)
     x = _as_1d(input.node)
-    vals = np.asarray(index.numpy(), dtype=np.int64).reshape(-1)
+    vals = np.asarray(index._array(), dtype=np.int64).reshape(-1)
     if _first_bad(vals, 0, x.shape[d]) is not None:
         raise IndexError("index out of range in self")
     k = vals.size
@@ -179,7 +179,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
         got = TYPE_NAME.get(getattr(index, "dtype", None), type(index).__name__)
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {got}")
     n = input.numel()
-    vals = np.asarray(index.numpy(), dtype=np.int64)
+    vals = np.asarray(index._array(), dtype=np.int64)
     v = _first_bad(vals, -n, n)
     if v is not None:
         raise IndexError(f"out of range: tried to access index {v} on a tensor of {n} "
@@ -305,7 +305,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     if mask.dtype != dt.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     shape = _broadcast_pair(tuple(mask.shape), tuple(input.shape))
-    where = np.flatnonzero(np.broadcast_to(mask.numpy(), shape))
+    where = np.flatnonzero(np.broadcast_to(mask._array(), shape))
     x = _reshape(ew.expand_node(input.node, shape), (math.prod(shape),))
     return wrap(Node(Op.GATHER, (x, _index_buffer(where)), 0, (where.size,), input.dtype))
 
@@ -314,7 +314,7 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
     """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with as_tuple one
     1-D tensor per dim. The count depends on the data, so input is computed now."""
     from .creation import from_array
-    a = np.asarray(input.numpy())
+    a = np.asarray(input._array())
     if a.ndim == 0:
         if as_tuple:
             return (from_array(np.nonzero(a.reshape(1))[0].astype(np.int64)),)

@@ -78,7 +78,7 @@ def _first_bad(a: np.ndarray, lo: int, hi: int):
 
 def _checked_values(index: Tensor, n: int, dim: int) -> np.ndarray:
     """The index's values, each in [0, n) (gather/scatter's rule: no negative indices)."""
-    vals = np.asarray(index.numpy(), dtype=np.int64)
+    vals = np.asarray(index._array(), dtype=np.int64)
     v = _first_bad(vals, 0, n)
     if v is not None:
         raise RuntimeError(f"index {v} is out of bounds for dimension {dim} with size {n}")
@@ -237,14 +237,14 @@ class _Advanced:
                 positions.append(pos)
                 sizes.append(1)
             elif kind == "tensor":
-                a = p.numpy() if isinstance(p, Tensor) else p
+                a = p._array() if isinstance(p, Tensor) else p
                 if isinstance(p, Tensor) and p.dtype == dt.int64 and len(advs) == 1:
                     node = p.node
                 arrays.append(np.asarray(a, dtype=np.int64))
                 positions.append(pos)
                 sizes.append(view_shape[pos])
             else:
-                m = p.numpy() if isinstance(p, Tensor) else p
+                m = p._array() if isinstance(p, Tensor) else p
                 for j, a in enumerate(np.nonzero(np.asarray(m) != 0)):
                     arrays.append(a.astype(np.int64))
                     positions.append(pos + j)

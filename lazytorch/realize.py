@@ -17,6 +17,7 @@ from . import debug
 from . import dtypes as dt
 from .compiler.schedule import Schedule
 from .graph import Node, NodeTable, new_node, toposort
+from .live import FREE_OPS, held_py
 from .ops import Op
 from .plan import (  # noqa: F401
     KernelCompileError,
@@ -110,14 +111,42 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
     return [new[o] for o in outputs], inputs
 
 
-def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
+def computed_near(n: Node, limit: int = 32) -> Node:
+    """n, with the computed values that its graph reaches within `limit` nodes replaced by
+    their buffers (n itself if there are none): what a detached view of a state computed in an
+    earlier step holds, instead of that step's whole graph (lazytorch/live.py)."""
+    realized = REALIZED._d
+    if id(n) in realized and not _is_constant(n):
+        return REALIZED[n]
+    seen: set[int] = set()
+    stack = list(n.srcs)
+    found = False
+    while stack:
+        m = stack.pop()
+        i = id(m)
+        if i in seen or m.op is _BUFFER or m.op is _CONST:
+            continue
+        seen.add(i)
+        if i in realized:
+            found = True
+            continue
+        limit -= 1
+        if limit < 0:
+            return n
+        stack.extend(m.srcs)
+    return substitute([n])[0][0] if found else n
+
+
+def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list[Node], list[Node]]:
     """substitute() and structure_key() in one walk (the steady-state path of realize):
-    (new outputs, input buffers in order, the structure key). Compiled (runtime/native_*.c)
-    once that module is loaded; prepare_py is the reference."""
+    (new outputs, input buffers in order, the structure key, and by number in the key the
+    walked nodes and what stands for each: itself, its buffer or its rebuilt node). Compiled
+    (runtime/native_*.c) once that module is loaded; prepare_py is the reference."""
     return _prepare(outputs)
 
 
-def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
+def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list[Node],
+                                             list[Node]]:
     """prepare() in Python.
 
     The key numbers the nodes in the walk's post-order (sources in order), buffers by their
@@ -130,6 +159,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
     pos: dict[Node, int] = {}       # buffer -> input position
     inputs: list[Node] = []
     key: list[tuple] = []
+    order: list[Node] = []          # the walked nodes by number
     new_of, num_of = new.__getitem__, num.__getitem__
     for out in outputs:
         stack = [out]
@@ -148,6 +178,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
                     inputs.append(b)
                 new[n] = b
                 num[n] = len(key)
+                order.append(n)
                 key.append(("B", p, b.shape, b.dtype.name))
                 continue
             srcs = n.srcs
@@ -169,13 +200,15 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple]:
                 inherit(m, n)  # the user's line follows the rebuilt node
             arg = repr(n.arg) if op is CONST else None if op is DETACH else n.arg
             num[n] = len(key)
+            order.append(n)
             key.append((op, arg, n.shape, n.dtype.name, tuple(map(num_of, srcs))))
     key.append(tuple(map(num_of, outputs)))
-    return list(map(new_of, outputs)), inputs, tuple(key)
+    return list(map(new_of, outputs)), inputs, tuple(key), order, list(map(new_of, order))
 
 
 _BUFFER, _CONST, _DETACH = Op.BUFFER, Op.CONST, Op.DETACH
 _prepare = prepare_py
+_held = held_py
 
 
 def _is_constant(n: Node) -> bool:
@@ -275,7 +308,14 @@ def realize(nodes: list[Node]) -> list[Node]:
     todo = [n for n in nodes if n.op is not Op.BUFFER and n not in REALIZED]
     if todo:
         debug.STATS["realizes"] += 1
-        outputs, inputs, key = prepare(todo)
+        outputs, inputs, key, order, order_new = prepare(todo)
+        held = _held(order, order_new, key)
+        if held:
+            # values that live tensors (or pending graphs) still hold: stored with the rest
+            outputs = outputs + [order_new[i] for i in held]
+            todo = todo + [order[i] for i in held]
+            key = key[:-1] + (key[-1] + tuple(held),)
+        del order, order_new
         try:
             results, plan = _run(outputs, inputs, key, todo)
         except faults.Fault as e:
@@ -340,9 +380,11 @@ def schedule(nodes: list[Node]) -> Schedule:
 
 def _use_native(mod) -> None:
     """The compiled walk takes over from prepare_py."""
-    global _prepare
+    global _prepare, _held
     mod.setup(REALIZED._d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit)
     _prepare = mod.prepare
+    free = frozenset(FREE_OPS)
+    _held = lambda order, order_new, key: mod.held(order, order_new, key, free)
 
 
 native.on_load(_use_native)

@@ -453,7 +453,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
     indices 0, 1, ... each repeated as often as repeats says."""
     _check(input, "repeat_interleave")
     if repeats is None:  # the one-argument form: input holds the counts
-        counts = np.asarray(input.numpy()).astype(np.int64)
+        counts = np.asarray(input._array()).astype(np.int64)
         if input.ndim != 1:
             raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
         return _longs(np.repeat(np.arange(len(counts)), counts))
@@ -471,7 +471,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
         y = x.unsqueeze(d + 1)
         y = y.expand(*shape[:d + 1], repeats, *shape[d + 1:])
         return y.reshape(*shape[:d], n * repeats, *shape[d + 1:])
-    counts = np.asarray(repeats.numpy() if isinstance(repeats, Tensor) else repeats,
+    counts = np.asarray(repeats._array() if isinstance(repeats, Tensor) else repeats,
                         dtype=np.int64).reshape(-1)
     if counts.shape[0] != n:
         raise RuntimeError("repeats must have the same size as input along dim")

@@ -15,6 +15,7 @@ from . import autograd, debug, overflow
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
+from .realize import REALIZED, _is_constant
 from .runtime import memory
 from .sites import record
 from .size import Size
@@ -140,7 +141,7 @@ class Tensor:
     _view_steps: tuple = ()
     _version = 0
     _base_version = 0
-    requires_grad = False
+    _requires_grad = False
     grad = None
     _grad_node: Node | None = None  # the op result's node, kept for backward
 
@@ -161,7 +162,7 @@ class Tensor:
         self._view_steps: tuple = ()
         self._version = 0
         self._base_version = 0
-        self.requires_grad = False
+        self._requires_grad = False
         self.grad = None
         self._grad_node: Node | None = None  # the op result's node, kept for backward
 
@@ -179,15 +180,30 @@ class Tensor:
     # --------------------------------------------------------------------- the node
     @property
     def node(self) -> Node:
-        """The IR node holding this tensor's current value."""
+        """The IR node holding this tensor's current value (its buffer, once a realize has
+        computed it: see lazytorch/live.py)."""
+        if _WRITTEN and id(self) in _WRITTEN:
+            autograd.flush_written()
         b = self._base
-        if b is None:
-            return self._node
-        if self._base_version != b._version:
+        if b is not None and self._base_version != b._version:
             from .views import apply_steps
             self._node = apply_steps(b.node, self._view_steps)
             self._base_version = b._version
-        return self._node
+        n = self._node
+        if id(n) in _REALIZED_D and self._grad_node is None:
+            return self._take_buffer(n)
+        return n
+
+    def _take_buffer(self, n: Node) -> Node:
+        """Rebind to the buffer a realize computed for this tensor's node `n`, dropping the
+        graph behind it (a leaf that requires grad stays the leaf, as its buffer)."""
+        if _is_constant(n):          # constants stay immediates
+            return n
+        b = REALIZED[n]
+        self._node = b
+        if self.requires_grad:
+            autograd.LEAVES[b] = weakref.ref(self)
+        return b
 
     def _assign(self, node: Node, untracked: bool = False) -> None:
         """In-place update: rebind to `node`, writing through to the viewed tensor if any
@@ -278,17 +294,33 @@ class Tensor:
     def retains_grad(self) -> bool:
         return getattr(self, "_retains_grad", False)
 
+    @property
+    def requires_grad(self) -> bool:
+        """Whether autograd records ops on this tensor. Assignable on leaves only, as in
+        PyTorch: `p.requires_grad = False` freezes a parameter (it gets no gradient and
+        optimizers leave it alone)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        value = bool(value)
+        if not self.is_leaf:
+            raise RuntimeError(_NON_LEAF_FLAG + ("" if value else _NON_LEAF_HINT))
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
+        self.requires_grad_(value)
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if not self.is_leaf:
             if not requires_grad:
-                raise RuntimeError("you can only change requires_grad flags of leaf variables. "
-                                   "If you want to use a computed variable in a subgraph that "
-                                   "doesn't require differentiation use var_no_grad = var.detach()"
-                                   ".")
+                raise RuntimeError(_NON_LEAF_FLAG + _NON_LEAF_HINT)
             return self
         if requires_grad and not (self.dtype.is_floating_point):
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
-        self.requires_grad = requires_grad
+        if requires_grad == self._requires_grad:
+            return self
+        self._requires_grad = requires_grad
         if requires_grad:
             autograd.register_leaf(self)
         else:
@@ -298,7 +330,7 @@ class Tensor:
     def detach_(self) -> Tensor:
         self._node = Node(Op.DETACH, (self.node,), None, self.shape, self.dtype)
         self._grad_node = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def __len__(self) -> int:
@@ -325,14 +357,19 @@ class Tensor:
         return self
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
-        """The value as a numpy array (read-only: lazytorch buffers are immutable). numpy has
-        no bfloat16: PyTorch refuses those, and so does this (`t.float().numpy()` converts)."""
+        """The value as a numpy array (read-only: lazytorch buffers are immutable). As in
+        PyTorch, a tensor that requires grad must be detached first (or `force=True`), and
+        numpy has no bfloat16 (`t.float().numpy()` converts)."""
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
         if self.dtype is dt.bfloat16:
             raise TypeError("Got unsupported ScalarType BFloat16")
         return self._array()
 
     def _array(self) -> np.ndarray:
-        """The value as a read-only numpy array; bfloat16 as ml_dtypes' bfloat16."""
+        """The value as a read-only numpy array, whether or not it requires grad; bfloat16 as
+        ml_dtypes' bfloat16."""
         arr = memory.data(realize_tensors([self])[0]).view()
         arr.flags.writeable = False
         return arr
@@ -474,6 +511,8 @@ class Tensor:
         self._version += 1
         if self.requires_grad and self._grad_node is None:
             autograd.register_leaf(self)
+            if self._node.op is not Op.BUFFER and autograd.is_grad_enabled():
+                _WRITTEN[id(self)] = weakref.ref(self)     # computed before its next use
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage, outside the autograd graph: in-place writes to
@@ -488,8 +527,14 @@ class Tensor:
         return Tensor._make(node)
 
 
+_NON_LEAF_FLAG = "you can only change requires_grad flags of leaf variables."
+_NON_LEAF_HINT = (" If you want to use a computed variable in a subgraph that doesn't require "
+                  "differentiation use var_no_grad = var.detach().")
 # the autograd leaves' table (by id): when it is empty no op result can require grad
 _LEAVES = autograd.LEAVES._d
+_WRITTEN = autograd.WRITTEN
+# computed nodes -> their buffers (realize.REALIZED, by id)
+_REALIZED_D = REALIZED._d
 _EAGER = debug.EAGER_SOMEWHERE
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",

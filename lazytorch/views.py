@@ -9,6 +9,7 @@ from typing import Sequence
 from . import dtypes as dt
 from .graph import Node, const, new_node
 from .ops import Op
+from .realize import computed_near
 from .sites import SITES, record_from
 from .tensor import Tensor, _canon_dim, _shape_str
 
@@ -79,7 +80,13 @@ def make_view(t: Tensor, op: Op, arg, shape: tuple[int, ...]) -> Tensor:
     """A view of t: shares t's storage in the PyTorch sense (writes go through)."""
     shape = tuple(shape)
     n = t.node
+    if op is Op.DETACH and n.op is not Op.BUFFER:
+        # a detached view needs the value, not the graph (which a tensor that carries a
+        # gradient keeps): a recurrent state detached every step holds no earlier step
+        n = computed_near(n)
     node = new_node(op, (n,), arg, shape, n.dtype)
+    if op is Op.SLICE and n.op is Op.BUFFER and not t.requires_grad:
+        node = _sliced_buffer(node) or node
     if id(node) not in _SITES:
         record_from(node, sys._getframe(1), "make_view")  # record(node), from here
     out = Tensor._make(node)
@@ -91,6 +98,17 @@ def make_view(t: Tensor, op: Op, arg, shape: tuple[int, ...]) -> Tensor:
 
 
 _SITES = SITES.d
+
+
+def _sliced_buffer(node: Node) -> Node | None:
+    """A slice of a buffer that is one contiguous run of it (rows of a matrix, a batch of a
+    data set): a buffer of its own over the same memory, so that a slice taken at a new offset
+    every step (`source[i:i + n]`) is new data for the same compiled plan, not a new graph."""
+    from .runtime import interpreter, memory
+    arr = interpreter.NUMPY[Op.SLICE](node, memory.data(node.srcs[0]))
+    if not arr.flags.c_contiguous:
+        return None
+    return memory.buffer_node(arr, node.dtype)
 
 
 # ----------------------------------------------------------------------------- strides

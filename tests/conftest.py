@@ -39,6 +39,7 @@ def check(t, ref, rtol=1e-5, atol=1e-6, dtype=None):
     """Assert a lazytorch tensor equals a numpy reference in shape, dtype and value."""
     assert isinstance(t, torch.Tensor), type(t)
     # numpy has no bfloat16 (t.numpy() refuses it, as in PyTorch): compare its exact floats
+    t = t.detach()
     got = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
     ref = np.asarray(ref)
     assert tuple(got.shape) == tuple(ref.shape), (got.shape, ref.shape)

@@ -350,7 +350,7 @@ def test_forward_and_backward_fuse_into_few_kernels(rng):
     assert "where" in mixed[0].ops               # ...with relu's backward mask
 
     # and the values: dL/dh = 2 relu(h) / N, then through x @ w + b
-    xa, wa, ba = x.numpy(), w.numpy(), b.numpy()
+    xa, wa, ba = x.detach().numpy(), w.detach().numpy(), b.detach().numpy()
     h = xa.astype(np.float64) @ wa + ba
     dh = np.where(h > 0, 2 * h, 0) / h.size
     check(w.grad, xa.T @ dh, rtol=1e-5, atol=1e-6)

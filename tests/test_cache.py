@@ -157,8 +157,8 @@ def test_a_realize_compiles_in_two_concurrent_compiler_runs(c_backend, fresh_cac
 
 def test_a_small_realize_compiles_in_one_compiler_run(c_backend, fresh_cache, rng):
     a = rng.standard_normal((7, 11)).astype(np.float32)
-    x = torch.tensor(a) * 1.3125   # a structure no other test compiles
-    y = (x - x.sum(0)).amax(1)
+    x = torch.tensor(a)
+    y = (x * 1.3125 - (x * 1.3125).sum(0)).amax(1)   # a structure no other test compiles
     n = len(schedule(y))
     assert n >= 2
     debug.reset_stats()

@@ -198,7 +198,7 @@ def test_anomaly_mode_is_silent_on_finite_values(rng):
         out = (torch.tensor(x) @ w1).relu() @ w2
         loss = (out * out).mean()
         loss.backward()
-        check(loss, ((np.maximum(x @ w1.numpy(), 0) @ w2.numpy()) ** 2).mean(), rtol=1e-5)
+        check(loss, ((np.maximum(x @ w1.detach().numpy(), 0) @ w2.detach().numpy()) ** 2).mean(), rtol=1e-5)
         assert np.isfinite(w1.grad.numpy()).all()
 
 
@@ -371,7 +371,7 @@ def _train(data, steps=4, lr=0.05):
                 p -= lr * p.grad
                 p.grad.zero_()
         losses.append(loss.item())
-    return np.array(losses), [p.numpy().copy() for p in (w1, b1, w2)]
+    return np.array(losses), [p.detach().numpy().copy() for p in (w1, b1, w2)]
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def _graphs():
     mid.numpy()                  # realized after sub was built: sub's walk reads its buffer
     w = torch.randn(4, requires_grad=True)
     h = (a * w).sum()                              # grad-carrying: keeps its node when realized
-    h.numpy()
+    h.detach().numpy()
     c = torch.ones(3, 4) * 2.5
     c.numpy()                                      # a realized broadcast constant stays inline
     deep = a
@@ -58,6 +58,9 @@ def test_prepare_matches_python(mod, case):
     assert got[0] == want[0], name    # hash-consing: equal graphs are the same nodes
     assert got[1] == want[1], name
     assert got[2] == want[2], name
+    assert len(got) == len(want) == 5
+    assert all(g is w for g, w in zip(got[3], want[3])) and len(got[3]) == len(want[3])
+    assert all(g is w for g, w in zip(got[4], want[4])) and len(got[4]) == len(want[4])
     assert isinstance(got[2], tuple)
 
 
@@ -67,7 +70,7 @@ def test_prepare_substitutes_and_inherits_the_line(mod):
     y = (mid + b).exp()
     m = mid.node
     mid.numpy()
-    (new,), inputs, _ = mod.prepare([y.node])
+    (new,), inputs, *_ = mod.prepare([y.node])
     assert new is not y.node and new.op is Op.EXP
     assert new.srcs[0].srcs[0] is realize.REALIZED[m] is mid.node
     assert inputs == [mid.node, b.node]

@@ -14,7 +14,7 @@ def test_prepare_matches_substitute():
     mid = a * 3
     mid.numpy()                       # a realized node inside the graph becomes an input
     y = (mid + b).relu() * mid
-    outs, ins, key = realize.prepare([y.node])
+    outs, ins, key, *_ = realize.prepare([y.node])
     outs2, ins2 = realize.substitute([y.node])
     assert outs == outs2 and ins == ins2
     assert key == realize.prepare([y.node])[2]

@@ -323,7 +323,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     vals = _host_values(tensor)
     if num_classes == -1:
-        vals = tensor.numpy() if vals is None else vals
+        vals = tensor._array() if vals is None else vals
         if vals.size == 0:
             raise RuntimeError("Can not infer total number of classes from empty tensor.")
         num_classes = int(vals.max()) + 1

@@ -8,6 +8,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import dtypes as dt
 from ..autograd import no_grad
 from ..tensor import Tensor
 from ..utils.hooks import RemovableHandle
@@ -129,10 +130,13 @@ class _StateDictMixin:
                 continue
             input_param = state_dict[key]
             if not isinstance(input_param, Tensor):
-                error_msgs.append(f'While copying the parameter named "{key}", expected '
-                                  "torch.Tensor or Tensor-like object from checkpoint but "
-                                  f"received {type(input_param)}")
-                continue
+                converted = _foreign_tensor(input_param)
+                if isinstance(converted, str):
+                    error_msgs.append(f'While copying the parameter named "{key}", expected a '
+                                      "tensor (lazytorch's, PyTorch's or a numpy array) from "
+                                      f"the checkpoint but received {converted}")
+                    continue
+                input_param = converted
             if param.ndim == 0 and input_param.ndim == 1 and input_param.shape[0] == 1:
                 input_param = input_param[0]
             if input_param.shape != param.shape:
@@ -221,3 +225,30 @@ class _StateDictMixin:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 self.__class__.__name__, "\n\t".join(error_msgs)))
         return _IncompatibleKeys(missing_keys, unexpected_keys)
+
+
+def _foreign_tensor(x) -> Tensor | str:
+    """A state_dict value that is not a lazytorch Tensor, as one: a PyTorch tensor (from a
+    state_dict made by PyTorch itself), a numpy array, anything with `__array__`. Otherwise a
+    description of what it is, for the error message."""
+    import numpy as np
+
+    from ..creation import tensor
+    what = f"{type(x).__module__}.{type(x).__qualname__}"
+    if not hasattr(x, "__array__") and not hasattr(x, "numpy"):
+        return f"an object of type {what}"
+    dtype = None
+    try:
+        if hasattr(x, "detach") and hasattr(x, "cpu"):      # a PyTorch tensor
+            x = x.detach().cpu()
+            if str(getattr(x, "dtype", "")) == "torch.bfloat16":   # numpy has no bfloat16
+                x, dtype = x.float(), dt.by_name("bfloat16") if hasattr(dt, "bfloat16") else None
+            arr = x.numpy()
+        else:
+            arr = np.asarray(x)
+    except Exception as e:   # noqa: BLE001 - any failure is reported to the user as such
+        return f"{what}, which could not be read as an array ({type(e).__name__}: {e})"
+    if arr.dtype == object:
+        return f"{what}, which is not numeric"
+    return tensor(arr, dtype=dtype)
+

@@ -37,7 +37,7 @@ static PyObject *setup_tensors(PyObject *self, PyObject *args) {
     PyObject *results, *state, *detach;
     if (!PyArg_ParseTuple(args, "O!OO", &PyDict_Type, &results, &state, &detach))
         return NULL;
-    const char *names[] = {"enabled", "_node", "requires_grad", "_grad_node"};
+    const char *names[] = {"enabled", "_node", "_requires_grad", "_grad_node"};
     PyObject **slots[] = {&s_enabled, &s_node, &s_requires_grad, &s_grad_node};
     for (int i = 0; i < 4; i++)
         if (*slots[i] == NULL && (*slots[i] = PyUnicode_InternFromString(names[i])) == NULL)

@@ -17,14 +17,15 @@ static PyObject *setup(PyObject *self, PyObject *args) {
  * numbers inside it) holds only static data made before it, so it cannot be in a cycle: the
  * collector need not walk a key of a hundred thousand entries on every collection the walk's
  * own allocations trigger (it did, and made a large graph's walk superlinear). */
-static int number(PyObject *num, PyObject *key, PyObject *n, PyObject *entry) {
+static int number(PyObject *num, PyObject *key, PyObject *order, PyObject *n, PyObject *entry) {
     if (entry == NULL)
         return -1;
     PyObject_GC_UnTrack(entry);
     if (PyTuple_GET_SIZE(entry) == 5)
         PyObject_GC_UnTrack(PyTuple_GET_ITEM(entry, 4));
     PyObject *k = PyLong_FromSsize_t(PyList_GET_SIZE(key));
-    int err = k == NULL || PyDict_SetItem(num, n, k) < 0 || PyList_Append(key, entry) < 0;
+    int err = k == NULL || PyDict_SetItem(num, n, k) < 0 || PyList_Append(key, entry) < 0 ||
+              PyList_Append(order, n) < 0;
     Py_XDECREF(k);
     Py_DECREF(entry);
     return err ? -1 : 0;
@@ -83,7 +84,7 @@ static PyObject *buffer_entry(PyObject *b, PyObject *pos, PyObject *inputs) {
 }
 
 /* every source is numbered: rebuild n if a source was substituted, and number it */
-static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key) {
+static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key, PyObject *order) {
     PyObject *n = f->node, *srcs = f->srcs, *op = f->op;
     Py_ssize_t ns = PyTuple_GET_SIZE(srcs);
     /* `new` holds only the nodes that change (substituted or rebuilt): most stay as they are */
@@ -156,7 +157,7 @@ static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key) {
         goto done;
     PyObject *entry = PyTuple_Pack(5, op, karg, shape, name, nums);
     Py_DECREF(karg);
-    rc = number(num, key, n, entry);
+    rc = number(num, key, order, n, entry);
 done:
     Py_XDECREF(nums);
     Py_XDECREF(rebuilt);
@@ -177,12 +178,13 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
     if (outputs == NULL)
         return NULL;
     PyObject *new = PyDict_New(), *num = PyDict_New(), *pos = PyDict_New();
-    PyObject *inputs = PyList_New(0), *key = PyList_New(0), *result = NULL;
+    PyObject *inputs = PyList_New(0), *key = PyList_New(0), *order = PyList_New(0);
+    PyObject *result = NULL;
     Py_ssize_t cap = 256, sp = 0;
     Frame *stack = PyMem_Malloc(cap * sizeof(Frame));
     if (stack == NULL)
         PyErr_NoMemory();
-    if (!new || !num || !pos || !inputs || !key || !stack)
+    if (!new || !num || !pos || !inputs || !key || !order || !stack)
         goto fail;
     Py_ssize_t n_out = PyTuple_GET_SIZE(outputs);
     PyObject **outs = &PyTuple_GET_ITEM(outputs, 0);
@@ -205,7 +207,7 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
                     goto fail;
                 if (b != NULL) {
                     int err = (b != n && PyDict_SetItem(new, n, b) < 0) ||
-                              number(num, key, n, buffer_entry(b, pos, inputs)) < 0;
+                              number(num, key, order, n, buffer_entry(b, pos, inputs)) < 0;
                     Py_DECREF(b);
                     if (err)
                         goto fail;
@@ -238,7 +240,7 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
             }
             if (pushed)
                 continue;
-            if (finish(f, new, num, key) < 0)
+            if (finish(f, new, num, key, order) < 0)
                 goto fail;
             Py_CLEAR(f->op);
             Py_CLEAR(f->srcs);
@@ -267,9 +269,24 @@ static PyObject *prepare(PyObject *self, PyObject *arg) {
         Py_DECREF(new_outs);
         goto fail;
     }
-    result = PyTuple_Pack(3, new_outs, inputs, key_t);
+    /* what stands for each walked node: its buffer or rebuilt node where it changed */
+    Py_ssize_t n_order = PyList_GET_SIZE(order);
+    PyObject *order_new = PyList_New(n_order);
+    if (order_new == NULL) {
+        Py_DECREF(new_outs);
+        Py_DECREF(key_t);
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n_order; i++) {
+        PyObject *n = PyList_GET_ITEM(order, i), *m = PyDict_GetItem(new, n);
+        m = m == NULL ? n : m;
+        Py_INCREF(m);
+        PyList_SET_ITEM(order_new, i, m);
+    }
+    result = PyTuple_Pack(5, new_outs, inputs, key_t, order, order_new);
     Py_DECREF(new_outs);
     Py_DECREF(key_t);
+    Py_DECREF(order_new);
 fail:
     while (sp > 0) {
         sp--;
@@ -282,8 +299,95 @@ fail:
     Py_XDECREF(pos);
     Py_XDECREF(inputs);
     Py_XDECREF(key);
+    Py_XDECREF(order);
     Py_DECREF(outputs);
     return result;
+}
+
+/* held(order, order_new, key, free_ops): live.held_py. The references a walked node has
+ * beyond those its graph accounts for (its consumers' srcs, its rebuilt consumers' srcs, the
+ * two lists) come from outside the graph: a live tensor or a pending graph holds it. */
+static PyObject *held(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyTuple_Check(args[2]) || !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "held(order: list, order_new: list, key: tuple, "
+                                         "free_ops: set)");
+        return NULL;
+    }
+    PyObject *order = args[0], *order_new = args[1], *key = args[2], *free_ops = args[3];
+    Py_ssize_t size = PyList_GET_SIZE(order);
+    if (PyList_GET_SIZE(order_new) != size || PyTuple_GET_SIZE(key) != size + 1) {
+        PyErr_SetString(PyExc_ValueError, "held: order, order_new and key disagree");
+        return NULL;
+    }
+    Py_ssize_t *refs = PyMem_Calloc(size + 1, sizeof(Py_ssize_t));
+    char *flags = PyMem_Calloc(size + 1, 1);   /* 1 changed, 2 free, 4 output */
+    PyObject *found = PyList_New(0);
+    if (refs == NULL || flags == NULL || found == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    PyObject *outs = PyTuple_GET_ITEM(key, size);
+    if (!PyTuple_Check(outs))
+        goto bad;
+    for (Py_ssize_t o = 0; o < PyTuple_GET_SIZE(outs); o++) {
+        Py_ssize_t k = PyLong_AsSsize_t(PyTuple_GET_ITEM(outs, o));
+        if (k < 0 || k >= size)
+            goto bad;
+        flags[k] |= 4;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *e = PyTuple_GET_ITEM(key, i);
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 1)
+            goto bad;
+        int changed = PyList_GET_ITEM(order_new, i) != PyList_GET_ITEM(order, i);
+        if (changed)
+            flags[i] |= 1;
+        if (PyTuple_GET_SIZE(e) != 5) {     /* a buffer */
+            flags[i] |= 2;
+            continue;
+        }
+        PyObject *srcs = PyTuple_GET_ITEM(e, 4);
+        if (!PyTuple_Check(srcs))
+            goto bad;
+        int is_free = PySet_Contains(free_ops, PyTuple_GET_ITEM(e, 0));
+        if (is_free < 0)
+            goto fail;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(srcs); j++) {
+            Py_ssize_t s = PyLong_AsSsize_t(PyTuple_GET_ITEM(srcs, j));
+            if (s < 0 || s >= i)
+                goto bad;
+            if (!(flags[s] & 2))
+                is_free = 0;
+            refs[s] += 1 + (changed && !(flags[s] & 1));
+        }
+        if (is_free)
+            flags[i] |= 2;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (flags[i] & 6)
+            continue;
+        Py_ssize_t own = (flags[i] & 1) ? 1 : 2;
+        if (Py_REFCNT(PyList_GET_ITEM(order, i)) - own > refs[i]) {
+            PyObject *k = PyLong_FromSsize_t(i);
+            if (k == NULL || PyList_Append(found, k) < 0) {
+                Py_XDECREF(k);
+                goto fail;
+            }
+            Py_DECREF(k);
+        }
+    }
+    PyMem_Free(refs);
+    PyMem_Free(flags);
+    return found;
+bad:
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "held: a key entry is not what prepare makes");
+fail:
+    PyMem_Free(refs);
+    PyMem_Free(flags);
+    Py_XDECREF(found);
+    return NULL;
 }
 
 

@@ -26,7 +26,7 @@ def _host_ints(values) -> np.ndarray:
     if isinstance(values, Tensor):
         from ...utils.data.collate import host_array
         arr = host_array(values, any_op=True)
-        return np.asarray(arr if arr is not None else values.numpy()).astype(np.int64)
+        return np.asarray(arr if arr is not None else values._array()).astype(np.int64)
     return np.asarray(list(values), dtype=np.int64)
 
 

@@ -109,7 +109,7 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(replacement, bool):
             raise ValueError("replacement should be a boolean value, but got replacement="
                              f"{replacement}")
-        w = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights,
+        w = np.asarray(weights._array() if isinstance(weights, Tensor) else weights,
                        dtype=np.float64)
         if w.ndim != 1:
             raise ValueError("weights should be a 1d sequence but given weights have shape "
@@ -121,7 +121,7 @@ class WeightedRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self) -> Iterator[int]:
-        w = self.weights.numpy()
+        w = self.weights._array()
         if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
         if not self.replacement and self.num_samples > int((w > 0).sum()):
