@@ -47,7 +47,8 @@ def _analytic(fn, arrays, weights) -> list[np.ndarray]:
 def _numeric(fn, arrays, weights) -> list[np.ndarray]:
     def f(arrs) -> float:
         outs = _outputs(fn(*[torch.tensor(a) for a in arrs]))
-        return sum(float((o.detach().numpy().astype(np.float64) * w).sum()) for o, w in zip(outs, weights))
+        return sum(float((o.detach().numpy().astype(np.float64) * w).sum())
+                   for o, w in zip(outs, weights))
 
     grads = []
     for i, a in enumerate(arrays):

@@ -198,7 +198,8 @@ def test_anomaly_mode_is_silent_on_finite_values(rng):
         out = (torch.tensor(x) @ w1).relu() @ w2
         loss = (out * out).mean()
         loss.backward()
-        check(loss, ((np.maximum(x @ w1.detach().numpy(), 0) @ w2.detach().numpy()) ** 2).mean(), rtol=1e-5)
+        w1a, w2a = w1.detach().numpy(), w2.detach().numpy()
+        check(loss, ((np.maximum(x @ w1a, 0) @ w2a) ** 2).mean(), rtol=1e-5)
         assert np.isfinite(w1.grad.numpy()).all()
 
 
