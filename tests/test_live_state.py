@@ -54,7 +54,7 @@ def test_updates_through_data_keep_parameters_flat(monkeypatch):
     rng = np.random.default_rng(0)
     w_true = rng.standard_normal((4, 1)).astype(np.float32)
     fc = nn.Linear(4, 1)
-    sizes, hits = [], []
+    sizes = []
     for _ in range(STEPS):
         x = rng.standard_normal((32, 4)).astype(np.float32)
         bx, by = torch.tensor(x), torch.tensor(x @ w_true + 0.5)
