@@ -29,7 +29,7 @@ NAN, INF = float("nan"), float("inf")
 def values(t: torch.Tensor) -> np.ndarray:
     """A bfloat16 tensor's values as float32 (exact)."""
     assert t.dtype == BF, t.dtype
-    return t.float().numpy()
+    return t.detach().float().numpy()
 
 
 def bits(a) -> np.ndarray:

@@ -273,7 +273,7 @@ def test_data_parallel_runs_the_module_and_ddp_needs_a_process_group():
     dp = nn.DataParallel(inner)
     assert dp.module is inner and dp.device_ids == [] and nn.parallel.DataParallel is type(dp)
     x = torch.randn(4, 3)
-    np.testing.assert_array_equal(dp(x).numpy(), inner(x).numpy())
+    np.testing.assert_array_equal(dp(x).detach().numpy(), inner(x).detach().numpy())
     assert list(dp.state_dict()) == ["module.weight", "module.bias"]
     with pytest.raises(ValueError, match="Default process group has not been initialized"):
         torch.nn.parallel.DistributedDataParallel(inner)

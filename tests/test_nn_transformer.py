@@ -156,7 +156,7 @@ def test_transformer_init_parameters_and_errors():
                          "encoder.layers.0.self_attn.out_proj.bias"]
     assert "decoder.layers.0.multihead_attn.in_proj_weight" in names
     assert names[-2:] == ["decoder.norm.weight", "decoder.norm.bias"]
-    w = m.decoder.layers[0].linear1.weight.numpy()       # Xavier uniform: +-sqrt(6/(8+16))
+    w = m.decoder.layers[0].linear1.weight.detach().numpy()       # Xavier uniform: +-sqrt(6/(8+16))
     assert np.abs(w).max() <= math.sqrt(6 / 24) and w.std() > 0.2
     with pytest.raises(RuntimeError, match="the batch number of src and tgt must be equal"):
         m(torch.randn(5, 2, 8), torch.randn(4, 3, 8))

@@ -183,13 +183,13 @@ def test_weight_norm_hook_and_parametrization():
         p = dict(lin.named_parameters())
         g_name = "weight_g" if "weight_g" in p else "parametrizations.weight.original0"
         v_name = "weight_v" if "weight_v" in p else "parametrizations.weight.original1"
-        np.testing.assert_allclose(p[g_name].numpy(), _norm_except0(w0), rtol=1e-12)
+        np.testing.assert_allclose(p[g_name].detach().numpy(), _norm_except0(w0), rtol=1e-12)
         with torch.no_grad():
             p[g_name].copy_(torch.tensor(rng.uniform(0.5, 2, (4, 1))))
-        g, v = p[g_name].numpy(), p[v_name].numpy()
+        g, v = p[g_name].detach().numpy(), p[v_name].detach().numpy()
         out = lin(torch.tensor(x))
         np.testing.assert_allclose(out.detach().numpy(),
-                                   x @ (g * v / _norm_except0(v)).T + lin.bias.numpy(),
+                                   x @ (g * v / _norm_except0(v)).T + lin.bias.detach().numpy(),
                                    rtol=1e-12)
     with pytest.warns(FutureWarning, match="torch.nn.utils.weight_norm` is deprecated"):
         m = nn.utils.weight_norm(nn.Linear(3, 2), dim=None)
@@ -216,7 +216,7 @@ def test_spectral_norm_hook_power_iteration():
     x = np.random.default_rng(4).standard_normal((3, 6))
     out = lin(torch.tensor(x))
     sigma, u, v = _sigma(w, u0, v0, 2)
-    np.testing.assert_allclose(out.detach().numpy(), x @ (w / sigma).T + lin.bias.numpy(),
+    np.testing.assert_allclose(out.detach().numpy(), x @ (w / sigma).T + lin.bias.detach().numpy(),
                                rtol=1e-10)
     np.testing.assert_allclose(lin.weight_u.numpy(), u, rtol=1e-10)
     lin.eval()                       # eval: no iteration, the buffers stay

@@ -199,7 +199,7 @@ def test_load_state_dict_resumes_exactly(name, monkeypatch):
         lt_loss(ref, targets, weights).backward()
         opt.step()
     sd = _snapshot(opt.state_dict())
-    snapshot = [p.numpy().copy() for p in ref]
+    snapshot = [p.detach().numpy().copy() for p in ref]
     for _ in range(2):
         opt.zero_grad()
         lt_loss(ref, targets, weights).backward()
@@ -212,7 +212,7 @@ def test_load_state_dict_resumes_exactly(name, monkeypatch):
         lt_loss(params, targets, weights).backward()
         opt2.step()
     for a, b in zip(ref, params):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_errors():
@@ -277,7 +277,7 @@ def test_torch_parity_20_steps(name, hyper):
         lt_s.step()
         th_s.step()
     for a, b in zip(lt_params, th_params):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
     lt_sd, th_sd = lt_opt.state_dict(), th_opt.state_dict()
     assert set(lt_sd["param_groups"][0]) == set(th_sd["param_groups"][0])
     assert set(lt_sd["state"][0]) == set(th_sd["state"][0])
@@ -364,7 +364,7 @@ def test_lbfgs_minimizes_a_quadratic_exactly(line_search, monkeypatch):
         calls.append(1)
         return loss
     opt.step(closure)
-    np.testing.assert_allclose(x.numpy(), np.linalg.solve(H, b), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(x.detach().numpy(), np.linalg.solve(H, b), rtol=1e-7, atol=1e-9)
     assert len(calls) == opt.state[x]["func_evals"]
 
 
@@ -378,7 +378,7 @@ def test_lbfgs_stops_at_a_zero_gradient_and_returns_the_first_loss():
         loss.backward()
         return loss
     assert opt.step(closure).item() == 3.0
-    np.testing.assert_array_equal(x.numpy(), [1.0, -1.0])
+    np.testing.assert_array_equal(x.detach().numpy(), [1.0, -1.0])
     assert opt.state[x]["n_iter"] == 0
 
 

@@ -78,7 +78,7 @@ def test_hook_with_create_graph_is_differentiated_through():
     y = x ** 3
     y.register_hook(lambda g: g * x)        # the hook's result depends on x
     (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
-    np.testing.assert_allclose(g.numpy(), 3 * x.detach().numpy() ** 3)   # (1 * x) * 3x^2
+    np.testing.assert_allclose(g.detach().numpy(), 3 * x.detach().numpy() ** 3)   # (1 * x) * 3x^2
     (gg,) = torch.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(gg.numpy(), 9 * x.detach().numpy() ** 2)
 
