@@ -289,8 +289,12 @@ def test_long_full_reductions_split_between_threads(rng):
     a = rng.standard_normal(1 << 20).astype(np.float32)
     x = torch.tensor(a)
     (k,) = full_schedule([x.sum().node]).kernels
-    # split between the threads, read as four contiguous quarters with an accumulator each
-    assert "parallel for simd" in k.source and "reduction(+:a0,a1,a2,a3)" in k.source
+    # split between the threads, read as four contiguous quarters with an accumulator each,
+    # chunk by chunk, each thread adding up its chunks' sums in a cascade
+    assert "#pragma omp for schedule(static)" in k.source
+    assert "reduction(+:a0,a1,a2,a3)" in k.source and "lv1 = lv1 + lv0" in k.source
+    (k,) = full_schedule([x.amax().node]).kernels
+    assert "parallel for simd" in k.source and "reduction(max:a0,a1,a2,a3)" in k.source
     np.testing.assert_allclose(x.sum().item(), a.astype(np.float64).sum(), rtol=1e-5, atol=1e-2)
     np.testing.assert_allclose((x * x).amax().item(), (a * a).max(), rtol=1e-6)
     np.testing.assert_allclose(x.amin().item(), a.min(), rtol=1e-6)
@@ -321,6 +325,41 @@ def test_column_sums_in_blocks(rng, shape):
     assert codegen_reduce.is_vertical(k)
     np.testing.assert_allclose(x.sum(-2).numpy(), a.astype(np.float64).sum(-2), rtol=1e-4,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_float_sums_add_up_in_a_cascade(rng, dtype):
+    # each shape takes one of the kernels' summing loops, with levels, and with the tails a
+    # cut into chunks leaves (sizes not multiples of the chunks or the levels). The compiled
+    # kernels only: numpy, the interpreter's sum, adds a strided axis (and half) linearly
+    from lazytorch.compiler import codegen_reduce
+    from lazytorch.realize import schedule as full_schedule
+    scale = 1e-3 if dtype == np.float16 else 1.0           # half sums stay below 65504
+    tol = {np.float32: 1e-6, np.float64: 1e-13, np.float16: 2e-3}[dtype]
+
+    def data(*shape):
+        return (rng.random(shape) * scale + scale / 2).astype(dtype)
+    long, rows, axes, cols = data(1_000_003), data(5, 3000), data(40, 6, 300), data(1000, 40)
+    xl, xr, xa, xc = (torch.tensor(a) for a in (long, rows, axes, cols))
+    cases = [(xl.sum(), long.sum(dtype=np.float64), "#pragma omp for schedule(static)"),
+             ((xl * 2 - scale).sum(), (long * 2.0 - scale).sum(dtype=np.float64), "a3 = a3 +"),
+             (xr.sum(1), rows.sum(1, dtype=np.float64), "cb += 512"),
+             (xa.sum((0, 2)), axes.sum((0, 2), dtype=np.float64), "lv1 = lv1 + lv0"),
+             (xc.sum(0), cols.sum(0, dtype=np.float64), "lv2" if dtype != np.float16 else ""),
+             (xc.mean(0), cols.mean(0, dtype=np.float64), "")]
+    if dtype != np.float16:
+        # a body heavy enough for the threads to split a sum too short for four streams
+        short = data(10_000)
+        y = torch.tensor(short)
+        for _ in range(150):
+            y = y * 2 - y                                   # exact: y again
+        cases.append((y.sum(), short.sum(dtype=np.float64), "#pragma omp for schedule(static)"))
+    for got, want, marker in cases:
+        (k,) = full_schedule([got.node]).kernels
+        assert marker in k.source, k.source
+        if marker == "lv2":
+            assert codegen_reduce.is_vertical(k)
+        np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=tol, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])

@@ -6,7 +6,18 @@ import math
 
 from .. import dtypes as dt
 from ..ops import Op
-from .codegen_reduce import is_vertical, render_vertical
+from .codegen_reduce import (
+    STREAM_CHUNK,
+    WHOLE,
+    cascade_decl,
+    cascade_push,
+    cascade_total,
+    cascades,
+    chunk_length,
+    is_vertical,
+    level_sizes,
+    render_vertical,
+)
 from .gemm import CORE as GEMM_CORE
 from .gemm import PRELUDE as GEMM_PRELUDE
 from .gemm import match_gemm, render_gemm
@@ -359,7 +370,8 @@ THREAD_ROWS = 64   # outer iterations enough to share between threads evenly
 def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
     """The reduce loop of kernel k: accumulator, loop with the body's statements (level 1),
     then the statements after it (level 2). Variables o0.. are those of the enclosing loops.
-    `split`: the threads share the (last) reduce loop, each with a partial accumulator."""
+    `split`: the threads share the (last) reduce loop, each with a partial accumulator.
+    Float sums longer than a chunk add up in a cascade (codegen_reduce)."""
     lines: list[str] = []
     ind = 0
 
@@ -370,8 +382,13 @@ def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
         for line in statements(k, pname, (level,)):
             emit(line)
 
+    if split and cascades(k):
+        return _split_cascade_lines(k, pname)
     if split and k.red_loops[0] >= STREAMS_MIN and k.acc.dtype in (dt.float32, dt.float64):
         return _stream_lines(k, pname)
+    if cascades(k) and k.red_loops and (k.red_loops[-1] > WHOLE or
+                                        level_sizes(math.prod(k.red_loops[:-1]))):
+        return _cascade_lines(k, pname)
     if k.red_op in (Op.ARGMAX, Op.ARGMIN):
         src = k.red_val.dtype
         emit(f"{ctype(src)} best = {_red_init(k) if src.kind != 'f' else _argbest(k)};")
@@ -406,9 +423,99 @@ def reduce_lines(k: Kernel, pname, split: bool = False) -> list[str]:
         emit("}")
     if nan_flag:
         emit("if (nan_seen) acc = NAN;")
-    if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype in _ROUND:
-        emit(f"acc = {_ROUND[k.acc.dtype]}(acc);")  # consumers see the rounded result
+    for line in _round_acc(k):
+        emit(line)
     stmts(2)
+    return lines
+
+
+def _round_acc(k: Kernel) -> list[str]:
+    """A half or bfloat16 sum or product is accumulated in float: rounded once, at the end,
+    for the statements after it to see the rounded result."""
+    if k.red_op in (Op.SUM, Op.PROD) and k.acc.dtype in _ROUND:
+        return [f"acc = {_ROUND[k.acc.dtype]}(acc);"]
+    return []
+
+
+def _cascade_lines(k: Kernel, pname) -> list[str]:
+    """A float sum in a cascade: the last reduce loop in vectorized chunks of at most CHUNK
+    elements (whole, up to WHOLE), each chunk's sum an entry of the levels; then the
+    statements after it."""
+    t, m = ctype(k.acc.dtype), k.red_loops[-1]
+    last = f"r{len(k.red_loops) - 1}"
+    outer = math.prod(k.red_loops[:-1])
+    size = m if m <= WHOLE else chunk_length(m)
+    sizes = level_sizes(outer * -(-m // size))
+    lines = cascade_decl(t, sizes)
+    ind = ""
+    for i, n in enumerate(k.red_loops[:-1]):
+        lines.append(f"{ind}for (long r{i} = 0; r{i} < {n}; r{i}++) {{")
+        ind += "  "
+    lo, hi = "0", str(m)
+    if size < m:
+        lines.append(f"{ind}for (long cb = 0; cb < {m}; cb += {size}) {{")
+        ind += "  "
+        lo, hi = "cb", f"cb + {size}"
+        if m % size:
+            lines.append(f"{ind}const long ce = cb + {size} < {m} ? cb + {size} : {m};")
+            hi = "ce"
+    lines.append(f"{ind}{t} ch = 0;")
+    lines.append(f"{ind}#pragma omp simd reduction(+:ch)")
+    lines.append(f"{ind}for (long {last} = {lo}; {last} < {hi}; {last}++) {{")
+    lines.extend(f"{ind}  {s}" for s in statements(k, pname, (1,)))
+    lines.append(f"{ind}  ch = ch + {k.red_val.name};")
+    lines.append(f"{ind}}}")
+    lines.append(f"{ind}{cascade_push('ch', sizes)}")
+    while ind:
+        ind = ind[:-2]
+        lines.append(f"{ind}}}")
+    lines.append(f"{t} acc = {cascade_total(sizes)};")
+    lines.extend(_round_acc(k))
+    lines.extend(statements(k, pname, (2,)))
+    return lines
+
+
+def _split_cascade_lines(k: Kernel, pname) -> list[str]:
+    """A float sum (one reduce loop) that the threads split: its elements read as STREAMS
+    contiguous parts at once (one when short), in chunks of STREAM_CHUNK elements of each; each
+    thread takes a run of chunks and adds them up in a cascade of its own, and the threads'
+    sums are added. Then the statements after it."""
+    n, t, v = k.red_loops[0], ctype(k.acc.dtype), k.red_val.name
+    streams = STREAMS if n >= STREAMS_MIN else 1
+    part = n // streams
+    size = chunk_length(part, STREAM_CHUNK)
+    chunks = -(-part // size)
+    sizes = level_sizes(chunks)
+    accs = [f"a{j}" for j in range(streams)]
+    body = statements(k, pname, (1,))
+    lines = [f"{t} acc = 0;", "#pragma omp parallel reduction(+:acc)", "{"]
+    lines += ["  " + line for line in cascade_decl(t, sizes)]
+    lines.append("  #pragma omp for schedule(static) nowait")
+    lines.append(f"  for (long c = 0; c < {chunks}; c++) {{")
+    end = (f"c * {size} + {size}" if part % size == 0 else
+           f"c * {size} + {size} < {part} ? c * {size} + {size} : {part}")
+    lines.append(f"    const long qe = {end};")
+    lines.append(f"    {t} {', '.join(f'{a} = 0' for a in accs)};")
+    lines.append(f"    #pragma omp simd reduction(+:{','.join(accs)})")
+    lines.append(f"    for (long q = c * {size}; q < qe; q++) {{")
+    for j, a in enumerate(accs):
+        lines.append(f"      {{ const long r0 = q + {j * part}L;")
+        lines.extend("        " + line for line in body)
+        lines.append(f"        {a} = {a} + {v}; }}")
+    lines.append("    }")
+    total = accs[0] if streams == 1 else " + ".join(f"({a} + {b})" for a, b in
+                                                     zip(accs[::2], accs[1::2]))
+    lines.append(f"    {cascade_push(f'({total})', sizes)}")
+    lines.append("  }")
+    lines.append(f"  acc = acc + {cascade_total(sizes)};")
+    lines.append("}")
+    if n % streams:
+        lines.append(f"for (long r0 = {streams * part}L; r0 < {n}L; r0++) {{")
+        lines.extend("  " + line for line in body)
+        lines.append(f"  acc = acc + {v};")
+        lines.append("}")
+    lines.extend(_round_acc(k))
+    lines.extend(statements(k, pname, (2,)))
     return lines
 
 
