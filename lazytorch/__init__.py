@@ -91,3 +91,11 @@ for _name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "avg_p
               "cosine_similarity", "pairwise_distance", "pdist", "hardshrink"):
     if hasattr(nn.functional, _name):
         globals()[_name] = getattr(nn.functional, _name)
+
+# torch.autograd.Function (its module imports the Tensor front end, so it comes last)
+from .autograd.function import Function as _Function  # noqa: E402
+
+autograd.Function = _Function
+autograd.FunctionCtx = autograd.function.FunctionCtx
+autograd.once_differentiable = autograd.function.once_differentiable
+from .utils import checkpoint as _checkpoint  # noqa: E402,F401  (torch.utils.checkpoint)

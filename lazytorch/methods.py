@@ -269,7 +269,7 @@ def _attach_constructors() -> None:
 
 _attach_constructors()
 
-# gradient hooks (lazytorch/autograd.py)
+# gradient hooks (lazytorch/autograd/__init__.py)
 Tensor.register_hook = lambda self, hook: _autograd.register_hook(self, hook)
 
 # small Tensor facts, and the in-place forms of ops that have none above

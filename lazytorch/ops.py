@@ -90,6 +90,9 @@ class Op(Enum):
     CONTIGUOUS = auto()
     # identity that stops gradients; arg = None, or the id of the grad-requiring leaf it marks
     DETACH = auto()
+    # an output of a custom autograd.Function: srcs = (its value, the inputs that require grad);
+    # the value of srcs[0] (the inputs are edges for backward only); arg = the application's id
+    FUNCTION = auto()
 
 
 Op.__hash__ = object.__hash__  # members are singletons: identity hashing is C-fast

@@ -152,7 +152,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
     The key numbers the nodes in the walk's post-order (sources in order), buffers by their
     input position; equal keys mean equal substituted graphs, so one compiled plan serves
     both. (Nodes hash by identity: they are the walk's dict keys.)"""
-    BUFFER, CONST, DETACH = _BUFFER, _CONST, _DETACH
+    BUFFER, CONST, DETACH, FUNCTION = _BUFFER, _CONST, _DETACH, _FUNCTION
     realized = REALIZED._d          # id(node) -> (weakref, buffer node)
     new: dict[Node, Node | None] = {}   # node -> node to use (None: sources being walked)
     num: dict[Node, int] = {}       # node -> its number in the key
@@ -198,7 +198,8 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
             else:
                 m = new[n] = Node(op, rebuilt, n.arg, n.shape, n.dtype)
                 inherit(m, n)  # the user's line follows the rebuilt node
-            arg = repr(n.arg) if op is CONST else None if op is DETACH else n.arg
+            arg = repr(n.arg) if op is CONST else None if op is DETACH or op is FUNCTION \
+                else n.arg
             num[n] = len(key)
             order.append(n)
             key.append((op, arg, n.shape, n.dtype.name, tuple(map(num_of, srcs))))
@@ -206,7 +207,8 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
     return list(map(new_of, outputs)), inputs, tuple(key), order, list(map(new_of, order))
 
 
-_BUFFER, _CONST, _DETACH = Op.BUFFER, Op.CONST, Op.DETACH
+# DETACH's and FUNCTION's args name a leaf or an application, not the computation: not in keys
+_BUFFER, _CONST, _DETACH, _FUNCTION = Op.BUFFER, Op.CONST, Op.DETACH, Op.FUNCTION
 _prepare = prepare_py
 _held = held_py
 
@@ -228,7 +230,8 @@ def structure_key(outputs: list[Node], inputs: list[Node]) -> tuple:
         if n.op is Op.BUFFER:
             key.append(("B", pos[n], n.shape, n.dtype.name))
         else:
-            arg = repr(n.arg) if n.op is Op.CONST else None if n.op is Op.DETACH else n.arg
+            arg = repr(n.arg) if n.op is Op.CONST else None if n.op in (Op.DETACH, Op.FUNCTION) \
+                else n.arg
             key.append((n.op, arg, n.shape, n.dtype.name, tuple(ids[s] for s in n.srcs)))
         ids[n] = len(ids)
     return tuple(key) + (tuple(ids[o] for o in outputs),)
@@ -381,7 +384,8 @@ def schedule(nodes: list[Node]) -> Schedule:
 def _use_native(mod) -> None:
     """The compiled walk takes over from prepare_py."""
     global _prepare, _held
-    mod.setup(REALIZED._d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit)
+    mod.setup(REALIZED._d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit,
+              Op.FUNCTION)
     _prepare = mod.prepare
     free = frozenset(FREE_OPS)
     _held = lambda order, order_new, key: mod.held(order, order_new, key, free)

@@ -341,7 +341,7 @@ def test_python_callbacks_cannot_pull_the_walks_inputs_away(mod):
         _ = [(1.5, 2.5, "x" * 3) for _ in range(1000)]
         return False
     mod.setup(table, Op.BUFFER, Op.CONST, Op.DETACH, is_constant, graph.new_node,
-              sites.inherit)
+              sites.inherit, Op.FUNCTION)
     try:
         assert mod.prepare([y])[1] == [first]
     finally:

@@ -150,7 +150,7 @@ class _Lowerer:
         if op in ELEMENTWISE:
             srcs = [self.lower(s, idx, conds, expanded) for s in node.srcs]
             return self.val("alu", node.dtype, op, srcs, node.arg)
-        if op is Op.CONTIGUOUS or op is Op.DETACH:
+        if op is Op.CONTIGUOUS or op is Op.DETACH or op is Op.FUNCTION:
             return self.lower(node.srcs[0], idx, conds, expanded)
         if op is Op.RESHAPE:
             return self.lower(node.srcs[0], reshape_index(idx, node.shape, node.srcs[0].shape),

@@ -206,6 +206,7 @@ NUMPY = {
     Op.SCATTER: _scatter,
     Op.CONTIGUOUS: lambda n, a: a.copy(order="C"),
     Op.DETACH: lambda n, a: a,
+    Op.FUNCTION: lambda n, a, *inputs: a,
 }
 
 

@@ -6,7 +6,8 @@ static PyMethodDef methods[] = {
     {"new_node", (PyCFunction)(void (*)(void))new_node, METH_FASTCALL,
      "new_node(op, srcs, arg, shape, dtype): the hash-consed node"},
     {"setup", setup, METH_VARARGS,
-     "setup(realized, BUFFER, CONST, DETACH, is_constant, make_node, inherit): for prepare()"},
+     "setup(realized, BUFFER, CONST, DETACH, is_constant, make_node, inherit, FUNCTION): for "
+     "prepare()"},
     {"setup_sites", setup_sites, METH_VARARGS, "setup_sites(sites, codes, classify, BUFFER)"},
     {"record_from", (PyCFunction)(void (*)(void))record_from, METH_FASTCALL,
      "record_from(node, frame, api): remember the user's line that made node"},

@@ -1,14 +1,15 @@
 /* native_prepare.c: realize's walk (realize.prepare_py) */
 static PyObject *g_realized, *g_buffer, *g_detach, *g_is_constant, *g_make_node, *g_inherit;
+static PyObject *g_function;
 
 static PyObject *setup(PyObject *self, PyObject *args) {
-    PyObject *a[7];
-    if (!PyArg_ParseTuple(args, "O!OOOOOO", &PyDict_Type, &a[0], &a[1], &a[2], &a[3], &a[4],
-                          &a[5], &a[6]))
+    PyObject *a[8];
+    if (!PyArg_ParseTuple(args, "O!OOOOOOO", &PyDict_Type, &a[0], &a[1], &a[2], &a[3], &a[4],
+                          &a[5], &a[6], &a[7]))
         return NULL;
-    PyObject **slots[7] = {&g_realized, &g_buffer, &g_const, &g_detach, &g_is_constant,
-                           &g_make_node, &g_inherit};
-    for (int i = 0; i < 7; i++)
+    PyObject **slots[8] = {&g_realized, &g_buffer, &g_const, &g_detach, &g_is_constant,
+                           &g_make_node, &g_inherit, &g_function};
+    for (int i = 0; i < 8; i++)
         keep(slots[i], a[i]);
     Py_RETURN_NONE;
 }
@@ -146,7 +147,7 @@ static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key, PyObjec
     PyObject *karg;
     if (op == g_const)
         karg = PyObject_Repr(arg);
-    else if (op == g_detach) {
+    else if (op == g_detach || op == g_function) {   /* a leaf's or an application's id */
         karg = Py_None;
         Py_INCREF(karg);
     } else {

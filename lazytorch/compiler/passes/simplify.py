@@ -42,7 +42,7 @@ def _is_argbest(n: Node, x: Node, axis: int, op: Op) -> bool:
 
 def _simplify_node(n: Node, srcs: tuple[Node, ...]) -> Node:
     op = n.op
-    if op is Op.DETACH:  # only autograd cares
+    if op is Op.DETACH or op is Op.FUNCTION:  # only autograd cares
         return srcs[0]
     if op in ELEMENTWISE and srcs:
         folded = _fold(n, srcs)

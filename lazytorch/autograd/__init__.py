@@ -17,12 +17,12 @@ import threading
 import weakref
 from typing import Sequence
 
-from . import sites
-from .autograd_rules import NO_GRAD
-from .graph import Node, NodeTable, const, new_node
-from .ops import Op
-from .runtime import native
-from .sites import IdTable
+from .. import sites
+from ..autograd_rules import NO_GRAD
+from ..graph import Node, NodeTable, const, new_node
+from ..ops import Op
+from ..runtime import native
+from ..sites import IdTable
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
@@ -128,7 +128,7 @@ def flush_written() -> None:
                if (t := r()) is not None and t._node.op is not Op.BUFFER]
     WRITTEN.clear()
     if pending:
-        from .tensor import realize_tensors
+        from ..tensor import realize_tensors
         realize_tensors(pending)
 
 
@@ -144,7 +144,7 @@ def _flush_updates() -> None:
                if (t := r()) is not None and t._node.op is not Op.BUFFER]
     _updated.clear()
     if any(t.requires_grad and t._grad_node is None for t in pending):
-        from .tensor import realize_tensors
+        from ..tensor import realize_tensors
         realize_tensors(pending)
 
 
@@ -276,6 +276,9 @@ class GradFn:
 
     def name(self) -> str:
         n = self._node
+        if n.op is Op.FUNCTION:                  # a custom Function: MyFnBackward, as PyTorch
+            from .function import backward_name
+            return backward_name(n)
         if n.op is Op.RESHAPE and n.srcs[0].op in _NAMES and n.srcs[0].numel == n.numel and \
                 n.srcs[0].op not in (Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE):
             n = n.srcs[0]  # a reduction without keepdim
@@ -349,7 +352,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     acc: dict[Node, Node] = {}
     for r, g in zip(roots, grads):
         acc[r] = _add(acc.get(r), g)
-    from .autograd_rules import GRAD, NO_GRAD
+    from ..autograd_rules import GRAD, NO_GRAD
     for n in reversed(live):
         g = acc.get(n)
         if hooks is not None and g is not None and id(n) in hooks:
@@ -415,8 +418,8 @@ def _use_native(mod) -> None:
     over; they share these tables, the gradient rules and the node constructor with the Python
     ones."""
     global tracked, _grad_graph, on_new_tensor
-    from .autograd_rules import GRAD
-    from .graph import new_node as make
+    from ..autograd_rules import GRAD
+    from ..graph import new_node as make
     mod.setup_autograd(_LEAF_D, _TRACKED, _STOP, NO_GRAD, _CONSUMED, _BORN, _clock, GRAD,
                        _complain, sites.mark_backward, make, _CAST, _ADD)
     mod.setup_tensors(_RESULTS, _state, _DETACH)
@@ -431,7 +434,7 @@ def _add(a: Node | None, b: Node) -> Node:
 
 
 def _root_grads(tensors, grad_tensors, what: str):
-    from .tensor import Tensor
+    from ..tensor import Tensor
     roots, grads = [], []
     for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
         if not t.requires_grad:
@@ -453,7 +456,7 @@ def _root_grads(tensors, grad_tensors, what: str):
 
 
 def _as_list(x):
-    from .tensor import Tensor
+    from ..tensor import Tensor
     if x is None:
         return None
     return [x] if isinstance(x, Tensor) else list(x)
@@ -462,7 +465,7 @@ def _as_list(x):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
     """Accumulate d(sum(tensors * grad_tensors))/d(leaf) into each leaf's .grad (lazily)."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
     tensors = _as_list(tensors)
     grad_tensors = _as_list(grad_tensors) or [None] * len(tensors)
     retain = create_graph if retain_graph is None else retain_graph
@@ -508,7 +511,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
          allow_unused: bool | None = None, is_grads_batched: bool = False,
          materialize_grads: bool = False):
     """The gradients of outputs with respect to inputs, as new (lazy) tensors."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
     outputs = _as_list(outputs)
     inputs_l = _as_list(inputs)
     grad_outputs = _as_list(grad_outputs) or [None] * len(outputs)
@@ -562,7 +565,7 @@ def register_hook(t, hook):
     remove() unregisters the hook."""
     from collections import OrderedDict
 
-    from .utils.hooks import RemovableHandle
+    from ..utils.hooks import RemovableHandle
     if not t.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     if t._grad_node is not None:
@@ -600,7 +603,7 @@ def _hook_table() -> dict | None:
 
 
 def _run_hooks(hooks, g: Node) -> Node:
-    from .tensor import Tensor
+    from ..tensor import Tensor
     for hook in list(hooks.values()):
         out = hook(Tensor._make(g))
         if out is None:
@@ -634,7 +637,7 @@ class detect_anomaly:
         self.check_nan = check_nan
 
     def __enter__(self):
-        from . import debug
+        from .. import debug
         self._ctx = debug._setting("anomaly", self.check_nan)
         self._ctx.__enter__()
         return self
@@ -645,10 +648,10 @@ class detect_anomaly:
 
 
 def set_detect_anomaly(mode: bool) -> None:
-    from . import debug
+    from .. import debug
     debug._local.anomaly = bool(mode)
 
 
 def is_anomaly_enabled() -> bool:
-    from . import debug
+    from .. import debug
     return debug.anomaly_mode()
