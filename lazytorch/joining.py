@@ -33,11 +33,22 @@ def _tensor_list(tensors, name: str) -> list[Tensor]:
     return out
 
 
+# pieces one kernel joins: a cat of thousands (a corpus joined line by line) is joined in
+# groups of this many, each stored by a kernel of its own, so that no kernel has thousands of
+# inputs (gcc took over ten minutes on one with 3,000)
+GROUP = 32
+
+
 def cat_nodes(nodes: Sequence[Node], d: int) -> Node:
-    """The nodes (same dtype, same shape but along d) joined along d, as one fusable node."""
+    """The nodes (same dtype, same shape but along d) joined along d, as one fusable node (a
+    tree of stored groups when there are many)."""
     pieces = [n for n in nodes if n.shape[d] > 0] or list(nodes[:1])
     if len(pieces) == 1:
         return pieces[0]
+    if len(pieces) > GROUP:
+        groups = [cat_nodes(pieces[i:i + GROUP], d) for i in range(0, len(pieces), GROUP)]
+        return cat_nodes([Node(Op.CONTIGUOUS, (g,), None, g.shape, g.dtype) for g in groups],
+                         d)
     total = sum(n.shape[d] for n in pieces)
     shape = pieces[0].shape[:d] + (total,) + pieces[0].shape[d + 1:]
     dtype = pieces[0].dtype
@@ -55,6 +66,19 @@ def cat_nodes(nodes: Sequence[Node], d: int) -> Node:
             out = Node(Op.WHERE, (inside, placed, out), None, shape, dtype)
         end = start
     return out
+
+
+def _joined_now(ts: list[Tensor], dtype: dt.DType, d: int, new_dim: bool) -> Tensor | None:
+    """Tensors whose values are known and that carry no gradient are joined right away by
+    numpy, as PyTorch would (a data set or corpus built from many pieces): None otherwise."""
+    if len(ts) < 2 or any(t.requires_grad for t in ts):
+        return None
+    nodes = [t.node for t in ts]
+    if any(n.op is not Op.BUFFER for n in nodes):
+        return None
+    arrays = [dt.astype(memory.data(n), dtype) for n in nodes]
+    joined = np.stack(arrays, d) if new_dim else np.concatenate(arrays, d)
+    return wrap(memory.buffer_node(joined, dtype))
 
 
 def cat(tensors, dim: int = 0, *, out: Tensor | None = None) -> Tensor:
@@ -83,7 +107,9 @@ def cat(tensors, dim: int = 0, *, out: Tensor | None = None) -> Tensor:
                     raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                        f"Expected size {ref.shape[j]} but got size "
                                        f"{t.shape[j]} for tensor number {i} in the list.")
-        result = wrap(cat_nodes([ew.cast_node(t.node, dtype) for _, t in keep], d))
+        result = _joined_now([t for _, t in keep], dtype, d, False)
+        if result is None:
+            result = wrap(cat_nodes([ew.cast_node(t.node, dtype) for _, t in keep], d))
     if out is not None:
         if tuple(out.shape) != tuple(result.shape):
             raise RuntimeError(f"cat(): out= has shape {_shape_str(out.shape)}, the result "
@@ -115,8 +141,9 @@ def stack(tensors, dim: int = 0, *, out: Tensor | None = None) -> Tensor:
     d = _canon_dim(dim, len(ref) + 1)
     dtype = functools.reduce(dt.promote, (t.dtype for t in ts))
     shape = ref[:d] + (1,) + ref[d:]
-    nodes = [_reshape(ew.cast_node(t.node, dtype), shape) for t in ts]
-    result = wrap(cat_nodes(nodes, d))
+    result = _joined_now(ts, dtype, d, True)
+    if result is None:
+        result = wrap(cat_nodes([_reshape(ew.cast_node(t.node, dtype), shape) for t in ts], d))
     if out is not None:
         out._assign(result.node)
         return out

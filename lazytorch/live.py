@@ -23,6 +23,32 @@ from .ops import Op
 # worth storing (its value is a view, or a copy numpy makes when it is asked for)
 FREE_OPS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.UNFOLD, Op.DETACH, Op.CONST}
 
+# ops that make a view of their one source; a held chain of them that broadcasts or reorders
+# holds the computed value beneath instead
+VIEW_OPS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.DETACH}
+_TO_BASE = {Op.EXPAND, Op.PERMUTE}
+
+
+def held_bases(held: list[int], key: tuple) -> list[int]:
+    """The values to store for the held nodes `held`. A held broadcast or transpose of a
+    computed value stands for that value (stored once; the view of its buffer is free), as a
+    PyTorch view keeps its base's storage: storing the view itself would copy it, at its full
+    size for a broadcast (a matmul's input expanded against the weight, which the weight's
+    pending gradient holds, is hundreds of times the input). Reshapes and slices are stored
+    as they are (the plan keeps them views of the stored value)."""
+    outs = set(key[-1])
+    found: dict[int, None] = {}
+    for i in held:
+        j, moved = i, False
+        while key[j][0] in VIEW_OPS:
+            moved = moved or key[j][0] in _TO_BASE
+            j = key[j][4][0]
+        if moved:
+            i = j
+        if i not in outs:
+            found[i] = None
+    return list(found)
+
 
 def held_py(order: list, order_new: list, key: tuple) -> list[int]:
     """The numbers (in `key`, from prepare) of the computed nodes that something outside the

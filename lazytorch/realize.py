@@ -17,7 +17,7 @@ from . import debug
 from . import dtypes as dt
 from .compiler.schedule import Schedule
 from .graph import Node, NodeTable, new_node, toposort
-from .live import FREE_OPS, held_py
+from .live import FREE_OPS, held_bases, held_py
 from .ops import Op
 from .plan import (  # noqa: F401
     KernelCompileError,
@@ -313,6 +313,8 @@ def realize(nodes: list[Node]) -> list[Node]:
         debug.STATS["realizes"] += 1
         outputs, inputs, key, order, order_new = prepare(todo)
         held = _held(order, order_new, key)
+        if held:
+            held = held_bases(held, key)
         if held:
             # values that live tensors (or pending graphs) still hold: stored with the rest
             outputs = outputs + [order_new[i] for i in held]

@@ -490,9 +490,13 @@ class Tensor:
         return self
 
     def clone(self, memory_format=None) -> Tensor:
+        """A copy with its own storage. A buffer is immutable, so a copy of one shares it;
+        anything else is stored by a kernel of its own when computed (a transposed corpus
+        made contiguous once is then data, not a view that every slice of it recomputes)."""
         n = self.node
-        return Tensor._make(Node(Op.CONTIGUOUS, (n,), None, n.shape, n.dtype)
-                            if self.requires_grad else n)
+        if (n.op is Op.BUFFER or n.op is Op.CONST) and not self.requires_grad:
+            return Tensor._make(n)
+        return Tensor._make(Node(Op.CONTIGUOUS, (n,), None, n.shape, n.dtype))
 
     def contiguous(self, memory_format=None) -> Tensor:
         """self if its view is row-major, else a copy (writes to it do not reach self)."""

@@ -174,3 +174,81 @@ def test_nothing_is_held_in_a_plain_expression():
     got = realize.prepare_py([((x * 2 + 1).exp().sum()).node])
     from lazytorch.live import held_py
     assert held_py(got[3], got[4], got[2]) == []
+
+
+def test_a_cat_of_many_known_pieces_is_joined_at_once():
+    """word_language_model builds its corpus by `torch.cat` of every line: known data without
+    grad is joined right away, never a kernel with thousands of inputs."""
+    rng = np.random.default_rng(0)
+    lines = [rng.integers(0, 100, size=int(rng.integers(1, 9))) for _ in range(3000)]
+    ts = [torch.tensor(line) for line in lines]
+    joined = torch.cat(ts)
+    assert joined.node.op.name == "BUFFER"
+    np.testing.assert_array_equal(joined.numpy(), np.concatenate(lines))
+    rows = torch.stack([torch.tensor(line[:1].astype(np.float32)) for line in lines], 1)
+    assert rows.node.op.name == "BUFFER"
+    np.testing.assert_array_equal(rows.numpy(), np.stack([line[:1] for line in lines], 1))
+
+
+def test_a_cat_of_many_computed_pieces_compiles_small_kernels():
+    """Computed pieces are joined in groups, each kernel reading a bounded number of inputs."""
+    from lazytorch.compiler import schedule
+    from lazytorch.joining import GROUP
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(300)]
+    pieces = [torch.tensor(a) * 2 for a in arrays]
+    joined = torch.cat(pieces, 1)
+    kernels = schedule(joined)
+    assert max(len(k.inputs) for k in kernels) <= GROUP
+    np.testing.assert_allclose(joined.numpy(), np.concatenate(arrays, 1) * 2, rtol=1e-6)
+    x = torch.randn(4, requires_grad=True)
+    st = torch.stack([x * i for i in range(100)])
+    (st * torch.arange(100.0)[:, None]).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(4, sum(i * i for i in range(100))),
+                               rtol=1e-6)
+
+
+def test_slices_of_a_contiguous_transpose_replay_one_plan():
+    """`data = corpus.view(bsz, -1).t().contiguous()` then `data[i:i + bptt]` each batch
+    (word_language_model): the contiguous copy is data once computed, so each batch's slice
+    is of a buffer and one plan replays."""
+    corpus = torch.arange(4000.0)
+    data = corpus.view(10, -1).t().contiguous()
+    w = torch.randn(10, 3)
+    hits = []
+    for i in range(0, 300, 7):
+        debug.reset_stats()
+        (data[i:i + 20] @ w).sum().item()
+        hits.append(debug.stats()["plan_cache_hits"])
+    assert all(h == 1 for h in hits[2:]), hits
+    ref = np.arange(4000.0, dtype=np.float32).reshape(10, -1).T
+    np.testing.assert_allclose(data[14:34].numpy(), ref[14:34])
+
+
+def test_a_held_view_of_a_computed_value_stores_the_value_not_the_view(monkeypatch):
+    """A weight's pending gradient holds the matmul input broadcast against the weight; what is
+    stored is the input, never the broadcast copy (word_language_model's decoder: a 680M
+    element copy per step)."""
+    stored = []
+    real = realize._run
+
+    def run(outputs, inputs, key, todo):
+        stored.extend(n.numel for n in outputs)
+        return real(outputs, inputs, key, todo)
+    monkeypatch.setattr(realize, "_run", run)
+    a = torch.randn(64, 32)
+    wide = a.exp()[None].expand(500, 64, 32)         # held: a view of a computed value
+    part = wide[0].sum()
+    part.item()
+    assert max(stored) <= 64 * 32, stored
+    np.testing.assert_allclose(wide.sum(0).numpy(), 500 * np.exp(a.numpy()), rtol=1e-5)
+    lin = nn.Linear(40, 300)
+    x = torch.randn(6, 5, 40).tanh()
+    loss = lin(x).sum()
+    loss.backward()
+    stored.clear()
+    loss.item()
+    assert max(stored) <= 6 * 5 * 300, stored
+    np.testing.assert_allclose(lin.weight.grad.numpy(),
+                               np.broadcast_to(x.numpy().reshape(-1, 40).sum(0), (300, 40)),
+                               rtol=1e-4)

@@ -271,6 +271,28 @@ def test_whole_module_of_library_classes():
     np.testing.assert_array_equal(out(x).detach().numpy(), model(x).detach().numpy())
 
 
+def test_whole_module_loads_under_pytorchs_layout_allowlist():
+    """word_language_model saves the whole model and loads it with weights_only=True, listing
+    the layers by PyTorch's file layout (torch.nn.modules.<file>.<Class>)."""
+    import importlib
+    mods = torch.nn.modules
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Dropout(0.2), nn.LSTM(4, 4),
+                          nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, 8), 1))
+    with pytest.raises(pickle.UnpicklingError, match="allowed global"):
+        roundtrip(model)
+    allow = [mods.container.Sequential, mods.sparse.Embedding, mods.dropout.Dropout,
+             mods.rnn.LSTM, mods.transformer.TransformerEncoder,
+             mods.transformer.TransformerEncoderLayer, mods.activation.MultiheadAttention,
+             mods.linear.Linear, mods.linear.NonDynamicallyQuantizableLinear,
+             mods.normalization.LayerNorm, mods.container.ModuleList, torch.nn.functional.relu]
+    with torch.serialization.safe_globals(allow):
+        out = roundtrip(model)
+    assert [type(m) for m in out.modules()] == [type(m) for m in model.modules()]
+    assert importlib.import_module("lazytorch.nn.modules.batchnorm").BatchNorm2d is \
+        nn.BatchNorm2d
+    assert isinstance(nn.BatchNorm1d(3), mods.batchnorm._BatchNorm)
+
+
 def test_unpicklable_objects_fail_before_the_file_is_touched(tmp_path):
     p = tmp_path / "ckpt.pt"
     torch.save({"x": torch.ones(2)}, p)

@@ -168,3 +168,6 @@ __all__ += ["CosineSimilarity", "PairwiseDistance", "EmbeddingBag", "Fold", "Unf
 from .parallel import DataParallel  # noqa: E402
 
 __all__ += ["DataParallel"]
+
+# PyTorch's file layout of the same classes (torch.nn.modules.dropout.Dropout, ...)
+from . import modules  # noqa: E402
