@@ -563,6 +563,14 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
         if c is not None and c.node.op is not Op.BUFFER and c.node not in REALIZED and \
                 all(c is not t for t in tensors):
             extra.append(c)
+    # so do leaves written through `.data` (an SGD step by hand before `loss.item()`): the
+    # step's forward, backward and update are then one plan
+    if _WRITTEN:
+        for r in list(_WRITTEN.values()):
+            w = r()
+            if w is not None and w._node.op is not Op.BUFFER and all(w is not t for t in tensors):
+                extra.append(w)
+        _WRITTEN.clear()
     tensors = list(tensors)
     n_asked = len(tensors)
     bufs = realize([t.node for t in tensors + extra])

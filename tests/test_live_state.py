@@ -252,3 +252,33 @@ def test_a_held_view_of_a_computed_value_stores_the_value_not_the_view(monkeypat
     np.testing.assert_allclose(lin.weight.grad.numpy(),
                                np.broadcast_to(x.numpy().reshape(-1, 40).sum(0), (300, 40)),
                                rtol=1e-4)
+
+
+def test_a_step_updated_through_data_is_one_plan_with_the_loss():
+    """backward, `p.data.add_(p.grad, alpha=-lr)`, then `loss.item()` (word_language_model's
+    order): the pending updates ride with the loss's realize, so a step runs one plan, not a
+    forward for the loss and a backward with the update at the next step's first read."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    fc = nn.Linear(6, 3)
+    w0, b0 = fc.weight.detach().numpy().copy(), fc.bias.detach().numpy().copy()
+    runs, xs = [], []
+    for _ in range(12):
+        x = rng.standard_normal((8, 6)).astype(np.float32)
+        xs.append(x)
+        debug.reset_stats()
+        fc.zero_grad()
+        loss = fc(torch.tensor(x)).square().mean()
+        loss.backward()
+        for p in fc.parameters():
+            p.data.add_(p.grad, alpha=-0.05)
+        loss.item()
+        stats = debug.stats()
+        runs.append(stats["plan_cache_hits"] + stats["compiler_runs"])
+    assert runs[3:] == [1] * 9, runs
+    for x in xs:                      # the same steps in numpy
+        out = x @ w0.T + b0
+        g = 2 * out / out.size
+        w0, b0 = w0 - 0.05 * g.T @ x, b0 - 0.05 * g.sum(0)
+    np.testing.assert_allclose(fc.weight.detach().numpy(), w0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fc.bias.detach().numpy(), b0, rtol=1e-4, atol=1e-6)
