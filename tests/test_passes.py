@@ -320,7 +320,7 @@ def test_passes_keep_graphs_valid():
     seen = []
     g = optimize(Graph([out, bin_(Op.ADD, a, b)]),
                  after_each=lambda name, g: seen.append(name) or verify(g))
-    assert seen == [p.__name__ for p in PIPELINE] == ["simplify", "cse", "dce"]
+    assert seen == [p.__name__ for p in PIPELINE] == ["simplify", "distribute_sums", "cse", "dce"]
     assert str(g) == golden("""
         %0: f32[4] = buffer #1000
         %1: f32[4] = buffer #1001

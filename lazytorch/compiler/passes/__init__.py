@@ -4,11 +4,12 @@ from __future__ import annotations
 from ...graph import Graph
 from .cse import cse
 from .dce import dce
+from .distribute import distribute_sums
 from .rewrite import rewrite
 from .simplify import simplify
 from .verify import verify
 
-PIPELINE = (simplify, cse, dce)
+PIPELINE = (simplify, distribute_sums, cse, dce)
 
 
 def optimize(g: Graph, after_each=None) -> Graph:
@@ -20,4 +21,4 @@ def optimize(g: Graph, after_each=None) -> Graph:
     return g
 
 
-__all__ = ["PIPELINE", "cse", "dce", "optimize", "rewrite", "simplify", "verify"]
+__all__ = ["PIPELINE", "cse", "dce", "distribute_sums", "optimize", "rewrite", "simplify", "verify"]
