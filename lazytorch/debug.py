@@ -7,165 +7,54 @@
 - LAZYTORCH_EAGER=1|interp|compiled or `with eager()`: every op runs when it is called.
 - LAZYTORCH_CHECK=1 or `with check()`: every compiled kernel is compared with the interpreter.
 - ir(*tensors): the pending graph as a readable program; viz(*tensors, path=...) draws it.
+- schedule(*tensors), graph(*tensors): the kernels realizing the tensors would run, and the
+  pending graph as a networkx.DiGraph; published as lazytorch.compiler.schedule and .graph.
+
+The settings live in lazytorch/config.py (which imports nothing of lazytorch, so that the
+compiler and the runtime can read them); this module re-exports them next to the tools, which
+take Tensors and so belong to the front end.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
-from collections import Counter
+from . import compiler as _compiler
+from .compiler.graphviz import render, to_networkx
+from .config import (
+    EAGER_SOMEWHERE,
+    REALIZE_HOOKS,
+    STATS,
+    anomaly_mode,
+    backend,
+    check,
+    check_mode,
+    eager,
+    eager_mode,
+    get_level,
+    lazy,
+    level,
+    log,
+    reset_stats,
+    stats,
+    use_backend,
+)
+from .graph import Graph, format_graph
+from .realize import schedule as _schedule
+from .realize import substitute
+from .sites import BACKWARD, SITES
+from .tensor import Tensor
 
-STATS: Counter = Counter()
-_KEYS = ("kernels_compiled", "kernels_launched", "compile_cache_hits", "plan_cache_hits",
-         "plans_evicted", "compiler_runs", "realizes")
-
-
-class _Overrides(threading.local):
-    """The per-thread settings of the context managers below; None: not set. (Class defaults:
-    a lookup of a missing attribute would raise and catch an exception, on every op.)"""
-
-    backend = level = eager = check = anomaly = None
-
-
-_local = _Overrides()
-# callbacks run after each realize as hook(outputs, plan or None) (tools/viz.py uses one)
-REALIZE_HOOKS: list = []
-
-
-def stats() -> dict[str, int]:
-    """Counters since the last reset: kernels_compiled, kernels_launched, compile_cache_hits
-    (modules found on disk), plan_cache_hits (realizes that reused a whole plan),
-    plans_evicted (from the bounded plan cache), compiler_runs, realizes."""
-    return {k: STATS[k] for k in _KEYS} | {k: v for k, v in STATS.items() if k not in _KEYS}
-
-
-def reset_stats() -> None:
-    STATS.clear()
+__all__ = ["EAGER_SOMEWHERE", "REALIZE_HOOKS", "STATS", "anomaly_mode", "backend", "check",
+           "check_mode", "eager", "eager_mode", "get_level", "graph", "ir", "lazy", "level", "log",
+           "reset_stats", "schedule", "stats", "use_backend", "viz"]
 
 
-def _override(name: str):
-    return getattr(_local, name, None)
-
-
-@contextlib.contextmanager
-def _setting(name: str, value):
-    old = getattr(_local, name, None)
-    setattr(_local, name, value)
-    try:
-        yield
-    finally:
-        setattr(_local, name, old)
-
-
-def backend() -> str:
-    """The backend realizes run on: `c` (default) or `interp` (LAZYTORCH_BACKEND)."""
-    return _override("backend") or os.environ.get("LAZYTORCH_BACKEND", "c")
-
-
-def use_backend(name: str):
-    """Context manager: run realizes inside on backend `name` ("c" or "interp")."""
-    if name not in ("c", "interp"):
-        raise ValueError(f"unknown backend {name!r}: expected 'c' or 'interp'")
-    return _setting("backend", name)
-
-
-def get_level() -> int:
-    v = _override("level")
-    if v is not None:
-        return v
-    try:
-        return int(os.environ.get("LAZYTORCH_DEBUG", "0") or 0)
-    except ValueError:
-        return 0
-
-
-def level(n: int):
-    """Context manager: debug output level n inside (see the module docstring)."""
-    return _setting("level", int(n))
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def eager_mode() -> str | None:
-    """None when lazy; else the backend each op runs on as it is called."""
-    v = getattr(_local, "eager", None)
-    if v is not None:
-        return v or None
-    return _ENV_EAGER
-
-
-def _env_eager() -> str | None:
-    # read once: every op asks, and a whole process is either eager or not from its start
-    env = os.environ.get("LAZYTORCH_EAGER", "")
-    if env in ("", "0"):
-        return None
-    return "c" if env == "compiled" else "interp"
-
-
-_ENV_EAGER = _env_eager()
-
-
-def eager(mode: str = "interp"):
-    """Context manager: run every op the moment it is called, one at a time, on the
-    reference interpreter ("interp") or as its own compiled kernel ("compiled")."""
-    if mode not in ("interp", "compiled"):
-        raise ValueError(f"eager mode is 'interp' or 'compiled', not {mode!r}")
-    return _counted(_setting("eager", "c" if mode == "compiled" else "interp"))
-
-
-# eager contexts open in any thread, plus one for LAZYTORCH_EAGER: while 0, no op need ask
-# eager_mode() (every op result would, and it costs a call and a thread-local lookup)
-EAGER_SOMEWHERE = [0]
-
-
-@contextlib.contextmanager
-def _counted(setting):
-    with _lock:
-        EAGER_SOMEWHERE[0] += 1
-    try:
-        with setting:
-            yield
-    finally:
-        with _lock:
-            EAGER_SOMEWHERE[0] -= 1
-
-
-_lock = threading.Lock()
-
-
-def lazy():
-    """Context manager: turn eager mode off inside."""
-    return _setting("eager", "")
-
-
-def check_mode() -> bool:
-    v = _override("check")
-    if v is not None:
-        return v
-    return os.environ.get("LAZYTORCH_CHECK", "") not in ("", "0")
-
-
-def check(on: bool = True):
-    """Context manager: compare every compiled kernel's output with the interpreter's."""
-    return _setting("check", bool(on))
-
-
-def anomaly_mode() -> bool:
-    return bool(_override("anomaly"))
+def _nodes(tensors) -> list:
+    return [t.node if isinstance(t, Tensor) else t for t in tensors]
 
 
 def ir(*tensors, sites: bool = True) -> str:
     """The pending graph of `tensors` (forward and backward) as a readable program; with
     sites=True each line ends with the user's source line that created it."""
-    from .graph import Graph, format_graph
-    from .realize import substitute
-    from .sites import BACKWARD, SITES
-    from .tensor import Tensor
-    nodes = [t.node if isinstance(t, Tensor) else t for t in tensors]
-    outs, _ = substitute(nodes)
+    outs, _ = substitute(_nodes(tensors))
 
     def comment(n):
         if not sites:
@@ -178,13 +67,32 @@ def ir(*tensors, sites: bool = True) -> str:
     return format_graph(Graph(outs), comments=comment)
 
 
+def schedule(*tensors) -> list[_compiler.Kernel]:
+    """The kernels (each with .name, .source, .ops) that realizing `tensors` would run."""
+    return _schedule(_nodes(tensors)).kernels
+
+
+def graph(*tensors):
+    """The pending graph of `tensors` (forward and backward) as a networkx.DiGraph.
+
+    Nodes are named `%0`, `%1`, ... as `lazytorch.debug.ir` prints them and carry op, arg,
+    shape, dtype, op_class, kernel (the kernel it fuses into, named as in the schedule; None for
+    inputs), kernels, stored, backward (built by autograd), site (user file:line) and api;
+    edges go from a source to its user.
+    """
+    outs, _ = substitute(_nodes(tensors))
+    return to_networkx(outs)
+
+
 def viz(*tensors, path: str = "graph.svg", title: str | None = None) -> str:
     """Draw the pending graph of `tensors` (forward and backward) to `path`: nodes coloured by
     op class, fused kernels as clusters named as in the printed schedule, backward nodes dashed.
     The format follows the extension (svg, png, pdf, dot); without graphviz's `dot` program the
     DOT text is written instead (same name, .dot). Returns the path written."""
-    from .compiler import graph
-    from .compiler.graphviz import render
     return render(graph(*tensors), path, title)
 
-EAGER_SOMEWHERE[0] += _ENV_EAGER is not None
+
+# the compiler package's entry points for users take Tensors, so they are defined here, on the
+# front end's side, and published there (the compiler imports nothing of the front end)
+_compiler.schedule = schedule
+_compiler.graph = graph

@@ -7,7 +7,6 @@ from typing import Any, Iterable
 
 from .dtypes import DType, scalar_value
 from .ops import Op
-from .runtime import native
 
 Shape = tuple[int, ...]
 
@@ -79,7 +78,7 @@ def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DTyp
 
 
 _new = object.__new__
-new_node_py = new_node   # the reference for the compiled one (see _use_native)
+new_node_py = new_node   # the reference for the compiled one (see use_native)
 
 
 class _Ref(weakref.ref):
@@ -280,10 +279,11 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
     return "\n".join(lines)
 
 
-def _use_native(mod) -> None:
+def use_native(mod) -> dict[str, tuple[Any, Any]]:
     """The compiled constructor and death callback (runtime/native_*.c) take over from new_node
-    and _dead, also in modules that bound new_node before this ran (both share the cache, its
-    key format and its weakref type, so their nodes are one population)."""
+    and _dead (both share the cache, its key format and its weakref type, so their nodes are one
+    population). Returns {name: (Python version, compiled version)} for the globals that other
+    modules bound by name before this ran (runtime/native.py binds it and rebinds those)."""
     global new_node, _dead, _toposort
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
                     tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
@@ -294,8 +294,4 @@ def _use_native(mod) -> None:
     _dead = mod.dead
     new_node = mod.new_node
     _toposort = mod.toposort
-    native.rebind("new_node", new_node_py, new_node)
-
-
-native.on_load(_use_native)
-native.start()  # from the disk cache now (before other modules bind new_node), or built later
+    return {"new_node": (new_node_py, new_node)}

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from . import debug
+from . import config
 from . import dtypes as dt
 from .compiler import codegen_c
 from .compiler.passes import optimize
@@ -70,7 +70,7 @@ class Plan:
         """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
         if addrs is None:
             addrs = [memory.address_of(a) for a in inputs]
-        observed = debug.get_level() >= 2 or debug.check_mode()
+        observed = config.get_level() >= 2 or config.check_mode()
         if observed or not self._lock.acquire(blocking=False):
             # a debug run, or this plan is already running (another thread): private arrays
             arrays = list(inputs) + [np.empty(n, np.uint8) for n in self.arena]
@@ -80,7 +80,7 @@ class Plan:
             else:
                 for fn, slots in self.steps:
                     fn(*(ptrs[s] for s in slots))
-            debug.STATS["kernels_launched"] += len(self.steps)
+            config.STATS["kernels_launched"] += len(self.steps)
             if self.fault_flags:
                 self._check_faults()
             return [arrays[s] for s in self.out_slots]
@@ -102,7 +102,7 @@ class Plan:
                 self.driver(argv, self._fptrs)
         finally:
             self._lock.release()
-        debug.STATS["kernels_launched"] += len(self.steps)
+        config.STATS["kernels_launched"] += len(self.steps)
         if self.fault_flags:
             self._check_faults()
         return [made[s] if s in made else inputs[s] if s < self.n_inputs else self._scratch[s]
@@ -111,7 +111,7 @@ class Plan:
     def _run_observed(self, arrays, ptrs) -> None:
         """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
         from .sites import api_of
-        lvl, checking = debug.get_level(), debug.check_mode()
+        lvl, checking = config.get_level(), config.check_mode()
         for k, (fn, slots) in zip(self.schedule.kernels, self.steps):
             t0 = time.perf_counter()
             fn(*(ptrs[s] for s in slots))
@@ -120,7 +120,7 @@ class Plan:
                 nbytes = sum(n.numel * n.dtype.itemsize for n in [k.output, *k.inputs])
                 names = list(dict.fromkeys(api_of(n) or n.op.name.lower() for n in k.nodes
                                            if n.op not in _QUIET))
-                debug.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
+                config.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
                           f"  {', '.join(names) or 'copy'}")
             if checking:
                 _check_kernel(k, [_typed(arrays[s], n) for s, n in zip(slots,
@@ -184,8 +184,8 @@ def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
     with gc_paused():
         g = Graph(outputs)
         if lvl >= 3:
-            debug.log(f"--- IR before passes\n{g}")
-        g = optimize(g, (lambda name, gr: debug.log(f"--- after {name}\n{gr}")) if lvl >= 5
+            config.log(f"--- IR before passes\n{g}")
+        g = optimize(g, (lambda name, gr: config.log(f"--- after {name}\n{gr}")) if lvl >= 5
                      else None)
         sched = schedule_graph(g)
         for k in sched.kernels:
@@ -213,15 +213,15 @@ def _is_buffer(n: Node) -> bool:
 
 
 def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
-    lvl = debug.get_level()
+    lvl = config.get_level()
     t0 = time.perf_counter()
     outputs, inputs = _stand_ins(outputs, inputs)
     g, sched = compile_graph(outputs, lvl)
     if lvl >= 3:
-        debug.log(f"--- scheduled\n{format_schedule(sched)}")
+        config.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:
         for k in sched.kernels:
-            debug.log(f"--- {k.name}\n{k.source}")
+            config.log(f"--- {k.name}\n{k.source}")
     slot: dict[Node, int] = {b: i for i, b in enumerate(inputs)}
     outs = set(o for o in g.outputs if o.op is not Op.BUFFER)
     order = [(k.output, k.inputs) for k in sched.kernels]
@@ -271,7 +271,7 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
                 raise KernelCompileError(
                     str(e), _failing_kernels([first[s] for s in todo], syms)) from e
             libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
-        debug.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
+        config.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:
             fn = cpu.function(libs[syms[k.name]], syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))

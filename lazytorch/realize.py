@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from . import debug
+from . import config
 from . import dtypes as dt
 from .compiler.schedule import Schedule
 from .graph import Node, NodeTable, new_node, toposort
@@ -68,7 +68,7 @@ def _keep(key: tuple, plan: Plan, size: int) -> None:
             evicted.append(old)
     for old in evicted:
         old.release()
-        debug.STATS["plans_evicted"] += 1
+        config.STATS["plans_evicted"] += 1
 
 
 def _last_use(item: tuple[tuple, Plan]) -> int:
@@ -310,7 +310,7 @@ def realize(nodes: list[Node]) -> list[Node]:
         return done[:len(nodes)]
     todo = [n for n in nodes if n.op is not Op.BUFFER and n not in REALIZED]
     if todo:
-        debug.STATS["realizes"] += 1
+        config.STATS["realizes"] += 1
         outputs, inputs, key, order, order_new = prepare(todo)
         held = _held(order, order_new, key)
         if held:
@@ -325,7 +325,7 @@ def realize(nodes: list[Node]) -> list[Node]:
             results, plan = _run(outputs, inputs, key, todo)
         except faults.Fault as e:
             raise RealizeError(str(e), e.nodes, walk=False) from None
-        for hook in debug.REALIZE_HOOKS:
+        for hook in config.REALIZE_HOOKS:
             hook(outputs, plan)
         for n, r in zip(todo, results):
             REALIZED[n] = memory.buffer_node(r, n.dtype)
@@ -343,10 +343,10 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
         # per index
         bufs = {b: a for b, a in zip(inputs, arrays_in)}
         results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
-    elif debug.anomaly_mode():
+    elif config.anomaly_mode():
         bufs = {b: a for b, a in zip(inputs, arrays_in)}
         results = interpreter.run_graph(outputs, lambda n: bufs.get(n), _anomaly)
-    elif debug.backend() == "interp":
+    elif config.backend() == "interp":
         bufs = {b: a for b, a in zip(inputs, arrays_in)}
         results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
     else:
@@ -367,10 +367,10 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
             hit = False
         else:
             plan.used = _tick()
-            debug.STATS["plan_cache_hits"] += 1
+            config.STATS["plan_cache_hits"] += 1
             hit = True
-        if debug.get_level() >= 1:
-            debug.log(f"realize: {len(plan.steps)} kernels, "
+        if config.get_level() >= 1:
+            config.log(f"realize: {len(plan.steps)} kernels, "
                       + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
         results = _views(plan, plan.run(arrays_in, [memory.address(b) for b in inputs]),
                          outputs)

@@ -9,7 +9,6 @@ from typing import Any
 
 from .graph import ID_TABLES, Node
 from .ops import Op
-from .runtime import native
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _BUFFER = Op.BUFFER
@@ -237,16 +236,13 @@ mark_backward_py = mark_backward   # the reference for the compiled one
 record_from_py = record_from   # the reference for the compiled one
 
 
-def _use_native(mod) -> None:
-    """The compiled record_from and mark_backward (runtime/native_sites.c) take over, also in
-    modules that bound them before this ran."""
+def use_native(mod) -> dict[str, tuple[Any, Any]]:
+    """The compiled record_from and mark_backward (runtime/native_sites.c) take over. Returns
+    {name: (Python version, compiled version)} as graph.use_native does."""
     global record_from, mark_backward
     mod.setup_sites(_SITES_D, _CODES, _classify, _BUFFER)
     mod.setup_backward(BACKWARD.d, backward_site)
     record_from = mod.record_from
     mark_backward = mod.mark_backward
-    native.rebind("record_from", record_from_py, record_from)
-    native.rebind("mark_backward", mark_backward_py, mark_backward)
-
-
-native.on_load(_use_native)
+    return {"record_from": (record_from_py, record_from),
+            "mark_backward": (mark_backward_py, mark_backward)}

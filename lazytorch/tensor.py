@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import autograd, debug, overflow
+from . import autograd, config, overflow
 from . import dtypes as dt
 from .graph import Node, const
 from .ops import Op
@@ -172,8 +172,8 @@ class Tensor:
         t._node = node  # the rest of a fresh tensor's state is the class defaults
         if _LEAVES:
             autograd.on_new_tensor(t)
-        if _EAGER[0] and debug.eager_mode() is not None and node.op is not Op.BUFFER:
-            with debug.use_backend(debug.eager_mode()):
+        if _EAGER[0] and config.eager_mode() is not None and node.op is not Op.BUFFER:
+            with config.use_backend(config.eager_mode()):
                 realize_tensors([t])  # debug mode: the op runs here, at the user's line
         return t
 
@@ -539,7 +539,7 @@ _LEAVES = autograd.LEAVES._d
 _WRITTEN = autograd.WRITTEN
 # computed nodes -> their buffers (realize.REALIZED, by id)
 _REALIZED_D = REALIZED._d
-_EAGER = debug.EAGER_SOMEWHERE
+_EAGER = config.EAGER_SOMEWHERE
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",
                dt.bfloat16: "BFloat16Tensor",

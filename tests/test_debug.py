@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import debug, realize
+from lazytorch import config, debug, realize
 from lazytorch.compiler import codegen_c
 from lazytorch.ops import Op
 from tests.conftest import check
@@ -72,8 +72,8 @@ def test_eager_env_variable_runs_ops_at_once(monkeypatch):
     # the variable is read once, when lazytorch is imported: emulate a fresh process
     def set_env(value):
         monkeypatch.setenv("LAZYTORCH_EAGER", value)
-        monkeypatch.setattr(debug, "_ENV_EAGER", debug._env_eager())
-        debug.EAGER_SOMEWHERE[0] = int(debug._ENV_EAGER is not None)
+        monkeypatch.setattr(config, "_ENV_EAGER", config._env_eager())
+        debug.EAGER_SOMEWHERE[0] = int(config._ENV_EAGER is not None)
 
     saved = debug.EAGER_SOMEWHERE[0]
     try:

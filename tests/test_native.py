@@ -166,6 +166,37 @@ def test_damaged_module_is_rebuilt(tmp_path):
     assert Path(path).read_bytes() != bytes(data)   # rebuilt, not trusted
 
 
+BOUND = """
+import sys
+import lazytorch as torch
+from lazytorch import graph, sites
+from lazytorch.runtime import native
+at_import = native._module is not None
+m = native.load()
+python = {id(f) for f in (graph.new_node_py, sites.record_from_py, sites.mark_backward_py)}
+stale = sorted(name for name, mod in list(sys.modules.items()) if name.startswith("lazytorch")
+               for k, v in vars(mod).items() if not k.endswith("_py") and id(v) in python)
+print(at_import, m is not None, graph.new_node is not graph.new_node_py,
+      sites.record_from is not sites.record_from_py, stale or "none")
+"""
+
+
+def test_compiled_loops_are_bound_everywhere_on_an_empty_and_a_warm_cache(tmp_path):
+    # the IR does not import the runtime: runtime/native.py binds graph's and sites' compiled
+    # loops, and every module that imported them by name before the load is rebound
+    cache = tmp_path / "cache"
+    empty = _run(BOUND, cache)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.split() == ["False", "True", "True", "True", "none"]
+    warm = _run(BOUND, cache)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.split() == ["True", "True", "True", "True", "none"]
+    off = _run(BOUND, cache, LAZYTORCH_NATIVE="0")
+    assert off.returncode == 0, off.stderr
+    assert off.stdout.split()[:4] == ["False", "False", "False", "False"]
+    assert "lazytorch.elementwise" in off.stdout   # (the probe sees modules' bindings)
+
+
 def test_new_node_is_the_python_constructor(mod):
     f32 = torch.float32
     a = graph.new_node(Op.CONST, (), 2.5, (), f32)

@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import Sequence
 
-from .. import sites
+from .. import config, sites
 from ..autograd_rules import NO_GRAD
 from ..graph import Node, NodeTable, const, new_node
 from ..ops import Op
@@ -637,8 +637,7 @@ class detect_anomaly:
         self.check_nan = check_nan
 
     def __enter__(self):
-        from .. import debug
-        self._ctx = debug._setting("anomaly", self.check_nan)
+        self._ctx = config._setting("anomaly", self.check_nan)
         self._ctx.__enter__()
         return self
 
@@ -648,10 +647,8 @@ class detect_anomaly:
 
 
 def set_detect_anomaly(mode: bool) -> None:
-    from .. import debug
-    debug._local.anomaly = bool(mode)
+    config._local.anomaly = bool(mode)
 
 
 def is_anomaly_enabled() -> bool:
-    from .. import debug
-    return debug.anomaly_mode()
+    return config.anomaly_mode()

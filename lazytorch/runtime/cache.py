@@ -30,7 +30,7 @@ import time
 import warnings
 from typing import Callable
 
-from .. import debug
+from .. import config
 from .files import atomic_write
 
 ENV_DIR = "LAZYTORCH_CACHE_DIR"
@@ -244,8 +244,8 @@ def get(k: str, name: str | None = None, suffix: str = "",
             why = str(e)
     if why is not None:
         discard(k, name, suffix, st)
-        if debug.get_level() >= 1:
-            debug.log(f"cache: {p} is damaged ({why}): removed, to be built again")
+        if config.get_level() >= 1:
+            config.log(f"cache: {p} is damaged ({why}): removed, to be built again")
         return None
     _touch(p)
     _in_use.add(p)
@@ -318,7 +318,7 @@ def discard(k: str, name: str | None = None, suffix: str = "",
     _unlink(p)
     _unlink(p + ".sum")
     _in_use.discard(p)
-    debug.STATS["cache_entries_discarded"] += 1
+    config.STATS["cache_entries_discarded"] += 1
 
 
 def _check_folder(d: str) -> None:
@@ -406,8 +406,8 @@ def _sweep_quietly(limit: int, root: str) -> None:
     try:
         sweep(limit, root=root)
     except Exception as e:   # a cache being removed under it, ...: the next sweep tries again
-        if debug.get_level() >= 1:
-            debug.log(f"cache: sweeping {root} failed: {type(e).__name__}: {e}")
+        if config.get_level() >= 1:
+            config.log(f"cache: sweeping {root} failed: {type(e).__name__}: {e}")
 
 
 class _Group:

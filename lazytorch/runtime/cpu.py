@@ -12,7 +12,7 @@ import subprocess
 import threading
 from typing import Callable
 
-from .. import debug
+from .. import config
 from . import cache, elf
 
 # OpenMP threads that spin while waiting stall whole kernels when another process holds the
@@ -136,7 +136,7 @@ def finish_compile(job: Job, count: bool = True) -> str:
     except ValueError as e:
         raise CompileError(f"cc wrote an unusable module: {e}") from None
     if count:
-        debug.STATS["compiler_runs"] += 1
+        config.STATS["compiler_runs"] += 1
     return path
 
 
@@ -212,7 +212,7 @@ def find(symbol: str) -> ctypes.CDLL | None:
         lib = _load(key, [symbol])
         if lib is None:
             return None
-        debug.STATS["compile_cache_hits"] += 1
+        config.STATS["compile_cache_hits"] += 1
     try:
         lib[symbol]
     except AttributeError:   # a stale entry: compile it again
@@ -238,7 +238,7 @@ def build(sources: list[str], symbols: list[list[str]] | None = None) -> list[ct
         lib = _load(key, want)
         if lib is not None:
             loaded[key] = lib
-            debug.STATS["compile_cache_hits"] += 1
+            config.STATS["compile_cache_hits"] += 1
         else:
             running.append((key, start_compile(src, key, symbols=want)))
     errors = []

@@ -8,6 +8,10 @@ compiler or no headers, or with LAZYTORCH_NATIVE=0, everything runs as before, o
 a first run the build happens in a background thread at low priority once the first plan has
 compiled, so the first realizes (and their kernel compiles) do not wait for it; a later
 process loads it from the cache at import.
+
+The IR core does not import the runtime: this module binds the IR's compiled loops itself
+(graph.use_native, sites.use_native, first of the hooks) and starts the load at its import,
+which the front end's first modules (autograd, runtime.memory) do.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import warnings
 from types import ModuleType
 from typing import Callable
 
+from .. import graph, sites
 from . import cache, cpu
 
 NAME = "_lazytorch_native"
@@ -118,14 +123,18 @@ def _stop_builds(wait: float = 10.0) -> None:
         cpu.cancel_compile(job)
 
 
-def _call(hook: Callable[[ModuleType], None], mod: ModuleType) -> None:
+def _call(hook: Callable[[ModuleType], dict | None], mod: ModuleType) -> None:
     """A hook that fails leaves its Python functions in place (the compiled and Python
-    versions share their tables, so any mix of them is correct)."""
+    versions share their tables, so any mix of them is correct). A hook may return
+    {name: (Python version, compiled version)}: those globals are rebound in every module."""
     global _failed
     try:
-        hook(mod)
+        replaced = hook(mod)
     except Exception as e:
         _failed = f"{getattr(hook, '__module__', '?')}: {type(e).__name__}: {e}"
+        return
+    for name, (old, new) in (replaced or {}).items():
+        rebind(name, old, new)
 
 
 def _install(mod: ModuleType) -> None:
@@ -158,7 +167,7 @@ def rebind(name: str, old: object, new: object) -> None:
                 g[name] = new
 
 
-def on_load(hook: Callable[[ModuleType], None]) -> None:
+def on_load(hook: Callable[[ModuleType], dict | None]) -> None:
     """Call hook(module) when the module is loaded (now, if it already is)."""
     with _lock:
         _on_load.append(hook)
@@ -222,3 +231,9 @@ def load(block: bool = True) -> ModuleType | None:
 def failure() -> str | None:
     return _failed
 
+
+# the IR's loops first: the hooks registered after them (runtime.memory, autograd, realize) hand
+# graph's compiled constructor to the module
+on_load(graph.use_native)
+on_load(sites.use_native)
+start()  # from the disk cache now, or built later (kick)
