@@ -11,7 +11,8 @@ process loads it from the cache at import.
 
 The IR core does not import the runtime: this module binds the IR's compiled loops itself
 (graph.use_native, sites.use_native, first of the hooks) and starts the load at its import,
-which the front end's first modules (autograd, runtime.memory) do.
+early in `import lazytorch` (autograd imports it); the modules that bound the IR's Python
+versions by name before the load are rebound then.
 """
 from __future__ import annotations
 
