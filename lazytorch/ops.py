@@ -111,3 +111,9 @@ REDUCE = {Op.SUM, Op.PROD, Op.RMAX, Op.RMIN, Op.ARGMAX, Op.ARGMIN}
 SCAN = {Op.CUMSUM, Op.CUMPROD}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SLICE, Op.UNFOLD}
 SOURCE = {Op.BUFFER, Op.CONST}
+# ops that cost a libm call (or several) per element, where the rest cost one instruction: the
+# scheduler counts them as several when it weighs recomputing a value against storing it, and
+# a row-fused kernel computes them once per element, saving them for its final loop
+TRANSCENDENTAL = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
+                  Op.TAN, Op.ERF, Op.POW, Op.SIGMOID, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH,
+                  Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.ATAN2}

@@ -32,7 +32,8 @@ from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
 REALIZED: NodeTable = NodeTable()
-# compiled plans by structure_key, at most plan_cache_size(): the least recently used one goes
+# compiled plans by structure key (see prepare), at most plan_cache_size(): the least recently
+# used one goes
 # (each plan's `used` is the tick of its last realize: a hit updates it without hashing the key)
 _PLANS: dict[tuple, Plan] = {}
 _tick = itertools.count(1).__next__
@@ -138,7 +139,7 @@ def computed_near(n: Node, limit: int = 32) -> Node:
 
 
 def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list[Node], list[Node]]:
-    """substitute() and structure_key() in one walk (the steady-state path of realize):
+    """substitute() and the structure key in one walk (the steady-state path of realize):
     (new outputs, input buffers in order, the structure key, and by number in the key the
     walked nodes and what stands for each: itself, its buffer or its rebuilt node). Compiled
     (runtime/native_*.c) once that module is loaded; prepare_py is the reference."""
@@ -219,22 +220,6 @@ def _is_constant(n: Node) -> bool:
     while n.op in (Op.RESHAPE, Op.EXPAND):
         n = n.srcs[0]
     return n.op is Op.CONST
-
-
-def structure_key(outputs: list[Node], inputs: list[Node]) -> tuple:
-    """Everything that decides the compiled code: not the buffers' contents or identities."""
-    pos: dict[Node, int] = {b: i for i, b in enumerate(inputs)}
-    ids: dict[Node, int] = {}  # every node's number in the walk (buffers included)
-    key = []
-    for n in toposort(outputs, lambda n: n.op is Op.BUFFER):
-        if n.op is Op.BUFFER:
-            key.append(("B", pos[n], n.shape, n.dtype.name))
-        else:
-            arg = repr(n.arg) if n.op is Op.CONST else None if n.op in (Op.DETACH, Op.FUNCTION) \
-                else n.arg
-            key.append((n.op, arg, n.shape, n.dtype.name, tuple(ids[s] for s in n.srcs)))
-        ids[n] = len(ids)
-    return tuple(key) + (tuple(ids[o] for o in outputs),)
 
 
 def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np.ndarray]:

@@ -6,7 +6,7 @@ import sys
 from collections import namedtuple
 
 from . import dtypes as dt
-from .elementwise import cast_node, expand_node
+from .elementwise import cast_node
 from .graph import Node, new_node
 from .ops import Op
 from .sites import SITES, named, record_from
@@ -241,5 +241,3 @@ def norm(self: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> 
     return _norm(self, p, dim, keepdim, dtype)
 
 
-def expand_to(n: Node, shape) -> Node:
-    return expand_node(n, tuple(shape))

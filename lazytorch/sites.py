@@ -145,13 +145,6 @@ def _walk(f, api: str) -> tuple | None:
     return None
 
 
-def user_site() -> tuple[str, str] | None:
-    """(`file:line`, api) for the innermost frame outside the lazytorch package; api is the
-    public lazytorch function the user called (`add`, `relu`, `sum`, ...)."""
-    s = _walk(sys._getframe(1), "")
-    return None if s is None else _format(s)
-
-
 def named(fn, name: str):
     """Give a closure made by a factory its public name, also in tracebacks and sites."""
     fn.__name__ = fn.__qualname__ = name

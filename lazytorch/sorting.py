@@ -80,11 +80,6 @@ def _argsort(a: np.ndarray, descending: bool) -> np.ndarray:
     return (n - 1 - order)[..., ::-1]
 
 
-def _keep(x: np.ndarray, keepdim: bool) -> np.ndarray:
-    """A per-row result (index array with the row axis last, size 1) with or without it."""
-    return x if keepdim else x[..., 0]
-
-
 # ----------------------------------------------------------------------------- sort family
 def sort(input: Tensor, dim: int = -1, descending: bool = False, *,
          stable: bool | None = False):

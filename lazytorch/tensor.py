@@ -13,7 +13,7 @@ import numpy as np
 
 from . import autograd, config, overflow
 from . import dtypes as dt
-from .graph import Node, const
+from .graph import Node
 from .ops import Op
 from .realize import REALIZED, _is_constant
 from .runtime import memory
@@ -581,17 +581,6 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
         if t.requires_grad:
             autograd.LEAVES[b] = weakref.ref(t)
     return bufs[:n_asked]
-
-
-def node_of(x, dtype: dt.DType, shape) -> Node:
-    """The node for an operand: a tensor's node, or a Python scalar as a broadcast constant."""
-    if isinstance(x, Tensor):
-        return x.node
-    return const(x, dtype, tuple(shape))
-
-
-def as_const_node(value, dtype: dt.DType, shape) -> Node:
-    return const(value, dtype, tuple(shape))
 
 
 def _rebuild(arr: np.ndarray, requires_grad: bool) -> Tensor:

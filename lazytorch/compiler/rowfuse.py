@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..graph import Node
-from ..ops import Op
+from ..ops import TRANSCENDENTAL, Op
 from .kernel import Kernel, Param, Val
 from .symbolic import Lin, Var
 
@@ -163,10 +163,6 @@ def _build(final: Kernel, stages: list[Kernel], internal: set[Node],
     return k
 
 
-# transcendental ops: worth a store and a load to compute once per element instead of twice
-_COSTLY = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
-           Op.TAN, Op.ERF, Op.POW, Op.SIGMOID, Op.ASIN, Op.ACOS, Op.ATAN,
-           Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.ATAN2}
 MAX_SAVED_COLS = 1 << 14   # a saved row lives on the stack of the thread running the row
 
 
@@ -186,7 +182,7 @@ def _key(v: Val, loop_var: str, memo: dict) -> tuple:
 
 
 def _costly(v: Val) -> bool:
-    return v.op in _COSTLY or any(_costly(s) for s in v.srcs)
+    return v.op in TRANSCENDENTAL or any(_costly(s) for s in v.srcs)
 
 
 def _reuse(k: RowKernel) -> None:

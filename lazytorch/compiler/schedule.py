@@ -18,17 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..graph import Graph, Node
-from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
+from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, TRANSCENDENTAL, Op
 from .kernel import Kernel, NeedsBuffer
 from .kernel_memo import lower_kernel_memo
 from .rowfuse import fuse_rows
-
-
-def _computed(n: Node) -> bool:
-    """Does n do arithmetic (as opposed to viewing a buffer or a constant)?"""
-    while n.op in MOVEMENT:
-        n = n.srcs[0]
-    return n.op not in SOURCE
 
 
 def must_materialize(g: Graph) -> dict[Node, str]:
@@ -61,9 +54,6 @@ def must_materialize(g: Graph) -> dict[Node, str]:
 # recomputed in each (a store and a load cost about this much arithmetic); transcendental ops
 # count as several
 RECOMPUTE_LIMIT = 24
-_HEAVY = {Op.EXP, Op.EXP2, Op.EXPM1, Op.LOG, Op.LOG2, Op.LOG1P, Op.TANH, Op.SIN, Op.COS,
-          Op.TAN, Op.ERF, Op.POW, Op.SIGMOID, Op.ASIN, Op.ACOS, Op.ATAN,
-          Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.ATAN2}
 _MANY = -1
 
 
@@ -93,7 +83,7 @@ def _limit_recompute(g: Graph, users: dict[Node, list[Node]], mat: dict[Node, st
             continue
         c = sum(cost[s] for s in n.srcs)
         if n.op in ELEMENTWISE:
-            c += 8 if n.op in _HEAVY else 1
+            c += 8 if n.op in TRANSCENDENTAL else 1
         elif n.op in REDUCE or n.op in SCAN:
             c += RECOMPUTE_LIMIT + 1
         c = min(c, RECOMPUTE_LIMIT + 1)
@@ -138,7 +128,3 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
     for i, k in enumerate(ks):
         k.name = f"kernel_{i}"
     return Schedule(ks, mat, g)
-
-
-def is_elementwise(n: Node) -> bool:
-    return n.op in ELEMENTWISE
