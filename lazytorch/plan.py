@@ -14,6 +14,7 @@ import numpy as np
 from . import config
 from . import dtypes as dt
 from .compiler import codegen_c
+from .compiler.kernel import FNAME
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
@@ -180,7 +181,8 @@ def gc_paused():
 
 
 def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
-    """Passes, schedule and C source (each kernel's `source`) for the graph of `outputs`."""
+    """Passes, schedule and C source (each kernel's `code`, rendered once) for the graph of
+    `outputs`."""
     with gc_paused():
         g = Graph(outputs)
         if lvl >= 3:
@@ -189,7 +191,7 @@ def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
                      else None)
         sched = schedule_graph(g)
         for k in sched.kernels:
-            k.source = codegen_c.render_kernel(k)
+            k.code = codegen_c.render_kernel_named(k, FNAME)
     return g, sched
 
 
@@ -245,7 +247,7 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
         first: dict[str, object] = {}  # symbol -> its first kernel
         cost: dict[str, int] = {}
         for k in sched.kernels:
-            src = codegen_c.render_kernel_named(k, "F")
+            src = k.code
             sym = syms[k.name] = "lt_" + cpu._sha((head + src).encode())[:16]
             if sym not in first:
                 first[sym] = k
@@ -257,7 +259,7 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
         libs = {sym: cpu.find(sym) for sym in [*first, dname]}
         todo = [sym for sym in first if libs[sym] is None]
         groups = _split(todo, cost)
-        srcs = [codegen_c.render_module([first[sym] for sym in g], syms) for g in groups]
+        srcs = [codegen_c.render_module([first[sym].named(sym) for sym in g]) for g in groups]
         if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
             if not groups:
                 groups, srcs = [[]], [""]
@@ -366,7 +368,7 @@ def _failing_kernels(kernels, syms) -> list:
     bad = []
     for k in kernels:
         try:
-            cpu.build([codegen_c.render_module([k], {k.name: syms[k.name]})])
+            cpu.build([codegen_c.render_module([k.named(syms[k.name])])])
         except cpu.CompileError:
             bad.append(k)
     return bad

@@ -197,6 +197,31 @@ def test_a_kernel_compiles_once_whatever_plan_uses_it(c_backend, fresh_cache, rn
     np.testing.assert_allclose(v.numpy(), a.min(1) * np.float32(1.5625), rtol=1e-6)
 
 
+def test_a_new_plan_renders_each_kernel_once(c_backend, fresh_cache, rng, monkeypatch):
+    # a GEMM and a row-fused softmax, compiled into an empty cache: one rendering of each
+    # kernel serves as its source, its symbol (a hash of the code) and the compiled module
+    from lazytorch.compiler import codegen_c
+    rendered = []
+    real = codegen_c.render_kernel_named
+
+    def counted(k, fname):
+        rendered.append(k)
+        return real(k, fname)
+    monkeypatch.setattr(codegen_c, "render_kernel_named", counted)
+    a, b = rng.standard_normal((2, 12, 12)).astype(np.float32)
+    y = ((torch.tensor(a) @ torch.tensor(b)) * 0.8125).softmax(1) + 1.1875
+    debug.reset_stats()
+    out = y.numpy()
+    n = debug.stats()["kernels_compiled"]
+    assert n >= 2 and len(rendered) == n
+    assert len({id(k) for k in rendered}) == n
+    z = (a @ b) * np.float32(0.8125)
+    e = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(out, e / e.sum(1, keepdims=True) + 1.1875, rtol=1e-5, atol=1e-6)
+    for k in schedule(y):      # each kernel's source is its function, under its own name
+        assert f"void {k.name}(" in k.source and "@" not in k.source
+
+
 def test_cache_dir_is_overridable(monkeypatch, tmp_path):
     d = tmp_path / "elsewhere"
     monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(d))

@@ -262,12 +262,8 @@ def statements(k: Kernel, pname, levels) -> list[str]:
             if v.kind != "acc" and k.level[id(v)] in levels]
 
 
-def render_kernel(k: Kernel) -> str:
-    """The kernel as a C function named after the kernel."""
-    return render_kernel_named(k, k.name)
-
-
 def render_kernel_named(k: Kernel, fname: str) -> str:
+    """The kernel as a C function named `fname`."""
     pnames = {i: p.name for i, p in enumerate(k.params)}
     pname = pnames.__getitem__
     if isinstance(k, RowKernel):
@@ -753,15 +749,10 @@ def render_driver(name: str, calls: list[tuple[int, list[int]]]) -> str:
     return f"void {name}(void** p, void** f) {{\n{body}}}\n"
 
 
-def render_module(kernels: list[Kernel], symbols: dict[str, str]) -> str:
-    """One C translation unit holding each distinct kernel once, under its symbol."""
-    seen: dict[str, str] = {}
-    for k in kernels:
-        sym = symbols[k.name]
-        if sym not in seen:
-            seen[sym] = render_kernel_named(k, sym)
-    core = GEMM_CORE if any("lt_gemm_" in body for body in seen.values()) else ""
-    return PRELUDE + GEMM_PRELUDE + core + "\n" + "\n\n".join(seen.values()) + "\n"
+def render_module(functions: list[str]) -> str:
+    """One C translation unit holding the kernel functions `functions` (rendered sources)."""
+    core = GEMM_CORE if any("lt_gemm_" in body for body in functions) else ""
+    return PRELUDE + GEMM_PRELUDE + core + "\n" + "\n\n".join(functions) + "\n"
 
 
 def header_text() -> str:

@@ -18,6 +18,10 @@ from .symbolic import Data, Lin, Var, reshape_index
 
 Cond = tuple[Lin, int, int]  # lo <= expr < hi
 
+# where a kernel's rendered code names its function: the code is rendered once and named as
+# the kernel (`source`) or as the symbol a plan derives from the code's hash (`named`)
+FNAME = "@fn@"
+
 
 @dataclass(eq=False)
 class Val:
@@ -59,7 +63,7 @@ class Kernel:
     nodes: list[Node]                   # the IR nodes this kernel computes (for introspection)
     output: Node
     inputs: list[Node]                  # nodes read from buffers, in param order after outputs
-    source: str = ""
+    code: str = ""                      # the rendered source, its function named FNAME
     level: dict[int, int] = field(default_factory=dict)  # id(val) -> 0 outer, 1 body, 2 after
     # a scatter kernel stores in two loop nests: this kernel's (out = base), then `scatter`'s,
     # whose store_index reads data (Data atoms) and whose store_mode is None (plain store),
@@ -75,6 +79,15 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel {self.name}: {', '.join(self.ops) or 'copy'}>"
+
+    def named(self, fname: str) -> str:
+        """The rendered source with its function named `fname`."""
+        return self.code.replace(FNAME, fname)
+
+    @property
+    def source(self) -> str:
+        """The rendered source with its function named after the kernel."""
+        return self.code.replace(FNAME, self.name)
 
 
 class NeedsBuffer(Exception):

@@ -37,7 +37,7 @@ class RowKernel:
     output: Node
     inputs: list[Node]
     nodes: list[Node]
-    source: str = ""
+    code: str = ""          # the rendered source, its function named FNAME
     scatter: None = None
     # values the final loop reuses from a stage's loop (stage index, the stage's Val): the
     # stage stores them in a row-sized array rowJ (J the position in this list), e.g.
@@ -50,6 +50,9 @@ class RowKernel:
 
     def __repr__(self) -> str:
         return f"<Kernel {self.name}: {', '.join(self.ops)} (row-fused)>"
+
+    named = Kernel.named
+    source = Kernel.source
 
 
 def _is(e: Lin, terms: dict[str, int]) -> bool:
