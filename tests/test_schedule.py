@@ -1,13 +1,17 @@
 """Fusion pinned by kernel counts, the materialization rule, and the values fused kernels give."""
 from __future__ import annotations
 
+import contextlib
+import signal
+
 import numpy as np
 import pytest
 
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch import dtypes as dt
-from lazytorch.compiler import schedule
+from lazytorch.compiler import kernel, schedule
+from lazytorch.compiler.kernel import LoweringError
 from lazytorch.compiler.schedule import must_materialize, schedule_graph
 from lazytorch.graph import Graph, Node, const
 from lazytorch.ops import Op
@@ -241,3 +245,44 @@ def test_deep_residual_chain_values_match(backend, rng):
         y = (y * 0.5 + x - y.sum() * 0.01).tanh()
         ref = np.tanh(ref * 0.5 + a - ref.sum() * 0.01)
     check(y, ref.astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Fail a call that runs past `seconds` (a hang) instead of waiting for it forever."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_missing_lowering_is_an_error_naming_the_op(monkeypatch):
+    monkeypatch.delitem(kernel.LOWER, Op.EXP)
+    y = Node(Op.ADD, (_exp(_buf(0)), const(1.0, F32, (4,))), None, (4,), F32)
+    with _deadline(10), pytest.raises(LoweringError, match=r"Op\.EXP \(f32\[4\]\).*LOWER"):
+        schedule_graph(Graph([y]))
+
+
+def test_an_op_no_kernel_computes_is_an_error_not_a_retry(monkeypatch):
+    # an op marked as stored by a kernel of its own that lower_kernel cannot lower as a
+    # kernel's output either: asking again for a buffer would loop forever
+    monkeypatch.delitem(kernel.LOWER, Op.EXP)
+    monkeypatch.setattr(kernel, "STORED", kernel.STORED | {Op.EXP})
+    y = Node(Op.ADD, (_exp(_buf(0)), const(1.0, F32, (4,))), None, (4,), F32)
+    with _deadline(10), pytest.raises(LoweringError, match=r"Op\.EXP .*no kernel computes it"):
+        schedule_graph(Graph([y]))
+
+
+def test_a_missing_lowering_names_the_users_line(monkeypatch):
+    from lazytorch.realize import RealizeError
+    monkeypatch.setenv("LAZYTORCH_BACKEND", "c")
+    monkeypatch.delitem(kernel.LOWER, Op.EXP)
+    x = torch.tensor([0.25, 0.5, 0.75]) * 1.0625
+    y = x.exp() + 1.0625        # a structure no other test realizes: not in the plan cache
+    with _deadline(30), pytest.raises(RealizeError, match=r"Op\.EXP(.|\n)*test_schedule\.py:"):
+        y.tolist()

@@ -97,6 +97,15 @@ class NeedsBuffer(Exception):
         self.node = node
 
 
+class LoweringError(RuntimeError):
+    """A node no kernel can compute: a missing lowering rule (a bug in the compiler)."""
+
+    def __init__(self, node: Node, why: str):
+        shape = ",".join(map(str, node.shape))
+        super().__init__(f"cannot compile Op.{node.op.name} ({node.dtype.short}[{shape}]): {why}")
+        self.node = node
+
+
 def _cond_key(conds: tuple[Cond, ...]):
     return tuple((c[0].key(), c[1], c[2]) for c in conds)
 
@@ -143,60 +152,70 @@ class _Lowerer:
         """The value of `node` at index `idx` (memoized: shared subgraphs lower once)."""
         key = (node, tuple(map(Lin.key, idx)), _cond_key(conds) if conds else (), expanded)
         v = self.lowered.get(key)
-        if v is None:
-            v = self.lowered[key] = self._lower(node, idx, conds, expanded)
-        return v
-
-    def _lower(self, node: Node, idx: tuple[Lin, ...], conds: tuple[Cond, ...],
-               expanded: bool) -> Val:
+        if v is not None:
+            return v
         if node is not self.root and self.is_buffer(node):
             flat = Lin.of(0)
             for i, n in zip(idx, node.shape):
                 flat = flat * n + i
-            return self.val("load", node.dtype, arg=(self.param(node), flat, conds))
-        self.nodes[node] = None
-        op = node.op
-        if node.numel == 0:  # nothing of it is ever read
-            return self.val("const", node.dtype, arg=node.dtype.np(0).item())
-        if op is Op.CONST:
-            return self.val("const", node.dtype, arg=node.arg)
-        if op in ELEMENTWISE:
-            srcs = [self.lower(s, idx, conds, expanded) for s in node.srcs]
-            return self.val("alu", node.dtype, op, srcs, node.arg)
-        if op is Op.CONTIGUOUS or op is Op.DETACH or op is Op.FUNCTION:
-            return self.lower(node.srcs[0], idx, conds, expanded)
-        if op is Op.RESHAPE:
-            return self.lower(node.srcs[0], reshape_index(idx, node.shape, node.srcs[0].shape),
-                              conds, expanded)
-        if op is Op.PERMUTE:
-            src = [Lin.of(0)] * len(idx)
-            for i, p in enumerate(node.arg):
-                src[p] = idx[i]
-            return self.lower(node.srcs[0], tuple(src), conds, expanded)
-        if op is Op.EXPAND:
-            s = node.srcs[0]
-            src = tuple(i if a == b else Lin.of(0) for i, a, b in zip(idx, s.shape, node.shape))
-            grows = math.prod(node.shape) > math.prod(s.shape)
-            return self.lower(s, src, conds, expanded or grows)
-        if op is Op.SLICE:
-            src = tuple(i * step + start for i, (start, step) in zip(idx, node.arg))
-            return self.lower(node.srcs[0], src, conds, expanded)
-        if op is Op.PAD:
-            return self.lower_pad(node, idx, conds, expanded)
-        if op is Op.UNFOLD:
-            dim, _, step = node.arg
-            src = list(idx[:-1])
-            src[dim] = idx[dim] * step + idx[-1]
-            return self.lower(node.srcs[0], tuple(src), conds, True)
-        if op is Op.GATHER:
-            x, index = node.srcs
-            iv = self.lower(index, idx, conds, expanded)
-            src = list(idx)
-            src[node.arg] = Lin.of(Data(iv, 0, x.shape[node.arg] - 1))
-            return self.lower(x, tuple(src), conds, True)
-        if op in REDUCE:
-            return self.lower_reduce(node, idx, conds, expanded)
-        raise NeedsBuffer(node)
+            v = self.val("load", node.dtype, arg=(self.param(node), flat, conds))
+        else:
+            self.nodes[node] = None
+            if node.numel == 0:  # nothing of it is ever read
+                v = self.val("const", node.dtype, arg=node.dtype.np(0).item())
+            else:
+                rule = LOWER.get(node.op)
+                if rule is None:
+                    if node.op in STORED:
+                        raise NeedsBuffer(node)
+                    raise LoweringError(node, "the kernel IR has no lowering for it "
+                                              "(kernel.LOWER)")
+                v = rule(self, node, idx, conds, expanded)
+        self.lowered[key] = v
+        return v
+
+    def lower_alu(self, node, idx, conds, expanded):
+        srcs = [self.lower(s, idx, conds, expanded) for s in node.srcs]
+        return self.val("alu", node.dtype, node.op, srcs, node.arg)
+
+    def lower_const(self, node, idx, conds, expanded):
+        return self.val("const", node.dtype, arg=node.arg)
+
+    def lower_identity(self, node, idx, conds, expanded):
+        return self.lower(node.srcs[0], idx, conds, expanded)
+
+    def lower_reshape(self, node, idx, conds, expanded):
+        return self.lower(node.srcs[0], reshape_index(idx, node.shape, node.srcs[0].shape),
+                          conds, expanded)
+
+    def lower_permute(self, node, idx, conds, expanded):
+        src = [Lin.of(0)] * len(idx)
+        for i, p in enumerate(node.arg):
+            src[p] = idx[i]
+        return self.lower(node.srcs[0], tuple(src), conds, expanded)
+
+    def lower_expand(self, node, idx, conds, expanded):
+        s = node.srcs[0]
+        src = tuple(i if a == b else Lin.of(0) for i, a, b in zip(idx, s.shape, node.shape))
+        grows = math.prod(node.shape) > math.prod(s.shape)
+        return self.lower(s, src, conds, expanded or grows)
+
+    def lower_slice(self, node, idx, conds, expanded):
+        src = tuple(i * step + start for i, (start, step) in zip(idx, node.arg))
+        return self.lower(node.srcs[0], src, conds, expanded)
+
+    def lower_unfold(self, node, idx, conds, expanded):
+        dim, _, step = node.arg
+        src = list(idx[:-1])
+        src[dim] = idx[dim] * step + idx[-1]
+        return self.lower(node.srcs[0], tuple(src), conds, True)
+
+    def lower_gather(self, node, idx, conds, expanded):
+        x, index = node.srcs
+        iv = self.lower(index, idx, conds, expanded)
+        src = list(idx)
+        src[node.arg] = Lin.of(Data(iv, 0, x.shape[node.arg] - 1))
+        return self.lower(x, tuple(src), conds, True)
 
     def lower_pad(self, node, idx, conds, expanded):
         (pads, value), s = node.arg, node.srcs[0]
@@ -234,6 +253,28 @@ class _Lowerer:
         self.in_body = False
         self.acc = Val("acc", node.dtype, node.op, (self.red_val,), None, "acc")
         return self.acc
+
+
+# how each op is computed inside a kernel: rule(lowerer, node, index, conds, expanded) -> the
+# node's value at `index` (movement ops rewrite the index, elementwise ops combine values)
+LOWER: dict[Op, Callable[..., Val]] = {
+    **{op: _Lowerer.lower_alu for op in ELEMENTWISE},
+    **{op: _Lowerer.lower_reduce for op in REDUCE},
+    Op.CONST: _Lowerer.lower_const,
+    Op.CONTIGUOUS: _Lowerer.lower_identity,
+    Op.DETACH: _Lowerer.lower_identity,
+    Op.FUNCTION: _Lowerer.lower_identity,
+    Op.RESHAPE: _Lowerer.lower_reshape,
+    Op.PERMUTE: _Lowerer.lower_permute,
+    Op.EXPAND: _Lowerer.lower_expand,
+    Op.SLICE: _Lowerer.lower_slice,
+    Op.PAD: _Lowerer.lower_pad,
+    Op.UNFOLD: _Lowerer.lower_unfold,
+    Op.GATHER: _Lowerer.lower_gather,
+}
+# ops a kernel never computes inline: it reads them from buffers (realized data, and the ops
+# stored by kernels of their own, which lower_kernel lowers as a kernel's output)
+STORED = {Op.BUFFER, Op.SCATTER} | SCAN
 
 
 def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..graph import Graph, Node
 from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, TRANSCENDENTAL, Op
-from .kernel import Kernel, NeedsBuffer
+from .kernel import Kernel, LoweringError, NeedsBuffer
 from .kernel_memo import lower_kernel_memo
 from .rowfuse import fuse_rows
 
@@ -117,6 +117,9 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
         try:
             kernels[n] = lower_kernel_memo(n, is_buffer, memo, len(g.nodes))
         except NeedsBuffer as e:
+            if e.node in mat:   # stored already: the kernel storing it cannot compute it
+                raise LoweringError(e.node, "no kernel computes it, not even one of its own") \
+                    from None
             mat[e.node] = "reduction that cannot fuse here"
             pending = [m for m in g.nodes if m in mat and m not in kernels]
             # a kernel built before may have fused the new buffer: rebuild those
