@@ -396,11 +396,10 @@ GRAD = {
     Op.PAD: _pad,
     Op.SLICE: _slice,
     Op.GATHER: _gather,
+    Op.SCATTER: _scatter,
     Op.UNFOLD: _unfold,
     Op.CONTIGUOUS: lambda n, g: (g,),
 }
-if hasattr(Op, "SCATTER"):
-    GRAD[Op.SCATTER] = _scatter
 
 # ops whose outputs carry no gradient (integer or boolean results, or constants)
 NO_GRAD = COMPARE | {Op.NOT, Op.AND, Op.OR, Op.XOR, Op.ARGMAX, Op.ARGMIN, Op.BUFFER, Op.CONST,

@@ -223,15 +223,37 @@ def _expr(v: Val, pname) -> str:
     return f"{_ROUND[v.dtype]}({expr})" if v.dtype in _ROUND else expr
 
 
-_INIT = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1"}
+def _argbest_update(cmp: str):
+    def update(k: Kernel, v: str, acc: str) -> str:
+        r = "r0" if k.red_loops else "0"
+        return f"if ({v} {cmp} best || ({v} != {v} && best == best)) {{ best = {v}; {acc} = {r}; }}"
+    return update
+
+
+# per reduce and scan op: the accumulator's start ("lowest"/"highest": the extreme of the
+# dtype compared in) and the C statement folding a value v into it (argmax/argmin keep the
+# best value in `best` and its index in the accumulator; NaN wins, as in PyTorch)
+ACC_START = {Op.SUM: "0", Op.PROD: "1", Op.CUMSUM: "0", Op.CUMPROD: "1", Op.RMAX: "lowest",
+             Op.RMIN: "highest", Op.ARGMAX: "lowest", Op.ARGMIN: "highest"}
+ACC_UPDATE = {
+    Op.SUM: lambda k, v, acc: f"{acc} = {acc} + {v};",
+    Op.CUMSUM: lambda k, v, acc: f"{acc} = {acc} + {v};",
+    Op.PROD: lambda k, v, acc: f"{acc} = {acc} * {v};",
+    Op.CUMPROD: lambda k, v, acc: f"{acc} = {acc} * {v};",
+    Op.RMAX: lambda k, v, acc: f"{acc} = ({v} > {acc} || {v} != {v}) ? {v} : {acc};",
+    Op.RMIN: lambda k, v, acc: f"{acc} = ({v} < {acc} || {v} != {v}) ? {v} : {acc};",
+    Op.ARGMAX: _argbest_update(">"),
+    Op.ARGMIN: _argbest_update("<"),
+}
 
 
 def _red_init(k: Kernel) -> str:
     # argmax/argmin: the running best has the source's dtype (acc is the int64 index)
     d = k.red_val.dtype if k.red_op in (Op.ARGMAX, Op.ARGMIN) else k.acc.dtype
-    if k.red_op in _INIT:
-        return _INIT[k.red_op]
-    lowest = k.red_op in (Op.RMAX, Op.ARGMAX)
+    start = ACC_START[k.red_op]
+    if start not in ("lowest", "highest"):
+        return start
+    lowest = start == "lowest"
     if d.kind == "f":
         return "-INFINITY" if lowest else "INFINITY"
     if d.kind == "b":
@@ -241,18 +263,7 @@ def _red_init(k: Kernel) -> str:
 
 
 def _red_update(k: Kernel, v: str, acc: str = "acc") -> list[str]:
-    op = k.red_op
-    if op in (Op.SUM, Op.CUMSUM):
-        return [f"{acc} = {acc} + {v};"]
-    if op in (Op.PROD, Op.CUMPROD):
-        return [f"{acc} = {acc} * {v};"]
-    if op is Op.RMAX:
-        return [f"acc = ({v} > acc || {v} != {v}) ? {v} : acc;"]
-    if op is Op.RMIN:
-        return [f"acc = ({v} < acc || {v} != {v}) ? {v} : acc;"]
-    cmp = ">" if op is Op.ARGMAX else "<"
-    r = "r0" if k.red_loops else "0"
-    return [f"if ({v} {cmp} best || ({v} != {v} && best == best)) {{ best = {v}; acc = {r}; }}"]
+    return [ACC_UPDATE[k.red_op](k, v, acc)]
 
 
 def statements(k: Kernel, pname, levels) -> list[str]:
