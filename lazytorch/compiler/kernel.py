@@ -324,6 +324,7 @@ def lower_kernel(out: Node, is_buffer: Callable[[Node], bool], name: str,
         vals.append(lw.acc)
     k = Kernel(name, params, loops, lw.red_loops, red_op, lw.red_val, lw.acc, store_index,
                store_val, vals, list(lw.nodes), out, list(lw.inputs))
+    _split_loops(k)
     _merge_loops(k)
     _assign_levels(k)
     return k
@@ -378,6 +379,78 @@ def _all_lins(k: Kernel):
         elif v.kind == "cond":
             for c in v.arg:
                 yield c[0]
+
+
+# reductions whose result does not depend on how their loop is nested (ARGMAX/ARGMIN store
+# the reduce variable itself; scans run one loop in order)
+_SPLIT_REDUCE = {Op.SUM, Op.PROD, Op.RMAX, Op.RMIN}
+
+
+def _atoms(e: Lin):
+    for a, _ in e.terms:
+        yield a
+        x = getattr(a, "x", None)
+        if x is not None:
+            yield from _atoms(x)
+
+
+def _substitute(k: Kernel, mapping: dict[str, Lin]) -> None:
+    """Rewrite every index expression of k through `mapping` (variable name -> Lin)."""
+    sub = lambda e: e.substitute(mapping)  # noqa: E731
+    k.store_index = sub(k.store_index)
+    for v in k.vals:
+        if v.kind == "load":
+            v.arg = (v.arg[0], sub(v.arg[1]), tuple((sub(c), lo, hi) for c, lo, hi in v.arg[2]))
+        elif v.kind == "cond":
+            v.arg = tuple((sub(c), lo, hi) for c, lo, hi in v.arg)
+
+
+def _split_loops(k: Kernel) -> None:
+    """Split each loop that index expressions read as (v / c) and (v % c) into loops over the
+    quotient and the remainder (v = hi * c + lo), so that those reads become plain strides.
+    A view that merges dims after moving them reads its source this way: attention's
+    (N, h, L, d) -> (L, N, h*d) makes the heads' stride a div/mod of the merged dim, which
+    keeps a product over it from being a GEMM and every read from being a stride."""
+    for _ in range(4):  # a split can expose a div/mod of the new quotient loop
+        cuts: dict[str, set[int]] = {}
+        for e in _all_lins(k):
+            for a in _atoms(e):
+                x = getattr(a, "x", None)
+                if x is not None and x.const == 0 and len(x.terms) == 1 and \
+                        x.terms[0][1] == 1 and isinstance(x.terms[0][0], Var):
+                    cuts.setdefault(x.terms[0][0].name, set()).add(a.c)
+        mapping: dict[str, Lin] = {}
+        sizes = {"o": list(k.loops), "r": list(k.red_loops)}
+        pieces: dict[str, list[int]] = {}
+        for name, cs in cuts.items():
+            prefix, d = name[0], int(name[1:])
+            if prefix == "r" and k.red_op not in _SPLIT_REDUCE:
+                continue
+            n = sizes[prefix][d]
+            chain = sorted(c for c in cs if 1 < c < n)
+            if not chain or any(b % a for a, b in zip(chain, chain[1:] + [n])):
+                continue
+            bounds = [n] + chain[::-1]   # n > c_k > ... > c_1: sizes from the outermost
+            pieces[name] = [a // b for a, b in zip(bounds, bounds[1:])] + [chain[0]]
+        if not pieces:
+            return
+        for prefix in ("o", "r"):
+            new_sizes: list[int] = []
+            for d, n in enumerate(sizes[prefix]):
+                name = f"{prefix}{d}"
+                parts = pieces.get(name, [n])
+                e, stride = Lin.of(0), n
+                for size in parts:
+                    stride //= size
+                    e = e + Lin.of(Var(f"{prefix}{len(new_sizes)}x", size)) * stride
+                    new_sizes.append(size)
+                mapping[name] = e
+            sizes[prefix] = new_sizes
+        _substitute(k, mapping)
+        k.loops, k.red_loops = tuple(sizes["o"]), tuple(sizes["r"])
+        rename = {f"{p}{i}x": Lin.of(Var(f"{p}{i}", n))
+                  for p in ("o", "r") for i, n in enumerate(sizes[p])}
+        _substitute(k, rename)
 
 
 def _merge_loops(k: Kernel) -> None:
