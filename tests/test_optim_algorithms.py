@@ -399,3 +399,32 @@ def test_lbfgs_replays_its_plans(monkeypatch):
     debug.reset_stats()
     opt.step(closure)
     assert debug.stats()["kernels_compiled"] == 0, debug.stats()
+
+
+@pytest.mark.parametrize("name,want", [
+    ("SGD", {"nesterov": False, "maximize": False, "foreach": None, "fused": False}),
+    ("Adam", {"amsgrad": False, "maximize": False, "decoupled_weight_decay": False}),
+    ("AdamW", {"decoupled_weight_decay": True}),
+    ("RMSprop", {"momentum": 0, "centered": False, "capturable": False}),
+    ("Adagrad", {"maximize": False, "fused": None}),
+    ("Adadelta", {"maximize": False, "capturable": False}),
+    ("Adamax", {"maximize": False, "capturable": False}),
+    ("NAdam", {"decoupled_weight_decay": False, "capturable": False}),
+    ("RAdam", {"decoupled_weight_decay": False, "differentiable": False}),
+    ("ASGD", {"maximize": False, "foreach": None}),
+    ("Rprop", {"maximize": False, "capturable": False}),
+])
+def test_state_saved_without_newer_options_loads_with_their_defaults(name, want):
+    """A state dict from an older version lacks newer group options: loading gives each its
+    PyTorch default (each optimizer's __setstate__ in PyTorch), and stepping works."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = getattr(torch.optim, name)([w], lr=0.1)
+    sd = opt.state_dict()
+    for k in want:
+        sd["param_groups"][0].pop(k, None)
+    other = getattr(torch.optim, name)([w], lr=0.1)
+    other.load_state_dict(sd)
+    assert {k: other.param_groups[0][k] for k in want} == want
+    (w * w).sum().backward()
+    other.step()
+    assert w.detach().numpy().tolist() != [1.0, 1.0, 1.0]

@@ -1,7 +1,7 @@
 """Adagrad (with learning-rate decay, weight decay and maximize)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..creation import full_like
 from ..tensor import Tensor
@@ -51,17 +51,8 @@ class Adagrad(Optimizer):
         if "sum" not in state:
             state["sum"] = full_like(p, group["initial_accumulator_value"])
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
+    _GROUP_DEFAULTS = {"foreach": None, "maximize": False, "differentiable": False, "fused": None}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)

@@ -1,7 +1,7 @@
 """Adam and AdamW (with amsgrad and maximize)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
@@ -48,20 +48,9 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
         _check_fused(fused, foreach, differentiable)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("fused", None)
+    _GROUP_DEFAULTS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                       "differentiable": False, "decoupled_weight_decay": False, "fused": None}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)
@@ -131,6 +120,3 @@ class AdamW(Adam):
         for group in self.param_groups:
             group["decoupled_weight_decay"] = True
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)

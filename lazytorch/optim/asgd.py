@@ -1,7 +1,7 @@
 """ASGD: SGD with a decaying step and a running average of the iterates (Polyak, Juditsky)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .. import dtypes as dt
 from .. import functional as lf
@@ -34,17 +34,9 @@ class ASGD(Optimizer):
                     "differentiable": differentiable, "capturable": capturable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    _GROUP_DEFAULTS = {"foreach": None, "maximize": False, "differentiable": False,
+                       "capturable": False}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)

@@ -1,7 +1,7 @@
 """NAdam: Adam with Nesterov momentum and a momentum schedule (Dozat, 2016)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .. import dtypes as dt
 from ..creation import zeros_like
@@ -42,18 +42,9 @@ class NAdam(Optimizer):
                     "differentiable": differentiable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
+    _GROUP_DEFAULTS = {"maximize": False, "foreach": None, "capturable": False,
+                       "differentiable": False, "decoupled_weight_decay": False}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)

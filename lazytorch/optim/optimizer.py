@@ -237,9 +237,11 @@ class Optimizer:
                     g.zero_()
 
     # ------------------------------------------------------------------------ stepping
+    @_hook_step
     def step(self, closure: Callable[[], Any] | None = None):
-        """Perform one optimization step (subclasses implement it)."""
-        raise NotImplementedError
+        """One update of every parameter with a gradient, realized in one go (an optimizer
+        defines `_update_group`; LBFGS, with its own protocol, defines step itself)."""
+        return self._lazy_step(closure)
 
     def _lazy_step(self, closure: Callable[[], Any] | None):
         """The common step: run the closure with grad enabled, build every group's update under
@@ -382,6 +384,10 @@ class Optimizer:
         for hook in self._optimizer_load_state_dict_post_hooks.values():
             hook(self)
 
+    # the group options that state saved by an older version may lack, with the values a load
+    # gives them (what each of PyTorch's optimizers sets in its __setstate__)
+    _GROUP_DEFAULTS: dict[str, Any] = {}
+
     def __getstate__(self) -> dict[str, Any]:
         return {"defaults": self.defaults, "state": self.state,
                 "param_groups": self.param_groups}
@@ -395,6 +401,9 @@ class Optimizer:
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
         self.defaults.setdefault("differentiable", False)
+        for group in self.__dict__.get("param_groups", ()):
+            for k, v in self._GROUP_DEFAULTS.items():
+                group.setdefault(k, v)
 
     def __repr__(self) -> str:
         s = self.__class__.__name__ + " ("

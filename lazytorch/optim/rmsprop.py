@@ -1,7 +1,7 @@
 """RMSprop (with momentum, centering, weight decay and maximize)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
@@ -42,19 +42,9 @@ class RMSprop(Optimizer):
                     "differentiable": differentiable}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+    _GROUP_DEFAULTS = {"momentum": 0, "centered": False, "foreach": None, "maximize": False,
+                       "differentiable": False, "capturable": False}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)

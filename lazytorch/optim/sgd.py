@@ -1,7 +1,7 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..tensor import Tensor
 from .optimizer import Optimizer, _check_fused, _decayed_grad, _fresh, _value, scalar
@@ -37,18 +37,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
         _check_fused(fused, foreach, differentiable)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+    _GROUP_DEFAULTS = {"nesterov": False, "maximize": False, "foreach": None,
+                       "differentiable": False, "fused": False}
 
-    def step(self, closure: Callable[[], Any] | None = None):
-        """One update of every parameter with a gradient, realized in one go."""
-        return self._lazy_step(closure)
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         lr = self._lr(group)
