@@ -53,7 +53,7 @@ def layer(module: str) -> str:
         return "runtime"
     if module == COMPILER_PACKAGE or module.startswith(COMPILER_PACKAGE + "."):
         return "compiler"
-    if module in ENGINE:
+    if module in ENGINE or module.startswith("lazytorch.engine"):
         return "engine"
     if module == "lazytorch" or module.split(".")[1] in FRONT_END:
         return "front end"

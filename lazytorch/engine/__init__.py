@@ -1,0 +1,1 @@
+"""The engine: what turns a realize into work on a backend (the registry of backends)."""
