@@ -14,7 +14,6 @@ class DType:
     name: str        # torch's name: float32, int64, ...
     short: str       # the IR printer's name: f32, i64, ...
     np: type         # numpy scalar type
-    ctype: str       # C storage type
     kind: str        # "b" bool, "i" signed int, "u" unsigned int, "f" float
     priority: int    # rank inside its kind for promotion
 
@@ -58,17 +57,17 @@ class _LazyNumpyDType(DType):
         DType.np.__set__(self, value)
 
 
-bool_ = DType("bool", "b8", np.bool_, "_Bool", "b", 0)
-uint8 = DType("uint8", "u8", np.uint8, "unsigned char", "u", 1)
-int8 = DType("int8", "i8", np.int8, "signed char", "i", 1)
-int16 = DType("int16", "i16", np.int16, "short", "i", 2)
-int32 = DType("int32", "i32", np.int32, "int", "i", 3)
-int64 = DType("int64", "i64", np.int64, "long long", "i", 4)
-float16 = DType("float16", "f16", np.float16, "_Float16", "f", 1)
-float32 = DType("float32", "f32", np.float32, "float", "f", 2)
-float64 = DType("float64", "f64", np.float64, "double", "f", 3)
+bool_ = DType("bool", "b8", np.bool_, "b", 0)
+uint8 = DType("uint8", "u8", np.uint8, "u", 1)
+int8 = DType("int8", "i8", np.int8, "i", 1)
+int16 = DType("int16", "i16", np.int16, "i", 2)
+int32 = DType("int32", "i32", np.int32, "i", 3)
+int64 = DType("int64", "i64", np.int64, "i", 4)
+float16 = DType("float16", "f16", np.float16, "f", 1)
+float32 = DType("float32", "f32", np.float32, "f", 2)
+float64 = DType("float64", "f64", np.float64, "f", 3)
 # stored as the upper half of a float32; computed in float32 and rounded to nearest even
-bfloat16 = _LazyNumpyDType("bfloat16", "bf16", "bfloat16", "uint16_t", "f", 1)
+bfloat16 = _LazyNumpyDType("bfloat16", "bf16", "bfloat16", "f", 1)
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 _BY_NAME = {d.name: d for d in ALL}

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import config
 from . import dtypes as dt
-from .compiler import codegen_c
+from .compiler.codegen.c import CRenderer
 from .compiler.kernel import FNAME
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
@@ -189,9 +189,10 @@ def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
             config.log(f"--- IR before passes\n{g}")
         g = optimize(g, (lambda name, gr: config.log(f"--- after {name}\n{gr}")) if lvl >= 5
                      else None)
-        sched = schedule_graph(g)
+        renderer = _renderer()
+        sched = schedule_graph(g, renderer.caps)
         for k in sched.kernels:
-            k.code = codegen_c.render_kernel_named(k, FNAME)
+            k.code = renderer.render_kernel(k, FNAME)
     return g, sched
 
 
@@ -259,13 +260,13 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
         libs = {sym: cpu.find(sym) for sym in [*first, dname]}
         todo = [sym for sym in first if libs[sym] is None]
         groups = _split(todo, cost)
-        srcs = [codegen_c.render_module([first[sym].named(sym) for sym in g]) for g in groups]
+        srcs = [_renderer().render_module([first[sym].named(sym) for sym in g]) for g in groups]
         if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
             if not groups:
                 groups, srcs = [[]], [""]
             i = min(range(len(groups)), key=lambda i: sum(cost[s] for s in groups[i]))
             groups[i] = groups[i] + [dname]
-            srcs[i] += codegen_c.render_driver(dname, calls)
+            srcs[i] += _renderer().render_driver(dname, calls)
         if srcs:
             try:
                 built = cpu.build(srcs, groups)
@@ -331,10 +332,16 @@ def _split(syms: list[str], cost: dict[str, int]) -> list[list[str]]:
 
 
 @functools.cache
+def _renderer() -> CRenderer:
+    """The renderer kernels are generated with: C for this host's cores."""
+    return CRenderer(CRenderer.capabilities(cpu.cores()))
+
+
+@functools.cache
 def _module_header_sha() -> str:
     """Hash of what every kernel module starts with: part of each kernel's symbol, since the
     disk index finds compiled kernels by symbol."""
-    return cpu._sha(codegen_c.header_text().encode())
+    return cpu._sha(_renderer().header().encode())
 
 
 def format_schedule(sched: Schedule) -> str:
@@ -368,7 +375,7 @@ def _failing_kernels(kernels, syms) -> list:
     bad = []
     for k in kernels:
         try:
-            cpu.build([codegen_c.render_module([k.named(syms[k.name])])])
+            cpu.build([_renderer().render_module([k.named(syms[k.name])])])
         except cpu.CompileError:
             bad.append(k)
     return bad

@@ -200,14 +200,14 @@ def test_a_kernel_compiles_once_whatever_plan_uses_it(c_backend, fresh_cache, rn
 def test_a_new_plan_renders_each_kernel_once(c_backend, fresh_cache, rng, monkeypatch):
     # a GEMM and a row-fused softmax, compiled into an empty cache: one rendering of each
     # kernel serves as its source, its symbol (a hash of the code) and the compiled module
-    from lazytorch.compiler import codegen_c
+    from lazytorch.compiler.codegen.c import CRenderer
     rendered = []
-    real = codegen_c.render_kernel_named
+    real = CRenderer.render_kernel
 
-    def counted(k, fname):
+    def counted(self, k, fname):
         rendered.append(k)
-        return real(k, fname)
-    monkeypatch.setattr(codegen_c, "render_kernel_named", counted)
+        return real(self, k, fname)
+    monkeypatch.setattr(CRenderer, "render_kernel", counted)
     a, b = rng.standard_normal((2, 12, 12)).astype(np.float32)
     y = ((torch.tensor(a) @ torch.tensor(b)) * 0.8125).softmax(1) + 1.1875
     debug.reset_stats()

@@ -12,7 +12,7 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import config, debug, realize
-from lazytorch.compiler import codegen_c
+from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.ops import Op
 from tests.conftest import check
 
@@ -94,7 +94,7 @@ def test_eager_env_variable_runs_ops_at_once(monkeypatch):
 
 def _corrupt_mul(monkeypatch):
     """Make the C renderer emit invalid C for every multiplication."""
-    monkeypatch.setitem(codegen_c.C_EXPR, Op.MUL, lambda d, a, b: f"({a} @@ {b})")
+    monkeypatch.setitem(CRenderer.EXPR, Op.MUL, lambda r, d, a, b: f"({a} @@ {b})")
 
 
 def test_lazy_compile_failure_names_the_user_line(monkeypatch, fresh_plans):
@@ -240,13 +240,13 @@ def test_check_mode_passes(name, rng):
 def test_check_mode_from_environment(monkeypatch, rng, fresh_plans):
     monkeypatch.setenv("LAZYTORCH_CHECK", "1")
     assert debug.check_mode()
-    monkeypatch.setitem(codegen_c.C_EXPR, Op.ADD, lambda d, a, b: f"({a} - {b})")
+    monkeypatch.setitem(CRenderer.EXPR, Op.ADD, lambda r, d, a, b: f"({a} - {b})")
     with pytest.raises(realize.KernelMismatch):
         (torch.tensor([1.0, 2.0]) + torch.tensor([3.0, 4.0])).tolist()
 
 
 def test_check_mode_catches_corrupted_kernel(monkeypatch, rng, fresh_plans):
-    monkeypatch.setitem(codegen_c.C_EXPR, Op.ADD, lambda d, a, b: f"({a} - {b})")
+    monkeypatch.setitem(CRenderer.EXPR, Op.ADD, lambda r, d, a, b: f"({a} - {b})")
     a = rng.standard_normal((4, 6)).astype(np.float32)
     x = torch.tensor(a)
     line = here() + 1

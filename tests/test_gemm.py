@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.compiler.gemm import match_gemm
+from lazytorch.compiler.codegen.c.gemm import match_gemm
 from lazytorch.realize import schedule
 
 
@@ -152,7 +152,7 @@ def test_gemms_summed_into_one_result_split_deterministically(rng):
 def test_tiny_summed_outputs_are_dot_products(rng):
     # a first conv layer's weight gradient: 8x9 outputs summed over batch and positions;
     # fewer outputs than three micro-tiles run as one vectorized dot product each
-    from lazytorch.compiler.gemm import MIN_SUMMED_OUTPUTS
+    from lazytorch.compiler.codegen.c.gemm import MIN_SUMMED_OUTPUTS
     a = rng.standard_normal((32, 8, 300)).astype(np.float32)
     b = rng.standard_normal((32, 300, 9)).astype(np.float32)
     assert 8 * 9 < MIN_SUMMED_OUTPUTS

@@ -7,7 +7,8 @@ import numpy as np
 
 import lazytorch as torch
 from lazytorch import dtypes as dt
-from lazytorch.compiler import codegen_c, kernel_memo
+from lazytorch.compiler import kernel_memo
+from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.kernel import lower_kernel
 from lazytorch.graph import Node, const
 from lazytorch.ops import Op
@@ -71,7 +72,7 @@ def test_a_repeat_is_a_copy_with_its_own_nodes_and_values():
     assert not {id(v) for v in k2.vals} & {id(v) for v in k1.vals}
     assert not {id(v) for v in k2.vals} & {id(v) for v in memo[next(iter(memo))][0].vals}
     assert k2.store_val in k2.vals
-    assert codegen_c.render_kernel_named(k2, "f") == codegen_c.render_kernel_named(ref, "f")
+    assert CRenderer().render_kernel(k2, "f") == CRenderer().render_kernel(ref, "f")
 
 
 def test_reductions_copy_their_accumulator():
@@ -87,7 +88,7 @@ def test_reductions_copy_their_accumulator():
     assert k2.acc is not None and k2.acc is not k1.acc and k2.acc in k2.vals
     assert k2.level[id(k2.acc)] == 2
     ref = lower_kernel(outs[1], is_buf, "")
-    assert codegen_c.render_kernel_named(k2, "f") == codegen_c.render_kernel_named(ref, "f")
+    assert CRenderer().render_kernel(k2, "f") == CRenderer().render_kernel(ref, "f")
 
 
 def test_gathers_are_lowered_each_time():

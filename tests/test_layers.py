@@ -2,9 +2,11 @@
 
 From the bottom: the settings (config.py) import nothing of lazytorch; the IR core (ops, dtypes,
 graph, sites) imports only the settings and itself; the runtime adds the IR; the compiler adds
-the runtime; the engine (realize, plan, live) adds the compiler; the front end (the Tensor API,
-autograd, nn, optim, data, serialization, the debugging tools) may import anything. No module
-below the front end lies on an import cycle.
+of the runtime only its reference interpreter (constant folding): what the host offers (its
+core count) reaches the code generators through a renderer's Capabilities; the engine
+(realize, plan, live) adds the compiler; the front end (the Tensor API, autograd, nn, optim,
+data, serialization, the debugging tools) may import anything. No module below the front end
+lies on an import cycle.
 """
 from __future__ import annotations
 
@@ -95,6 +97,13 @@ def test_runtime_imports_no_compiler_engine_or_front_end(graph):
 
 def test_compiler_and_runtime_import_no_front_end(graph):
     assert _upward(graph, "compiler") == []
+
+
+def test_compiler_imports_only_the_interpreter_of_the_runtime(graph):
+    allowed = {RUNTIME_PACKAGE, RUNTIME_PACKAGE + ".interpreter"}
+    edges = sorted(f"{a} -> {b}" for a, targets in graph.items() if layer(a) == "compiler"
+                   for b in targets if layer(b) == "runtime" and b not in allowed)
+    assert edges == []
 
 
 def test_engine_imports_no_front_end(graph):

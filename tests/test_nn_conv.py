@@ -203,7 +203,7 @@ def test_conv_products_run_as_gemm_kernels(compiled):
     """The im2col product and the input gradient's product read their operands through plain
     strides (the weight's reshape folds back), so both render as packed GEMMs (one per batch
     element against the shared weight), and compute the same values as the references."""
-    from lazytorch.compiler.gemm import match_gemm
+    from lazytorch.compiler.codegen.c.gemm import match_gemm
     from lazytorch.realize import schedule
     rng = np.random.default_rng(24)
     xa = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)

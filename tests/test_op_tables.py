@@ -3,8 +3,8 @@ C expression, its lowering, its gradient rule (or a mark that it has none) or it
 fails here, naming the op and the table.
 
 Adding an elementwise op touches: ops.py (Op, its arity group, COMPARE if its result is bool,
-TRANSCENDENTAL if it calls libm), runtime/interpreter.py NUMPY, compiler/codegen_c.py C_EXPR
-(and the PRELUDE's vector declaration of a libm function libmvec has), autograd_rules.py GRAD
+TRANSCENDENTAL if it calls libm), runtime/interpreter.py NUMPY, compiler/codegen/cstyle.py EXPR
+(and the C dialect's DECLARATIONS of a libm function libmvec has), autograd_rules.py GRAD
 or NO_GRAD, and the API (methods.py, functional.py or pointwise.py). kernel.LOWER gives every
 elementwise op its lowering."""
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 import lazytorch  # noqa: F401  (autograd/function.py registers GRAD[Op.FUNCTION])
 from lazytorch import dtypes as dt
 from lazytorch.autograd_rules import GRAD, NO_GRAD
-from lazytorch.compiler import codegen_c, kernel
-from lazytorch.compiler.codegen_c import ACC_START, ACC_UPDATE, C_EXPR
+from lazytorch.compiler import kernel
+from lazytorch.compiler.codegen.c import CRenderer
+from lazytorch.compiler.codegen.cstyle import ACC_START, ACC_UPDATE, EXPR, CStyleRenderer
 from lazytorch.compiler.schedule import schedule_graph
 from lazytorch.graph import Graph, Node
 from lazytorch.ops import (
@@ -49,11 +50,11 @@ def _entries(op: Op) -> dict[str, bool]:
     need = {"interpreter.NUMPY": op in NUMPY or op in SOURCE,
             "kernel.LOWER or kernel.STORED": (op in kernel.LOWER) != (op in kernel.STORED),
             "autograd_rules.GRAD or NO_GRAD": (op in GRAD) != (op in NO_GRAD)}
-    if op in ELEMENTWISE and op is not Op.CAST:   # CAST is rendered by codegen_c._cast
-        need["codegen_c.C_EXPR"] = op in C_EXPR
+    if op in ELEMENTWISE and op is not Op.CAST:   # CAST is rendered by CStyleRenderer.cast
+        need["cstyle.EXPR"] = op in EXPR
     if op in REDUCE or op in SCAN:
-        need["codegen_c.ACC_START"] = op in ACC_START
-        need["codegen_c.ACC_UPDATE"] = op in ACC_UPDATE
+        need["cstyle.ACC_START"] = op in ACC_START
+        need["cstyle.ACC_UPDATE"] = op in ACC_UPDATE
     return need
 
 
@@ -70,26 +71,28 @@ def test_every_op_has_its_table_entries(op):
 
 
 def test_a_missing_entry_names_the_op_and_the_table(monkeypatch):
-    monkeypatch.delitem(C_EXPR, Op.EXPM1)
+    monkeypatch.delitem(EXPR, Op.EXPM1)
     monkeypatch.delitem(kernel.LOWER, Op.EXPM1)
     with pytest.raises(AssertionError, match=r"Op\.EXPM1 lacks its entry in kernel\.LOWER or "
-                                             r"kernel\.STORED, codegen_c\.C_EXPR"):
+                                             r"kernel\.STORED, cstyle\.EXPR"):
         test_every_op_has_its_table_entries(Op.EXPM1)
 
 
 def test_tables_hold_only_real_ops():
-    assert set(C_EXPR) <= ELEMENTWISE
+    assert set(EXPR) <= ELEMENTWISE
+    assert set(CRenderer.EXPR) == set(EXPR)   # a dialect overrides entries, adds no ops
     assert set(NUMPY) <= set(Op) - SOURCE
     assert TRANSCENDENTAL <= ELEMENTWISE and COMPARE <= ELEMENTWISE
     assert set(ACC_START) == set(ACC_UPDATE) == REDUCE | SCAN
     assert not set(kernel.LOWER) & kernel.STORED
 
 
-def test_c_expr_arity_matches_the_op():
-    for op, fn in C_EXPR.items():
+@pytest.mark.parametrize("renderer", [CStyleRenderer(), CRenderer()], ids=lambda r: r.name)
+def test_expression_arity_matches_the_op(renderer):
+    for op, fn in renderer.EXPR.items():
         n = 1 if op in UNARY else 2 if op in BINARY else 3 if op in TERNARY else None
         assert n is not None, op
-        text = fn(dt.float32, *(f"a{i}" for i in range(n)))
+        text = fn(renderer, dt.float32, *(f"a{i}" for i in range(n)))
         assert all(f"a{i}" in text for i in range(n)), (op, text)
 
 
@@ -147,15 +150,16 @@ def _data(n: Node, rng) -> np.ndarray:
 
 
 @ALL
-def test_every_op_is_scheduled_and_rendered(op):
+@pytest.mark.parametrize("renderer", [CStyleRenderer(), CRenderer()], ids=lambda r: r.name)
+def test_every_op_is_scheduled_and_rendered(op, renderer):
     n = _sample(op)
-    sched = schedule_graph(Graph([n]))
+    sched = schedule_graph(Graph([n]), renderer.caps)
     if op is Op.BUFFER:
         assert sched.kernels == []
         return
     assert [k.output for k in sched.kernels] == [n]
     for k in sched.kernels:
-        src = codegen_c.render_kernel_named(k, "f")
+        src = renderer.render_kernel(k, "f")
         assert "void f(" in src and src.count("{") == src.count("}"), src
 
 

@@ -317,7 +317,7 @@ def test_long_full_reductions_split_between_threads(rng):
 
 @pytest.mark.parametrize("shape", [(300, 5000), (64, 1024), (3, 40, 700)])
 def test_column_sums_in_blocks(rng, shape):
-    from lazytorch.compiler import codegen_reduce
+    from lazytorch.compiler.codegen.c import reduce as codegen_reduce
     from lazytorch.realize import schedule as full_schedule
     a = rng.standard_normal(shape).astype(np.float32)
     x = torch.tensor(a)
@@ -332,7 +332,7 @@ def test_float_sums_add_up_in_a_cascade(rng, dtype):
     # each shape takes one of the kernels' summing loops, with levels, and with the tails a
     # cut into chunks leaves (sizes not multiples of the chunks or the levels). The compiled
     # kernels only: numpy, the interpreter's sum, adds a strided axis (and half) linearly
-    from lazytorch.compiler import codegen_reduce
+    from lazytorch.compiler.codegen.c import reduce as codegen_reduce
     from lazytorch.realize import schedule as full_schedule
     scale = 1e-3 if dtype == np.float16 else 1.0           # half sums stay below 65504
     tol = {np.float32: 1e-6, np.float64: 1e-13, np.float16: 2e-3}[dtype]

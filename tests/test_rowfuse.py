@@ -5,6 +5,7 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import dtypes as dt
+from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.rowfuse import RowKernel, fuse_rows
 from lazytorch.compiler.schedule import schedule_graph
 from lazytorch.graph import Graph, Node
@@ -12,6 +13,9 @@ from lazytorch.ops import Op
 from lazytorch.realize import schedule as full_schedule
 
 from .conftest import check
+
+# the C renderer's strategies (row kernels, GEMMs, column sums) decide what fuses
+C_CAPS = CRenderer.capabilities(1)
 
 F32 = dt.float32
 
@@ -29,7 +33,7 @@ def _row_max_sub(x):
 def test_hand_built_row_group_fuses():
     x = _x()
     m, y = _row_max_sub(x)
-    sched = schedule_graph(Graph([y]))
+    sched = schedule_graph(Graph([y]), C_CAPS)
     assert len(sched.kernels) == 1 and isinstance(sched.kernels[0], RowKernel)
     k = sched.kernels[0]
     assert (k.rows, k.cols) == (8, 32) and k.inputs == [x] and k.output is y
@@ -39,7 +43,8 @@ def test_hand_built_row_group_fuses():
 def test_stage_read_outside_the_group_is_not_fused():
     x = _x()
     m, y = _row_max_sub(x)
-    sched = schedule_graph(Graph([y, m]))   # the max is an output too: it must be stored
+    # the max is an output too: it must be stored
+    sched = schedule_graph(Graph([y, m]), C_CAPS)
     assert len(sched.kernels) == 2
     assert not any(isinstance(k, RowKernel) for k in sched.kernels)
 
@@ -49,15 +54,15 @@ def test_column_reduction_is_not_a_row_stage():
     s = Node(Op.SUM, (x,), (0,), (1, 32), F32)
     e = Node(Op.EXPAND, (s,), x.shape, x.shape, F32)
     y = Node(Op.DIV, (x, e), None, x.shape, F32)
-    sched = schedule_graph(Graph([y]))
+    sched = schedule_graph(Graph([y]), C_CAPS)
     assert len(sched.kernels) == 2
 
 
 def test_fuse_rows_without_groups_returns_the_list():
     x = _x()
     y = Node(Op.EXP, (x,), None, x.shape, F32)
-    ks = schedule_graph(Graph([y])).kernels
-    assert fuse_rows(ks, {y}) is ks
+    ks = schedule_graph(Graph([y]), C_CAPS).kernels
+    assert fuse_rows(ks, {y}, C_CAPS) is ks
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (64, 1000), (3, 2, 33)])

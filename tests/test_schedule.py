@@ -11,11 +11,15 @@ import lazytorch as torch
 from lazytorch import debug
 from lazytorch import dtypes as dt
 from lazytorch.compiler import kernel, schedule
+from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.kernel import LoweringError
 from lazytorch.compiler.schedule import must_materialize, schedule_graph
 from lazytorch.graph import Graph, Node, const
 from lazytorch.ops import Op
 from tests.conftest import check
+
+# the C renderer's strategies (row kernels, GEMMs, column sums) decide what fuses
+C_CAPS = CRenderer.capabilities(1)
 
 F32 = dt.float32
 
@@ -203,7 +207,7 @@ def test_schedule_graph_follows_must_materialize():
     x = _buf(0, (3, 1))
     e = _exp(x)
     out = _exp(Node(Op.EXPAND, (e,), (3, 4), (3, 4), F32))
-    sched = schedule_graph(Graph([out]))
+    sched = schedule_graph(Graph([out]), C_CAPS)
     assert [k.output for k in sched.kernels] == [e, out]
     assert sched.buffers == {out: "output", e: "broadcast"}
     assert sched.kernels[1].inputs == [e]
@@ -265,7 +269,7 @@ def test_a_missing_lowering_is_an_error_naming_the_op(monkeypatch):
     monkeypatch.delitem(kernel.LOWER, Op.EXP)
     y = Node(Op.ADD, (_exp(_buf(0)), const(1.0, F32, (4,))), None, (4,), F32)
     with _deadline(10), pytest.raises(LoweringError, match=r"Op\.EXP \(f32\[4\]\).*LOWER"):
-        schedule_graph(Graph([y]))
+        schedule_graph(Graph([y]), C_CAPS)
 
 
 def test_an_op_no_kernel_computes_is_an_error_not_a_retry(monkeypatch):
@@ -275,7 +279,7 @@ def test_an_op_no_kernel_computes_is_an_error_not_a_retry(monkeypatch):
     monkeypatch.setattr(kernel, "STORED", kernel.STORED | {Op.EXP})
     y = Node(Op.ADD, (_exp(_buf(0)), const(1.0, F32, (4,))), None, (4,), F32)
     with _deadline(10), pytest.raises(LoweringError, match=r"Op\.EXP .*no kernel computes it"):
-        schedule_graph(Graph([y]))
+        schedule_graph(Graph([y]), C_CAPS)
 
 
 def test_a_missing_lowering_names_the_users_line(monkeypatch):

@@ -1,5 +1,5 @@
 """Float sums that stay accurate on large inputs: the reduction kernels add up in a cascade
-(compiler/codegen_reduce.py), so that the rounding error grows like log(n), as in PyTorch's
+(compiler/codegen/c/reduce.py), so that the rounding error grows like log(n), as in PyTorch's
 CPU sums, instead of n. Checked against float64 references computed apart (math.fsum, numpy
 in float64, closed forms) on inputs that are never materialized (constants, broadcast tiles),
 with the kernels' threads and on one thread."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.compiler import codegen_reduce
+from lazytorch.compiler.codegen.c import reduce as codegen_reduce
 from lazytorch.realize import schedule as full_schedule
 from lazytorch.tensor import realize_tensors
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..graph import Graph, Node, _fmt_arg, toposort
 from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
+from .renderer import Capabilities
 
 if TYPE_CHECKING:
     import graphviz as _graphviz
@@ -69,8 +70,10 @@ def _optimize_traced(g: Graph) -> tuple[Graph, dict[Node, Node]]:
     return opt, where
 
 
-def to_networkx(outputs: list[Node]) -> nx.DiGraph:
-    """The graph computing `outputs` (nodes whose inputs are buffers: see realize.substitute).
+def to_networkx(outputs: list[Node], caps: Capabilities | None = None) -> nx.DiGraph:
+    """The graph computing `outputs` (nodes whose inputs are buffers: see realize.substitute),
+    its kernels as a renderer with capabilities `caps` would have them scheduled (by default
+    the C renderer's, the CPU's default backend).
 
     Node names are `%i` in the IR printer's order; attributes: op, arg, shape, dtype, op_class,
     kernel (the kernel that computes the node, as the schedule names it; None for inputs and
@@ -83,9 +86,12 @@ def to_networkx(outputs: list[Node]) -> nx.DiGraph:
 
     from ..sites import BACKWARD, SITES
     from .schedule import schedule_graph
+    if caps is None:
+        from .codegen.c import CRenderer
+        caps = CRenderer.capabilities(1)   # the kernels, not how the threads split them
     g = Graph(outputs)
     opt, where = _optimize_traced(g)
-    sched = schedule_graph(opt)
+    sched = schedule_graph(opt, caps)
     in_kernels: dict[Node, list[str]] = {}
     for k in sched.kernels:
         for n in k.nodes:

@@ -8,7 +8,9 @@ over the rows and, per row, run each reduction in turn, keeping its result in a 
 the later ones, and finish with the map (or a last reduction whose result is stored).
 
 `fuse_rows` is a pure function over a schedule's kernel list: groups of kernels that match
-this shape become one RowKernel at the position of the group's last kernel.
+this shape become one RowKernel at the position of the group's last kernel. It runs when the
+renderer's capabilities offer row kernels, and leaves alone the reductions the renderer has
+strategies of its own for (a GEMM, a column sum).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from ..graph import Node
 from ..ops import TRANSCENDENTAL, Op
 from .kernel import Kernel, Param, Val
+from .renderer import Capabilities
 from .symbolic import Lin, Var
 
 # reductions a stage may do (their accumulators are plain scalars)
@@ -61,14 +64,12 @@ def _is(e: Lin, terms: dict[str, int]) -> bool:
         isinstance(a, Var) and terms.get(a.name) == c for a, c in e.terms)
 
 
-def _stage_shape(k: Kernel) -> tuple[int, int] | None:
+def _stage_shape(k: Kernel, caps: Capabilities) -> tuple[int, int] | None:
     """(rows, cols) if k reduces each row of a [rows, cols] view to one stored value."""
-    from .codegen_reduce import is_vertical
-    from .gemm import match_gemm
     if (k.red_op not in _STAGE_OPS or len(k.loops) != 1 or len(k.red_loops) != 1
             or k.scatter is not None or k.loops[0] < 2 or k.red_loops[0] < 2):
         return None
-    if not _is(k.store_index, {"o0": 1}) or is_vertical(k) or match_gemm(k) is not None:
+    if not _is(k.store_index, {"o0": 1}) or caps.column_reduce(k) or caps.gemm(k):
         return None
     return k.loops[0], k.red_loops[0]
 
@@ -92,7 +93,7 @@ def _reads_ok(k: Kernel, internal: set[Node]) -> bool:
     return True
 
 
-def fuse_rows(kernels: list, outputs: set[Node]) -> list:
+def fuse_rows(kernels: list, outputs: set[Node], caps: Capabilities) -> list:
     """The kernel list with row-fusable groups replaced by RowKernels (kernels not in a
     group are returned as they are)."""
     producer = {k.output: k for k in kernels}
@@ -105,7 +106,7 @@ def fuse_rows(kernels: list, outputs: set[Node]) -> list:
     for k in reversed(kernels):
         if id(k) in taken:
             continue
-        shape = _map_shape(k) or _stage_shape(k)
+        shape = _map_shape(k) or _stage_shape(k, caps)
         if shape is None:
             continue
         # the stages feeding k: row reductions of the same shape, read only inside the group
@@ -116,7 +117,7 @@ def fuse_rows(kernels: list, outputs: set[Node]) -> list:
             for n in m.inputs:
                 p = producer.get(n)
                 if (p is not None and id(p) not in members and p is not k and id(p) not in taken
-                        and n not in outputs and _stage_shape(p) == shape):
+                        and n not in outputs and _stage_shape(p, caps) == shape):
                     members[id(p)] = p
                     todo.append(p)
         changed = True

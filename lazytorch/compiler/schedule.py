@@ -9,9 +9,9 @@ The rule, in one place (`must_materialize` says why a node gets a buffer of its 
 - a reduction absorbs its elementwise producers and its elementwise consumers up to the stored
   node, one reduction per kernel; a reduction used by several nodes, broadcast, or met inside
   another reduction is stored;
-- then row reductions feeding a map over the same rows (softmax, layer_norm) fuse into one
-  kernel that keeps each row's reduced values in registers (rowfuse.py); such buffers are
-  never written.
+- then, when the renderer's capabilities offer row kernels, row reductions feeding a map over
+  the same rows (softmax, layer_norm) fuse into one kernel that keeps each row's reduced values
+  in registers (rowfuse.py); such buffers are never written.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ..graph import Graph, Node
 from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, TRANSCENDENTAL, Op
 from .kernel import Kernel, LoweringError, NeedsBuffer
 from .kernel_memo import lower_kernel_memo
+from .renderer import Capabilities
 from .rowfuse import fuse_rows
 
 
@@ -100,8 +101,10 @@ class Schedule:
     graph: Graph
 
 
-def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
-    """Kernels, in execution order, that compute g's outputs from its input buffers."""
+def schedule_graph(g: Graph, caps: Capabilities,
+                   is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
+    """Kernels, in execution order, that compute g's outputs from its input buffers, for a
+    renderer with capabilities `caps`."""
     mat = must_materialize(g)
     kernels: dict[Node, Kernel] = {}
     memo: dict = {}   # kernel structure -> a kernel lowered before (see kernel_memo.py)
@@ -127,7 +130,9 @@ def schedule_graph(g: Graph, is_input=lambda n: n.op is Op.BUFFER) -> Schedule:
                 if e.node in k.nodes and e.node is not m:
                     del kernels[m]
             pending = [m for m in g.nodes if m in mat and m not in kernels]
-    ks = fuse_rows([kernels[n] for n in g.nodes if n in kernels], set(g.outputs))
+    ks = [kernels[n] for n in g.nodes if n in kernels]
+    if caps.row_kernels:
+        ks = fuse_rows(ks, set(g.outputs), caps)
     for i, k in enumerate(ks):
         k.name = f"kernel_{i}"
     return Schedule(ks, mat, g)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import dtypes as dt
-from ..ops import Op
-from .kernel import Kernel, Val
-from .symbolic import Lin, Var
+from .... import dtypes as dt
+from ....ops import Op
+from ...kernel import Kernel, Val
+from ...symbolic import Lin, Var
 
 MIN_FLOPS = 1 << 15  # smaller products stay plain loops
 GEMM_PARALLEL = 1 << 20  # larger GEMMs split their own blocks between the threads
@@ -292,12 +292,13 @@ def _direct_offset(k: Kernel, spec: GemmSpec, epilogue: list[str]) -> str | None
     return Lin(rest, e.const).render()
 
 
-def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
-    """C source of the GEMM kernel `fname`: per batch, lt_gemm into a row-major accumulator
-    (summed over any other reduce loops), then emit_epilogue() (statements of levels 0 and 2
-    and the store, reading `acc`) over the output. When the output loops are rows then
-    columns, the epilogue is a function lt_gemm calls on each finished block, in parallel and
-    while the block is in cache; otherwise it runs after the GEMM in the kernel's loop order."""
+def render_gemm(r, k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> str:
+    """C source of the GEMM kernel `fname` (renderer r): per batch, lt_gemm into a row-major
+    accumulator (summed over any other reduce loops), then emit_epilogue() (statements of
+    levels 0 and 2 and the store, reading `acc`) over the output. When the output loops are
+    rows then columns, the epilogue is a function lt_gemm calls on each finished block, in
+    parallel and while the block is in cache; otherwise it runs after the GEMM in the kernel's
+    loop order."""
     t = "float" if spec.dtype == dt.float32 else "double"
     sfx = "f32" if spec.dtype == dt.float32 else "f64"
     M = spec.m[1] if spec.m else 1
@@ -308,8 +309,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
     A, B = pname(spec.a.arg[0]), pname(spec.b.arg[0])
     mv = spec.m[0] if spec.m else "mrow"
     nv = spec.n[0] if spec.n else "ncol"
-    decls = [f"{'' if p.output else 'const '}{p.dtype.ctype}* restrict {p.name}"
-             for p in k.params]
+    decls = [r.param_decl(p) for p in k.params]
     loops = [(f"o{i}", s) for i, s in enumerate(k.loops)
              if f"o{i}" not in {nm for nm, _ in spec.batch}]
     fused = not spec.red_outer and spec.m and spec.n and loops == [spec.m, spec.n]
@@ -335,7 +335,7 @@ def render_gemm(k: Kernel, spec: GemmSpec, fname: str, pname, emit_epilogue) -> 
         L.append("    }")
         L.append("  }")
         L.append("}")
-    L.append(f"void {fname}({', '.join(decls)}) {{")
+    L.append(f"{r.signature(fname, k.params)} {{")
     one = M * N * K                      # one GEMM's multiply-adds
     n_batch = math.prod(size for _, size in spec.batch)
     n_red = math.prod(size for _, size in spec.red_outer)
