@@ -1,5 +1,5 @@
-"""The packed GEMM kernel (compiler/gemm.py): operand orientation, packing order, edges and
-fused epilogues, each against numpy in float64."""
+"""The packed GEMM kernel (compiler/codegen/c/gemm.py): operand orientation, packing order,
+edges and fused epilogues, each against numpy in float64."""
 import numpy as np
 import pytest
 

@@ -482,7 +482,7 @@ def test_errors_at_the_call():
 
 
 def test_float32_tanh_is_within_a_few_ulp_everywhere():
-    # compiled float32 tanh is a rational approximation (codegen_c.lt_tanhf): compare it with
+    # compiled float32 tanh is a rational approximation (the C dialect's lt_tanhf): compare it with
     # float64 tanh over a dense sweep, the saturation region and the special values
     x = np.concatenate([np.linspace(-12, 12, 2_000_001, dtype=np.float32),
                         np.geomspace(1e-30, 1e-2, 10_001).astype(np.float32),
