@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math as _math
 
+# first of all: the host loops' implementation (compiled or Python) is chosen here, before any
+# module binds graph's or sites' functions by name (runtime/native)
+from .runtime import native as _native  # noqa: F401
 from . import dtypes as _dt
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from .creation import (Generator, arange, as_tensor, default_generator, empty, empty_like, eye,

@@ -182,7 +182,7 @@ def toposort(outputs: Iterable[Node], is_leaf=None) -> list[Node]:
     """Nodes reachable from `outputs`, sources before users; `is_leaf(n)` stops the walk at n.
 
     A depth-first walk with an explicit stack (graphs can be deeper than Python's recursion
-    allows); each node is visited once. Compiled (runtime/native_*.c) once that is loaded."""
+    allows); each node is visited once. Compiled (runtime/native) unless that is off."""
     return _toposort(outputs, is_leaf)
 
 
@@ -279,11 +279,11 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
     return "\n".join(lines)
 
 
-def use_native(mod) -> dict[str, tuple[Any, Any]]:
-    """The compiled constructor and death callback (runtime/native_*.c) take over from new_node
-    and _dead (both share the cache, its key format and its weakref type, so their nodes are one
-    population). Returns {name: (Python version, compiled version)} for the globals that other
-    modules bound by name before this ran (runtime/native.py binds it and rebinds those)."""
+def use_native(mod) -> None:
+    """The compiled constructor, death callback and toposort (runtime/native/graph.c) take over
+    from new_node, _dead and toposort_py (both share the cache, its key format and its weakref
+    type, so their nodes are one population). runtime/native calls it when `import lazytorch`
+    begins, before any other module binds new_node by name."""
     global new_node, _dead, _toposort
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
                     tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
@@ -294,4 +294,3 @@ def use_native(mod) -> dict[str, tuple[Any, Any]]:
     _dead = mod.dead
     new_node = mod.new_node
     _toposort = mod.toposort
-    return {"new_node": (new_node_py, new_node)}

@@ -20,7 +20,7 @@ from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node, new_node, toposort
 from .ops import Op
-from .runtime import cpu, faults, interpreter, memory, native, scratch
+from .runtime import cpu, faults, interpreter, memory, scratch
 from .sites import inherit
 
 
@@ -284,7 +284,6 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
                 {slot[o] for o in outs}, driver, fptrs, fault_flags if sched.kernels else None)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
-    native.kick()  # a deferred build of the host loops now has the cores to itself
     return plan
 
 

@@ -142,7 +142,7 @@ def prepare(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list[No
     """substitute() and the structure key in one walk (the steady-state path of realize):
     (new outputs, input buffers in order, the structure key, and by number in the key the
     walked nodes and what stands for each: itself, its buffer or its rebuilt node). Compiled
-    (runtime/native_*.c) once that module is loaded; prepare_py is the reference."""
+    (runtime/native/prepare.c) unless that is off; prepare_py is the reference."""
     return _prepare(outputs)
 
 
@@ -378,4 +378,5 @@ def _use_native(mod) -> None:
     _held = lambda order, order_new, key: mod.held(order, order_new, key, free)
 
 
-native.on_load(_use_native)
+if native.module() is not None:   # (chosen once, when lazytorch's import began)
+    _use_native(native.module())

@@ -229,13 +229,11 @@ mark_backward_py = mark_backward   # the reference for the compiled one
 record_from_py = record_from   # the reference for the compiled one
 
 
-def use_native(mod) -> dict[str, tuple[Any, Any]]:
-    """The compiled record_from and mark_backward (runtime/native_sites.c) take over. Returns
-    {name: (Python version, compiled version)} as graph.use_native does."""
+def use_native(mod) -> None:
+    """The compiled record_from and mark_backward (runtime/native/sites.c) take over (called
+    with graph.use_native)."""
     global record_from, mark_backward
     mod.setup_sites(_SITES_D, _CODES, _classify, _BUFFER)
     mod.setup_backward(BACKWARD.d, backward_site)
     record_from = mod.record_from
     mark_backward = mod.mark_backward
-    return {"record_from": (record_from_py, record_from),
-            "mark_backward": (mark_backward_py, mark_backward)}

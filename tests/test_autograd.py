@@ -451,3 +451,52 @@ def test_small_mlp_gradients_match_pytorch():
     for k in params:
         np.testing.assert_allclose(lt_grads[k], pt_grads[k], rtol=1e-10, atol=1e-12,
                                    err_msg=k)
+
+
+# ------------------------------------------------------------------------------ bookkeeping
+def test_backward_twice_raises():
+    w = torch.randn(4, 3, requires_grad=True)
+    loss = (torch.randn(2, 4) @ w).tanh().sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
+
+
+def test_a_missing_rule_names_the_op(monkeypatch):
+    from lazytorch.autograd_rules import GRAD
+    monkeypatch.delitem(GRAD, Op.TANH)
+    x = torch.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="derivative for tanh is not implemented"):
+        x.tanh().sum().backward()
+
+
+def test_a_freed_result_stays_freed():
+    """Ops on a result whose graph a backward freed do not make that graph fresh again."""
+    w = torch.randn(4, 3, requires_grad=True)
+    h = (torch.randn(2, 4) @ w).tanh()
+    (h * 2).sum().backward()
+    again = (h * 2).sum(1).exp().mean()   # h's graph was freed: only the new ops are fresh
+    with pytest.raises(RuntimeError, match="a second time"):
+        again.backward()
+
+
+def test_a_rerun_forward_is_a_fresh_graph():
+    """Hash-consing hands a re-run forward the nodes a backward freed: it is a new graph (its
+    backward runs and accumulates), and its no_grad twin is cut from tracking."""
+    rng = np.random.default_rng(3)
+    w0, x0 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
+    w = torch.tensor(w0, requires_grad=True)
+    x = torch.tensor(x0)
+
+    def forward():
+        return ((x @ w).tanh() * 2).sum(1).exp().mean()
+    forward().backward()
+    out = forward()
+    with torch.no_grad():
+        frozen = (x @ w) * 3
+    assert out.requires_grad and not frozen.requires_grad
+    out.backward()
+    t = np.tanh(x0 @ w0)
+    e = np.exp((2 * t).sum(1))
+    want = x0.T @ ((e[:, None] / 2) * 2 * (1 - t * t))
+    np.testing.assert_allclose(w.grad.numpy(), 2 * want, rtol=1e-10)

@@ -24,6 +24,8 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.runtime import cache, cpu, elf, native
+from lazytorch.runtime.native import sources
+from tests.test_native_choice import NO_EXTENSION
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -171,7 +173,7 @@ __attribute__((constructor)) static void planted(void) {
     FILE *f = fopen(MARKER, "w");
     if (f) { fputs("ran", f); fclose(f); }
 }
-void *PyInit__lazytorch_native(void) { return 0; }
+void *PyInit__native(void) { return 0; }
 """
 
 
@@ -187,7 +189,7 @@ def test_a_planted_module_does_not_run_at_import(tmp_path, how):
     marker = tmp_path / "marker"
     lib = _cc(tmp_path, f'#define MARKER "{marker}"\n' + PLANTED)
     d = tmp_path / "cache"
-    so = d / native.FOLDER / (native._key(native.source(), inc) + ".so")
+    so = d / native.FOLDER / (native._key(sources.digest(), inc) + ".so")
     so.parent.mkdir(parents=True, mode=0o700)
     d.chmod(0o700)
     so.write_bytes(lib)
@@ -197,18 +199,20 @@ def test_a_planted_module_does_not_run_at_import(tmp_path, how):
         so.chmod(0o664)
     elif how == "other_owner":
         os.chown(so, OTHER_UID, -1)
-    code = ("import json, warnings\nwarnings.simplefilter('ignore')\nimport lazytorch\n"
-            "from lazytorch.runtime import native\n"
-            "print(json.dumps([native._module is not None, native.failure()]))\n")
-    loaded, failure = _report(_run(d, code, LAZYTORCH_NATIVE="1"))
-    assert not loaded
+    code = (NO_EXTENSION + "import json, warnings\nwarnings.simplefilter('ignore')\n"
+            "import lazytorch\nfrom lazytorch.runtime import native\n"
+            "print(json.dumps([native.origin(), native.failure()]))\n")
+    origin, failure = _report(_run(d, code, LAZYTORCH_NATIVE="1"))
     if how == "yours":
         # the control: a complete library of ours with the init function is loaded (its init
-        # fails, so it is removed to be rebuilt), which is why only trust keeps a plant out
+        # fails, so it is rebuilt for the next process), which is why only trust keeps a plant
+        # out
         assert marker.read_text() == "ran"
-        assert not so.exists()
+        assert origin is None and "rebuilt for the next process" in failure
+        assert so.exists() and so.read_bytes() != lib
+        assert _report(_run(d, code, LAZYTORCH_NATIVE="1"))[0] == "cache"
     else:
-        assert not marker.exists()
+        assert origin is None and not marker.exists()
         assert "refusing to use the compile cache file" in failure and str(so) in failure
 
 
@@ -252,7 +256,7 @@ def test_a_damaged_entry_whose_record_matches_is_rebuilt(copy, tmp_path, damage)
 def test_a_truncated_host_loop_module_is_rebuilt_not_loaded(tmp_path, mod):
     # loaded at import: a crash there would take every lazytorch program down with it
     inc = native._include()
-    key = native._key(native.source(), inc)
+    key = native._key(sources.digest(), inc)
     d = tmp_path / "cache"
     (d / native.FOLDER).mkdir(parents=True, mode=0o700)
     so = d / native.FOLDER / (key + ".so")
@@ -260,11 +264,11 @@ def test_a_truncated_host_loop_module_is_rebuilt_not_loaded(tmp_path, mod):
     so.write_bytes(good[:len(good) * 2 // 3])
     so.chmod(0o600)
     _record(so)
-    code = ("import json\nimport lazytorch\nfrom lazytorch.runtime import native\n"
-            "first = native._module is not None\nm = native.load()\n"
-            "print(json.dumps([first, m is not None and m.__file__, native.failure()]))\n")
-    first, path, failure = _report(_run(d, code, LAZYTORCH_NATIVE="1"))
-    assert not first and failure is None
+    code = (NO_EXTENSION + "import json\nimport lazytorch\n"
+            "from lazytorch.runtime import native\nm = native.module()\n"
+            "print(json.dumps([native.origin(), m and m.__file__, native.failure()]))\n")
+    origin, path, failure = _report(_run(d, code, LAZYTORCH_NATIVE="1"))
+    assert origin == "cache" and failure is None
     assert path == str(so) and so.read_bytes() != good[:len(good) * 2 // 3]
     elf.check(so.read_bytes(), [native._INIT])
 
@@ -519,30 +523,28 @@ def test_clear_and_the_command(copy):
 
 # ---- a cold cache behaves as a warm one ----
 
-COLD = """
+COLD = NO_EXTENSION + """
 import gc, json
 import numpy as np
 import lazytorch as torch
 from lazytorch import elementwise, graph, reduce, sites
 from lazytorch.runtime import native
-first = native._module is not None
-m = native.load()          # built now, after every module bound the Python versions
 x = torch.tensor(np.arange(5, dtype=np.float32))
 y = (x * 3.5).exp()
 n = y.node
-print(json.dumps([first, m is not None, gc.is_tracked(n), gc.is_tracked(sites.SITES.d[id(n)]),
+print(json.dumps([native.origin(), gc.is_tracked(n), gc.is_tracked(sites.SITES.d[id(n)]),
                   elementwise.new_node is graph.new_node,
                   reduce.record_from is sites.record_from, y.sum().item()]))
 """
 
 
-def test_a_module_built_after_import_serves_every_module(tmp_path):
-    # the host loops built in this process (empty cache) replace the Python versions in the
-    # modules that imported them by name, as when they load from the cache at import
+def test_a_module_built_at_import_serves_every_module(tmp_path):
+    # the host loops built at the import of a process with an empty cache serve it as they do
+    # one that loads them from the cache (test_native_choice.py checks every binding)
     if native._include() is None:
         pytest.skip("no Python headers: no host-loop module")
-    first, built, *rest = _report(_run(tmp_path / "cache", COLD, LAZYTORCH_NATIVE="1"))
-    assert not first and built
+    origin, *rest = _report(_run(tmp_path / "cache", COLD, LAZYTORCH_NATIVE="1"))
+    assert origin == "cache"
     assert rest[:4] == [False, False, True, True]
     assert rest[4] == pytest.approx(float(np.exp(np.arange(5, dtype=np.float32) * 3.5).sum()),
                                     rel=1e-6)

@@ -1,9 +1,8 @@
-"""The compiled host loops (runtime/native_*.c) against their Python versions."""
+"""The compiled host loops (runtime/native/*.c) against their Python versions, on the same
+graphs (test_native_choice.py: which of the two a process runs)."""
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
 import sys
 import weakref
 from pathlib import Path
@@ -19,7 +18,7 @@ from lazytorch.runtime import native
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(native._include() is None,
+pytestmark = pytest.mark.skipif(native.module() is None and native._include() is None,
                                 reason="this interpreter has no Python.h to build against")
 
 
@@ -124,79 +123,6 @@ def test_dead_keeps_a_newer_entry(mod):
     assert graph._CACHE.pop(key) is other
 
 
-def _run(code: str, cache: Path, **env) -> subprocess.CompletedProcess:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LAZYTORCH_")}
-    e.update(LAZYTORCH_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), **env)
-    return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
-                          timeout=300)
-
-
-PROBE = """
-import numpy as np
-import lazytorch as torch
-from lazytorch import graph, realize
-from lazytorch.runtime import native
-m = native.load()
-x = torch.tensor(np.arange(6, dtype=np.float32))
-print(m is not None and m.__file__, realize._prepare is realize.prepare_py,
-      graph._dead.__module__, (x * 2 + 1).sum().item())
-"""
-
-
-def test_disabled_runs_the_python_versions(tmp_path):
-    p = _run(PROBE, tmp_path / "cache", LAZYTORCH_NATIVE="0")
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["False", "True", "lazytorch.graph", "36.0"]
-    assert not (tmp_path / "cache" / native.FOLDER).exists()
-
-
-def test_damaged_module_is_rebuilt(tmp_path):
-    cache = tmp_path / "cache"
-    first = _run(PROBE, cache)
-    assert first.returncode == 0, first.stderr
-    path = first.stdout.split()[0]
-    assert Path(path).parent == cache / native.FOLDER
-    assert first.stdout.split()[1:] == ["False", native.NAME, "36.0"]
-    data = bytearray(Path(path).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
-    again = _run(PROBE, cache)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.split()[0] == path
-    assert Path(path).read_bytes() != bytes(data)   # rebuilt, not trusted
-
-
-BOUND = """
-import sys
-import lazytorch as torch
-from lazytorch import graph, sites
-from lazytorch.runtime import native
-at_import = native._module is not None
-m = native.load()
-python = {id(f) for f in (graph.new_node_py, sites.record_from_py, sites.mark_backward_py)}
-stale = sorted(name for name, mod in list(sys.modules.items()) if name.startswith("lazytorch")
-               for k, v in vars(mod).items() if not k.endswith("_py") and id(v) in python)
-print(at_import, m is not None, graph.new_node is not graph.new_node_py,
-      sites.record_from is not sites.record_from_py, stale or "none")
-"""
-
-
-def test_compiled_loops_are_bound_everywhere_on_an_empty_and_a_warm_cache(tmp_path):
-    # the IR does not import the runtime: runtime/native.py binds graph's and sites' compiled
-    # loops, and every module that imported them by name before the load is rebound
-    cache = tmp_path / "cache"
-    empty = _run(BOUND, cache)
-    assert empty.returncode == 0, empty.stderr
-    assert empty.stdout.split() == ["False", "True", "True", "True", "none"]
-    warm = _run(BOUND, cache)
-    assert warm.returncode == 0, warm.stderr
-    assert warm.stdout.split() == ["True", "True", "True", "True", "none"]
-    off = _run(BOUND, cache, LAZYTORCH_NATIVE="0")
-    assert off.returncode == 0, off.stderr
-    assert off.stdout.split()[:4] == ["False", "False", "False", "False"]
-    assert "lazytorch.elementwise" in off.stdout   # (the probe sees modules' bindings)
-
-
 def test_new_node_is_the_python_constructor(mod):
     f32 = torch.float32
     a = graph.new_node(Op.CONST, (), 2.5, (), f32)
@@ -291,64 +217,6 @@ def test_toposort_is_the_python_walk(mod):
         mod.toposort(outs)
 
 
-def test_a_process_ending_mid_build_finishes_it(tmp_path):
-    # the build waits for the first plan's kernels, then runs in the background; a process
-    # that ends first lets it finish, so the next one loads it
-    cache = tmp_path / "cache"
-    code = ("import numpy as np, lazytorch as torch\n"
-            "from lazytorch.runtime import native\n"
-            "x = torch.tensor(np.arange(4, dtype=np.float32))\n"
-            "print(native._module is None, (x * 3 + 1).sum().item(), native._thread is not None)\n")
-    p = _run(code, cache)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["True", "22.0", "True"]
-    assert not list((cache / native.FOLDER).glob(".tmp-*"))
-    assert len(list((cache / native.FOLDER).glob("*.so"))) == 1
-    again = _run(PROBE, cache)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.split()[1:] == ["False", native.NAME, "36.0"]
-
-
-def test_a_build_cut_short_leaves_no_partial_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native, "_thread", None)
-    started = []
-    real = native.cpu.start_compile
-
-    def start(*a, **k):
-        job = real(*a, **k)
-        started.append(job)
-        return job
-    monkeypatch.setattr(native.cpu, "start_compile", start)
-    errors = []
-
-    def build():
-        try:
-            native._build(True)
-        except native.cpu.CompileError as e:
-            errors.append(e)
-    t = native.threading.Thread(target=build, daemon=True)
-    t.start()
-    while not started and t.is_alive():
-        t.join(0.001)
-    native._stop_builds(wait=0)
-    t.join()
-    assert started and errors     # the compiler was stopped
-    assert not list((tmp_path / native.FOLDER).glob(".tmp-*"))
-
-
-def test_a_failing_hook_leaves_the_python_version(mod, monkeypatch):
-    monkeypatch.setattr(native, "_failed", None)
-
-    def broken(m):
-        raise TypeError("no such slot")
-    native.on_load(broken)
-    try:
-        assert "TypeError: no such slot" in native.failure()
-    finally:
-        native._on_load.remove(broken)
-
-
 def test_python_callbacks_cannot_pull_the_walks_inputs_away(mod):
     # outputs and realized entries are held while Python code runs (is_leaf, is_constant)
     f32 = torch.float32
@@ -436,3 +304,41 @@ def test_buffers_live_as_long_as_their_nodes():
     del b
     gc.collect()
     assert memory.live_buffers() == n0
+
+
+def test_mark_backward_is_the_python_marking(mod):
+    x = torch.randn(4, requires_grad=True)
+    y = x.sin()                                    # recorded at this line
+    made = [(x * 2).node, y.node]                  # y's node was made by the user: forward
+    tables = []
+    for mark in (sites.mark_backward_py, mod.mark_backward):
+        for n in made:
+            sites.BACKWARD.d.pop(id(n), None)
+        sites._SITES_D.pop(id(made[0]), None)
+        mark(made, y.node)
+        tables.append((sites._SITES_D.get(id(made[0])), sites._SITES_D.get(id(made[1])),
+                       id(made[0]) in sites.BACKWARD.d, id(made[1]) in sites.BACKWARD.d))
+    assert tables[0] == tables[1]
+    assert tables[0][2] and not tables[0][3]
+    assert tables[0][0][-1] == "sin (backward)"
+    assert sites.api_of(made[0]) == "sin (backward)"
+
+
+def test_backward_sites_of_equal_code_in_two_files(mod, tmp_path, monkeypatch):
+    """Code objects compare equal across files: the compiled mark_backward's memo of backward
+    sites must still give each file's nodes their own line."""
+    import importlib
+    for name in ("twin_a", "twin_b"):
+        (tmp_path / f"{name}.py").write_text("def f(x):\n    return x.sin()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    twins = [importlib.import_module(n) for n in ("twin_a", "twin_b")]
+    assert twins[0].f.__code__ == twins[1].f.__code__
+    got = []
+    for twin in twins:
+        x = torch.randn(4, requires_grad=True)
+        y = twin.f(x)
+        made = [(x * 3.25).node]
+        sites._SITES_D.pop(id(made[0]), None)
+        mod.mark_backward(made, y.node)
+        got.append(sites.site_of(made[0]))
+    assert got == ["twin_a.py:2", "twin_b.py:2"]

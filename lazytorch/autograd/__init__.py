@@ -21,7 +21,6 @@ from .. import config, sites
 from ..autograd_rules import NO_GRAD
 from ..graph import Node, NodeTable, const, new_node
 from ..ops import Op
-from ..runtime import native
 from ..sites import IdTable
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
@@ -397,12 +396,10 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
 
 
 _CAST, _ADD = Op.CAST, Op.ADD
-# the references for the compiled ones
-_grad_graph_py, tracked_py, on_new_tensor_py = _grad_graph, tracked, on_new_tensor
 
 
 def _complain(what: str, n: Node) -> None:
-    """The errors backward raises (shared by the Python and compiled walks)."""
+    """The errors backward raises."""
     if what == "freed":
         raise RuntimeError(
             "Trying to backward through the graph a second time (or directly access saved "
@@ -411,22 +408,6 @@ def _complain(what: str, n: Node) -> None:
             "retain_graph=True if you need to backward through the graph a second time or "
             "if you need to access saved tensors after calling backward.")
     raise RuntimeError(f"derivative for {n.op.name.lower()} is not implemented")
-
-
-def _use_native(mod) -> None:
-    """The compiled tracked, on_new_tensor and backward walk (runtime/native_autograd.c) take
-    over; they share these tables, the gradient rules and the node constructor with the Python
-    ones."""
-    global tracked, _grad_graph, on_new_tensor
-    from ..autograd_rules import GRAD
-    from ..graph import new_node as make
-    mod.setup_autograd(_LEAF_D, _TRACKED, _STOP, NO_GRAD, _CONSUMED, _BORN, _clock, GRAD,
-                       _complain, sites.mark_backward, make, _CAST, _ADD)
-    mod.setup_tensors(_RESULTS, _state, _DETACH)
-    tracked, _grad_graph, on_new_tensor = mod.tracked, mod.grad_graph, mod.on_new_tensor
-
-
-native.on_load(_use_native)
 
 
 def _add(a: Node | None, b: Node) -> Node:
@@ -626,7 +607,7 @@ def _walk(roots, grads, retain: bool, create_graph: bool) -> dict[Node, Node]:
     if hooks is None:
         return _grad_graph(roots, grads, None, retain)
     with set_grad_enabled(create_graph):
-        return _grad_graph_py(roots, grads, None, retain, hooks)
+        return _grad_graph(roots, grads, None, retain, hooks)
 
 
 class detect_anomaly:

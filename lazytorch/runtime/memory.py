@@ -27,7 +27,7 @@ def address_of_py(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
-address_of = address_of_py   # the compiled one (runtime/native_prepare.c) once loaded
+address_of = address_of_py   # the compiled one (runtime/native) unless that is off: below
 
 
 def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None) -> Node:
@@ -141,4 +141,5 @@ def _use_native(mod) -> None:
     address_of = mod.address
 
 
-native.on_load(_use_native)
+if native.module() is not None:   # (chosen once, when lazytorch's import began)
+    _use_native(native.module())

@@ -1,4 +1,4 @@
-/* native_sites.c: record_from, the user's source line of each recorded node */
+/* sites.c: record_from, the user's source line of each recorded node */
 /* record_from's state: sites by id(node), code classification by id(code), the Python
  * classifier for codes not seen yet */
 static PyObject *g_sites, *g_codes, *g_classify, *g_buffer_op, *s_f_lasti;

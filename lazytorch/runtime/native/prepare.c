@@ -1,4 +1,4 @@
-/* native_prepare.c: realize's walk (realize.prepare_py) */
+/* prepare.c: realize's walk (realize.prepare_py) */
 static PyObject *g_realized, *g_buffer, *g_detach, *g_is_constant, *g_make_node, *g_inherit;
 static PyObject *g_function;
 

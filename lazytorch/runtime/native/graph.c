@@ -1,4 +1,4 @@
-/* native_graph.c: the hash-consed constructor, the node-death callback, toposort */
+/* graph.c: the hash-consed constructor, the node-death callback, toposort */
 static PyObject *g_cache, *g_tables;
 
 /* new_node's state: the Node type, its slots' setters, the cache's weakref type and its
@@ -71,12 +71,7 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_DECREF(karg);
     if (key == NULL)
         return NULL;
-    Py_hash_t h = PyObject_Hash(key);
-    if (h == -1) {
-        Py_DECREF(key);
-        return NULL;
-    }
-    PyObject *ref = GET_KNOWN(g_cache, key, h);   /* borrowed */
+    PyObject *ref = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
     if (ref != NULL && PyWeakref_Check(ref)) {
 #if PY_VERSION_HEX >= 0x030D0000
         PyObject *node = NULL;
@@ -111,7 +106,7 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     id = newref ? PyLong_FromVoidPtr(node) : NULL;
     if (id == NULL || set_slot(g_ref_key, newref, key) < 0 || set_slot(g_ref_id, newref, id) < 0 ||
-        SET_KNOWN(g_cache, key, newref, h) < 0)
+        PyDict_SetItem(g_cache, key, newref) < 0)
         goto fail;
     /* A node cannot be part of a reference cycle: its slots hold its op, sources made
      * before it, and immutable static data. Neither can its cache key or weakref. So the
@@ -139,9 +134,8 @@ static PyObject *dead(PyObject *self, PyObject *ref) {
     Py_INCREF(ref);
     PyObject *key = get(ref, s_key);
     if (key != NULL) {
-        Py_hash_t h = PyObject_Hash(key);
-        PyObject *live = h == -1 ? NULL : GET_KNOWN(g_cache, key, h);   /* borrowed */
-        if (live == ref && DEL_KNOWN(g_cache, key, h) < 0)
+        PyObject *live = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
+        if (live == ref && PyDict_DelItem(g_cache, key) < 0)
             PyErr_Clear();
         Py_DECREF(key);
     }

@@ -1,4 +1,24 @@
-/* native_module.c: the module's method table */
+/* module.c: the extension module lazytorch.runtime.native._native, one translation unit made
+ * of these parts (they share static state):
+ *
+ *   base.c      helpers shared by the others: direct slot reads, the walks' stacks
+ *   graph.c     new_node (the hash-consed constructor), the node-death callback, toposort
+ *   sites.c     record_from and mark_backward: the user's source line of each recorded node
+ *   prepare.c   prepare: realize's walk, substituting buffers and building the plan key
+ *
+ * and below, its method table. Built at install time (setup.py) or at run time into the disk
+ * cache (native/__init__.py); either build defines LAZYTORCH_NATIVE_DIGEST, the digest of these
+ * files (native/sources.py), which the loader compares with the files it has. The Python
+ * versions are the reference; tests compare the two on the same graphs. */
+#include "base.c"
+#include "graph.c"
+#include "sites.c"
+#include "prepare.c"
+
+#ifndef LAZYTORCH_NATIVE_DIGEST
+#define LAZYTORCH_NATIVE_DIGEST ""
+#endif
+
 static PyMethodDef methods[] = {
     {"fast_slots", fast_slots, METH_VARARGS, "fast_slots(type, names): read them directly"},
     {"setup_graph", setup_graph, METH_VARARGS,
@@ -22,21 +42,13 @@ static PyMethodDef methods[] = {
     {"setup_backward", setup_backward, METH_VARARGS, "setup_backward(BACKWARD table, site_fn)"},
     {"mark_backward", (PyCFunction)(void (*)(void))mark_backward, METH_FASTCALL,
      "mark_backward(nodes, like): nodes built by like's gradient rule"},
-    {"setup_autograd", setup_autograd, METH_VARARGS,
-     "setup_autograd(leaves, memo, STOP, NO_GRAD, consumed, born, clock, GRAD, complain, "
-     "mark_backward, new_node, CAST, ADD)"},
-    {"tracked", tracked, METH_O, "tracked(node): autograd.tracked"},
-    {"setup_tensors", setup_tensors, METH_VARARGS, "setup_tensors(results, state, DETACH)"},
-    {"on_new_tensor", on_new_tensor, METH_O, "on_new_tensor(t): autograd.on_new_tensor"},
-    {"grad_graph", (PyCFunction)(void (*)(void))grad_graph, METH_FASTCALL,
-     "grad_graph(roots, grads, targets, retain_graph): autograd._grad_graph"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lazytorch_native", NULL, -1,
-                                    methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "lazytorch.runtime.native._native",
+                                    NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__lazytorch_native(void) {
+PyMODINIT_FUNC PyInit__native(void) {
     const char *names[] = {"op", "srcs", "arg", "shape", "dtype", "name", "key", "id", "B",
                            "f_lasti"};
     PyObject **slots[] = {&s_op, &s_srcs, &s_arg, &s_shape, &s_dtype, &s_name, &s_key, &s_id,
@@ -44,6 +56,8 @@ PyMODINIT_FUNC PyInit__lazytorch_native(void) {
     for (int i = 0; i < 10; i++)
         if ((*slots[i] = PyUnicode_InternFromString(names[i])) == NULL)
             return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "DIGEST", LAZYTORCH_NATIVE_DIGEST) < 0)
+        Py_CLEAR(m);
+    return m;
 }
-

@@ -1,16 +1,6 @@
-/* The host side's hottest loops, compiled like the kernels (see native.py). The module is
- * these files joined in order (native.SOURCES):
- *
- *   native_base.c      helpers shared by the others: direct slot reads, dict calls by hash
- *   native_graph.c     new_node (the hash-consed constructor), the node-death callback,
- *                      graph.toposort
- *   native_sites.c     record_from: the user's source line of each recorded node
- *   native_prepare.c   prepare: realize's walk, substituting buffers and building the plan key
- *   native_autograd.c  autograd's bookkeeping: tracked(), the backward walk
- *   native_module.c    the method table
- *
- * The Python versions are the reference; tests compare the two on the same graphs.
- */
+/* base.c: helpers shared by the other parts of the module (module.c lists them): direct slot
+ * reads, the walks' explicit stacks. The module uses CPython's public C API only (a Python
+ * release may remove a private call; tests/test_native.py checks these files for them). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
@@ -46,28 +36,16 @@ static inline PyObject *get(PyObject *o, PyObject *name) {
     return PyObject_GetAttr(o, name);
 }
 
-/* dict helpers hashing the key once; the private known-hash calls exist through 3.12 */
-#if PY_VERSION_HEX < 0x030D0000
-#define GET_KNOWN(d, k, h) _PyDict_GetItem_KnownHash(d, k, h)
-#define SET_KNOWN(d, k, v, h) _PyDict_SetItem_KnownHash(d, k, v, h)
-#define DEL_KNOWN(d, k, h) _PyDict_DelItem_KnownHash(d, k, h)
-#else
-#define GET_KNOWN(d, k, h) PyDict_GetItemWithError(d, k)
-#define SET_KNOWN(d, k, v, h) PyDict_SetItem(d, k, v)
-#define DEL_KNOWN(d, k, h) PyDict_DelItem(d, k)
-#endif
-
-/* drop key from d if present, in one lookup (errors are cleared: used by the callback) */
+/* drop key from d if present (errors are cleared: used by the node-death callback) */
 static void discard(PyObject *d, PyObject *key) {
-#if PY_VERSION_HEX < 0x030D0000
-    PyObject *v = _PyDict_Pop(d, key, Py_None);
-    Py_XDECREF(v);
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyDict_Pop(d, key, NULL) < 0)
+        PyErr_Clear();
 #else
-    PyObject *v = NULL;
-    PyDict_Pop(d, key, &v);
-    Py_XDECREF(v);
+    PyObject *v = PyDict_GetItemWithError(d, key);   /* borrowed */
+    if (v != NULL ? PyDict_DelItem(d, key) < 0 : PyErr_Occurred() != NULL)
+        PyErr_Clear();
 #endif
-    PyErr_Clear();
 }
 
 static int keep(PyObject **slot, PyObject *value) {
