@@ -24,7 +24,7 @@ def _n(op: Op, *srcs: Node, arg=None, shape=None, dtype=None) -> Node:
 
 
 def c(v, like: Node) -> Node:
-    return const(v, like.dtype, like.shape)
+    return const(v, like.dtype, like.shape, like.device)
 
 
 def add(a, b):
@@ -59,7 +59,7 @@ _BOOL = dt.bool_
 
 
 def zeros_like(n: Node) -> Node:
-    return const(0, n.dtype, n.shape)
+    return const(0, n.dtype, n.shape, n.device)
 
 
 def reshape(n: Node, shape) -> Node:

@@ -10,7 +10,7 @@ import numpy as np
 from . import creation as cr
 from . import dtypes as dt
 from .size import Size
-from .tensor import Tensor
+from .tensor import Tensor, check_device
 
 __all__ = ["logspace", "range", "asarray", "scalar_tensor", "empty_strided", "fill", "zero_"]
 
@@ -20,13 +20,14 @@ _range = range
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     """base ** linspace(start, end, steps)."""
+    where = check_device(device)
     d = cr._dtype(dtype)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     exps = np.linspace(float(start), float(end), steps, dtype=np.float64)
     arr = np.power(float(base), exps)
-    return cr._finish(cr.from_array(np.ascontiguousarray(arr.astype(d.np)), d), requires_grad,
-                      device)
+    return cr._finish(cr.from_array(np.ascontiguousarray(arr.astype(d.np)), d, where),
+                      requires_grad)
 
 
 def range(start, end=None, step=1, *, dtype=None, device=None,
@@ -36,6 +37,7 @@ def range(start, end=None, step=1, *, dtype=None, device=None,
                   "its behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning,
                   stacklevel=2)
+    where = check_device(device)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -45,7 +47,7 @@ def range(start, end=None, step=1, *, dtype=None, device=None,
     d = cr._dtype(dtype)
     n = int((end - start) / step) + 1
     arr = start + np.arange(n, dtype=np.float64) * step
-    return cr._finish(cr.from_array(arr.astype(d.np), d), requires_grad, device)
+    return cr._finish(cr.from_array(arr.astype(d.np), d, where), requires_grad)
 
 
 def asarray(obj: Any, *, dtype=None, device=None, copy: bool | None = None,
@@ -54,15 +56,16 @@ def asarray(obj: Any, *, dtype=None, device=None, copy: bool | None = None,
     always copies), other data is converted."""
     if isinstance(obj, Tensor):
         out = obj if dtype is None else obj.to(dt.to_dtype(dtype))
+        out = out if device is None else out.to(device)
         out = out.clone() if copy and out is obj else out
     elif isinstance(obj, np.ndarray) and not copy:
-        out = cr.as_tensor(obj, dtype=dtype)
+        out = cr.as_tensor(obj, dtype=dtype, device=device)
     else:
-        out = cr.tensor(obj, dtype=dtype)
+        out = cr.tensor(obj, dtype=dtype, device=device)
     if copy is False and out is not obj and isinstance(obj, (Tensor, np.ndarray)) and \
             dtype is not None:
         raise ValueError("can't alias tensor from input with dtype conversion (copy=False)")
-    return cr._finish(out, requires_grad, device) if requires_grad else out
+    return cr._finish(out, requires_grad) if requires_grad else out
 
 
 def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -101,31 +104,31 @@ def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad: bo
                       "detach().clone() or sourceTensor.detach().clone().requires_grad_(True), "
                       "rather than tensor.new_tensor(sourceTensor).", UserWarning, stacklevel=2)
         data = data.detach()
-    return cr.tensor(data, dtype=dtype or self.dtype, device=device,
+    return cr.tensor(data, dtype=dtype or self.dtype, device=device or self.device,
                      requires_grad=requires_grad)
 
 
 def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False,
               **_: Any) -> Tensor:
-    return cr.zeros(*_size(size), dtype=dtype or self.dtype, device=device,
+    return cr.zeros(*_size(size), dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=requires_grad)
 
 
 def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False,
              **_: Any) -> Tensor:
-    return cr.ones(*_size(size), dtype=dtype or self.dtype, device=device,
+    return cr.ones(*_size(size), dtype=dtype or self.dtype, device=device or self.device,
                    requires_grad=requires_grad)
 
 
 def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False,
               **_: Any) -> Tensor:
-    return cr.empty(*_size(size), dtype=dtype or self.dtype, device=device,
+    return cr.empty(*_size(size), dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=requires_grad)
 
 
 def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None,
              requires_grad: bool = False, **_: Any) -> Tensor:
-    return cr.full(tuple(size), fill_value, dtype=dtype or self.dtype, device=device,
+    return cr.full(tuple(size), fill_value, dtype=dtype or self.dtype, device=device or self.device,
                    requires_grad=requires_grad)
 
 
@@ -133,10 +136,10 @@ def new(self: Tensor, *args, **kwargs) -> Tensor:
     """The legacy constructor: new() is empty, new(2, 3) uninitialized, new(data) holds data,
     all in self's dtype."""
     if not args:
-        return cr.empty(0, dtype=self.dtype)
+        return cr.empty(0, dtype=self.dtype, device=self.device)
     if all(isinstance(a, int) for a in args) or (len(args) == 1 and isinstance(args[0], Size)):
-        return cr.empty(*args, dtype=self.dtype)
-    return cr.tensor(args[0], dtype=self.dtype)
+        return cr.empty(*args, dtype=self.dtype, device=self.device)
+    return cr.tensor(args[0], dtype=self.dtype, device=self.device)
 
 
 def fill_diagonal_(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
@@ -153,7 +156,7 @@ def fill_diagonal_(self: Tensor, fill_value, wrap: bool = False) -> Tensor:
     count = -(-total // step) if self.ndim == 2 and wrap else min(self.shape)
     mask = np.zeros(total, bool)
     mask[np.arange(count) * step] = True
-    keep = cr.from_array(mask.reshape(tuple(self.shape)), dt.bool_)
+    keep = cr.from_array(mask.reshape(tuple(self.shape)), dt.bool_, self.node.device or "cpu")
     from .elementwise import where_nodes
     self._assign(where_nodes(keep, fill_value, self).to(self.dtype).node)
     return self

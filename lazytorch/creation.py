@@ -19,8 +19,7 @@ def _dtype(dtype, default: dt.DType | None = None) -> dt.DType:
     return dt.to_dtype(dtype)
 
 
-def _finish(t: Tensor, requires_grad: bool, device=None) -> Tensor:
-    check_device(device)
+def _finish(t: Tensor, requires_grad: bool) -> Tensor:
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -37,26 +36,30 @@ def _sizes(size) -> tuple[int, ...]:
     return out
 
 
-def from_array(arr: np.ndarray, dtype: dt.DType | None = None) -> Tensor:
-    return Tensor._make(memory.buffer_node(arr, dtype))
+def from_array(arr: np.ndarray, dtype: dt.DType | None = None, device: str = "cpu") -> Tensor:
+    """A tensor over `arr` (not copied if it is C-contiguous in dtype) on the IR's `device`."""
+    return Tensor._make(memory.buffer_node(arr, dtype, device=device))
 
 
 def tensor(data: Any, *, dtype=None, device=None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
     """A new tensor holding a copy of data (nested lists, numpy arrays, scalars, tensors)."""
+    where = check_device(device)
     d = dt.to_dtype(dtype) if dtype is not None else None
     arr = np.array(_np_from_data(data, d), copy=True)
-    t = from_array(arr)
+    t = from_array(arr, device=where)
     if requires_grad and not t.dtype.is_floating_point:
         raise RuntimeError("Only Tensors of floating point and complex dtype can require "
                            "gradients")
-    return _finish(t, requires_grad, device)
+    return _finish(t, requires_grad)
 
 
 def as_tensor(data: Any, dtype=None, device=None) -> Tensor:
+    """data as a tensor, shared where dtype and device allow (a tensor, a numpy array)."""
     if isinstance(data, Tensor):
-        return data if dtype is None else data.to(dt.to_dtype(dtype))
-    if isinstance(data, np.ndarray):
+        out = data if dtype is None else data.to(dt.to_dtype(dtype))
+        return out if device is None else out.to(device)
+    if isinstance(data, np.ndarray) and check_device(device) == "cpu":
         return from_numpy(data) if dtype is None else tensor(data, dtype=dtype)
     return tensor(data, dtype=dtype, device=device)
 
@@ -73,16 +76,19 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
         d = {0: dt.bool_, 1: dt.int64, 2: dt.get_default_dtype()}[dt.scalar_category(fill_value)]
     else:
         d = dt.to_dtype(dtype)
-    t = Tensor._make(const(overflow.scalar(fill_value, d), d, _sizes((size,))))
-    return _finish(t, requires_grad, device)
+    where = check_device(device)
+    t = Tensor._make(const(overflow.scalar(fill_value, d), d, _sizes((size,)), where))
+    return _finish(t, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _finish(Tensor._make(const(0, _dtype(dtype), _sizes(size))), requires_grad, device)
+    where = check_device(device)
+    return _finish(Tensor._make(const(0, _dtype(dtype), _sizes(size), where)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _finish(Tensor._make(const(1, _dtype(dtype), _sizes(size))), requires_grad, device)
+    where = check_device(device)
+    return _finish(Tensor._make(const(1, _dtype(dtype), _sizes(size), where)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False, **_) -> Tensor:
@@ -92,7 +98,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False, **_) -> T
 def _like(fn):
     def like(input: Tensor, *args, dtype=None, device=None, requires_grad: bool = False,
              **_kw) -> Tensor:
-        return fn(input.shape, *args, dtype=dtype or input.dtype, device=device,
+        return fn(input.shape, *args, dtype=dtype or input.dtype, device=device or input.device,
                   requires_grad=requires_grad)
     like.__name__ = fn.__name__ + "_like"
     return like
@@ -103,12 +109,13 @@ zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
               requires_grad: bool = False, **_) -> Tensor:
-    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
-                requires_grad=requires_grad)
+    return full(input.shape, fill_value, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -125,22 +132,24 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     n = max(0, math.ceil((end - start) / step))
     arr = (start + np.arange(n, dtype=np.float64) * step) if d.kind == "f" or any(
         isinstance(v, float) for v in vals) else np.arange(start, end, step, dtype=np.int64)
-    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d), device=where), requires_grad)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     d = _dtype(dtype)
     if steps < 0:
         raise RuntimeError("linspace(): number of steps must be non-negative")
     arr = np.linspace(float(start), float(end), steps, dtype=np.float64)
-    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d), device=where), requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     arr = np.eye(n, n if m is None else m, dtype=_dtype(dtype).np)
-    return _finish(from_array(arr), requires_grad, device)
+    return _finish(from_array(arr, device=where), requires_grad)
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -215,17 +224,19 @@ def _floating_only(d: dt.DType, kernel: str) -> None:
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     d = _dtype(dtype)
     _floating_only(d, "check_uniform_bounds")
     arr = _rng(generator).random(_sizes(size), dtype=np.float64)
-    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d), device=where), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     d = _dtype(dtype)
     _floating_only(d, "normal_kernel_cpu")
     arr = _rng(generator).standard_normal(_sizes(size), dtype=np.float64)
-    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d), device=where), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
@@ -237,32 +248,35 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
+    where = check_device(device)
     d = _dtype(dtype, dt.int64)
     arr = _rng(generator).integers(low, high, _sizes((size,)), dtype=np.int64)
-    return _finish(from_array(dt.astype(arr, d)), requires_grad, device)
+    return _finish(from_array(dt.astype(arr, d), device=where), requires_grad)
 
 
 def randperm(n: int, *, generator=None, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
+    where = check_device(device)
     d = _dtype(dtype, dt.int64)
-    return _finish(from_array(dt.astype(_rng(generator).permutation(n), d)), requires_grad,
-                   device)
+    return _finish(from_array(dt.astype(_rng(generator).permutation(n), d), device=where),
+                   requires_grad)
 
 
-def rand_like(input: Tensor, *, dtype=None, **kw) -> Tensor:
-    return rand(input.shape, dtype=dtype or input.dtype, **kw)
+def rand_like(input: Tensor, *, dtype=None, device=None, **kw) -> Tensor:
+    return rand(input.shape, dtype=dtype or input.dtype, device=device or input.device, **kw)
 
 
-def randn_like(input: Tensor, *, dtype=None, **kw) -> Tensor:
-    return randn(input.shape, dtype=dtype or input.dtype, **kw)
+def randn_like(input: Tensor, *, dtype=None, device=None, **kw) -> Tensor:
+    return randn(input.shape, dtype=dtype or input.dtype, device=device or input.device, **kw)
 
 
-def randint_like(input: Tensor, low, high=None, *, dtype=None, **kw) -> Tensor:
-    return randint(low, high, input.shape, dtype=dtype or input.dtype, **kw)
+def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None, **kw) -> Tensor:
+    return randint(low, high, input.shape, dtype=dtype or input.dtype,
+                   device=device or input.device, **kw)
 
 
-def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None) -> Tensor:
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
     if size is None:
-        shape = mean.shape if isinstance(mean, Tensor) else std.shape
-        return randn(shape, generator=generator) * std + mean
-    return randn(size, generator=generator, dtype=dtype) * std + mean
+        t = mean if isinstance(mean, Tensor) else std
+        return randn(t.shape, generator=generator, device=t.device) * std + mean
+    return randn(size, generator=generator, dtype=dtype, device=device) * std + mean

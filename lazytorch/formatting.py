@@ -209,7 +209,8 @@ def format_tensor(t) -> str:
     d = t.dtype
     if d == dt.bfloat16:   # printed from its float values, as PyTorch prints it
         a = a.astype(np.float32)
-    suffixes = []
+    # a tensor off the CPU names its device first, as PyTorch's does
+    suffixes = [] if t.device.type == "cpu" else [f"device='{t.device}'"]
     if a.size == 0:
         if a.ndim != 1:
             suffixes.append(f"size={tuple(a.shape)}")

@@ -12,14 +12,21 @@ Shape = tuple[int, ...]
 
 
 class Node:
-    """One operation: `op` applied to `srcs` with a static `arg`, giving `shape` and `dtype`.
+    """One operation: `op` applied to `srcs` with a static `arg`, giving `shape` and `dtype` on
+    `device`.
 
     Nodes are hash-consed: building the same (op, srcs, arg, shape, dtype) twice returns the same
     object, so equality is identity and common subexpressions are shared for free. Side data
     (source lines, realized buffers) lives in side tables keyed by node, never in the node.
+
+    `device` is "cpu" or "<type>:<index>" ("cuda:0"). A source (BUFFER, CONST) keeps the device
+    it is given (a CONST may have none: a Python scalar, placed where it is used); any other
+    node is on the common device of its sources, and sources on two devices are refused. (A
+    FUNCTION node is its first source's value: its other sources are autograd's edges to a
+    custom Function's inputs, which may be elsewhere, as a copy between devices has them.)
     """
 
-    __slots__ = ("op", "srcs", "arg", "shape", "dtype", "__weakref__")
+    __slots__ = ("op", "srcs", "arg", "shape", "dtype", "device", "__weakref__")
     # key -> weakref to the live node; the weakref's callback drops the entry
     _cache: dict = {}
 
@@ -28,15 +35,17 @@ class Node:
     arg: Any
     shape: Shape
     dtype: DType
+    device: str | None
 
-    def __new__(cls, op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType):
-        return new_node(op, srcs, arg, shape, dtype)
+    def __new__(cls, op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType,
+                device: str | None = None):
+        return new_node(op, srcs, arg, shape, dtype, device)
 
     def __setattr__(self, name, value):
         raise AttributeError("Node is immutable")
 
     def __reduce__(self):
-        return (Node, (self.op, self.srcs, self.arg, self.shape, self.dtype))
+        return (Node, (self.op, self.srcs, self.arg, self.shape, self.dtype, self.device))
 
     @property
     def numel(self) -> int:
@@ -48,18 +57,33 @@ class Node:
 
 _CACHE = Node._cache
 # the slots' own setters (Node.__setattr__ refuses): cheaper than object.__setattr__ by name
-_set_op, _set_srcs, _set_arg, _set_shape, _set_dtype = (
-    Node.__dict__[k].__set__ for k in ("op", "srcs", "arg", "shape", "dtype"))
-_OP_CONST = Op.CONST  # (an Enum member lookup costs a Python call on 3.11: bind it once)
+_SLOTS = ("op", "srcs", "arg", "shape", "dtype", "device")
+_set_op, _set_srcs, _set_arg, _set_shape, _set_dtype, _set_device = (
+    Node.__dict__[k].__set__ for k in _SLOTS)
+# (an Enum member lookup costs a Python call on 3.11: bind them once)
+_OP_CONST, _OP_FUNCTION = Op.CONST, Op.FUNCTION
 # side tables that are plain dicts keyed by id(node) (cheaper than a NodeTable: no weakref per
 # entry): a node's entries are dropped when it dies, by its hash-consing entry's callback
 ID_TABLES: list[dict] = []
 
 
-def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType) -> Node:
-    """Node(op, srcs, arg, shape, dtype) as a plain function: the same hash-consed node, without
-    the cost of calling a class (for the paths that record every op)."""
-    key = (op, srcs, (type(arg), repr(arg)) if op is _OP_CONST else arg, shape, dtype)
+def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DType,
+             device: str | None = None) -> Node:
+    """Node(op, srcs, arg, shape, dtype, device) as a plain function: the same hash-consed node,
+    without the cost of calling a class (for the paths that record every op). `device` places a
+    source; a node with sources takes theirs (their common one: two raise PyTorch's error)."""
+    if srcs:
+        # (the key leaves the device out: the sources determine it)
+        key = (op, srcs, arg, shape, dtype)
+        device = None
+        for s in srcs if op is not _OP_FUNCTION else srcs[:1]:
+            d = s.device
+            if d is not device and d is not None:
+                if device is not None and d != device:
+                    raise mixed_devices(device, d)
+                device = d
+    else:
+        key = (op, srcs, (type(arg), repr(arg)) if op is _OP_CONST else arg, shape, dtype, device)
     ref = _CACHE.get(key)
     if ref is not None:
         node = ref()
@@ -71,6 +95,7 @@ def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DTyp
     _set_arg(node, arg)
     _set_shape(node, shape)
     _set_dtype(node, dtype)
+    _set_device(node, device)
     ref = _CACHE[key] = _Ref(node, _dead)
     ref.key = key
     ref.id = id(node)
@@ -79,6 +104,12 @@ def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DTyp
 
 _new = object.__new__
 new_node_py = new_node   # the reference for the compiled one (see use_native)
+
+
+def mixed_devices(a: str, b: str) -> RuntimeError:
+    """PyTorch's error for an op whose inputs are on devices `a` and `b`."""
+    return RuntimeError(f"Expected all tensors to be on the same device, but found at least two "
+                        f"devices, {a} and {b}!")
 
 
 class _Ref(weakref.ref):
@@ -159,16 +190,17 @@ class NodeTable:
 _CONSTS: dict = {}
 
 
-def const(value: Any, dtype: DType, shape: Shape = ()) -> Node:
-    """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory)."""
+def const(value: Any, dtype: DType, shape: Shape = (), device: str | None = None) -> Node:
+    """A constant, broadcast to `shape` (a CONST of shape () expanded, so it costs no memory),
+    on `device` (None: a scalar, placed by what it meets)."""
     # floats by spelling where == cannot tell them apart: 0.0 == -0.0, and nan != nan
     key = (type(value), value if not isinstance(value, float) or (value == value and value != 0.0)
-           else repr(value), dtype, shape)
+           else repr(value), dtype, shape, device)
     node = _CONSTS.get(key)
     if node is not None:
         return node
     v = scalar_value(value, dtype)
-    node = Node(Op.CONST, (), v, (), dtype)
+    node = Node(Op.CONST, (), v, (), dtype, device)
     if shape != ():
         ones = (1,) * len(shape)
         node = Node(Op.EXPAND, (Node(Op.RESHAPE, (node,), ones, ones, dtype),), shape, shape,
@@ -257,7 +289,8 @@ def _fmt_arg(n: Node) -> str:
 
 
 def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) -> str:
-    """Print a graph as a readable program: `%3: f32[4,4] = add %1 %2`, one line per node.
+    """Print a graph as a readable program: `%3: f32[4,4] = add %1 %2`, one line per node
+    (a node on a device other than the CPU shows it: `%3: f32[4,4]@cuda:0 = ...`).
 
     Names are numbered in topological order, so the text is stable for golden tests.
     `comments(node)` may return a string shown after `#` (e.g. the user's source line).
@@ -271,7 +304,8 @@ def format_graph(g: Graph, names: dict[Node, str] | None = None, comments=None) 
         parts = [n.op.name.lower()] + [names.get(s, "?") for s in n.srcs]
         if n.arg is not None:
             parts.append(_fmt_arg(n))
-        line = f"{names[n]}: {_fmt_type(n)} = {' '.join(parts)}"
+        dev = "" if n.device is None or n.device == "cpu" else f"@{n.device}"
+        line = f"{names[n]}: {_fmt_type(n)}{dev} = {' '.join(parts)}"
         if comments is not None and (c := comments(n)):
             line += f"  # {c}"
         lines.append(line)
@@ -286,8 +320,9 @@ def use_native(mod) -> None:
     begins, before any other module binds new_node by name."""
     global new_node, _dead, _toposort
     mod.setup_graph(_CACHE, ID_TABLES, Node, _Ref,
-                    tuple(Node.__dict__[k] for k in ("op", "srcs", "arg", "shape", "dtype")),
-                    (_Ref.__dict__["key"], _Ref.__dict__["id"]), mod.dead, Op.CONST)
+                    tuple(Node.__dict__[k] for k in _SLOTS),
+                    (_Ref.__dict__["key"], _Ref.__dict__["id"]), mod.dead, Op.CONST,
+                    Op.FUNCTION)
     mod.fast_slots(Node, ("op", "srcs", "arg", "shape", "dtype"))
     mod.fast_slots(_Ref, ("key", "id"))
     mod.fast_slots(DType, ("name",))

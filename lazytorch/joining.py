@@ -74,11 +74,11 @@ def _joined_now(ts: list[Tensor], dtype: dt.DType, d: int, new_dim: bool) -> Ten
     if len(ts) < 2 or any(t.requires_grad for t in ts):
         return None
     nodes = [t.node for t in ts]
-    if any(n.op is not Op.BUFFER for n in nodes):
-        return None
+    if any(n.op is not Op.BUFFER or n.device != nodes[0].device for n in nodes):
+        return None   # (buffers on two devices: the graph's op refuses them)
     arrays = [dt.astype(memory.data(n), dtype) for n in nodes]
     joined = np.stack(arrays, d) if new_dim else np.concatenate(arrays, d)
-    return wrap(memory.buffer_node(joined, dtype))
+    return wrap(memory.buffer_node(joined, dtype, device=nodes[0].device))
 
 
 def cat(tensors, dim: int = 0, *, out: Tensor | None = None) -> Tensor:

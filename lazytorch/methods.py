@@ -187,7 +187,8 @@ def _random_fill(draw):
         arr = np.asarray(draw(_rng(generator), tuple(self.shape), *args, **kwargs))
         from .autograd import no_grad
         with no_grad():
-            self._assign(memory.buffer_node(_dt.astype(arr, self.dtype), self.dtype))
+            self._assign(memory.buffer_node(_dt.astype(arr, self.dtype), self.dtype,
+                                            device=self.node.device or "cpu"))
         return self
     return fill
 

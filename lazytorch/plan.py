@@ -200,7 +200,7 @@ def _stand_ins(outputs: list[Node], inputs: list[Node]) -> tuple[list[Node], lis
     """`outputs` and `inputs` with each input buffer replaced by a BUFFER node of its shape and
     dtype that holds no data: what a plan keeps (its schedule, for debug runs) must not keep
     the first realize's inputs alive, nor, through its nodes, the values realized from them."""
-    new = {b: memory.placeholder(b.shape, b.dtype) for b in inputs}
+    new = {b: memory.placeholder(b.shape, b.dtype, b.device) for b in inputs}
     get = new.get
     for n in toposort(outputs, _is_buffer):
         if n.op is not Op.BUFFER:

@@ -1,8 +1,10 @@
 """realize(): turn pending nodes into buffers.
 
 Passes -> schedule -> C codegen -> compile (cached) -> run, or the reference interpreter.
-Whole plans are cached by the graph's structure (ops, args, shapes, dtypes and the positions of
-input buffers), so a structure seen before runs with no passes, no codegen and no compiler.
+Whole plans are cached by the graph's structure (ops, args, shapes, dtypes, devices and the
+positions of input buffers), so a structure seen before runs with no passes, no codegen and no
+compiler. The nodes of one realize are grouped by device, each group realized on its device's
+backend.
 """
 from __future__ import annotations
 
@@ -152,7 +154,9 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
 
     The key numbers the nodes in the walk's post-order (sources in order), buffers by their
     input position; equal keys mean equal substituted graphs, so one compiled plan serves
-    both. (Nodes hash by identity: they are the walk's dict keys.)"""
+    both. Buffers and constants carry their device (every other node's follows from them), so
+    the same graph on two devices has two keys. (Nodes hash by identity: they are the walk's
+    dict keys.)"""
     BUFFER, CONST, DETACH, FUNCTION = _BUFFER, _CONST, _DETACH, _FUNCTION
     realized = REALIZED._d          # id(node) -> (weakref, buffer node)
     new: dict[Node, Node | None] = {}   # node -> node to use (None: sources being walked)
@@ -180,7 +184,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
                 new[n] = b
                 num[n] = len(key)
                 order.append(n)
-                key.append(("B", p, b.shape, b.dtype.name))
+                key.append(("B", p, b.shape, b.dtype.name, b.device))
                 continue
             srcs = n.srcs
             if n not in new:
@@ -199,8 +203,8 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
             else:
                 m = new[n] = Node(op, rebuilt, n.arg, n.shape, n.dtype)
                 inherit(m, n)  # the user's line follows the rebuilt node
-            arg = repr(n.arg) if op is CONST else None if op is DETACH or op is FUNCTION \
-                else n.arg
+            arg = (repr(n.arg), n.device) if op is CONST else None if op is DETACH or \
+                op is FUNCTION else n.arg
             num[n] = len(key)
             order.append(n)
             key.append((op, arg, n.shape, n.dtype.name, tuple(map(num_of, srcs))))
@@ -215,8 +219,11 @@ _held = held_py
 
 
 def _is_constant(n: Node) -> bool:
-    """A broadcast constant: kernels read it as an immediate, never from a buffer, even if it
-    was once realized (constants are shared by every tensor that uses the value)."""
+    """A broadcast constant, or an expression of unplaced scalars only (no device): kernels
+    compute it inline, never read it from a buffer, even if it was once realized (constants
+    are shared by every tensor that uses the value, on every device)."""
+    if n.device is None:
+        return True
     while n.op in (Op.RESHAPE, Op.EXPAND):
         n = n.srcs[0]
     return n.op is Op.CONST
@@ -295,32 +302,48 @@ def realize(nodes: list[Node]) -> list[Node]:
         return done[:len(nodes)]
     todo = [n for n in nodes if n.op is not Op.BUFFER and n not in REALIZED]
     if todo:
-        config.STATS["realizes"] += 1
-        outputs, inputs, key, order, order_new = prepare(todo)
-        held = _held(order, order_new, key)
-        if held:
-            held = held_bases(held, key)
-        if held:
-            # values that live tensors (or pending graphs) still hold: stored with the rest
-            outputs = outputs + [order_new[i] for i in held]
-            todo = todo + [order[i] for i in held]
-            key = key[:-1] + (key[-1] + tuple(held),)
-        del order, order_new
-        try:
-            results, plan = _run(outputs, inputs, key, todo)
-        except faults.Fault as e:
-            raise RealizeError(str(e), e.nodes, walk=False) from None
-        for hook in config.REALIZE_HOOKS:
-            hook(outputs, plan)
-        for n, r in zip(todo, results):
-            REALIZED[n] = memory.buffer_node(r, n.dtype)
+        device = todo[0].device
+        if any(n.device != device for n in todo):
+            groups: dict[str, list[Node]] = {}
+            for n in todo:
+                groups.setdefault(n.device or "cpu", []).append(n)
+            for device, group in groups.items():
+                _realize_on(group, device)
+        else:
+            _realize_on(todo, device or "cpu")  # (a graph of unplaced scalars: on the CPU)
     return [n if n.op is Op.BUFFER else REALIZED[n] for n in nodes]
 
 
-def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node]
+def _realize_on(todo: list[Node], device: str) -> None:
+    """Compute the nodes `todo`, all on `device` (or unplaced), on that device's backend, and
+    remember their buffers in REALIZED."""
+    config.STATS["realizes"] += 1
+    outputs, inputs, key, order, order_new = prepare(todo)
+    held = _held(order, order_new, key)
+    if held:
+        # (an unplaced expression is computed inline wherever it is used: never stored)
+        held = held_bases([i for i in held if order[i].device is not None], key)
+    if held:
+        # values that live tensors (or pending graphs) still hold: stored with the rest
+        outputs = outputs + [order_new[i] for i in held]
+        todo = todo + [order[i] for i in held]
+        key = key[:-1] + (key[-1] + tuple(held),)
+    del order, order_new
+    try:
+        results, plan = _run(outputs, inputs, key, todo, device)
+    except faults.Fault as e:
+        raise RealizeError(str(e), e.nodes, walk=False) from None
+    for hook in config.REALIZE_HOOKS:
+        hook(outputs, plan)
+    for n, r in zip(todo, results):
+        REALIZED[n] = memory.buffer_node(r, n.dtype, device=device)
+
+
+def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device: str = "cpu"
          ) -> tuple[list, Plan | None]:
-    """Compute `outputs` (prepared from the user's nodes `todo`) from the buffers `inputs`:
-    the arrays, and the plan that ran, if any."""
+    """Compute `outputs` (prepared from the user's nodes `todo`) from the buffers `inputs`, on
+    `device`: the arrays, and the plan that ran, if any. (Until the registry has for_device,
+    every device type's buffers are host arrays and run on the host backends below.)"""
     arrays_in = [memory.data(b) for b in inputs]
     plan = None
     if all(_is_view(o) for o in outputs):

@@ -5,7 +5,9 @@ and records a Node; nothing is computed until a value is needed (print, item, nu
 """
 from __future__ import annotations
 
+import functools
 import math
+import sys
 import weakref
 from typing import Any, Sequence
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from . import autograd, config, overflow
 from . import dtypes as dt
+from .engine import backends
 from .graph import Node
 from .ops import Op
 from .realize import REALIZED, _is_constant
@@ -22,16 +25,20 @@ from .size import Size
 
 
 class device:
-    """torch.device: only the CPU exists in this build."""
+    """torch.device: "cpu", or a device type that a registered backend serves, with an optional
+    index ("cuda" and "cuda:N" are always understood; placing data there needs a CUDA
+    backend)."""
 
     def __init__(self, spec: Any = "cpu", index: int | None = None):
         if isinstance(spec, device):
             spec, index = spec.type, spec.index
         s = str(spec)
         kind, _, idx = s.partition(":")
-        if kind not in ("cpu", "cuda"):
-            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
-                               f"string: {s}")
+        if kind not in ("cpu", "cuda") and kind not in backends.device_types():
+            types = ["cpu", "cuda"] + [t for t in backends.device_types() if t not in ("cpu",
+                                                                                       "cuda")]
+            raise RuntimeError(f"Expected one of {', '.join(types)} device type at start of "
+                               f"device string: {s}")
         self.type = kind
         self.index = int(idx) if idx else index
 
@@ -54,16 +61,60 @@ class device:
 
 
 CPU = device("cpu")
+# the IR's device names (Node.device) -> the devices tensors report
+_DEVICES: dict[str | None, device] = {None: CPU, "cpu": CPU}
 
 
-def check_device(d) -> device:
-    if d is None:
-        return CPU
+def check_device(d) -> str:
+    """The IR's name for torch device `d` (None: the CPU): "cpu" or "<type>:<index>", index 0
+    when none is given. A device type no backend serves raises here, at the user's call."""
+    if d is None or d == "cpu":
+        return "cpu"
     dev = device(d)
-    if dev.type == "cuda":
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type not in backends.device_types():
         raise RuntimeError("Torch not compiled with CUDA enabled: this lazytorch build has no "
                            "CUDA backend, use device='cpu'")
-    return dev
+    name = sys.intern(f"{dev.type}:{dev.index or 0}")
+    if name not in _DEVICES:
+        _DEVICES[name] = device(dev.type, dev.index or 0)
+    return name
+
+
+def to_device(t: Tensor, where: str) -> Tensor:
+    """t's value on the device named `where` (t itself if it is there already). For now an
+    eager copy through host memory; gradients flow back across it (copied back the same
+    way when backward reaches it)."""
+    if (t.node.device or "cpu") == where:
+        return t
+    return _to_copy().apply(t, where)
+
+
+@functools.cache
+def _to_copy():
+    """The autograd Function of a copy between devices (made at first use: autograd's Function
+    is built on Tensor)."""
+    from .autograd.function import Function
+
+    class ToCopy(Function):
+        @staticmethod
+        def forward(ctx, x: Tensor, where: str) -> Tensor:
+            ctx.source = x.node.device or "cpu"
+            return _copied(x, where)
+
+        @staticmethod
+        def backward(ctx, g: Tensor) -> tuple[Tensor, None]:
+            return _copied(g, ctx.source), None
+
+    ToCopy._backward_name = "ToCopyBackward0"   # (PyTorch's grad_fn name)
+    return ToCopy
+
+
+def _copied(t: Tensor, where: str) -> Tensor:
+    """A new buffer on `where` holding t's value (t computed first, on its device)."""
+    b = realize_tensors([t])[0]
+    return Tensor._make(memory.buffer_node(memory.data(b), b.dtype, device=where))
 
 
 def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
@@ -151,8 +202,7 @@ class Tensor:
             arr = _np_from_data(args[0], dt.to_dtype(dtype) if dtype else dt.float32)
         else:
             arr = np.empty(tuple(args), dt.to_dtype(dtype or dt.float32).np)
-        self._init(memory.buffer_node(arr))
-        check_device(device)
+        self._init(memory.buffer_node(arr, device=check_device(device)))
         if requires_grad:
             self.requires_grad_(True)
 
@@ -243,11 +293,12 @@ class Tensor:
 
     @property
     def device(self) -> device:
-        return CPU
+        """Where the value lives: its node's device (an unplaced scalar's is the CPU)."""
+        return _DEVICES[self._node.device]
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return (self._node.device or "").startswith("cuda")
 
     @property
     def ndim(self) -> int:
@@ -433,8 +484,10 @@ class Tensor:
                 dtype, dev = a.dtype, a.device
             elif a is not None:
                 dev = a
-        check_device(dev)
+        where = check_device(dev) if dev is not None else None
         out = self if dtype is None else self._cast(dt.to_dtype(dtype))
+        if where is not None:
+            out = to_device(out, where)
         if kwargs.get("copy") and out is self:
             out = self.clone()
         return out
@@ -483,11 +536,11 @@ class Tensor:
         return self._cast(other.dtype)
 
     def cpu(self) -> Tensor:
-        return self
+        return to_device(self, "cpu")
 
-    def cuda(self, *a, **k) -> Tensor:
-        check_device("cuda")
-        return self
+    def cuda(self, device=None, *a, **k) -> Tensor:
+        return to_device(self, check_device(f"cuda:{device}" if isinstance(device, int) else
+                                            device or "cuda"))
 
     def clone(self, memory_format=None) -> Tensor:
         """A copy with its own storage. A buffer is immutable, so a copy of one shares it;

@@ -108,7 +108,7 @@ def _sliced_buffer(node: Node) -> Node | None:
     arr = interpreter.NUMPY[Op.SLICE](node, memory.data(node.srcs[0]))
     if not arr.flags.c_contiguous:
         return None
-    return memory.buffer_node(arr, node.dtype)
+    return memory.buffer_node(arr, node.dtype, device=node.srcs[0].device)
 
 
 # ----------------------------------------------------------------------------- strides

@@ -232,9 +232,9 @@ def test_a_held_view_of_a_computed_value_stores_the_value_not_the_view(monkeypat
     stored = []
     real = realize._run
 
-    def run(outputs, inputs, key, todo):
+    def run(outputs, inputs, key, todo, *rest, **kw):
         stored.extend(n.numel for n in outputs)
-        return real(outputs, inputs, key, todo)
+        return real(outputs, inputs, key, todo, *rest, **kw)
     monkeypatch.setattr(realize, "_run", run)
     a = torch.randn(64, 32)
     wide = a.exp()[None].expand(500, 64, 32)         # held: a view of a computed value

@@ -146,7 +146,7 @@ def test_new_node_is_the_python_constructor(mod):
 def test_new_node_entries_die_with_their_nodes(mod):
     f32 = torch.float32
     n = mod.new_node(Op.CONST, (), 98765.125, (), f32)
-    key = (Op.CONST, (), (float, "98765.125"), (), f32)
+    key = (Op.CONST, (), (float, "98765.125"), (), f32, None)   # a source's key has its device
     assert graph._CACHE[key]() is n and graph._CACHE[key].id == id(n)
     del n
     gc.collect()

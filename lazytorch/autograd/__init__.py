@@ -424,9 +424,10 @@ def _root_grads(tensors, grad_tensors, what: str):
         if g is None:
             if t.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gn = const(1, t.dtype, tuple(t.shape))
+            gn = const(1, t.dtype, tuple(t.shape), t.node.device)   # on the output's device
         else:
-            g = g if isinstance(g, Tensor) else Tensor._make(const(g, t.dtype, ()))
+            g = g if isinstance(g, Tensor) else Tensor._make(const(g, t.dtype, (),
+                                                                     t.node.device))
             if tuple(g.shape) != tuple(t.shape):
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                    f"{g.shape} and output[{i}] has a shape of {t.shape}.")
@@ -511,7 +512,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
                     raise RuntimeError("One of the differentiated Tensors appears to not have "
                                        "been used in the graph. Set allow_unused=True if this "
                                        "is the desired behavior.")
-                result.append(Tensor._make(const(0, t.dtype, tuple(t.shape)))
+                result.append(Tensor._make(const(0, t.dtype, tuple(t.shape), n.device))
                               if materialize_grads else None)
                 continue
             gt = Tensor._make(g if create_graph else Node(Op.DETACH, (g,), None, g.shape,

@@ -30,22 +30,23 @@ def address_of_py(a: np.ndarray) -> int:
 address_of = address_of_py   # the compiled one (runtime/native) unless that is off: below
 
 
-def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None) -> Node:
-    """A new BUFFER node owning `arr` (C-contiguous, in the node's dtype; not copied if it
-    already is). `ptr`, when the caller knows it, is arr's address."""
+def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None,
+                device: str = "cpu") -> Node:
+    """A new BUFFER node on `device` owning `arr` (C-contiguous, in the node's dtype; not copied
+    if it already is). `ptr`, when the caller knows it, is arr's address."""
     d = dtype or dt.from_numpy(arr.dtype)
     if type(arr) is not np.ndarray or arr.dtype != d.np or not arr.flags.c_contiguous:
         arr = np.array(arr, d.np, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         ptr = None
-    node = new_node(_BUFFER, (), next(_ids), tuple(arr.shape), d)
+    node = new_node(_BUFFER, (), next(_ids), tuple(arr.shape), d, device)
     _BUFS[id(node)] = (arr, address_of(arr) if ptr is None else ptr)
     return node
 
 
-def placeholder(shape: tuple[int, ...], dtype: dt.DType) -> Node:
-    """A new BUFFER node of `shape` and `dtype` that holds no data (a plan's stand-in for an
-    input)."""
-    return new_node(_BUFFER, (), next(_ids), shape, dtype)
+def placeholder(shape: tuple[int, ...], dtype: dt.DType, device: str = "cpu") -> Node:
+    """A new BUFFER node of `shape` and `dtype` on `device` that holds no data (a plan's
+    stand-in for an input)."""
+    return new_node(_BUFFER, (), next(_ids), shape, dtype, device)
 
 
 def data(node: Node) -> np.ndarray:

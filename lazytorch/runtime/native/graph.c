@@ -4,24 +4,71 @@ static PyObject *g_cache, *g_tables;
 /* new_node's state: the Node type, its slots' setters, the cache's weakref type and its
  * slots' setters, and the callback each entry's weakref gets */
 static PyTypeObject *g_node_type, *g_ref_type;
-static PyObject *g_node_slots[5], *g_ref_key, *g_ref_id, *g_callback;
+static PyObject *g_node_slots[6], *g_ref_key, *g_ref_id, *g_callback;
+/* where a Node keeps its device (its member descriptor's offset), and the name read otherwise */
+static Py_ssize_t g_device_offset = -1;
+static PyObject *g_device_name;
+/* Op.FUNCTION: on its first source's device (the others are autograd's edges) */
+static PyObject *g_function_op;
+
+/* n.device as a new reference (NULL with an exception) */
+static inline PyObject *device_of(PyObject *n) {
+    if (Py_TYPE(n) == g_node_type && g_device_offset >= 0) {
+        PyObject *d = *(PyObject **)((char *)n + g_device_offset);
+        if (d != NULL) {
+            Py_INCREF(d);
+            return d;
+        }
+    }
+    return PyObject_GetAttr(n, g_device_name);
+}
+
+/* the common device of n srcs (None when none has one) as a new reference; sources on two
+ * devices raise graph.mixed_devices' error */
+static PyObject *common_device(PyObject *srcs, Py_ssize_t n) {
+    PyObject *device = Py_None;
+    Py_INCREF(device);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *d = device_of(PyTuple_GET_ITEM(srcs, i));
+        if (d == NULL) {
+            Py_DECREF(device);
+            return NULL;
+        }
+        if (d != device && d != Py_None) {
+            int same = device == Py_None ? 0 : PyObject_RichCompareBool(d, device, Py_EQ);
+            if (same < 0 || (device != Py_None && !same)) {
+                if (same == 0)
+                    PyErr_Format(PyExc_RuntimeError, "Expected all tensors to be on the same "
+                                 "device, but found at least two devices, %S and %S!", device, d);
+                Py_DECREF(d);
+                Py_DECREF(device);
+                return NULL;
+            }
+            Py_SETREF(device, d);
+            continue;
+        }
+        Py_DECREF(d);
+    }
+    return device;
+}
 
 static PyObject *setup_graph(PyObject *self, PyObject *args) {
     PyObject *cache, *tables, *node_type, *ref_type, *node_slots, *ref_slots, *callback, *cnst;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OO", &PyDict_Type, &cache, &PyList_Type, &tables,
+    PyObject *function;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!OOO", &PyDict_Type, &cache, &PyList_Type, &tables,
                           &PyType_Type, &node_type, &PyType_Type, &ref_type, &PyTuple_Type,
-                          &node_slots, &PyTuple_Type, &ref_slots, &callback, &cnst))
+                          &node_slots, &PyTuple_Type, &ref_slots, &callback, &cnst, &function))
         return NULL;
-    if (PyTuple_GET_SIZE(node_slots) != 5 || PyTuple_GET_SIZE(ref_slots) != 2) {
-        PyErr_SetString(PyExc_ValueError, "5 node slots and 2 weakref slots");
+    if (PyTuple_GET_SIZE(node_slots) != 6 || PyTuple_GET_SIZE(ref_slots) != 2) {
+        PyErr_SetString(PyExc_ValueError, "6 node slots and 2 weakref slots");
         return NULL;
     }
-    PyObject *all[7];
-    for (int i = 0; i < 5; i++)
+    PyObject *all[8];
+    for (int i = 0; i < 6; i++)
         all[i] = PyTuple_GET_ITEM(node_slots, i);
-    all[5] = PyTuple_GET_ITEM(ref_slots, 0);
-    all[6] = PyTuple_GET_ITEM(ref_slots, 1);
-    for (int i = 0; i < 7; i++)
+    all[6] = PyTuple_GET_ITEM(ref_slots, 0);
+    all[7] = PyTuple_GET_ITEM(ref_slots, 1);
+    for (int i = 0; i < 8; i++)
         if (Py_TYPE(all[i])->tp_descr_set == NULL) {
             PyErr_SetString(PyExc_TypeError, "slots must be settable descriptors");
             return NULL;
@@ -30,12 +77,20 @@ static PyObject *setup_graph(PyObject *self, PyObject *args) {
     keep(&g_tables, tables);
     keep((PyObject **)&g_node_type, node_type);
     keep((PyObject **)&g_ref_type, ref_type);
-    for (int i = 0; i < 5; i++)
+    if (g_device_name == NULL && (g_device_name = PyUnicode_InternFromString("device")) == NULL)
+        return NULL;
+    for (int i = 0; i < 6; i++)
         keep(&g_node_slots[i], all[i]);
-    keep(&g_ref_key, all[5]);
-    keep(&g_ref_id, all[6]);
+    keep(&g_ref_key, all[6]);
+    keep(&g_ref_id, all[7]);
+    g_device_offset = -1;
+    if (Py_IS_TYPE(all[5], &PyMemberDescr_Type) &&
+        PyDescr_TYPE(all[5]) == (PyTypeObject *)node_type &&
+        ((PyMemberDescrObject *)all[5])->d_member->type == T_OBJECT_EX)
+        g_device_offset = ((PyMemberDescrObject *)all[5])->d_member->offset;
     keep(&g_callback, callback);
     keep(&g_const, cnst);
+    keep(&g_function_op, function);
     Py_RETURN_NONE;
 }
 
@@ -43,40 +98,54 @@ static inline int set_slot(PyObject *descr, PyObject *obj, PyObject *value) {
     return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
 }
 
-/* new_node(op, srcs, arg, shape, dtype): graph.new_node, the hash-consed constructor */
+/* new_node(op, srcs, arg, shape, dtype[, device]): graph.new_node, the hash-consed
+ * constructor */
 static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "new_node takes op, srcs, arg, shape, dtype");
+    if (nargs != 5 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "new_node takes op, srcs, arg, shape, dtype[, device]");
         return NULL;
     }
     if (g_node_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "native.setup_graph() was not called");
         return NULL;
     }
-    PyObject *op = args[0], *arg = args[2], *karg;
-    if (op == g_const) {
-        /* constants by type and spelling: 0.0 == -0.0 and 1 == 1.0 == True */
-        PyObject *r = PyObject_Repr(arg);
-        if (r == NULL)
-            return NULL;
-        karg = PyTuple_Pack(2, (PyObject *)Py_TYPE(arg), r);
-        Py_DECREF(r);
-        if (karg == NULL)
-            return NULL;
-    } else {
-        karg = arg;
-        Py_INCREF(karg);
-    }
-    PyObject *key = PyTuple_Pack(5, op, args[1], karg, args[3], args[4]);
-    Py_DECREF(karg);
-    if (key == NULL)
+    PyObject *op = args[0], *srcs = args[1], *arg = args[2], *karg, *key, *device;
+    if (!PyTuple_Check(srcs)) {
+        PyErr_SetString(PyExc_TypeError, "a node's srcs must be a tuple");
         return NULL;
+    }
+    if (PyTuple_GET_SIZE(srcs) != 0) {
+        /* the key leaves the device out: the sources determine it */
+        device = common_device(srcs, op == g_function_op ? 1 : PyTuple_GET_SIZE(srcs));
+        if (device == NULL)
+            return NULL;
+        key = PyTuple_Pack(5, op, srcs, arg, args[3], args[4]);
+    } else {
+        device = nargs == 6 ? args[5] : Py_None;
+        Py_INCREF(device);
+        if (op == g_const) {
+            /* constants by type and spelling: 0.0 == -0.0 and 1 == 1.0 == True */
+            PyObject *r = PyObject_Repr(arg);
+            karg = r ? PyTuple_Pack(2, (PyObject *)Py_TYPE(arg), r) : NULL;
+            Py_XDECREF(r);
+        } else {
+            karg = arg;
+            Py_INCREF(karg);
+        }
+        key = karg ? PyTuple_Pack(6, op, srcs, karg, args[3], args[4], device) : NULL;
+        Py_XDECREF(karg);
+    }
+    if (key == NULL) {
+        Py_DECREF(device);
+        return NULL;
+    }
     PyObject *ref = PyDict_GetItemWithError(g_cache, key);   /* borrowed */
     if (ref != NULL && PyWeakref_Check(ref)) {
 #if PY_VERSION_HEX >= 0x030D0000
         PyObject *node = NULL;
         if (PyWeakref_GetRef(ref, &node) > 0) {
             Py_DECREF(key);
+            Py_DECREF(device);
             return node;
         }
         PyErr_Clear();
@@ -85,11 +154,13 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
         if (node != Py_None && Py_REFCNT(node) > 0) {
             Py_INCREF(node);
             Py_DECREF(key);
+            Py_DECREF(device);
             return node;
         }
 #endif
     } else if (ref == NULL && PyErr_Occurred()) {
         Py_DECREF(key);
+        Py_DECREF(device);
         return NULL;
     }
     PyObject *node = g_node_type->tp_alloc(g_node_type, 0);
@@ -99,6 +170,8 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     for (int i = 0; i < 5; i++)
         if (set_slot(g_node_slots[i], node, args[i]) < 0)
             goto fail;
+    if (set_slot(g_node_slots[5], node, device) < 0)
+        goto fail;
     {   /* the weakref type's __new__ does the work; its __init__ only checks arguments */
         PyObject *rargs = PyTuple_Pack(2, node, g_callback);
         newref = rargs ? g_ref_type->tp_new(g_ref_type, rargs, NULL) : NULL;
@@ -117,12 +190,14 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_DECREF(id);
     Py_DECREF(newref);
     Py_DECREF(key);
+    Py_DECREF(device);
     return node;
 fail:
     Py_XDECREF(id);
     Py_XDECREF(newref);
     Py_XDECREF(node);
     Py_DECREF(key);
+    Py_DECREF(device);
     return NULL;
 }
 

@@ -22,7 +22,8 @@
 static PyMethodDef methods[] = {
     {"fast_slots", fast_slots, METH_VARARGS, "fast_slots(type, names): read them directly"},
     {"setup_graph", setup_graph, METH_VARARGS,
-     "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST)"},
+     "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST, "
+     "FUNCTION)"},
     {"new_node", (PyCFunction)(void (*)(void))new_node, METH_FASTCALL,
      "new_node(op, srcs, arg, shape, dtype): the hash-consed node"},
     {"setup", setup, METH_VARARGS,

@@ -22,7 +22,7 @@ static int number(PyObject *num, PyObject *key, PyObject *order, PyObject *n, Py
     if (entry == NULL)
         return -1;
     PyObject_GC_UnTrack(entry);
-    if (PyTuple_GET_SIZE(entry) == 5)
+    if (!PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)))   /* not a buffer's: sources' numbers */
         PyObject_GC_UnTrack(PyTuple_GET_ITEM(entry, 4));
     PyObject *k = PyLong_FromSsize_t(PyList_GET_SIZE(key));
     int err = k == NULL || PyDict_SetItem(num, n, k) < 0 || PyList_Append(key, entry) < 0 ||
@@ -77,10 +77,12 @@ static PyObject *buffer_entry(PyObject *b, PyObject *pos, PyObject *inputs) {
     PyObject *shape = get(b, s_shape);
     PyObject *dtype = shape ? get(b, s_dtype) : NULL;
     PyObject *name = dtype ? get(dtype, s_name) : NULL;
-    PyObject *entry = name ? PyTuple_Pack(4, s_B, p, shape, name) : NULL;
+    PyObject *device = name ? device_of(b) : NULL;
+    PyObject *entry = device ? PyTuple_Pack(5, s_B, p, shape, name, device) : NULL;
     Py_XDECREF(shape);
     Py_XDECREF(dtype);
     Py_XDECREF(name);
+    Py_XDECREF(device);
     return entry;
 }
 
@@ -145,9 +147,12 @@ static int finish(Frame *f, PyObject *new, PyObject *num, PyObject *key, PyObjec
             goto done;
     }
     PyObject *karg;
-    if (op == g_const)
-        karg = PyObject_Repr(arg);
-    else if (op == g_detach || op == g_function) {   /* a leaf's or an application's id */
+    if (op == g_const) {   /* by spelling, and where it is placed */
+        PyObject *r = PyObject_Repr(arg), *device = r ? device_of(n) : NULL;
+        karg = device ? PyTuple_Pack(2, r, device) : NULL;
+        Py_XDECREF(r);
+        Py_XDECREF(device);
+    } else if (op == g_detach || op == g_function) {   /* a leaf's or an application's id */
         karg = Py_None;
         Py_INCREF(karg);
     } else {
@@ -339,12 +344,12 @@ static PyObject *held(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *e = PyTuple_GET_ITEM(key, i);
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 1)
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 5)
             goto bad;
         int changed = PyList_GET_ITEM(order_new, i) != PyList_GET_ITEM(order, i);
         if (changed)
             flags[i] |= 1;
-        if (PyTuple_GET_SIZE(e) != 5) {     /* a buffer */
+        if (PyUnicode_Check(PyTuple_GET_ITEM(e, 0))) {     /* a buffer */
             flags[i] |= 2;
             continue;
         }
