@@ -72,23 +72,23 @@ def new_node(op: Op, srcs: tuple[Node, ...], arg: Any, shape: Shape, dtype: DTyp
     """Node(op, srcs, arg, shape, dtype, device) as a plain function: the same hash-consed node,
     without the cost of calling a class (for the paths that record every op). `device` places a
     source; a node with sources takes theirs (their common one: two raise PyTorch's error)."""
-    if srcs:
-        # (the key leaves the device out: the sources determine it)
-        key = (op, srcs, arg, shape, dtype)
-        device = None
-        for s in srcs if op is not _OP_FUNCTION else srcs[:1]:
-            d = s.device
-            if d is not device and d is not None:
-                if device is not None and d != device:
-                    raise mixed_devices(device, d)
-                device = d
-    else:
-        key = (op, srcs, (type(arg), repr(arg)) if op is _OP_CONST else arg, shape, dtype, device)
+    # (a node with sources is keyed without its device: they determine it)
+    key = (op, srcs, arg, shape, dtype) if srcs else \
+        (op, srcs, (type(arg), repr(arg)) if op is _OP_CONST else arg, shape, dtype, device)
     ref = _CACHE.get(key)
     if ref is not None:
         node = ref()
         if node is not None:
             return node
+    if srcs:   # (a node found above was checked when it was made)
+        device = srcs[0].device
+        if len(srcs) > 1 and op is not _OP_FUNCTION:
+            for s in srcs:
+                d = s.device
+                if d is not device and d is not None:
+                    if device is not None and d != device:
+                        raise mixed_devices(device, d)
+                    device = d
     node = _new(Node)
     _set_op(node, op)
     _set_srcs(node, srcs)

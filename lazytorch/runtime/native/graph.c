@@ -115,10 +115,9 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     }
     if (PyTuple_GET_SIZE(srcs) != 0) {
-        /* the key leaves the device out: the sources determine it */
-        device = common_device(srcs, op == g_function_op ? 1 : PyTuple_GET_SIZE(srcs));
-        if (device == NULL)
-            return NULL;
+        /* keyed without the device: the sources determine it (found on a miss, below) */
+        device = Py_None;
+        Py_INCREF(device);
         key = PyTuple_Pack(5, op, srcs, arg, args[3], args[4]);
     } else {
         device = nargs == 6 ? args[5] : Py_None;
@@ -162,6 +161,14 @@ static PyObject *new_node(PyObject *self, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(key);
         Py_DECREF(device);
         return NULL;
+    }
+    if (PyTuple_GET_SIZE(srcs) != 0) {   /* (a node found above was checked when made) */
+        Py_DECREF(device);
+        device = common_device(srcs, op == g_function_op ? 1 : PyTuple_GET_SIZE(srcs));
+        if (device == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
     }
     PyObject *node = g_node_type->tp_alloc(g_node_type, 0);
     PyObject *id = NULL, *newref = NULL;

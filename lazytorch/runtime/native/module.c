@@ -25,7 +25,7 @@ static PyMethodDef methods[] = {
      "setup_graph(cache, tables, Node, ref type, node slots, ref slots, callback, CONST, "
      "FUNCTION)"},
     {"new_node", (PyCFunction)(void (*)(void))new_node, METH_FASTCALL,
-     "new_node(op, srcs, arg, shape, dtype): the hash-consed node"},
+     "new_node(op, srcs, arg, shape, dtype[, device]): the hash-consed node"},
     {"setup", setup, METH_VARARGS,
      "setup(realized, BUFFER, CONST, DETACH, is_constant, make_node, inherit, FUNCTION): for "
      "prepare()"},
