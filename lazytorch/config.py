@@ -8,8 +8,9 @@ tools that look at tensors (ir, viz, schedule, graph).
 - LAZYTORCH_DEBUG=N or `with level(N)`: 1 a line per realize, 2 a line per kernel run (with the
   user-level ops it fused, its time and bandwidth), 3 the IR before/after scheduling, 4 the
   generated source, 5 the IR after every pass. Everything goes to stderr.
-- LAZYTORCH_BACKEND=c|interp or `with use_backend(name)`: what realizes run on.
-- LAZYTORCH_EAGER=1|interp|compiled or `with eager()`: every op runs when it is called.
+- LAZYTORCH_BACKEND=name or `with use_backend(name)`: the registered backend realizes run on
+  (`c`, the default, or `interp`, the reference; lazytorch/engine/backends.py has the registry).
+- LAZYTORCH_EAGER=1|interp|compiled|name or `with eager()`: every op runs when it is called.
 - LAZYTORCH_CHECK=1 or `with check()`: every compiled kernel is compared with the interpreter.
 """
 from __future__ import annotations
@@ -62,16 +63,35 @@ def _setting(name: str, value):
         setattr(_local, name, old)
 
 
-def backend() -> str:
-    """The backend realizes run on: `c` (default) or `interp` (LAZYTORCH_BACKEND)."""
-    return _override("backend") or os.environ.get("LAZYTORCH_BACKEND", "c")
+# the backend registry's names() and default(device type) name, attached by
+# lazytorch/engine/backends.py (this module imports nothing of lazytorch)
+_registry: list = []
+
+
+def attach_backends(names, default_name) -> None:
+    """Let the settings check backend names: `names()` lists the registered backends,
+    `default_name(device_type)` names a device type's default."""
+    _registry[:] = [names, default_name]
+
+
+def _check_backend(name: str) -> str:
+    known = _registry[0]() if _registry else None
+    if known is not None and name not in known:
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(known)}")
+    return name
+
+
+def backend() -> str | None:
+    """The name of the backend selected for realizes (use_backend, else LAZYTORCH_BACKEND), or
+    None: each device type's default (checked against the registry when a realize looks it
+    up)."""
+    return _override("backend") or os.environ.get("LAZYTORCH_BACKEND") or None
 
 
 def use_backend(name: str):
-    """Context manager: run realizes inside on backend `name` ("c" or "interp")."""
-    if name not in ("c", "interp"):
-        raise ValueError(f"unknown backend {name!r}: expected 'c' or 'interp'")
-    return _setting("backend", name)
+    """Context manager: run realizes inside on the registered backend `name` ("c", "interp",
+    ...) where it serves the device."""
+    return _setting("backend", _check_backend(name))
 
 
 def get_level() -> int:
@@ -94,19 +114,35 @@ def log(msg: str) -> None:
 
 
 def eager_mode() -> str | None:
-    """None when lazy; else the backend each op runs on as it is called."""
+    """None when lazy; else the name of the backend each op runs on as it is called."""
     v = getattr(_local, "eager", None)
     if v is not None:
         return v or None
+    if _ENV_EAGER == _COMPILED:
+        return _eager_backend(_COMPILED)
     return _ENV_EAGER
+
+
+_COMPILED = "compiled"   # the eager mode naming the CPU's default (compiled) backend
+
+
+def _eager_backend(mode: str) -> str:
+    """The backend name of eager mode `mode`: "compiled" is the CPU's default backend, any
+    other mode a registered backend's name."""
+    if mode == _COMPILED:
+        if not _registry:
+            raise RuntimeError("no backend is registered yet (import lazytorch first)")
+        return _registry[1]("cpu")
+    return _check_backend(mode)
 
 
 def _env_eager() -> str | None:
     # read once: every op asks, and a whole process is either eager or not from its start
+    # (the name is checked at the first op: the registry is not attached yet)
     env = os.environ.get("LAZYTORCH_EAGER", "")
     if env in ("", "0"):
         return None
-    return "c" if env == "compiled" else "interp"
+    return "interp" if env == "1" else env
 
 
 _ENV_EAGER = _env_eager()
@@ -114,10 +150,14 @@ _ENV_EAGER = _env_eager()
 
 def eager(mode: str = "interp"):
     """Context manager: run every op the moment it is called, one at a time, on the
-    reference interpreter ("interp") or as its own compiled kernel ("compiled")."""
-    if mode not in ("interp", "compiled"):
-        raise ValueError(f"eager mode is 'interp' or 'compiled', not {mode!r}")
-    return _counted(_setting("eager", "c" if mode == "compiled" else "interp"))
+    reference interpreter ("interp"), as its own compiled kernel ("compiled": the CPU's default
+    backend), or on the registered backend named `mode`."""
+    try:
+        name = _eager_backend(mode)
+    except ValueError:
+        raise ValueError(f"eager mode is 'interp', 'compiled' or a backend's name, not "
+                         f"{mode!r}") from None
+    return _counted(_setting("eager", name))
 
 
 # eager contexts open in any thread, plus one for LAZYTORCH_EAGER: while 0, no op need ask

@@ -76,7 +76,7 @@ def _joined_now(ts: list[Tensor], dtype: dt.DType, d: int, new_dim: bool) -> Ten
     nodes = [t.node for t in ts]
     if any(n.op is not Op.BUFFER or n.device != nodes[0].device for n in nodes):
         return None   # (buffers on two devices: the graph's op refuses them)
-    arrays = [dt.astype(memory.data(n), dtype) for n in nodes]
+    arrays = [dt.astype(memory.host_data(n), dtype) for n in nodes]
     joined = np.stack(arrays, d) if new_dim else np.concatenate(arrays, d)
     return wrap(memory.buffer_node(joined, dtype, device=nodes[0].device))
 

@@ -1,27 +1,36 @@
-"""A compiled realize: build_plan() turns a graph into kernels (passes, schedule, C, at most two
-concurrent compiler runs) and a Plan that replays them for new data with one call into C."""
+"""A compiled realize: build_plan() turns a graph into kernels (passes, schedule, source, at
+most two concurrent compiler runs) on a compiled backend's parts, and a Plan that replays them
+for new data with one call into the driver. Plans are cached by the backend and the graph's
+structure (cached/keep)."""
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import functools
 import gc
+import itertools
+import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import config
 from . import dtypes as dt
-from .compiler.codegen.c import CRenderer
 from .compiler.kernel import FNAME
 from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node, new_node, toposort
 from .ops import Op
-from .runtime import cpu, faults, interpreter, memory, scratch
+from .runtime import cache, faults, interpreter, memory
+from .runtime.protocol import Allocator, CompileError
 from .sites import inherit
+
+if TYPE_CHECKING:
+    from .compiler.renderer import Renderer
+    from .engine.backends import CompiledBackend
 
 
 class Plan:
@@ -29,16 +38,17 @@ class Plan:
 
     Slots are numbered inputs first, then the arena. Scratch slots (intermediates) belong to
     the plan and are allocated at its first run (again after release()); output slots come
-    from the buffer pool each run. A compiled driver calls every kernel in order, through the
-    kernels' addresses (they may sit in several modules), with its slots of one pointer array,
-    so a replay is one call into C. The schedule it keeps reads data-less stand-ins for its
-    inputs, so a plan holds none of the data it ran on.
+    from the allocator each run (its pool). A compiled driver calls every kernel in order,
+    through the kernels' addresses (they may sit in several modules), with its slots of one
+    pointer array, so a replay is one call into C. The schedule it keeps reads data-less
+    stand-ins for its inputs, so a plan holds none of the data it ran on.
     """
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
-                 arena: list[int], keep: set[int], driver=None, fptrs=None,
-                 fault_flags: list | None = None):
+                 arena: list[int], keep: set[int], allocator: Allocator, driver=None,
+                 fptrs=None, fault_flags: list | None = None):
         self.schedule = schedule
+        self.allocator = allocator
         self.steps = steps                  # (kernel function, argument slots) per kernel
         self.n_inputs = n_inputs
         self.out_slots = out_slots
@@ -48,7 +58,7 @@ class Plan:
         self._fptrs = fptrs                 # the kernels' addresses, bound once
         self.build_ms = 0.0
         self._fresh = [(s, arena[s - n_inputs]) for s in sorted(keep)]
-        self._scratch: dict[int, np.ndarray] | None = None
+        self._scratch: dict[int, object] | None = None
         self._argv = (ctypes.c_void_p * (n_inputs + len(arena)))()
         self._lock = threading.Lock()
         # (a module's lt_fault flag, the integer divisions of its kernels in this plan)
@@ -67,15 +77,14 @@ class Plan:
                 flag.value = 0
                 raise faults.zero_division(nodes)
 
-    def run(self, inputs: list[np.ndarray], addrs: list[int] | None = None) -> list[np.ndarray]:
-        """Run on `inputs` (their addresses in `addrs` if known); return the outputs."""
-        if addrs is None:
-            addrs = [memory.address_of(a) for a in inputs]
+    def run(self, inputs: list, addrs: list[int]) -> list:
+        """Run on the buffers `inputs` (at addresses `addrs`); return the output buffers."""
         observed = config.get_level() >= 2 or config.check_mode()
         if observed or not self._lock.acquire(blocking=False):
             # a debug run, or this plan is already running (another thread): private arrays
-            arrays = list(inputs) + [np.empty(n, np.uint8) for n in self.arena]
-            ptrs = [memory.address_of(a) for a in arrays]
+            private = [self.allocator.arena(n) for n in self.arena]
+            arrays = list(inputs) + [b for b, _ in private]
+            ptrs = list(addrs) + [a for _, a in private]
             if observed:
                 self._run_observed(arrays, ptrs)
             else:
@@ -92,13 +101,13 @@ class Plan:
                 for i, n in enumerate(self.arena):
                     slot = self.n_inputs + i
                     if slot not in self.keep:
-                        a = self._scratch[slot] = np.empty(n, np.uint8)
-                        argv[slot] = memory.address_of(a)
+                        self._scratch[slot], argv[slot] = self.allocator.arena(n)
             for i, a in enumerate(addrs):
                 argv[i] = a
             made = {}
+            alloc = self.allocator.alloc
             for slot, n in self._fresh:
-                made[slot], argv[slot] = memory.alloc(n)
+                made[slot], argv[slot] = alloc(n)
             if self.driver is not None:
                 self.driver(argv, self._fptrs)
         finally:
@@ -124,16 +133,87 @@ class Plan:
                 config.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
                           f"  {', '.join(names) or 'copy'}")
             if checking:
-                _check_kernel(k, [_typed(arrays[s], n) for s, n in zip(slots,
-                                                                         [k.output, *k.inputs])])
+                _check_kernel(k, [self.allocator.to_host(arrays[s], n.dtype, n.shape)
+                                  for s, n in zip(slots, [k.output, *k.inputs])])
+
+
+# compiled plans by (backend name, structure key) (see realize.prepare), at most
+# plan_cache_size(): the least recently used one goes (each plan's `used` is the tick of its last
+# realize: a hit updates it without hashing the key)
+PLANS: dict[tuple, Plan] = {}
+_tick = itertools.count(1).__next__
+_plans_lock = threading.Lock()
+PLAN_CACHE_SIZE = 256
+
+
+def plan_cache_size() -> int:
+    """How many compiled plans are kept (LAZYTORCH_PLAN_CACHE, default 256; 0 keeps none)."""
+    v = os.environ.get("LAZYTORCH_PLAN_CACHE")
+    if not v:
+        return PLAN_CACHE_SIZE
+    try:
+        n = int(v)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"LAZYTORCH_PLAN_CACHE must be a non-negative integer, got {v!r}")
+    return n
+
+
+def cached(key: tuple) -> Plan | None:
+    """The cached plan of `key`, marked as just used, or None."""
+    plan = PLANS.get(key)
+    if plan is not None:
+        plan.used = _tick()
+    return plan
+
+
+def keep(key: tuple, plan: Plan, size: int) -> None:
+    """Cache `plan`, evicting the least recently used plans beyond `size`; an evicted plan's
+    scratch arrays are freed (the arrays of a replay running now on another thread once it
+    ends)."""
+    evicted = []
+    with _plans_lock:   # (realizes on other threads insert and evict too)
+        plan.used = _tick()
+        PLANS[key] = plan
+        while len(PLANS) > size:
+            old_key, old = min(PLANS.items(), key=_last_use)
+            del PLANS[old_key]
+            evicted.append(old)
+    for old in evicted:
+        old.release()
+        config.STATS["plans_evicted"] += 1
+
+
+def _last_use(item: tuple[tuple, Plan]) -> int:
+    return item[1].used
+
+
+def _release_arenas() -> None:
+    """empty_cache(): every cached plan's scratch arrays (allocated again by its next run)."""
+    for plan in list(PLANS.values()):
+        plan.release()
+
+
+memory.RELEASERS.append(_release_arenas)
+
+
+class RealizeError(RuntimeError):
+    """A failure while compiling or running a graph, naming the user lines that built it."""
+
+    def __init__(self, message: str, nodes: list[Node], walk: bool = True):
+        from .sites import site_of
+        sites: list[str] = []
+        for n in toposort(nodes, _is_buffer) if walk else nodes:
+            s = site_of(n)
+            if s and s not in sites:
+                sites.append(s)
+        where = ", ".join(sites[-8:]) if sites else "unknown"
+        super().__init__(f"{message}\n(while computing ops created at {where})")
+        self.sites = sites
 
 
 _QUIET = {Op.RESHAPE, Op.EXPAND, Op.CONST, Op.BUFFER, Op.DETACH}
-
-
-def _typed(a: np.ndarray, n: Node) -> np.ndarray:
-    return a if a.dtype == n.dtype.np and a.shape == n.shape else \
-        a.view(n.dtype.np).reshape(n.shape)
 
 
 class KernelMismatch(RuntimeError):
@@ -180,16 +260,16 @@ def gc_paused():
         gc.enable()
 
 
-def compile_graph(outputs: list[Node], lvl: int = 0) -> tuple[Graph, Schedule]:
-    """Passes, schedule and C source (each kernel's `code`, rendered once) for the graph of
-    `outputs`."""
+def compile_graph(outputs: list[Node], renderer: Renderer, lvl: int = 0
+                  ) -> tuple[Graph, Schedule]:
+    """Passes, schedule (for the renderer's capabilities) and source (each kernel's `code`,
+    rendered once by `renderer`) for the graph of `outputs`."""
     with gc_paused():
         g = Graph(outputs)
         if lvl >= 3:
             config.log(f"--- IR before passes\n{g}")
         g = optimize(g, (lambda name, gr: config.log(f"--- after {name}\n{gr}")) if lvl >= 5
                      else None)
-        renderer = _renderer()
         sched = schedule_graph(g, renderer.caps)
         for k in sched.kernels:
             k.code = renderer.render_kernel(k, FNAME)
@@ -215,11 +295,15 @@ def _is_buffer(n: Node) -> bool:
     return n.op is Op.BUFFER
 
 
-def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
+def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend) -> Plan:
+    """The plan computing `outputs` from the buffers `inputs` on `backend`'s parts: kernels
+    found by symbol through its compiler (the misses compiled into at most `_split`'s modules,
+    with the driver), called through its runtime, on memory of its allocator."""
+    renderer, compiler, runtime = backend.renderer, backend.compiler, backend.runtime
     lvl = config.get_level()
     t0 = time.perf_counter()
     outputs, inputs = _stand_ins(outputs, inputs)
-    g, sched = compile_graph(outputs, lvl)
+    g, sched = compile_graph(outputs, renderer, lvl)
     if lvl >= 3:
         config.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:
@@ -240,61 +324,60 @@ def build_plan(outputs: list[Node], inputs: list[Node]) -> Plan:
     steps = []
     driver = fptrs = None
     if sched.kernels:
-        # before any kernel module loads: GEMM kernels call it, and a module found on disk may
-        # hold one beside the kernel looked for
-        scratch.load()
-        head = _module_header_sha()
+        head = _module_header_sha(renderer)
         syms: dict[str, str] = {}      # kernel name -> symbol (a hash of its code)
         first: dict[str, object] = {}  # symbol -> its first kernel
         cost: dict[str, int] = {}
         for k in sched.kernels:
             src = k.code
-            sym = syms[k.name] = "lt_" + cpu._sha((head + src).encode())[:16]
+            sym = syms[k.name] = "lt_" + cache.sha256((head + src).encode())[:16]
             if sym not in first:
                 first[sym] = k
                 cost[sym] = len(src) + _KERNEL_COST + (_GEMM_COST if "lt_gemm_" in src else 0)
         fidx = {sym: i for i, sym in enumerate(first)}
         calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
                  for k in sched.kernels]
-        dname = "lt_plan_" + cpu._sha(repr(calls).encode())[:16]
-        libs = {sym: cpu.find(sym) for sym in [*first, dname]}
+        dname = "lt_plan_" + cache.sha256((head + repr(calls)).encode())[:16]
+        libs = {sym: compiler.find(sym) for sym in [*first, dname]}
         todo = [sym for sym in first if libs[sym] is None]
-        groups = _split(todo, cost)
-        srcs = [_renderer().render_module([first[sym].named(sym) for sym in g]) for g in groups]
+        groups = _split(todo, cost, compiler.workers())
+        srcs = [renderer.render_module([first[sym].named(sym) for sym in g]) for g in groups]
         if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
             if not groups:
                 groups, srcs = [[]], [""]
             i = min(range(len(groups)), key=lambda i: sum(cost[s] for s in groups[i]))
             groups[i] = groups[i] + [dname]
-            srcs[i] += _renderer().render_driver(dname, calls)
+            srcs[i] += renderer.render_driver(dname, calls)
         if srcs:
             try:
-                built = cpu.build(srcs, groups)
-            except cpu.CompileError as e:
-                raise KernelCompileError(
-                    str(e), _failing_kernels([first[s] for s in todo], syms)) from e
+                built = compiler.compile(srcs, groups)
+            except CompileError as e:
+                failing = _failing_kernels([first[s] for s in todo], syms, renderer, compiler)
+                raise KernelCompileError(str(e), failing) from e
             libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
         config.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:
-            fn = cpu.function(libs[syms[k.name]], syms[k.name], len(k.params))
+            fn = runtime.function(libs[syms[k.name]], syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
-        fptrs = (ctypes.c_void_p * len(first))(*(cpu.address(libs[s], s) for s in first))
-        driver = cpu.function(libs[dname], dname, 2)
-        fault_flags = _fault_flags(sched.kernels, [libs[syms[k.name]] for k in sched.kernels])
+        fptrs = (ctypes.c_void_p * len(first))(*(runtime.address(libs[s], s) for s in first))
+        driver = runtime.function(libs[dname], dname, 2)
+        fault_flags = _fault_flags(sched.kernels, [libs[syms[k.name]] for k in sched.kernels],
+                                   runtime)
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
-                {slot[o] for o in outs}, driver, fptrs, fault_flags if sched.kernels else None)
+                {slot[o] for o in outs}, backend.allocator, driver, fptrs,
+                fault_flags if sched.kernels else None)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
     return plan
 
 
-def _fault_flags(kernels, libs) -> list:
-    """(the lt_fault flag of a module, the integer divisions of its kernels) for every module
+def _fault_flags(kernels, libs, runtime) -> list:
+    """(the fault flag of a module, the integer divisions of its kernels) for every module
     whose kernels can fault."""
     by_lib: dict[int, tuple] = {}
     for k, lib in zip(kernels, libs):
         divs = [n for n in k.nodes if faults.can_fault(n)]
         if divs:
-            entry = by_lib.setdefault(id(lib), (ctypes.c_int.in_dll(lib, "lt_fault"), []))
+            entry = by_lib.setdefault(id(lib), (runtime.fault_flag(lib), []))
             entry[1].extend(divs)
     return list(by_lib.values())
 
@@ -310,11 +393,12 @@ _GEMM_COST = 1500
 _SPLIT_COST = 4000
 
 
-def _split(syms: list[str], cost: dict[str, int]) -> list[list[str]]:
+def _split(syms: list[str], cost: dict[str, int], workers: int) -> list[list[str]]:
     """The kernels to compile in one module, or in two of about equal cost compiled at once
-    (the machine has two cores; each compiler process also parses the headers). Deterministic,
-    so the same plan yields the same modules and a new process finds them on disk."""
-    if len(syms) < 2 or sum(cost[s] for s in syms) < _SPLIT_COST or cpu.cores() < 2:
+    when `workers` (compiler processes that may run at once) allows (each compiler process also
+    parses the headers). Deterministic, so the same plan yields the same modules and a new
+    process finds them on disk."""
+    if len(syms) < 2 or sum(cost[s] for s in syms) < _SPLIT_COST or workers < 2:
         return [syms] if syms else []
     a: list[str] = []
     b: list[str] = []
@@ -331,16 +415,10 @@ def _split(syms: list[str], cost: dict[str, int]) -> list[list[str]]:
 
 
 @functools.cache
-def _renderer() -> CRenderer:
-    """The renderer kernels are generated with: C for this host's cores."""
-    return CRenderer(CRenderer.capabilities(cpu.cores()))
-
-
-@functools.cache
-def _module_header_sha() -> str:
-    """Hash of what every kernel module starts with: part of each kernel's symbol, since the
-    disk index finds compiled kernels by symbol."""
-    return cpu._sha(_renderer().header().encode())
+def _module_header_sha(renderer) -> str:
+    """Hash of the renderer's name and of what every module it renders starts with: part of
+    each kernel's symbol, since the disk index finds compiled kernels by symbol."""
+    return cache.sha256(f"{renderer.name}\0{renderer.header()}".encode())
 
 
 def format_schedule(sched: Schedule) -> str:
@@ -369,12 +447,12 @@ class KernelCompileError(RuntimeError):
         self.kernels = kernels
 
 
-def _failing_kernels(kernels, syms) -> list:
+def _failing_kernels(kernels, syms, renderer, compiler) -> list:
     """Compile each kernel alone to find the ones the compiler rejects (only on failure)."""
     bad = []
     for k in kernels:
         try:
-            cpu.build([_renderer().render_module([k.named(syms[k.name])])])
-        except cpu.CompileError:
+            compiler.compile([renderer.render_module([k.named(syms[k.name])])], [[]])
+        except CompileError:
             bad.append(k)
     return bad

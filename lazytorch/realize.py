@@ -1,16 +1,13 @@
 """realize(): turn pending nodes into buffers.
 
-Passes -> schedule -> C codegen -> compile (cached) -> run, or the reference interpreter.
-Whole plans are cached by the graph's structure (ops, args, shapes, dtypes, devices and the
-positions of input buffers), so a structure seen before runs with no passes, no codegen and no
-compiler. The nodes of one realize are grouped by device, each group realized on its device's
-backend.
+Passes -> schedule -> render -> compile (cached) -> run on the device's backend (engine/
+backends.py: the compiled C backend, or the reference interpreter). Whole plans are cached by
+the backend and the graph's structure (ops, args, shapes, dtypes, devices and the positions of
+input buffers), so a structure seen before runs with no passes, no codegen and no compiler. The
+nodes of one realize are grouped by device, each group realized on its device's backend.
 """
 from __future__ import annotations
 
-import itertools
-import os
-import threading
 import weakref
 
 import numpy as np
@@ -18,75 +15,27 @@ import numpy as np
 from . import config
 from . import dtypes as dt
 from .compiler.schedule import Schedule
+from .engine import backends
 from .graph import Node, NodeTable, new_node, toposort
 from .live import FREE_OPS, held_bases, held_py
 from .ops import Op
 from .plan import (  # noqa: F401
+    PLAN_CACHE_SIZE,
     KernelCompileError,
     KernelMismatch,
     Plan,
+    RealizeError,
     build_plan,
     compile_graph,
     format_schedule,
+    plan_cache_size,
 )
+from .plan import PLANS as _PLANS  # noqa: F401  (compiled plans by backend and structure)
 from .runtime import faults, interpreter, memory, native
 from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
 REALIZED: NodeTable = NodeTable()
-# compiled plans by structure key (see prepare), at most plan_cache_size(): the least recently
-# used one goes
-# (each plan's `used` is the tick of its last realize: a hit updates it without hashing the key)
-_PLANS: dict[tuple, Plan] = {}
-_tick = itertools.count(1).__next__
-_plans_lock = threading.Lock()
-PLAN_CACHE_SIZE = 256
-
-
-def plan_cache_size() -> int:
-    """How many compiled plans are kept (LAZYTORCH_PLAN_CACHE, default 256; 0 keeps none)."""
-    v = os.environ.get("LAZYTORCH_PLAN_CACHE")
-    if not v:
-        return PLAN_CACHE_SIZE
-    try:
-        n = int(v)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise ValueError(f"LAZYTORCH_PLAN_CACHE must be a non-negative integer, got {v!r}")
-    return n
-
-
-def _keep(key: tuple, plan: Plan, size: int) -> None:
-    """Cache `plan`, evicting the least recently used plans beyond `size`; an evicted plan's
-    scratch arrays are freed (the arrays of a replay running now on another thread once it
-    ends)."""
-    evicted = []
-    with _plans_lock:   # (realizes on other threads insert and evict too)
-        plan.used = _tick()
-        _PLANS[key] = plan
-        while len(_PLANS) > size:
-            old_key, old = min(_PLANS.items(), key=_last_use)
-            del _PLANS[old_key]
-            evicted.append(old)
-    for old in evicted:
-        old.release()
-        config.STATS["plans_evicted"] += 1
-
-
-def _last_use(item: tuple[tuple, Plan]) -> int:
-    return item[1].used
-
-
-def _release_arenas() -> None:
-    """empty_cache(): every cached plan's scratch arrays (allocated again by its next run)."""
-    for plan in list(_PLANS.values()):
-        plan.release()
-
-
-memory.RELEASERS.append(_release_arenas)
-
-
 def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
     """Replace computed nodes by their buffers; return (new outputs, input buffers in order)."""
     new: dict[Node, Node] = {}
@@ -229,15 +178,6 @@ def _is_constant(n: Node) -> bool:
     return n.op is Op.CONST
 
 
-def _views(plan: Plan, arrays: list[np.ndarray], outputs: list[Node]) -> list[np.ndarray]:
-    out = []
-    for a, o in zip(arrays, outputs):
-        if a.dtype != o.dtype.np or a.shape != o.shape:
-            a = a.view(o.dtype.np).reshape(o.shape)
-        out.append(a)
-    return out
-
-
 def _anomaly(n: Node, value: np.ndarray, srcs: list[np.ndarray]) -> None:
     """Anomaly mode: stop at the first op whose output has nan/inf and whose inputs do not."""
     if not dt.is_float_array(value) or np.isfinite(value).all():
@@ -263,21 +203,6 @@ def _is_view(n: Node) -> bool:
     while n.op in _VIEW_OPS and len(n.srcs) == 1:
         n = n.srcs[0]
     return n.op in (Op.BUFFER, Op.CONST)
-
-
-class RealizeError(RuntimeError):
-    """A failure while compiling or running a graph, naming the user lines that built it."""
-
-    def __init__(self, message: str, nodes: list[Node], walk: bool = True):
-        from .sites import site_of
-        sites: list[str] = []
-        for n in toposort(nodes, lambda n: n.op is Op.BUFFER) if walk else nodes:
-            s = site_of(n)
-            if s and s not in sites:
-                sites.append(s)
-        where = ", ".join(sites[-8:]) if sites else "unknown"
-        super().__init__(f"{message}\n(while computing ops created at {where})")
-        self.sites = sites
 
 
 # tensors whose pending value rides along with the next realize, whatever it is for: state that
@@ -342,53 +267,25 @@ def _realize_on(todo: list[Node], device: str) -> None:
 def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device: str = "cpu"
          ) -> tuple[list, Plan | None]:
     """Compute `outputs` (prepared from the user's nodes `todo`) from the buffers `inputs`, on
-    `device`: the arrays, and the plan that ran, if any. (Until the registry has for_device,
-    every device type's buffers are host arrays and run on the host backends below.)"""
-    arrays_in = [memory.data(b) for b in inputs]
-    plan = None
-    if all(_is_view(o) for o in outputs):
+    the backend of `device`'s type: the buffers, and the plan that ran, if any."""
+    if all(_is_view(o) for o in outputs) or config.anomaly_mode():
         # views of buffers (x[i], x.t(), ...): numpy does them without compiling a kernel
-        # per index
-        bufs = {b: a for b, a in zip(inputs, arrays_in)}
-        results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
-    elif config.anomaly_mode():
-        bufs = {b: a for b, a in zip(inputs, arrays_in)}
-        results = interpreter.run_graph(outputs, lambda n: bufs.get(n), _anomaly)
-    elif config.backend() == "interp":
-        bufs = {b: a for b, a in zip(inputs, arrays_in)}
-        results = interpreter.run_graph(outputs, lambda n: bufs.get(n))
-    else:
-        plan = _PLANS.get(key)
-        if plan is None:
-            size = plan_cache_size()
-            try:
-                plan = build_plan(outputs, inputs)
-            except KernelCompileError as e:
-                # name the user lines of the kernels that failed, not the whole graph's
-                culprits = [n for k in e.kernels for n in k.nodes] or todo
-                names = ", ".join(k.name for k in e.kernels) or "a kernel"
-                raise RealizeError(f"CompileError in {names}: {e}", culprits,
-                                   walk=not e.kernels) from e
-            except Exception as e:
-                raise RealizeError(f"{type(e).__name__}: {e}", todo) from e
-            _keep(key, plan, size)
-            hit = False
-        else:
-            plan.used = _tick()
-            config.STATS["plan_cache_hits"] += 1
-            hit = True
-        if config.get_level() >= 1:
-            config.log(f"realize: {len(plan.steps)} kernels, "
-                      + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
-        results = _views(plan, plan.run(arrays_in, [memory.address(b) for b in inputs]),
-                         outputs)
-    return results, plan
+        # per index; anomaly mode checks every op's output
+        bufs = {b: memory.host_data(b) for b in inputs}
+        check = _anomaly if config.anomaly_mode() else None
+        return interpreter.run_graph(outputs, bufs.get, check), None
+    return backends.for_device(device.split(":")[0]).run(outputs, inputs, key, todo)
 
 
-def schedule(nodes: list[Node]) -> Schedule:
-    """The kernels realizing `nodes` would run, with their C source (nothing is run)."""
+def schedule(nodes: list[Node], device: str = "cpu") -> Schedule:
+    """The kernels realizing `nodes` would run, with their source (nothing is run): those of
+    the device's compiled backend (the selected one, else the device type's default)."""
     outputs, _ = substitute([n for n in nodes if n.op is not Op.BUFFER])
-    return compile_graph(outputs)[1]
+    kind = device.split(":")[0]
+    backend = backends.for_device(kind)
+    if not isinstance(backend, backends.CompiledBackend):
+        backend = backends.default(kind)
+    return compile_graph(outputs, backend.renderer)[1]
 
 
 def _use_native(mod) -> None:

@@ -421,7 +421,7 @@ class Tensor:
     def _array(self) -> np.ndarray:
         """The value as a read-only numpy array, whether or not it requires grad; bfloat16 as
         ml_dtypes' bfloat16."""
-        arr = memory.data(realize_tensors([self])[0]).view()
+        arr = memory.host_data(realize_tensors([self])[0]).view()
         arr.flags.writeable = False
         return arr
 

@@ -105,7 +105,7 @@ def _sliced_buffer(node: Node) -> Node | None:
     data set): a buffer of its own over the same memory, so that a slice taken at a new offset
     every step (`source[i:i + n]`) is new data for the same compiled plan, not a new graph."""
     from .runtime import interpreter, memory
-    arr = interpreter.NUMPY[Op.SLICE](node, memory.data(node.srcs[0]))
+    arr = interpreter.NUMPY[Op.SLICE](node, memory.host_data(node.srcs[0]))
     if not arr.flags.c_contiguous:
         return None
     return memory.buffer_node(arr, node.dtype, device=node.srcs[0].device)

@@ -16,6 +16,7 @@ import lazytorch as torch
 from lazytorch import debug
 from lazytorch.compiler import schedule
 from lazytorch.runtime import cache, cpu
+from lazytorch.runtime.cpu import toolchain
 from lazytorch.tensor import realize_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,7 @@ def test_a_different_constant_is_a_different_plan(c_backend):
 def _record_compiles(monkeypatch) -> list[str]:
     """Log each compiler process's start and finish, in order."""
     events: list[str] = []
-    start, finish = cpu.start_compile, cpu.finish_compile
+    start, finish = toolchain.start_compile, toolchain.finish_compile
 
     def started(*a, **k):
         events.append("start")
@@ -130,8 +131,8 @@ def _record_compiles(monkeypatch) -> list[str]:
         events.append("finish")
         return finish(*a, **k)
 
-    monkeypatch.setattr(cpu, "start_compile", started)
-    monkeypatch.setattr(cpu, "finish_compile", finished)
+    monkeypatch.setattr(toolchain, "start_compile", started)
+    monkeypatch.setattr(toolchain, "finish_compile", finished)
     return events
 
 

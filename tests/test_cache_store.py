@@ -24,6 +24,7 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.runtime import cache, cpu, elf, native
+from lazytorch.runtime.cpu import toolchain
 from lazytorch.runtime.native import sources
 from tests.test_native_choice import NO_EXTENSION
 
@@ -285,12 +286,13 @@ def test_a_module_that_never_loads_is_an_error_after_one_rebuild(fresh, tmp_path
     real = ctypes.CDLL
     monkeypatch.setattr(ctypes, "CDLL", refuse)
     debug.reset_stats()
+    cc = cpu.CCompiler()
     with pytest.raises(cpu.CompileError, match="does not load"):
-        cpu.build([src], [["lt_probe_never_loads"]])
+        cc.compile([src], [["lt_probe_never_loads"]])
     assert debug.stats()["compiler_runs"] == 1            # rebuilt once, not in a loop
     assert debug.stats()["cache_entries_discarded"] == 1
     monkeypatch.setattr(ctypes, "CDLL", real)
-    (lib,) = cpu.build([src], [["lt_probe_never_loads"]])   # the entry the rebuild stored
+    (lib,) = cc.compile([src], [["lt_probe_never_loads"]])   # the entry the rebuild stored
     assert lib.lt_probe_never_loads() == 3 and Path(so).exists()
 
 
@@ -323,18 +325,18 @@ def test_the_key_names_the_processor_native_resolves_to(monkeypatch):
                              capture_output=True, text=True).stdout
         arch = next(ln.split()[1] for ln in out.splitlines() if ln.split()[:1] == ["-march="])
         assert f"-march={arch}" in t.split()
-    real = cpu._probe(cpu.compiler())
+    real = toolchain._probe(cpu.compiler())
     k = cpu.cache_key("int f(void) { return 1; }")
     k_plain = cpu.cache_key("int f(void) { return 1; }", ["-O2", "-shared"])
-    monkeypatch.setattr(cpu, "_probe", lambda cc: (real[0], "-march=some-older-cpu"))
+    monkeypatch.setattr(toolchain, "_probe", lambda cc: (real[0], "-march=some-older-cpu"))
     assert cpu.cache_key("int f(void) { return 1; }") != k   # -march=native: keyed on it
     assert cpu.cache_key("int f(void) { return 1; }", ["-O2", "-shared"]) == k_plain
 
 
 def test_another_processor_does_not_use_this_ones_modules(copy):
     # the same cache seen from a machine whose -march=native resolves to another processor
-    other = ("from lazytorch.runtime import cpu\nv = cpu.compiler_version()\n"
-             "cpu._probe = lambda cc: (v, '-march=some-older-cpu')\n" + SCRIPT)
+    other = ("from lazytorch.runtime.cpu import toolchain\nv = toolchain.compiler_version()\n"
+             "toolchain._probe = lambda cc: (v, '-march=some-older-cpu')\n" + SCRIPT)
     there = _report(_run(copy, other))
     assert there["stats"]["compiler_runs"] == 1 and there["stats"]["compile_cache_hits"] == 0
     assert there["value"] == pytest.approx(EXPECTED, rel=1e-6)

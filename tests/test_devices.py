@@ -22,15 +22,12 @@ BOTH = MIXED + r"(toy:0 and cpu|cpu and toy:0)!"
 @pytest.fixture
 def toy():
     """A second device type, "toy", served by a backend named "toy-c": the C backend's parts
-    under another name (the registry's backends are objects with `name` and `device_type`).
-    The registry has no unregister: its tables are restored afterwards."""
+    under another name. The registry has no unregister: its tables are restored afterwards."""
     saved = dict(backends._BACKENDS), {k: list(v) for k, v in backends._BY_TYPE.items()}
 
-    class ToyBackend:
-        name = "toy-c"
-        device_type = "toy"
-
-    backends.register(ToyBackend())
+    c = backends.get("c")
+    backends.register(backends.CompiledBackend("toy-c", "toy", c.renderer, c.compiler, c.runtime,
+                                               c.allocator))
     yield "toy:0"
     backends._BACKENDS.clear()
     backends._BACKENDS.update(saved[0])

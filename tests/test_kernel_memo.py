@@ -10,6 +10,7 @@ from lazytorch import dtypes as dt
 from lazytorch.compiler import kernel_memo
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.kernel import lower_kernel
+from lazytorch.engine import backends
 from lazytorch.graph import Node, const
 from lazytorch.ops import Op
 from lazytorch.plan import compile_graph
@@ -17,6 +18,8 @@ from lazytorch.plan import compile_graph
 schedule = importlib.import_module("lazytorch.compiler.schedule")
 F32 = dt.float32
 _bid = iter(range(10**9, 2 * 10**9))
+
+C_RENDERER = backends.get("c").renderer
 
 
 def buf(*shape, dtype=F32) -> Node:
@@ -106,11 +109,11 @@ def test_schedules_equal_the_unmemoized_ones(monkeypatch, rng):
     y = xs[0]
     for x in xs[1:]:
         y = torch.softmax(y * 0.5 + x, dim=1) - x.mean(1, keepdim=True)
-    memo_sched = compile_graph([y.node])[1]
+    memo_sched = compile_graph([y.node], C_RENDERER)[1]
     monkeypatch.setattr(schedule, "lower_kernel_memo",
                         lambda n, is_buffer, memo, depth=None: lower_kernel(n, is_buffer, "",
                                                                             depth))
-    plain = compile_graph([y.node])[1]
+    plain = compile_graph([y.node], C_RENDERER)[1]
     assert [k.source for k in memo_sched.kernels] == [k.source for k in plain.kernels]
     assert [k.inputs for k in memo_sched.kernels] == [k.inputs for k in plain.kernels]
 
@@ -127,6 +130,6 @@ def test_repeated_blocks_compute_what_numpy_does(rng, monkeypatch):
     real = kernel_memo.lower_kernel
     monkeypatch.setattr(kernel_memo, "lower_kernel",
                         lambda *a: lowered.append(a[0]) or real(*a))
-    n_kernels = len(compile_graph([y.node])[1].kernels)
+    n_kernels = len(compile_graph([y.node], C_RENDERER)[1].kernels)
     assert n_kernels >= 40 and len(lowered) < n_kernels / 4     # the repeats were copies
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)

@@ -19,7 +19,8 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import debug, realize
-from lazytorch.runtime import memory, scratch
+from lazytorch.runtime import memory
+from lazytorch.runtime.cpu import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,8 @@ PRELUDE = """
 import json, os
 import numpy as np
 import lazytorch as torch
-from lazytorch.runtime import memory, scratch
+from lazytorch.runtime import memory
+from lazytorch.runtime.cpu import scratch
 
 def rss():
     with open("/proc/self/statm") as f:

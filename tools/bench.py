@@ -272,6 +272,7 @@ def schedule_scaling(n_ops: int) -> tuple[float, int]:
     and structure key, passes, schedule, C source; no C compiler run), and its kernel count.
     The graph mixes elementwise chains with a reduction every 8 ops, as a deep network's
     forward does."""
+    from lazytorch.engine import backends
     from lazytorch.plan import compile_graph
     from lazytorch.realize import prepare
     x = lt.randn(64)
@@ -280,7 +281,7 @@ def schedule_scaling(n_ops: int) -> tuple[float, int]:
         y = ((y * 0.5 + x).tanh() * 2 - 1).exp() - y.mean() + 1   # 8 ops
     t0 = time.perf_counter()
     outs, *_ = prepare([y.node])
-    _, sched = compile_graph(outs)
+    _, sched = compile_graph(outs, backends.get("c").renderer)
     return time.perf_counter() - t0, len(sched.kernels)
 
 

@@ -1,1 +1,14 @@
-"""The engine: what turns a realize into work on a backend (the registry of backends)."""
+"""The engine: what turns a realize into work on a backend. The CPU's backends are registered
+here, when the engine starts: "c" (the default for "cpu": C for this host's cores rendered by
+the compiler package's CRenderer, built by cc, run through ctypes on host memory) and
+"interp" (the numpy reference)."""
+from __future__ import annotations
+
+from ..compiler.codegen.c import CRenderer
+from ..runtime import cpu
+from . import backends
+
+backends.register(backends.CompiledBackend(
+    "c", "cpu", CRenderer(CRenderer.capabilities(cpu.cores())), cpu.CCompiler(), cpu.CRuntime(),
+    cpu.HOST), default=True)
+backends.register(backends.InterpreterBackend("interp", "cpu"))

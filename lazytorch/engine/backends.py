@@ -1,17 +1,87 @@
-"""The registry of backends: which backend realizes the graphs of each device type.
+"""Backends, and the registry of them: which backend realizes the graphs of each device type.
 
 A backend is registered under a name and serves one device type ("cpu", "cuda", ...). Several
 may serve one device type (the compiled C backend and the reference interpreter both serve
 "cpu"); the one realizes use is the device type's default, or the one named by
-LAZYTORCH_BACKEND / `lazytorch.debug.use_backend(name)` when it serves that device type.
+LAZYTORCH_BACKEND / `lazytorch.debug.use_backend(name)` when it serves that device type
+(for_device). Both kinds run a prepared graph through one method,
+`run(outputs, inputs, key, todo) -> (results, plan or None)`: the output buffers, in the order
+of `outputs`, and the plan that ran them. lazytorch/engine/__init__.py registers the CPU's.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from .. import config
+from .. import plan as plans
+from ..graph import Node
+from ..runtime import interpreter, memory
+from ..runtime.protocol import Allocator, Compiler, Runtime
+
 # name -> backend object; device type -> the names serving it, the default first
 _BACKENDS: dict[str, Any] = {}
 _BY_TYPE: dict[str, list[str]] = {}
+
+
+class CompiledBackend:
+    """A backend that renders kernels to source (`renderer`), compiles them (`compiler`), calls
+    them (`runtime`) on memory of `allocator`, through plans cached by graph structure."""
+
+    def __init__(self, name: str, device_type: str, renderer: Any, compiler: Compiler,
+                 runtime: Runtime, allocator: Allocator):
+        self.name, self.device_type = name, device_type
+        self.renderer, self.compiler, self.runtime, self.allocator = \
+            renderer, compiler, runtime, allocator
+
+    def __repr__(self) -> str:
+        return f"CompiledBackend({self.name!r}, {self.device_type!r})"
+
+    def run(self, outputs: list[Node], inputs: list[Node], key: tuple, todo: list[Node]
+            ) -> tuple[list, plans.Plan]:
+        """Compute `outputs` (prepared from the user's nodes `todo`; `key` is their structure)
+        from the buffers `inputs`, with the plan cached for this backend and structure (built
+        on a miss)."""
+        key = (self.name, key)
+        plan = plans.cached(key)
+        if plan is None:
+            size = plans.plan_cache_size()
+            try:
+                plan = plans.build_plan(outputs, inputs, self)
+            except plans.KernelCompileError as e:
+                # name the user lines of the kernels that failed, not the whole graph's
+                culprits = [n for k in e.kernels for n in k.nodes] or todo
+                names = ", ".join(k.name for k in e.kernels) or "a kernel"
+                raise plans.RealizeError(f"CompileError in {names}: {e}", culprits,
+                                         walk=not e.kernels) from e
+            except Exception as e:
+                raise plans.RealizeError(f"{type(e).__name__}: {e}", todo) from e
+            plans.keep(key, plan, size)
+            hit = False
+        else:
+            config.STATS["plan_cache_hits"] += 1
+            hit = True
+        if config.get_level() >= 1:
+            config.log(f"realize: {len(plan.steps)} kernels, "
+                       + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
+        data, address = memory.data, memory.address
+        out = plan.run([data(b) for b in inputs], [address(b) for b in inputs])
+        to_host = self.allocator.to_host
+        return [to_host(a, o.dtype, o.shape) for a, o in zip(out, outputs)], plan
+
+
+class InterpreterBackend:
+    """The reference: numpy runs every op of the graph (runtime/interpreter.py)."""
+
+    def __init__(self, name: str = "interp", device_type: str = "cpu"):
+        self.name, self.device_type = name, device_type
+
+    def __repr__(self) -> str:
+        return f"InterpreterBackend({self.name!r}, {self.device_type!r})"
+
+    def run(self, outputs: list[Node], inputs: list[Node], key: tuple, todo: list[Node]
+            ) -> tuple[list, None]:
+        bufs = {b: memory.host_data(b) for b in inputs}
+        return interpreter.run_graph(outputs, bufs.get), None
 
 
 def register(backend: Any, default: bool = False) -> None:
@@ -40,3 +110,28 @@ def names() -> list[str]:
 def device_types() -> list[str]:
     """The device types some backend serves."""
     return list(_BY_TYPE)
+
+
+def default(device_type: str) -> Any:
+    """The backend realizes on `device_type` use unless another is selected."""
+    try:
+        return _BACKENDS[_BY_TYPE[device_type][0]]
+    except KeyError:
+        raise RuntimeError(f"no backend serves device type {device_type!r} (backends: "
+                           f"{', '.join(f'{n} ({_BACKENDS[n].device_type})' for n in names())})"
+                           ) from None
+
+
+def for_device(device_type: str) -> Any:
+    """The backend realizes on `device_type` use: the selected one (LAZYTORCH_BACKEND,
+    use_backend) if it serves that device type, else the type's default. A selected name that
+    no backend has raises, naming the registered ones."""
+    name = config.backend()
+    if name:
+        b = get(name)
+        if b.device_type == device_type:
+            return b
+    return default(device_type)
+
+
+config.attach_backends(names, lambda device_type: default(device_type).name)

@@ -83,7 +83,7 @@ _where = ew.where_nodes
 def _host_values(t: Tensor) -> np.ndarray | None:
     """t's values if they are already computed (no work is started), else None."""
     n = t.node
-    return memory.data(n) if n.op is Op.BUFFER else None
+    return memory.host_data(n) if n.op is Op.BUFFER else None
 
 
 

@@ -1,31 +1,35 @@
-"""Realized data: each BUFFER node's array lives in a side table for as long as the node does."""
+"""Realized data: each BUFFER node's buffer lives in a side table for as long as the node does.
+
+A buffer is a host array (a numpy array) or, made by a device's Allocator, a buffer on that
+device. Front-end code reads a buffer's value through host_data() only, which copies a device
+buffer to the host.
+"""
 from __future__ import annotations
 
 import ctypes
 import functools
 import itertools
-import sys
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import dtypes as dt
 from ..graph import ID_TABLES, Node, new_node
 from ..ops import Op
-from . import native, scratch
+from . import native
+from .cpu import HOST, allocator, scratch
+from .cpu.allocator import address_of_py
+from .protocol import Allocator
 
-# id(BUFFER node) -> (its array, the array's address); the node-death callback drops the entry
+# id(BUFFER node) -> (its buffer, the buffer's address); the node-death callback drops the entry
 # (graph.ID_TABLES), so a buffer's memory lives exactly as long as its node
-_BUFS: dict[int, tuple[np.ndarray, int]] = {}
+_BUFS: dict[int, tuple[Any, int]] = {}
+# id(BUFFER node) -> the allocator of its buffer, for buffers not in host memory
+_DEVICE: dict[int, Allocator] = {}
 ID_TABLES.append(_BUFS)
+ID_TABLES.append(_DEVICE)
 _ids = itertools.count()
 _BUFFER = Op.BUFFER
-
-
-def address_of_py(a: np.ndarray) -> int:
-    """The address of a C-contiguous array's first byte."""
-    return a.ctypes.data
-
 
 address_of = address_of_py   # the compiled one (runtime/native) unless that is off: below
 
@@ -49,47 +53,33 @@ def placeholder(shape: tuple[int, ...], dtype: dt.DType, device: str = "cpu") ->
     return new_node(_BUFFER, (), next(_ids), shape, dtype, device)
 
 
-def data(node: Node) -> np.ndarray:
+def device_buffer_node(buffer: Any, address: int, shape: tuple[int, ...], dtype: dt.DType,
+                       device: str, allocator: Allocator) -> Node:
+    """A new BUFFER node on `device` owning `buffer`, memory of that device's `allocator` at
+    `address`."""
+    node = new_node(_BUFFER, (), next(_ids), tuple(shape), dtype, device)
+    _BUFS[id(node)] = (buffer, address)
+    _DEVICE[id(node)] = allocator
+    return node
+
+
+def data(node: Node) -> Any:
+    """A BUFFER node's buffer, wherever it is (the engine's view; the front end reads values
+    through host_data)."""
     return _BUFS[id(node)][0]
+
+
+def host_data(node: Node) -> np.ndarray:
+    """A BUFFER node's value as a host array of its dtype and shape: the array itself for a
+    buffer in host memory, else a copy from its device."""
+    buf = _BUFS[id(node)][0]
+    allocator = _DEVICE.get(id(node))
+    return buf if allocator is None else allocator.to_host(buf, node.dtype, node.shape)
 
 
 def address(node: Node) -> int:
     """The address of a BUFFER node's data (what kernels are called with)."""
     return _BUFS[id(node)][1]
-
-
-# Output buffers of compiled plans come from a pool of blocks kept by exact size: a training
-# loop frees and needs the same sizes every step, and fresh large allocations cost page faults
-# (glibc maps big blocks from the OS and unmaps them on free). A block is free again when
-# nothing but the pool refers to it: every array using its memory keeps it alive as its base.
-POOL_MIN_BYTES = 1 << 14
-_POOL: dict[int, list[tuple[np.ndarray, int]]] = {}
-_POOL_FREE_KEEP = 2          # free blocks kept per size, beyond the ones in use
-
-
-def alloc(nbytes: int) -> tuple[np.ndarray, int]:
-    """A C-contiguous uint8 array of `nbytes` and its address."""
-    if nbytes < POOL_MIN_BYTES:
-        a = np.empty(nbytes, np.uint8)
-        return a, address_of(a)
-    blocks = _POOL.setdefault(nbytes, [])
-    found = None
-    spare = 0
-    for i in range(len(blocks) - 1, -1, -1):
-        # references: the pool's tuple, and getrefcount's own argument
-        if sys.getrefcount(blocks[i][0]) <= 2:
-            if found is None:
-                found = blocks[i]
-            else:
-                spare += 1
-                if spare > _POOL_FREE_KEEP:
-                    del blocks[i]
-    if found is not None:
-        return found
-    block = np.empty(nbytes, np.uint8)  # owns its memory: every view's base is the block
-    entry = (block, address_of(block))
-    blocks.append(entry)
-    return entry
 
 
 # what else empty_cache() frees: functions registered by the layers that keep memory for
@@ -104,17 +94,14 @@ def empty_cache() -> None:
     the allocator's free memory to the system."""
     for release in RELEASERS:
         release()
-    for size, blocks in list(_POOL.items()):
-        blocks[:] = [b for b in blocks if sys.getrefcount(b[0]) > 2]
-        if not blocks:
-            del _POOL[size]
+    HOST.release()
     scratch.release()
     _trim_heap()
 
 
 def pool_bytes() -> int:
-    """Bytes of the pool's blocks, in use or free."""
-    return sum(b[0].nbytes for blocks in _POOL.values() for b in blocks)
+    """Bytes of the host pool's blocks, in use or free."""
+    return HOST.pool_bytes()
 
 
 @functools.cache
@@ -140,6 +127,7 @@ def live_buffers() -> int:
 def _use_native(mod) -> None:
     global address_of
     address_of = mod.address
+    allocator.use_address(mod.address)
 
 
 if native.module() is not None:   # (chosen once, when lazytorch's import began)

@@ -24,7 +24,7 @@ def host_arrays(items: Sequence[Tensor | np.ndarray]) -> list[np.ndarray]:
     if pending:
         bufs = realize_tensors([t for _, t in pending])
         for (i, t), b in zip(pending, bufs):
-            out[i] = memory.data(b).reshape(tuple(t.shape))
+            out[i] = memory.host_data(b).reshape(tuple(t.shape))
     # (np.ascontiguousarray would make 0-d arrays 1-d)
     return [a if a.flags.c_contiguous else np.array(a, order="C")   # type: ignore[union-attr]
             for a in out]

@@ -33,10 +33,10 @@ _HOST_LIMIT = 64   # nodes: data-loading graphs are small; bigger ones go to the
 
 def _realized(n: Node) -> np.ndarray | None:
     if n.op is Op.BUFFER:
-        return memory.data(n)
+        return memory.host_data(n)
     from ...realize import REALIZED
     b = REALIZED.get(n)
-    return None if b is None else memory.data(b)
+    return None if b is None else memory.host_data(b)
 
 
 def host_array(t: Tensor, any_op: bool = False) -> np.ndarray | None:

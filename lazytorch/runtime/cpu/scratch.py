@@ -1,5 +1,5 @@
 """Kernels' scratch memory, shared by every kernel module: a small runtime library
-(runtime/scratch.c) keeps one set of scratch buffers per thread, which empty_cache() can free.
+(runtime/cpu/scratch.c) keeps one set of scratch buffers per thread, which empty_cache() can free.
 
 The library is compiled once per machine into the disk cache, like the kernels, and loaded into
 the process's global symbol scope before any kernel module: kernel modules call
@@ -13,7 +13,7 @@ import ctypes
 import os
 import threading
 
-from . import cpu
+from . import toolchain
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scratch.c")
 FOLDER = "runtime"   # its folder in the disk cache, apart from the kernels' modules
@@ -34,7 +34,7 @@ def load() -> ctypes.CDLL:
         if _lib is None:
             with open(SOURCE) as f:
                 text = f.read()
-            lib = cpu.library(text, FLAGS, FOLDER, list(SYMBOLS), mode=os.RTLD_GLOBAL)
+            lib = toolchain.library(text, FLAGS, FOLDER, list(SYMBOLS), mode=os.RTLD_GLOBAL)
             for name in ("lazytorch_scratch_trim", "lazytorch_scratch_bytes"):
                 getattr(lib, name).restype = ctypes.c_size_t
                 getattr(lib, name).argtypes = []

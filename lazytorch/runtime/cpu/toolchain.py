@@ -1,5 +1,7 @@
-"""The CPU runtime: compile C with the system cc into shared objects, cached on disk and in
-memory, and load kernels through ctypes."""
+"""The system C compiler: its identity and target (part of every disk-cache key), compiler runs
+into the disk cache, and loading what they wrote. CCompiler (ccompiler.py) builds the kernels'
+modules with it; the runtime's own libraries (cpu/scratch.py, runtime/native.py) use
+start_compile/finish_compile and library() directly."""
 from __future__ import annotations
 
 import contextlib
@@ -9,27 +11,14 @@ import os
 import shlex
 import shutil
 import subprocess
-import threading
 from typing import Callable
 
-from .. import config
-from . import cache, elf
-
-# OpenMP threads that spin while waiting stall whole kernels when another process holds the
-# other core (measured here: a 1024^3 matmul took 304 ms with spinning and 62 ms without);
-# but a waiter that sleeps at once makes every barrier a futex round trip: a 256x128x784
-# matmul's two threads ran no faster than one. A short spin (1000 pauses, tens of
-# microseconds) covers the skew at a barrier inside a kernel and still sleeps between
-# kernels: that matmul went from 770 to 420 us. Read when libgomp loads, so set them first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+from ... import config
+from .. import cache, elf
+from ..protocol import CompileError
 
 CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
           "-fopenmp", "-std=gnu11", "-w"]
-
-
-class CompileError(RuntimeError):
-    pass
 
 
 def compiler() -> str:
@@ -84,10 +73,6 @@ def cache_key(source: str, flags: list[str] | None = None) -> str:
     flags = CFLAGS if flags is None else flags
     native_arch = ["target " + target()] if "-march=native" in flags else []
     return cache.key(source, compiler(), compiler_version(), *flags, *native_arch)
-
-
-def _sha(data: bytes) -> str:   # (plan.py names kernels and drivers with it)
-    return cache.sha256(data)
 
 
 def library_check(symbols: list[str] | tuple[str, ...] = ()
@@ -148,19 +133,7 @@ def cancel_compile(job: Job) -> None:
         os.unlink(job.tmp)
 
 
-_libs: dict[str, ctypes.CDLL] = {}    # loaded modules by cache key
-_where: dict[str, str] = {}             # symbol -> cache key of a loaded module defining it
-_lock = threading.Lock()
-INDEX = "symbols"   # the cache folder naming, for each kernel symbol, the module defining it
-_HEX = frozenset("0123456789abcdef")
-
-
-def _index_key(symbol: str) -> str:
-    """The disk index entry naming the cached module that defines `symbol`."""
-    return cache_key("symbol " + symbol)
-
-
-def _load(key: str, symbols: list[str] | tuple[str, ...], folder: str | None = None,
+def load(key: str, symbols: list[str] | tuple[str, ...], folder: str | None = None,
           mode: int = ctypes.DEFAULT_MODE) -> ctypes.CDLL | None:
     """The cached module of `key`, checked and loaded, or None (missing, or damaged: then it
     is removed, to be compiled again)."""
@@ -180,7 +153,7 @@ def library(source: str, flags: list[str], folder: str, symbols: list[str],
     folder of the disk cache, and loaded with dlopen `mode`: from the cache if it is there and
     sound, else compiled (once: a module just compiled that fails is a CompileError)."""
     key = cache_key(source, flags)
-    lib = _load(key, symbols, folder, mode)
+    lib = load(key, symbols, folder, mode)
     if lib is None:
         # (not a kernel: debug's compiler_runs counts kernel modules only)
         path = finish_compile(start_compile(source, key, flags, folder=folder, symbols=symbols),
@@ -192,123 +165,3 @@ def library(source: str, flags: list[str], folder: str, symbols: list[str],
     return lib
 
 
-def find(symbol: str) -> ctypes.CDLL | None:
-    """A module defining `symbol`, already loaded or in the disk cache (where build() indexed
-    it), or None: a kernel compiled once, in whatever module, is never compiled again.
-
-    A symbol must name one definition: callers make it a hash of the function's source."""
-    key = _where.get(symbol)
-    if key is not None:
-        return _libs[key]
-    raw = cache.read(_index_key(symbol), INDEX)
-    if raw is None:
-        return None
-    key = raw.decode("ascii", "replace").strip()
-    if len(key) != 64 or not _HEX.issuperset(key):
-        return None   # a damaged index entry: build() writes it again
-    with _lock:
-        lib = _libs.get(key)
-    if lib is None:
-        lib = _load(key, [symbol])
-        if lib is None:
-            return None
-        config.STATS["compile_cache_hits"] += 1
-    try:
-        lib[symbol]
-    except AttributeError:   # a stale entry: compile it again
-        return None
-    with _lock:
-        lib = _libs.setdefault(key, lib)
-        _where[symbol] = key
-    return lib
-
-
-def build(sources: list[str], symbols: list[list[str]] | None = None) -> list[ctypes.CDLL]:
-    """Compile (or find in the caches) each C module; all misses compile in parallel (one
-    compiler process each). `symbols[i]`, the functions source i defines, are checked in the
-    module and indexed on disk and in memory for find(). A cached module that fails its
-    checks or does not load is compiled again; one just compiled that fails is an error."""
-    keys = [cache_key(s) for s in sources]
-    syms = list(symbols or []) + [[]] * (len(sources) - len(symbols or []))
-    loaded: dict[str, ctypes.CDLL] = {}
-    running = []
-    for src, key, want in zip(sources, keys, syms):
-        if key in _libs or key in loaded or any(k == key for k, _ in running):
-            continue
-        lib = _load(key, want)
-        if lib is not None:
-            loaded[key] = lib
-            config.STATS["compile_cache_hits"] += 1
-        else:
-            running.append((key, start_compile(src, key, symbols=want)))
-    errors = []
-    for key, job in running:
-        try:
-            path = finish_compile(job)
-            try:
-                loaded[key] = ctypes.CDLL(path)
-            except OSError as e:
-                raise CompileError(f"the module just compiled does not load: {e}") from None
-        except CompileError as e:
-            errors.append(e)
-    if errors:
-        raise errors[0]
-    with _lock:
-        for key, lib in loaded.items():
-            _libs.setdefault(key, lib)
-    for key, want in zip(keys, syms):
-        for sym in want:
-            if key in loaded:
-                cache.write(_index_key(sym), key.encode(), INDEX)
-            _where[sym] = key
-    return [_libs[k] for k in keys]
-
-
-def address(lib: ctypes.CDLL, name: str) -> int:
-    """The address of function `name` of a loaded module."""
-    return ctypes.cast(lib[name], ctypes.c_void_p).value
-
-
-@functools.cache
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def function(lib: ctypes.CDLL, name: str, nargs: int):
-    fn = lib[name]
-    fn.argtypes = [ctypes.c_void_p] * nargs
-    fn.restype = None
-    return fn
-
-
-_threads: list[int] = []
-
-
-def _gomp():
-    try:
-        return ctypes.CDLL("libgomp.so.1")
-    except OSError:
-        return None
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by the kernels of this process (OpenMP's team size)."""
-    if n < 1:
-        raise RuntimeError(f"set_num_threads expects a positive integer, but got {n}")
-    lib = _gomp()
-    if lib is not None:
-        lib.omp_set_num_threads(int(n))
-    _threads[:] = [int(n)]
-
-
-def get_num_threads() -> int:
-    if not _threads:
-        try:
-            _threads.append(len(os.sched_getaffinity(0)))
-        except AttributeError:
-            _threads.append(os.cpu_count() or 1)
-    return _threads[0]
