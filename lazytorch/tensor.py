@@ -114,7 +114,7 @@ def _to_copy():
 def _copied(t: Tensor, where: str) -> Tensor:
     """A new buffer on `where` holding t's value (t computed first, on its device)."""
     b = realize_tensors([t])[0]
-    return Tensor._make(memory.buffer_node(memory.data(b), b.dtype, device=where))
+    return Tensor._make(memory.buffer_node(memory.host_data(b), b.dtype, device=where))
 
 
 def _np_from_data(data: Any, dtype: dt.DType | None) -> np.ndarray:
