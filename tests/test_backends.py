@@ -315,3 +315,13 @@ def test_the_front_end_reads_buffers_only_through_host_data():
                              r"|from [.\w]*memory import [^\n]*\b(data|address|_BUFS)\b", text):
             found.append(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}")
     assert found == []
+
+
+def test_plans_and_realize_reach_the_cpu_only_through_a_backend():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lt_tools_imports", ROOT / "tools" / "imports.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    graph = tool.import_graph()
+    for m in ("lazytorch.plan", "lazytorch.realize", "lazytorch.engine.backends"):
+        assert not [t for t in graph[m] if t.startswith("lazytorch.runtime.cpu")], m
