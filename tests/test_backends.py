@@ -245,8 +245,8 @@ def test_a_second_compiled_backend_has_its_own_kernels_and_plans(registry, rng):
     class Renamed(type(c.renderer)):
         name = "c_renamed"
 
-    toy = registry.CompiledBackend("c_renamed", "cpu", Renamed(), cpu.CCompiler(), cpu.CRuntime(),
-                                   cpu.HostAllocator())
+    toy = registry.CompiledBackend("c_renamed", "cpu", Renamed(c.renderer.caps),
+                                   cpu.CCompiler(), cpu.CRuntime(), cpu.HostAllocator())
     registry.register(toy)
     a = rng.standard_normal(301).astype(np.float32)
 
