@@ -261,7 +261,7 @@ def _realize_on(todo: list[Node], device: str) -> None:
     for hook in config.REALIZE_HOOKS:
         hook(outputs, plan)
     for n, r in zip(todo, results):
-        REALIZED[n] = memory.buffer_node(r, n.dtype, device=device)
+        REALIZED[n] = memory.adopt(r, n.dtype, n.shape, device, host=plan is None)
 
 
 def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device: str = "cpu"

@@ -275,6 +275,9 @@ class _BytesAllocator(Allocator):
     def alloc(self, nbytes):
         return bytearray(nbytes), 0
 
+    def address(self, buffer):
+        return 0
+
     def from_host(self, array):
         return bytearray(np.ascontiguousarray(array).tobytes()), 0
 

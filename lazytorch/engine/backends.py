@@ -65,7 +65,9 @@ class CompiledBackend:
                        + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
         data, address = memory.data, memory.address
         out = plan.run([data(b) for b in inputs], [address(b) for b in inputs])
-        to_host = self.allocator.to_host
+        if not self.allocator.host_memory:
+            return out, plan    # buffers of the device, kept there
+        to_host = self.allocator.to_host   # host arrays of the value's dtype and shape
         return [to_host(a, o.dtype, o.shape) for a, o in zip(out, outputs)], plan
 
 
@@ -88,10 +90,31 @@ def register(backend: Any, default: bool = False) -> None:
     """Make `backend` (with `.name` and `.device_type`) available; `default`: realizes on its
     device type use it unless another is selected."""
     _BACKENDS[backend.name] = backend
+    alloc = getattr(backend, "allocator", None)
+    if alloc is not None and not alloc.host_memory and (
+            default or backend.device_type not in memory.ALLOCATORS):
+        memory.ALLOCATORS[backend.device_type] = alloc   # the device's memory
     names = _BY_TYPE.setdefault(backend.device_type, [])
     if backend.name in names:
         names.remove(backend.name)
     names.insert(0 if default or not names else len(names), backend.name)
+
+
+def unregister(name: str) -> None:
+    """Remove the backend registered as `name` (its device type goes with it when no other
+    backend serves it)."""
+    backend = _BACKENDS.pop(name)
+    kind = backend.device_type
+    _BY_TYPE[kind].remove(name)
+    if not _BY_TYPE[kind]:
+        del _BY_TYPE[kind]
+    if memory.ALLOCATORS.get(kind) is getattr(backend, "allocator", None):
+        del memory.ALLOCATORS[kind]
+        for other in _BY_TYPE.get(kind, []):
+            alloc = getattr(_BACKENDS[other], "allocator", None)
+            if alloc is not None and not alloc.host_memory:
+                memory.ALLOCATORS[kind] = alloc
+                break
 
 
 def get(name: str) -> Any:

@@ -28,6 +28,9 @@ _BUFS: dict[int, tuple[Any, int]] = {}
 _DEVICE: dict[int, Allocator] = {}
 ID_TABLES.append(_BUFS)
 ID_TABLES.append(_DEVICE)
+# device type -> the allocator of its memory, for the device types whose buffers are not host
+# arrays (the engine registers them with their backends)
+ALLOCATORS: dict[str, Allocator] = {}
 _ids = itertools.count()
 _BUFFER = Op.BUFFER
 
@@ -36,15 +39,31 @@ address_of = address_of_py   # the compiled one (runtime/native) unless that is 
 
 def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None = None,
                 device: str = "cpu") -> Node:
-    """A new BUFFER node on `device` owning `arr` (C-contiguous, in the node's dtype; not copied
-    if it already is). `ptr`, when the caller knows it, is arr's address."""
+    """A new BUFFER node on `device` holding `arr` (C-contiguous, in the node's dtype; not copied
+    if it already is, on a device in host memory; copied there through the device's allocator
+    otherwise). `ptr`, when the caller knows it, is arr's address."""
     d = dtype or dt.from_numpy(arr.dtype)
     if type(arr) is not np.ndarray or arr.dtype != d.np or not arr.flags.c_contiguous:
         arr = np.array(arr, d.np, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         ptr = None
+    if ALLOCATORS and device != "cpu":
+        alloc = ALLOCATORS.get(device.partition(":")[0])
+        if alloc is not None:
+            buf, addr = alloc.from_host(arr)
+            return device_buffer_node(buf, addr, tuple(arr.shape), d, device, alloc)
     node = new_node(_BUFFER, (), next(_ids), tuple(arr.shape), d, device)
     _BUFS[id(node)] = (arr, address_of(arr) if ptr is None else ptr)
     return node
+
+
+def adopt(value: Any, dtype: dt.DType, shape: tuple[int, ...], device: str, host: bool) -> Node:
+    """A new BUFFER node on `device` for a value computed for it: `host`, a host array of the
+    value (copied to the device unless its memory is the host's); else a buffer the device's
+    allocator made, kept as it is."""
+    alloc = ALLOCATORS.get(device.partition(":")[0]) if ALLOCATORS else None
+    if host or alloc is None:
+        return buffer_node(value, dtype, device=device)
+    return device_buffer_node(value, alloc.address(value), shape, dtype, device, alloc)
 
 
 def placeholder(shape: tuple[int, ...], dtype: dt.DType, device: str = "cpu") -> Node:

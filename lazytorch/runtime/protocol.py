@@ -64,7 +64,13 @@ class Runtime(ABC):
 
 
 class Allocator(ABC):
-    """Buffers on one device; a buffer's address is what kernels are called with."""
+    """Buffers on one device; a buffer's address is what kernels are called with.
+
+    `host_memory`: the buffers are host arrays of the value's bytes that the front end may
+    read as they are (the CPU's); any other device's are reached only through to_host and
+    from_host copies."""
+
+    host_memory: bool = False
 
     @abstractmethod
     def alloc(self, nbytes: int) -> tuple[Any, int]:
@@ -75,6 +81,10 @@ class Allocator(ABC):
         """A buffer of `nbytes` that a plan keeps across runs (its intermediates) and its
         address: never shared with alloc's reuse."""
         return self.alloc(nbytes)
+
+    @abstractmethod
+    def address(self, buffer: Any) -> int:
+        """The address of a buffer this allocator made."""
 
     @abstractmethod
     def from_host(self, array: np.ndarray) -> tuple[Any, int]:

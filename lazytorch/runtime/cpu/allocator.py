@@ -38,6 +38,8 @@ def use_address(fn: Callable[[np.ndarray], int]) -> None:
 class HostAllocator(Allocator):
     """Host memory: C-contiguous uint8 arrays."""
 
+    host_memory = True
+
     def __init__(self):
         self._pool: dict[int, list[tuple[np.ndarray, int]]] = {}
 
@@ -67,6 +69,9 @@ class HostAllocator(Allocator):
     def arena(self, nbytes: int) -> tuple[np.ndarray, int]:
         a = np.empty(nbytes, np.uint8)
         return a, address_of(a)
+
+    def address(self, buffer: np.ndarray) -> int:
+        return address_of(buffer)
 
     def from_host(self, array: np.ndarray) -> tuple[np.ndarray, int]:
         """The array itself (made C-contiguous if it is not)."""
