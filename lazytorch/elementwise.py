@@ -75,7 +75,7 @@ def make(op: Op, srcs: tuple[Node, ...], arg, shape, dtype) -> Tensor:
 
 
 _make = Tensor._make
-_REALIZED_D = REALIZED._d   # computed nodes (by id): their tensors take the buffer on use
+_REALIZED_D = REALIZED.d   # computed nodes (by id): their tensors take the buffer on use
 _WRITTEN = autograd.WRITTEN  # leaves with a pending write: computed before their next use
 _BROADCAST: dict = {}  # (shape, shape) -> broadcast shape, for the pairs a program uses
 

@@ -62,8 +62,8 @@ _set_op, _set_srcs, _set_arg, _set_shape, _set_dtype, _set_device = (
     Node.__dict__[k].__set__ for k in _SLOTS)
 # (an Enum member lookup costs a Python call on 3.11: bind them once)
 _OP_CONST, _OP_FUNCTION = Op.CONST, Op.FUNCTION
-# side tables that are plain dicts keyed by id(node) (cheaper than a NodeTable: no weakref per
-# entry): a node's entries are dropped when it dies, by its hash-consing entry's callback
+# the side tables' dicts by id(node) (NodeTable.d): a node's entries are dropped when it dies, by
+# its hash-consing entry's callback (every node has one), before its id can be reused
 ID_TABLES: list[dict] = []
 
 
@@ -131,60 +131,57 @@ def _dead(r: _Ref, cache=_CACHE, tables=ID_TABLES) -> None:
 
 class NodeTable:
     """A map keyed by node identity whose entries vanish with their nodes: the side tables'
-    WeakKeyDictionary, at the cost of one dict probe by id per lookup."""
+    WeakKeyDictionary, without a weakref per entry. It is a plain dict by id(node) (`d`, which
+    hot loops and the compiled host loops read directly: id(node) -> value), registered in
+    ID_TABLES, which the hash-consing table's callback clears of a node's entries as it dies."""
 
-    __slots__ = ("_d",)
+    __slots__ = ("d",)
 
     def __init__(self):
-        self._d: dict[int, tuple[weakref.ref, Any]] = {}
+        self.d: dict[int, Any] = {}
+        ID_TABLES.append(self.d)
 
     def __contains__(self, n: Node) -> bool:
-        return id(n) in self._d
+        return id(n) in self.d
 
     def get(self, n: Node, default: Any = None) -> Any:
-        e = self._d.get(id(n))
-        return default if e is None else e[1]
+        return self.d.get(id(n), default)
 
     def __getitem__(self, n: Node) -> Any:
-        e = self._d.get(id(n))
-        if e is None:
-            raise KeyError(n)
-        return e[1]
+        try:
+            return self.d[id(n)]
+        except KeyError:
+            raise KeyError(n) from None
 
     def __setitem__(self, n: Node, value: Any) -> None:
-        k = id(n)
-        d = self._d
-        e = d.get(k)
-        if e is None:
-            # the callback drops the entry when the node dies, unless a newer one took the id
-            ref = weakref.ref(n, lambda r, k=k, d=d: d.get(k, (None,))[0] is r and d.pop(k))
-            d[k] = (ref, value)
-        else:
-            d[k] = (e[0], value)
+        self.d[id(n)] = value
 
     def __delitem__(self, n: Node) -> None:
-        del self._d[id(n)]
+        try:
+            del self.d[id(n)]
+        except KeyError:
+            raise KeyError(n) from None
 
     def add(self, n: Node) -> None:
         """Use as a set: n is in the table."""
-        self[n] = True
+        self.d[id(n)] = True
 
     def pop(self, n: Node, *default: Any) -> Any:
-        e = self._d.pop(id(n), None)
-        if e is None:
+        try:
+            return self.d.pop(id(n))
+        except KeyError:
             if default:
                 return default[0]
-            raise KeyError(n)
-        return e[1]
+            raise KeyError(n) from None
 
     def __len__(self) -> int:
-        return len(self._d)
+        return len(self.d)
 
-    def items(self) -> list[tuple[Node, Any]]:
-        return [(node, v) for ref, v in list(self._d.values()) if (node := ref()) is not None]
+    def __bool__(self) -> bool:
+        return bool(self.d)
 
     def clear(self) -> None:
-        self._d.clear()
+        self.d.clear()
 
 
 _CONSTS: dict = {}

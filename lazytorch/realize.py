@@ -67,7 +67,7 @@ def computed_near(n: Node, limit: int = 32) -> Node:
     """n, with the computed values that its graph reaches within `limit` nodes replaced by
     their buffers (n itself if there are none): what a detached view of a state computed in an
     earlier step holds, instead of that step's whole graph (lazytorch/live.py)."""
-    realized = REALIZED._d
+    realized = REALIZED.d
     if id(n) in realized and not _is_constant(n):
         return REALIZED[n]
     seen: set[int] = set()
@@ -107,7 +107,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
     the same graph on two devices has two keys. (Nodes hash by identity: they are the walk's
     dict keys.)"""
     BUFFER, CONST, DETACH, FUNCTION = _BUFFER, _CONST, _DETACH, _FUNCTION
-    realized = REALIZED._d          # id(node) -> (weakref, buffer node)
+    realized = REALIZED.d           # id(node) -> buffer node
     new: dict[Node, Node | None] = {}   # node -> node to use (None: sources being walked)
     num: dict[Node, int] = {}       # node -> its number in the key
     pos: dict[Node, int] = {}       # buffer -> input position
@@ -125,7 +125,7 @@ def prepare_py(outputs: list[Node]) -> tuple[list[Node], list[Node], tuple, list
             op = n.op
             if op is BUFFER or (id(n) in realized and not _is_constant(n)):
                 stack.pop()
-                b = n if op is BUFFER else realized[id(n)][1]
+                b = n if op is BUFFER else realized[id(n)]
                 p = pos.get(b)
                 if p is None:
                     p = pos[b] = len(inputs)
@@ -291,7 +291,7 @@ def schedule(nodes: list[Node], device: str = "cpu") -> Schedule:
 def _use_native(mod) -> None:
     """The compiled walk takes over from prepare_py."""
     global _prepare, _held
-    mod.setup(REALIZED._d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit,
+    mod.setup(REALIZED.d, Op.BUFFER, Op.CONST, Op.DETACH, _is_constant, new_node, inherit,
               Op.FUNCTION)
     _prepare = mod.prepare
     free = frozenset(FREE_OPS)

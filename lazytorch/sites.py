@@ -7,63 +7,12 @@ import os
 import sys
 from typing import Any
 
-from .graph import ID_TABLES, Node
+from .graph import Node, NodeTable
 from .ops import Op
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _BUFFER = Op.BUFFER
 _names: dict[str, str] = {}
-
-
-class IdTable:
-    """A map keyed by node identity whose entries vanish with their nodes, as graph.NodeTable,
-    but cheaper: a plain dict by id(node) (`.d`, for hot loops), which the hash-consing table's
-    callback clears when a node dies (graph.ID_TABLES), so no weakref per entry."""
-
-    __slots__ = ("d",)
-
-    def __init__(self):
-        self.d: dict[int, Any] = {}
-        ID_TABLES.append(self.d)
-
-    def __contains__(self, n: Node) -> bool:
-        return id(n) in self.d
-
-    def get(self, n: Node, default: Any = None) -> Any:
-        return self.d.get(id(n), default)
-
-    def __getitem__(self, n: Node) -> Any:
-        try:
-            return self.d[id(n)]
-        except KeyError:
-            raise KeyError(n) from None
-
-    def __setitem__(self, n: Node, value: Any) -> None:
-        self.d[id(n)] = value
-
-    def __delitem__(self, n: Node) -> None:
-        del self.d[id(n)]
-
-    def add(self, n: Node) -> None:
-        """Use as a set: n is in the table."""
-        self.d[id(n)] = True
-
-    def pop(self, n: Node, *default: Any) -> Any:
-        try:
-            return self.d.pop(id(n))
-        except KeyError:
-            if default:
-                return default[0]
-            raise KeyError(n) from None
-
-    def __len__(self) -> int:
-        return len(self.d)
-
-    def __bool__(self) -> bool:
-        return bool(self.d)
-
-    def clear(self) -> None:
-        self.d.clear()
 
 
 _lines: dict[tuple[int, int], tuple] = {}  # (id(code), offset) -> (code, `file:line`)
@@ -85,7 +34,7 @@ def _format(s: tuple) -> tuple[str, str]:
     return e[1], api
 
 
-class SiteTable(IdTable):
+class SiteTable(NodeTable):
     """node -> (`file:line`, API name). record() stores the raw (code, offset, api) and the
     text is made when someone reads it (messages, debug output), not for every op."""
 
@@ -108,7 +57,7 @@ class SiteTable(IdTable):
 
 # node -> (file:line, API name)
 SITES: SiteTable = SiteTable()
-BACKWARD: IdTable = IdTable()
+BACKWARD: NodeTable = NodeTable()
 _SITES_D = SITES.d
 
 

@@ -588,10 +588,10 @@ _NON_LEAF_FLAG = "you can only change requires_grad flags of leaf variables."
 _NON_LEAF_HINT = (" If you want to use a computed variable in a subgraph that doesn't require "
                   "differentiation use var_no_grad = var.detach().")
 # the autograd leaves' table (by id): when it is empty no op result can require grad
-_LEAVES = autograd.LEAVES._d
+_LEAVES = autograd.LEAVES.d
 _WRITTEN = autograd.WRITTEN
 # computed nodes -> their buffers (realize.REALIZED, by id)
-_REALIZED_D = REALIZED._d
+_REALIZED_D = REALIZED.d
 _EAGER = config.EAGER_SOMEWHERE
 
 _TYPE_NAMES = {dt.float32: "FloatTensor", dt.float64: "DoubleTensor", dt.float16: "HalfTensor",

@@ -232,17 +232,20 @@ def test_python_callbacks_cannot_pull_the_walks_inputs_away(mod):
 
     x = Node(Op.EXP, (Node(Op.BUFFER, (), 7, (3,), f32),), None, (3,), f32)
     y = Node(Op.NEG, (x,), None, (3,), f32)
-    first = Node(Op.BUFFER, (), 11111, (3,), f32)
-    table = {id(x): (None, first)}
+    # the realized table's entry (id(node) -> buffer node, realize.REALIZED.d) holds the only
+    # reference to the first buffer, and is_constant replaces it
+    table = {id(x): Node(Op.BUFFER, (), 11111, (3,), f32)}
+    first = weakref.ref(table[id(x)])
 
     def is_constant(n):
-        table[id(n)] = (None, Node(Op.BUFFER, (), 22222, (3,), f32))
+        table[id(n)] = Node(Op.BUFFER, (), 22222, (3,), f32)
         _ = [(1.5, 2.5, "x" * 3) for _ in range(1000)]
         return False
     mod.setup(table, Op.BUFFER, Op.CONST, Op.DETACH, is_constant, graph.new_node,
               sites.inherit, Op.FUNCTION)
     try:
-        assert mod.prepare([y])[1] == [first]
+        inputs = mod.prepare([y])[1]
+        assert first() is not None and inputs == [first()] and inputs[0].arg == 11111
     finally:
         realize._use_native(mod)
 

@@ -21,20 +21,19 @@ from .. import config, sites
 from ..autograd_rules import NO_GRAD
 from ..graph import Node, NodeTable, const, new_node
 from ..ops import Op
-from ..sites import IdTable
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
-_tracked = IdTable()  # node -> bool (memo)
-_consumed = IdTable()  # freed by a backward: when
+_tracked = NodeTable()  # node -> bool (memo)
+_consumed = NodeTable()  # freed by a backward: when
 # node -> when an op last returned it: hash-consing hands a re-run forward (x * w again, while
 # the old result is alive) the node a backward consumed; a node made anew is a fresh graph
-_born = IdTable()
+_born = NodeTable()
 _clock = itertools.count(1)
-_results = IdTable()  # nodes ops returned
+_results = NodeTable()  # nodes ops returned
 _leaf_ids = itertools.count(1)
 # the tables as dicts by id(node), for the loops that run for every op
-_LEAF_D, _TRACKED, _CONSUMED, _BORN, _RESULTS = (LEAVES._d, _tracked.d, _consumed.d, _born.d,
+_LEAF_D, _TRACKED, _CONSUMED, _BORN, _RESULTS = (LEAVES.d, _tracked.d, _consumed.d, _born.d,
                                                  _results.d)
 _STOP = frozenset({Op.BUFFER, Op.CONST, Op.DETACH})  # never tracked (unless a leaf)
 _DETACH = Op.DETACH
@@ -456,10 +455,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     COMPANIONS.extend(weakref.ref(t) for t in tensors)
     wanted = None if inputs is None else {id(t) for t in _as_list(inputs)}
     targets: list[tuple[Tensor, Node]] = []
-    for n, ref in list(LEAVES.items()):
+    # (by id: acc holds its nodes, so an id in both tables is the same live node)
+    acc_ids = {id(n): g for n, g in acc.items()}
+    for i, ref in list(_LEAF_D.items()):
         t = ref()
-        if t is not None and n in acc and (wanted is None or id(t) in wanted):
-            targets.append((t, acc[n]))
+        if t is not None and i in acc_ids and (wanted is None or id(t) in wanted):
+            targets.append((t, acc_ids[i]))
     for t in _retaining(acc):
         targets.append((t, acc[t._grad_node]))
     with set_grad_enabled(create_graph):
@@ -572,9 +573,9 @@ def register_hook(t, hook):
 def _hook_table() -> dict | None:
     """The registered hooks by id(node) (leaves' by their current node), or None."""
     table = {}
-    for i, (_, (born, hooks)) in list(_NODE_HOOKS._d.items()):
+    for i, (born, hooks) in list(_NODE_HOOKS.d.items()):
         if _BORN.get(i) != born or not hooks:
-            _NODE_HOOKS._d.pop(i, None)  # made again since (a fresh graph), or all removed
+            _NODE_HOOKS.d.pop(i, None)  # made again since (a fresh graph), or all removed
         else:
             table[i] = hooks
     for ref, hooks in list(_LEAF_HOOKS.values()):
@@ -604,7 +605,7 @@ def _run_hooks(hooks, g: Node) -> Node:
 def _walk(roots, grads, retain: bool, create_graph: bool) -> dict[Node, Node]:
     """_grad_graph, through the Python walk (which runs hooks) when hooks are registered;
     hooks run with grad mode on only for create_graph, as PyTorch's."""
-    hooks = _hook_table() if (_NODE_HOOKS._d or _LEAF_HOOKS) else None
+    hooks = _hook_table() if (_NODE_HOOKS.d or _LEAF_HOOKS) else None
     if hooks is None:
         return _grad_graph(roots, grads, None, retain)
     with set_grad_enabled(create_graph):

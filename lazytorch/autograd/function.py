@@ -17,13 +17,12 @@ from typing import Any
 
 from .. import autograd
 from ..autograd_rules import GRAD
-from ..graph import ID_TABLES, Node, new_node
+from ..graph import Node, NodeTable, new_node
 from ..ops import Op
 from ..tensor import Tensor, _shape_str
 
-# FUNCTION node (by id) -> its application: dropped with the node
-_APPLIED: dict[int, _Application] = {}
-ID_TABLES.append(_APPLIED)
+# FUNCTION node -> its application: dropped with the node
+_APPLIED: NodeTable = NodeTable()
 _ids = itertools.count(1)
 
 
@@ -134,7 +133,7 @@ class Function(metaclass=_FunctionMeta):
                 continue
             v = o.node
             node = new_node(Op.FUNCTION, (v, *in_nodes), next(_ids), v.shape, v.dtype)
-            _APPLIED[id(node)] = _Application(cls, ctx, len(outs), k, inputs, len(args), shapes)
+            _APPLIED[node] = _Application(cls, ctx, len(outs), k, inputs, len(args), shapes)
             wrapped.append(Tensor._make(node))
         # a saved output is the differentiable one, as in PyTorch (a backward that uses it is
         # differentiable in turn)
@@ -160,13 +159,13 @@ def once_differentiable(fn):
 
 
 def backward_name(n: Node) -> str:
-    app = _APPLIED.get(id(n))
+    app = _APPLIED.get(n)
     return app.fn._backward_name if app is not None else "FunctionBackward"
 
 
 def gradient(n: Node, g: Node) -> tuple:
     """GRAD[Op.FUNCTION]: the user's backward for the output that `n` wraps."""
-    app = _APPLIED.get(id(n))
+    app = _APPLIED.get(n)
     if app is None:
         raise RuntimeError("a custom Function's node outlived its application")
     ctx = app.ctx

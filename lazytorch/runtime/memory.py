@@ -14,20 +14,19 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import dtypes as dt
-from ..graph import ID_TABLES, Node, new_node
+from ..graph import Node, NodeTable, new_node
 from ..ops import Op
 from . import native
 from .cpu import HOST, allocator, scratch
 from .cpu.allocator import address_of_py
 from .protocol import Allocator
 
-# id(BUFFER node) -> (its buffer, the buffer's address); the node-death callback drops the entry
-# (graph.ID_TABLES), so a buffer's memory lives exactly as long as its node
-_BUFS: dict[int, tuple[Any, int]] = {}
-# id(BUFFER node) -> the allocator of its buffer, for buffers not in host memory
-_DEVICE: dict[int, Allocator] = {}
-ID_TABLES.append(_BUFS)
-ID_TABLES.append(_DEVICE)
+# BUFFER node -> (its buffer, the buffer's address); the entry vanishes with the node, so a
+# buffer's memory lives exactly as long as its node
+_BUFS: NodeTable = NodeTable()
+# BUFFER node -> the allocator of its buffer, for buffers not in host memory
+_DEVICE: NodeTable = NodeTable()
+_BUF_D, _DEVICE_D = _BUFS.d, _DEVICE.d   # (by id: for the paths every buffer takes)
 # device type -> the allocator of its memory, for the device types whose buffers are not host
 # arrays (the engine registers them with their backends)
 ALLOCATORS: dict[str, Allocator] = {}
@@ -52,7 +51,7 @@ def buffer_node(arr: np.ndarray, dtype: dt.DType | None = None, ptr: int | None 
             buf, addr = alloc.from_host(arr)
             return device_buffer_node(buf, addr, tuple(arr.shape), d, device, alloc)
     node = new_node(_BUFFER, (), next(_ids), tuple(arr.shape), d, device)
-    _BUFS[id(node)] = (arr, address_of(arr) if ptr is None else ptr)
+    _BUF_D[id(node)] = (arr, address_of(arr) if ptr is None else ptr)
     return node
 
 
@@ -77,28 +76,28 @@ def device_buffer_node(buffer: Any, address: int, shape: tuple[int, ...], dtype:
     """A new BUFFER node on `device` owning `buffer`, memory of that device's `allocator` at
     `address`."""
     node = new_node(_BUFFER, (), next(_ids), tuple(shape), dtype, device)
-    _BUFS[id(node)] = (buffer, address)
-    _DEVICE[id(node)] = allocator
+    _BUF_D[id(node)] = (buffer, address)
+    _DEVICE_D[id(node)] = allocator
     return node
 
 
 def data(node: Node) -> Any:
     """A BUFFER node's buffer, wherever it is (the engine's view; the front end reads values
     through host_data)."""
-    return _BUFS[id(node)][0]
+    return _BUF_D[id(node)][0]
 
 
 def host_data(node: Node) -> np.ndarray:
     """A BUFFER node's value as a host array of its dtype and shape: the array itself for a
     buffer in host memory, else a copy from its device."""
-    buf = _BUFS[id(node)][0]
-    allocator = _DEVICE.get(id(node))
+    buf = _BUF_D[id(node)][0]
+    allocator = _DEVICE_D.get(id(node))
     return buf if allocator is None else allocator.to_host(buf, node.dtype, node.shape)
 
 
 def address(node: Node) -> int:
     """The address of a BUFFER node's data (what kernels are called with)."""
-    return _BUFS[id(node)][1]
+    return _BUF_D[id(node)][1]
 
 
 # what else empty_cache() frees: functions registered by the layers that keep memory for

@@ -41,24 +41,16 @@ static PyObject *leaf_of(PyObject *n, PyObject *op) {
     PyObject *id = PyLong_FromVoidPtr(n);
     if (id == NULL)
         return NULL;
-    PyObject *e = PyDict_GetItemWithError(g_realized, id);   /* (weakref, buffer) */
+    PyObject *b = PyDict_GetItemWithError(g_realized, id);   /* the buffer node */
     Py_DECREF(id);
-    if (e == NULL)
+    if (b == NULL)
         return NULL;
-    Py_INCREF(e);   /* is_constant runs Python code, which may replace or drop the entry */
+    Py_INCREF(b);   /* is_constant runs Python code, which may replace or drop the entry */
     PyObject *c = PyObject_CallOneArg(g_is_constant, n);
     int constant = c == NULL ? -1 : PyObject_IsTrue(c);
     Py_XDECREF(c);
-    PyObject *b = NULL;
-    if (constant == 0) {
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 2)
-            PyErr_SetString(PyExc_TypeError, "realized entries are (weakref, buffer) pairs");
-        else {
-            b = PyTuple_GET_ITEM(e, 1);
-            Py_INCREF(b);
-        }
-    }
-    Py_DECREF(e);
+    if (constant != 0)
+        Py_CLEAR(b);
     return b;
 }
 
