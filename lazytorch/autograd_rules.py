@@ -11,7 +11,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .graph import Node, const, new_node
-from .ops import COMPARE, Op
+from .ops import COMPARE, VIEW, Op
 
 # the ops the common rules build, as module constants (an Enum member lookup costs a call)
 _ADD, _SUB, _MUL, _DIV, _NEG, _WHERE = Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.WHERE
@@ -142,7 +142,9 @@ def _reduce_sum(n, g):
     return (expand(g, n.srcs[0].shape),)
 
 
-_VIEWS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.DETACH}
+# views whose values _stored follows down to their source (UNFOLD's windows are not followed:
+# a value read through them counts as computed)
+_VIEWS = VIEW - {Op.UNFOLD}
 
 
 def _stored(n: Node) -> bool:

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import sys
 
-from .ops import Op
+from .ops import STRIDED, VIEW, Op
 
 # ops that compute nothing: a node built only from these over buffers and constants is not
 # worth storing (its value is a view, or a copy numpy makes when it is asked for)
-FREE_OPS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.UNFOLD, Op.DETACH, Op.CONST}
+FREE_OPS = VIEW | {Op.CONST}
 
 # ops that make a view of their one source; a held chain of them that broadcasts or reorders
 # holds the computed value beneath instead
-VIEW_OPS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.DETACH}
+VIEW_OPS = STRIDED | {Op.DETACH}
 _TO_BASE = {Op.EXPAND, Op.PERMUTE}
 
 

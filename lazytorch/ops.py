@@ -1,4 +1,6 @@
-"""The one Op enum of the IR, and the groups the passes ask about."""
+"""The one Op enum of the IR, and the groups the passes ask about: each set of ops that more
+than one place asks about is named here once, and a user that needs a variant builds it from
+these, saying why."""
 from __future__ import annotations
 
 from enum import Enum, auto
@@ -111,6 +113,15 @@ REDUCE = {Op.SUM, Op.PROD, Op.RMAX, Op.RMIN, Op.ARGMAX, Op.ARGMIN}
 SCAN = {Op.CUMSUM, Op.CUMPROD}
 MOVEMENT = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.PAD, Op.SLICE, Op.UNFOLD}
 SOURCE = {Op.BUFFER, Op.CONST}
+# the groups above partition Op, with the ops of a kind of their own (GATHER, SCATTER,
+# CONTIGUOUS, DETACH, FUNCTION); the groups below are cut across them by meaning
+
+# ops whose value is their one source's values rearranged (PAD adds its constant): nothing is
+# computed; DETACH is the identity
+VIEW = MOVEMENT | {Op.DETACH}
+# movement that a strided view of the source's memory expresses, as PyTorch's views do (RESHAPE:
+# of a contiguous source); PAD and UNFOLD make values or windows of their own
+STRIDED = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE}
 # ops that cost a libm call (or several) per element, where the rest cost one instruction: the
 # scheduler counts them as several when it weighs recomputing a value against storing it, and
 # a row-fused kernel computes them once per element, saving them for its final loop

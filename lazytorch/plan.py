@@ -23,7 +23,7 @@ from .compiler.passes import optimize
 from .compiler.passes.memory import plan_memory
 from .compiler.schedule import Schedule, schedule_graph
 from .graph import Graph, Node, new_node, toposort
-from .ops import Op
+from .ops import SOURCE, Op
 from .runtime import cache, faults, interpreter, memory
 from .runtime.protocol import Allocator, CompileError
 from .sites import inherit
@@ -213,7 +213,9 @@ class RealizeError(RuntimeError):
         self.sites = sites
 
 
-_QUIET = {Op.RESHAPE, Op.EXPAND, Op.CONST, Op.BUFFER, Op.DETACH}
+# ops a kernel's log line does not name: its data, and the reshapes, broadcasts and detaches
+# that every kernel has and no user wrote as a computation
+_QUIET = SOURCE | {Op.RESHAPE, Op.EXPAND, Op.DETACH}
 
 
 class KernelMismatch(RuntimeError):

@@ -18,7 +18,7 @@ from .compiler.schedule import Schedule
 from .engine import backends
 from .graph import Node, NodeTable, new_node, toposort
 from .live import FREE_OPS, held_bases, held_py
-from .ops import Op
+from .ops import SOURCE, VIEW, Op
 from .plan import (  # noqa: F401
     PLAN_CACHE_SIZE,
     KernelCompileError,
@@ -194,8 +194,9 @@ def _anomaly(n: Node, value: np.ndarray, srcs: list[np.ndarray]) -> None:
                        f"{site[0] if site else 'an unknown line'}")
 
 
-_VIEW_OPS = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.UNFOLD, Op.DETACH,
-             Op.CONTIGUOUS, Op.CONST, Op.BUFFER}
+# views, and CONTIGUOUS (a copy of its source's values), walked down to their data (the
+# sources stop the walk: they have no source)
+_VIEW_OPS = VIEW | {Op.CONTIGUOUS} | SOURCE
 
 
 def _is_view(n: Node) -> bool:

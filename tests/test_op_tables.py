@@ -64,6 +64,29 @@ def test_every_op_is_of_one_kind(op):
     assert len(kinds) == 1, f"Op.{op.name} is in {kinds or 'no group of ops.py'}"
 
 
+def test_every_group_of_ops_py_is_a_set_of_ops():
+    from lazytorch import ops
+    groups = {name: v for name, v in vars(ops).items()
+              if name.isupper() and isinstance(v, (set, frozenset))}
+    assert set(KINDS) - {"one-off"} <= set(groups) and {"VIEW", "STRIDED"} <= set(groups)
+    for name, group in groups.items():
+        assert group and all(isinstance(op, Op) for op in group), name
+
+
+def test_groups_by_meaning_and_their_users():
+    from lazytorch import autograd_rules, live, plan, realize
+    from lazytorch.ops import STRIDED, VIEW
+    assert MOVEMENT < VIEW and VIEW - MOVEMENT == {Op.DETACH}
+    assert STRIDED < MOVEMENT and not STRIDED & {Op.PAD, Op.UNFOLD}   # they make new values
+    # each user's set, built from the groups, is what it wrote out before it was built so
+    views = {Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.DETACH}
+    assert live.VIEW_OPS == views
+    assert live.FREE_OPS == views | {Op.PAD, Op.UNFOLD, Op.CONST}
+    assert realize._VIEW_OPS == views | {Op.PAD, Op.UNFOLD, Op.CONTIGUOUS, Op.CONST, Op.BUFFER}
+    assert autograd_rules._VIEWS == views | {Op.PAD}
+    assert plan._QUIET == {Op.RESHAPE, Op.EXPAND, Op.CONST, Op.BUFFER, Op.DETACH}
+
+
 @ALL
 def test_every_op_has_its_table_entries(op):
     missing = [table for table, ok in _entries(op).items() if not ok]
