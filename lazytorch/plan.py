@@ -110,6 +110,9 @@ class Plan:
                 made[slot], argv[slot] = alloc(n)
             if self.driver is not None:
                 self.driver(argv, self._fptrs)
+            else:
+                for fn, slots in self.steps:
+                    fn(*(argv[s] for s in slots))
         finally:
             self._lock.release()
         config.STATS["kernels_launched"] += len(self.steps)
@@ -340,16 +343,18 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
         calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
                  for k in sched.kernels]
         dname = "lt_plan_" + cache.sha256((head + repr(calls)).encode())[:16]
-        libs = {sym: compiler.find(sym) for sym in [*first, dname]}
+        # a renderer without drivers: the plan calls the kernels one by one
+        dsrc = renderer.render_driver(dname, calls)
+        libs = {sym: compiler.find(sym) for sym in [*first, *([dname] if dsrc else [])]}
         todo = [sym for sym in first if libs[sym] is None]
         groups = _split(todo, cost, compiler.workers())
         srcs = [renderer.render_module([first[sym].named(sym) for sym in g]) for g in groups]
-        if libs[dname] is None:   # the driver joins the lighter module, or compiles alone
+        if dsrc and libs[dname] is None:   # the driver joins the lighter module, or alone
             if not groups:
                 groups, srcs = [[]], [""]
             i = min(range(len(groups)), key=lambda i: sum(cost[s] for s in groups[i]))
             groups[i] = groups[i] + [dname]
-            srcs[i] += renderer.render_driver(dname, calls)
+            srcs[i] += dsrc
         if srcs:
             try:
                 built = compiler.compile(srcs, groups)
@@ -362,7 +367,7 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
             fn = runtime.function(libs[syms[k.name]], syms[k.name], len(k.params))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
         fptrs = (ctypes.c_void_p * len(first))(*(runtime.address(libs[s], s) for s in first))
-        driver = runtime.function(libs[dname], dname, 2)
+        driver = runtime.function(libs[dname], dname, 2) if dsrc else None
         fault_flags = _fault_flags(sched.kernels, [libs[syms[k.name]] for k in sched.kernels],
                                    runtime)
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,

@@ -16,6 +16,7 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import nn
+from lazytorch import plan as plans
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.engine import backends
 from lazytorch.runtime import memory
@@ -151,3 +152,31 @@ def test_unregister_removes_the_device_type():
     assert "toyd" not in backends.device_types() and "toyd" not in memory.ALLOCATORS
     with pytest.raises(RuntimeError):
         torch.ones(2, device="toyd")
+
+
+class DriverlessRenderer(ToyRenderer):
+    """A dialect with no host driver function: plans call its kernels one by one."""
+
+    name = "toy-nodriver"
+
+    def render_driver(self, name, calls):
+        return None
+
+
+def test_a_renderer_without_drivers_runs_kernels_one_by_one():
+    renderer = DriverlessRenderer(CRenderer.capabilities(cores()))
+    compiler = ToyCompiler()
+    backend = backends.CompiledBackend("toy-nodriver", "toyd", renderer, compiler, CRuntime(),
+                                       ToyAllocator())
+    backends.register(backend, default=True)
+    try:
+        losses_cpu, params_cpu = _step("cpu", seed=3)
+        losses_toy, params_toy = _step("toyd", seed=3)
+    finally:
+        backends.unregister("toy-nodriver")
+    assert losses_toy == losses_cpu
+    for a, b in zip(params_toy, params_cpu):
+        np.testing.assert_array_equal(a, b)
+    ran = [p for key, p in plans.PLANS.items() if key[0] == "toy-nodriver" and p.steps]
+    assert ran and all(p.driver is None for p in ran)
+    assert not any("lt_plan_" in src for src in compiler.sources)

@@ -56,8 +56,10 @@ class Renderer(ABC):
         """One translation unit: the header and the rendered functions `functions`."""
 
     @abstractmethod
-    def render_driver(self, name: str, calls: list[tuple[int, list[int]]]) -> str:
-        """A function `name` running the calls (kernel address index, argument slots)."""
+    def render_driver(self, name: str, calls: list[tuple[int, list[int]]]) -> str | None:
+        """A function `name` running the calls (kernel address index, argument slots), or
+        None where the language has no such host function: the plan then calls the kernels
+        one by one through the runtime."""
 
     @abstractmethod
     def header(self) -> str:
