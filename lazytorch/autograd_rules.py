@@ -289,7 +289,7 @@ def _gather(n, g):
 
 def _one_hot_grad(g: Node, index: Node, axis: int, shape) -> Node:
     shape = tuple(shape)
-    pos = _positions(shape[axis], axis, len(shape), index.dtype)
+    pos = _positions(shape[axis], axis, len(shape), index.dtype, index.device)
     hit = cmp(Op.CMPEQ, expand(pos, shape), expand(index, shape))
     return where(hit, expand(g, shape), zeros_like(expand(g, shape)))
 
@@ -297,16 +297,16 @@ def _one_hot_grad(g: Node, index: Node, axis: int, shape) -> Node:
 _POSITIONS: dict[tuple, Node] = {}
 
 
-def _positions(n: int, axis: int, ndim: int, dtype: dt.DType) -> Node:
-    """A buffer 0..n-1 along `axis` of an ndim-dim shape of ones (kept: a training loop asks
-    for the same few each step)."""
-    key = (n, axis, ndim, dtype)
+def _positions(n: int, axis: int, ndim: int, dtype: dt.DType, device: str | None) -> Node:
+    """A buffer 0..n-1 along `axis` of an ndim-dim shape of ones, on `device` (None: the CPU)
+    (kept: a training loop asks for the same few each step)."""
+    key = (n, axis, ndim, dtype, device or "cpu")
     b = _POSITIONS.get(key)
     if b is None:
         from .runtime import memory
         shape = [1] * ndim
         shape[axis] = n
-        b = memory.buffer_node(np.arange(n, dtype=dtype.np).reshape(shape))
+        b = memory.buffer_node(np.arange(n, dtype=dtype.np).reshape(shape), device=key[-1])
         if n <= 4096 and len(_POSITIONS) < 256:
             _POSITIONS[key] = b
     return b

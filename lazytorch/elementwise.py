@@ -14,7 +14,7 @@ from .graph import Node, const, new_node
 from .ops import Op
 from .realize import REALIZED
 from .sites import SITES, named, record, record_from
-from .tensor import Tensor, broadcast_shapes
+from .tensor import Tensor, broadcast_shapes, to_device
 
 # the ops as module constants: an Enum member lookup (Op.ADD) costs a Python call on 3.11
 _ADD, _SUB, _MUL, _DIV, _IDIV, _MOD, _POW, _MAX, _MIN = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV,
@@ -35,6 +35,22 @@ def _check_operand(x, name: str):
         return tensor(x)
     raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
                     f"{type(x).__name__}")
+
+
+def scalars_follow(*xs):
+    """xs (tensors and numbers) under PyTorch's device rule for elementwise ops: 0-d CPU
+    tensors combine with a tensor on another device as Python scalars do (each is copied
+    there, keeping its gradient); any other mix is left for new_node to refuse."""
+    where = None
+    for x in xs:
+        if isinstance(x, Tensor):
+            d = x._node.device
+            if d is not None and d != "cpu" and (where is None or x.ndim):
+                where = d
+    if where is None:
+        return xs
+    return tuple(to_device(x, where) if isinstance(x, Tensor) and not x.ndim and
+                 x._node.device == "cpu" else x for x in xs)
 
 
 def expand_node(n: Node, shape: tuple[int, ...]) -> Node:
@@ -147,6 +163,9 @@ def _arith(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: s
             nb = b._node
             if b._base is not None or id(nb) in _REALIZED_D or _WRITTEN:
                 nb = b.node
+            if na.device is not nb.device and na.device != nb.device:
+                a, b = scalars_follow(a, b)
+                na, nb = a.node, b.node
             sa, sb = na.shape, nb.shape
             shape = sa if sa == sb and type(sa) is tuple else _broadcast(sa, sb)
             db = nb.dtype
@@ -179,7 +198,7 @@ def _arith(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: s
 
 def _binary(op: Op, a, b, compute: dt.DType | None, out: dt.DType | None, name: str) -> Tensor:
     """binary(), the general case: numpy operands, a scalar on the left, ..."""
-    a, b = _check_operand(a, name), _check_operand(b, name)
+    a, b = scalars_follow(_check_operand(a, name), _check_operand(b, name))
     shape = broadcast_pair(_shape_of(a), _shape_of(b))
     d = compute or _result_type(a, b)
     srcs = (operand(a, d, shape), operand(b, d, shape))
@@ -435,6 +454,7 @@ def where_nodes(cond, a, b) -> Tensor:
     if cond.dtype != dt.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
                            f"with dtype {cond.dtype.name.capitalize()}")
+    cond, a, b = scalars_follow(cond, a, b)
     shape = broadcast_pair(broadcast_pair(cond.shape, _shape_of(a)), _shape_of(b))
     d = _result_type(a, b)
     srcs = (expand_node(cond.node, shape), operand(a, d, shape), operand(b, d, shape))

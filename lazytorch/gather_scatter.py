@@ -28,7 +28,7 @@ from .indexing import (
     wrap,
 )
 from .ops import Op
-from .tensor import Tensor, _canon_dim, _shape_str, broadcast_shapes
+from .tensor import Tensor, _canon_dim, _shape_str, broadcast_shapes, device_name, same_device
 
 _CPP_NAME = dt.CPP_TYPE_NAMES
 
@@ -78,8 +78,9 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     sizes = list(input.shape)
     sizes[d] = indices.shape[d]
     shape = broadcast_shapes(sizes, indices.shape)
+    where = same_device(input, indices)
     vals = _checked_values(indices, n, d)
-    idx = _index_buffer(np.broadcast_to(vals, shape))
+    idx = _index_buffer(np.broadcast_to(vals, shape), where)
     xshape = tuple(n if j == d else s for j, s in enumerate(shape))
     x = ew.expand_node(input.node, xshape)
     return wrap(Node(Op.GATHER, (x, idx), d, tuple(shape), input.dtype))
@@ -179,12 +180,13 @@ def take(input: Tensor, index: Tensor) -> Tensor:
         got = TYPE_NAME.get(getattr(index, "dtype", None), type(index).__name__)
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {got}")
     n = input.numel()
+    where = same_device(input, index)
     vals = np.asarray(index._array(), dtype=np.int64)
     v = _first_bad(vals, -n, n)
     if v is not None:
         raise IndexError(f"out of range: tried to access index {v} on a tensor of {n} "
                          f"elements.")
-    idx = _index_buffer(np.where(vals < 0, vals + n, vals).reshape(-1))
+    idx = _index_buffer(np.where(vals < 0, vals + n, vals).reshape(-1), where)
     g = Node(Op.GATHER, (_reshape(input.node, (n,)), idx), 0, (vals.size,), input.dtype)
     return wrap(_reshape(g, index.shape))
 
@@ -305,24 +307,28 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     if mask.dtype != dt.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     shape = _broadcast_pair(tuple(mask.shape), tuple(input.shape))
+    device = device_name(input) if mask.ndim == 0 else same_device(input, mask)
     where = np.flatnonzero(np.broadcast_to(mask._array(), shape))
     x = _reshape(ew.expand_node(input.node, shape), (math.prod(shape),))
-    return wrap(Node(Op.GATHER, (x, _index_buffer(where)), 0, (where.size,), input.dtype))
+    return wrap(Node(Op.GATHER, (x, _index_buffer(where, device)), 0, (where.size,),
+                     input.dtype))
 
 
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with as_tuple one
     1-D tensor per dim. The count depends on the data, so input is computed now."""
     from .creation import from_array
+    where = device_name(input)
     a = np.asarray(input._array())
     if a.ndim == 0:
         if as_tuple:
-            return (from_array(np.nonzero(a.reshape(1))[0].astype(np.int64)),)
-        return from_array(np.zeros((int(a != 0), 0), np.int64))
+            return (from_array(np.nonzero(a.reshape(1))[0].astype(np.int64), device=where),)
+        return from_array(np.zeros((int(a != 0), 0), np.int64), device=where)
     nz = np.nonzero(a)
     if as_tuple:
-        return tuple(from_array(np.ascontiguousarray(i, dtype=np.int64)) for i in nz)
-    return from_array(np.ascontiguousarray(np.stack(nz, axis=1), dtype=np.int64))
+        return tuple(from_array(np.ascontiguousarray(i, dtype=np.int64), device=where)
+                     for i in nz)
+    return from_array(np.ascontiguousarray(np.stack(nz, axis=1), dtype=np.int64), device=where)
 
 
 def argwhere(input: Tensor) -> Tensor:

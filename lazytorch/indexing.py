@@ -23,7 +23,7 @@ from . import views as vw
 from .graph import Node
 from .ops import Op
 from .runtime import memory
-from .tensor import Tensor, _shape_str, broadcast_shapes
+from .tensor import Tensor, _shape_str, broadcast_shapes, device_name
 
 TYPE_NAME = dt.SCALAR_TYPE_NAMES
 _CPP_NAME = dt.CPP_TYPE_NAMES
@@ -58,8 +58,9 @@ def _slice(n: Node, starts, shape) -> Node:
     return Node(Op.SLICE, (n,), arg, shape, n.dtype)
 
 
-def _index_buffer(a: np.ndarray) -> Node:
-    return memory.buffer_node(np.ascontiguousarray(a, dtype=np.int64))
+def _index_buffer(a: np.ndarray, device: str) -> Node:
+    """An int64 BUFFER of `a`'s values on `device` (the indexed tensor's)."""
+    return memory.buffer_node(np.ascontiguousarray(a, dtype=np.int64), device=device)
 
 
 def _check_index_dtype(index, msg: str) -> None:
@@ -228,17 +229,21 @@ class _Advanced:
     """Advanced indices resolved to one flat index (of the broadcast index shape `shape`) into
     the indexed dims `positions` of the view, taken together in row-major order."""
 
-    def __init__(self, view_shape: tuple[int, ...], advs: list):
+    def __init__(self, view_shape: tuple[int, ...], advs: list, device: str):
         arrays, positions, sizes = [], [], []
         node = None
         for pos, kind, p in advs:
+            if isinstance(p, Tensor) and device_name(p) not in ("cpu", device):
+                raise RuntimeError(f"indices should be either on cpu or on the same device as "
+                                   f"the indexed tensor ({device})")
             if kind == "bool":
                 arrays.append(np.zeros(1 if p else 0, np.int64))
                 positions.append(pos)
                 sizes.append(1)
             elif kind == "tensor":
                 a = p._array() if isinstance(p, Tensor) else p
-                if isinstance(p, Tensor) and p.dtype == dt.int64 and len(advs) == 1:
+                if isinstance(p, Tensor) and p.dtype == dt.int64 and len(advs) == 1 and \
+                        device_name(p) == device:
                     node = p.node
                 arrays.append(np.asarray(a, dtype=np.int64))
                 positions.append(pos)
@@ -281,7 +286,7 @@ class _Advanced:
         self.flat_shape = before + (math.prod(view_shape[p] for p in positions),) + after
         self.result_shape = before + self.shape + after
         if node is None:
-            node = _index_buffer(flat.reshape(-1))
+            node = _index_buffer(flat.reshape(-1), device)
         ones = (1,) * len(before) + (self.count,) + (1,) * len(after)
         self.index = ew.expand_node(_reshape(node, ones), before + (self.count,) + after)
 
@@ -296,7 +301,7 @@ def getitem(self: Tensor, idx) -> Tensor:
     view, advs = _parse(self, idx)
     if not advs:
         return view
-    a = _Advanced(tuple(view.shape), advs)
+    a = _Advanced(tuple(view.shape), advs, device_name(self))
     g = Node(Op.GATHER, (a.flatten(view.node), a.index), a.axis, a.index.shape, self.dtype)
     return wrap(_reshape(g, a.result_shape))
 
@@ -371,7 +376,7 @@ def _put(self: Tensor, idx, value, accumulate: bool) -> None:
             new = ew.add(view, Tensor._make(new)).node
         view._assign(new)
         return
-    a = _Advanced(tuple(view.shape), advs)
+    a = _Advanced(tuple(view.shape), advs, device_name(self))
     if isinstance(value, Tensor):
         if value.dtype != self.dtype:
             raise RuntimeError(f"Index put requires the source and destination dtypes match, "

@@ -224,7 +224,7 @@ def _triangle(input: Tensor, diagonal: int, lower: bool, name: str) -> Tensor:
     keep = np.tri(n, m, diagonal, dtype=bool) if lower else \
         ~np.tri(n, m, diagonal - 1, dtype=bool)
     shape = tuple(input.shape)
-    mask = ew.expand_node(memory.buffer_node(keep), shape)
+    mask = ew.expand_node(memory.buffer_node(keep, device=input.node.device or "cpu"), shape)
     zero = const(0, input.dtype, shape)
     return wrap(Node(Op.WHERE, (mask, input.node, zero), None, shape, input.dtype))
 

@@ -484,7 +484,7 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
                                   "inverse, which lazytorch does not compute")
     if n == 0:
         from .creation import eye
-        return eye(A.shape[-1], dtype=A.dtype).expand(*A.shape).clone()
+        return eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(*A.shape).clone()
     result, base = None, A
     while n:
         if n & 1:

@@ -115,7 +115,7 @@ Tensor.__ixor__ = _inplace(lambda a, b: ew.bitwise_xor(a, b))
 
 def zero_(self):
     from .graph import const
-    self._assign(const(0, self.dtype, self.shape))
+    self._assign(const(0, self.dtype, self.shape, self.node.device))
     return self
 
 
@@ -125,16 +125,26 @@ def fill_(self, value):
         if value.ndim != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.ndim} dimensions.")
+        value = _on_device_of(self, value)
         self._assign(ew.expand_node(ew.cast_node(value.node, self.dtype), self.shape))
     else:
-        self._assign(const(overflow.scalar(value, self.dtype), self.dtype, self.shape))
+        self._assign(const(overflow.scalar(value, self.dtype), self.dtype, self.shape,
+                           self.node.device))
     return self
+
+
+def _on_device_of(self, src):
+    """src's value on self's device (copied there when it is on another, as copy_ does)."""
+    from .tensor import device_name, to_device
+    where = device_name(self)
+    return src if src._node.device in (None, where) else to_device(src, where)
 
 
 def copy_(self, src, non_blocking: bool = False):
     if not isinstance(src, Tensor):
         from .creation import tensor
-        src = tensor(src)
+        src = tensor(src, device=self.device)
+    src = _on_device_of(self, src)
     from .tensor import broadcast_shapes
     if broadcast_shapes(self.shape, src.shape) != tuple(self.shape):
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast "

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .creation import Generator, _rng, from_array
-from .tensor import Tensor
+from .tensor import Tensor, device_name
 
 
 def _check(x, name: str) -> None:
@@ -61,7 +61,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         keys = p / r.exponential(1.0, p.shape)
         out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
     shape = tuple(input.shape[:-1]) + (num_samples,)
-    return from_array(np.ascontiguousarray(out.reshape(shape), dtype=np.int64), dt.int64)
+    return from_array(np.ascontiguousarray(out.reshape(shape), dtype=np.int64), dt.int64,
+                      device_name(input))
 
 
 def bernoulli(input: Tensor, p: float | None = None, *,
@@ -80,7 +81,7 @@ def bernoulli(input: Tensor, p: float | None = None, *,
                                "(Could this error message be improved?  If so, please report "
                                "an enhancement request to PyTorch.)")
     draws = _rng(generator).random(probs.shape) < probs
-    return from_array(dt.astype(draws, input.dtype), input.dtype)
+    return from_array(dt.astype(draws, input.dtype), input.dtype, device_name(input))
 
 
 def poisson(input: Tensor, generator: Generator | None = None) -> Tensor:
@@ -91,7 +92,7 @@ def poisson(input: Tensor, generator: Generator | None = None) -> Tensor:
     if (rate < 0).any() or np.isnan(rate).any():
         raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
     draws = _rng(generator).poisson(rate)
-    return from_array(dt.astype(draws, input.dtype), input.dtype)
+    return from_array(dt.astype(draws, input.dtype), input.dtype, device_name(input))
 
 
 __all__ = ["multinomial", "bernoulli", "poisson"]

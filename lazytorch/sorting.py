@@ -16,7 +16,7 @@ from . import dtypes as dt
 from . import elementwise as ew
 from .graph import Node, const
 from .ops import Op
-from .tensor import Tensor, _canon_dim
+from .tensor import Tensor, _canon_dim, device_name, same_device
 
 
 def _result_type(name: str) -> type:
@@ -43,9 +43,11 @@ def _check_tensor(x, name: str, arg: str = "input") -> None:
                         f"{type(x).__name__}")
 
 
-def _longs(a: np.ndarray) -> Tensor:
+def _longs(a: np.ndarray, device: str) -> Tensor:
+    """`a` as an int64 tensor on `device` (the input's: indices found on the host)."""
     from .creation import from_array
-    return from_array(np.require(np.asarray(a, dtype=np.int64), requirements="C"), dt.int64)
+    return from_array(np.require(np.asarray(a, dtype=np.int64), requirements="C"), dt.int64,
+                      device)
 
 
 def _rows(input: Tensor, dim: int) -> tuple[np.ndarray, int]:
@@ -64,11 +66,12 @@ def _unrows(idx: np.ndarray, ndim: int, d: int) -> np.ndarray:
 
 def _take(input: Tensor, d: int, idx: np.ndarray) -> Tensor:
     """input gathered along dim d at idx (input's shape except along d; all in range)."""
+    where = device_name(input)
     if input.ndim == 0:
         x = Node(Op.RESHAPE, (input.node,), (1,), (1,), input.dtype)
-        g = Node(Op.GATHER, (x, _longs(idx.reshape(1)).node), 0, (1,), input.dtype)
+        g = Node(Op.GATHER, (x, _longs(idx.reshape(1), where).node), 0, (1,), input.dtype)
         return ew.make(Op.RESHAPE, (g,), (), (), input.dtype)
-    return ew.make(Op.GATHER, (input.node, _longs(idx).node), d, idx.shape, input.dtype)
+    return ew.make(Op.GATHER, (input.node, _longs(idx, where).node), d, idx.shape, input.dtype)
 
 
 def _argsort(a: np.ndarray, descending: bool) -> np.ndarray:
@@ -87,7 +90,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, *,
     _check_tensor(input, "sort")
     a, d = _rows(input, dim)
     idx = _unrows(_argsort(a, descending), input.ndim, d)
-    return sort_result(_take(input, d, idx), _longs(idx))
+    return sort_result(_take(input, d, idx), _longs(idx, device_name(input)))
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, *,
@@ -108,7 +111,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if not 0 <= k <= a.shape[-1]:
         raise RuntimeError("selected index k out of range")
     idx = _unrows(_argsort(a, largest)[..., :k], input.ndim, d)
-    return topk_result(_take(input, d, idx), _longs(idx))
+    return topk_result(_take(input, d, idx), _longs(idx, device_name(input)))
 
 
 def _reduce_dim(input: Tensor, dim: int, name: str) -> tuple[np.ndarray, int]:
@@ -125,7 +128,7 @@ def _select(input: Tensor, d: int, idx: np.ndarray, keepdim: bool, result):
     if not keepdim and input.ndim > 0:
         values = values.squeeze(d)
         idx = np.squeeze(idx, d)
-    return result(values, _longs(idx))
+    return result(values, _longs(idx, device_name(input)))
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
@@ -200,13 +203,13 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
 
 # ----------------------------------------------------------------------------- unique
 def _unique_result(values: np.ndarray, d: dt.DType, inverse, counts, return_inverse: bool,
-                   return_counts: bool):
+                   return_counts: bool, device: str):
     from .creation import from_array
-    out = [from_array(np.require(np.asarray(values, dtype=d.np), requirements="C"), d)]
+    out = [from_array(np.require(np.asarray(values, dtype=d.np), requirements="C"), d, device)]
     if return_inverse:
-        out.append(_longs(inverse))
+        out.append(_longs(inverse, device))
     if return_counts:
-        out.append(_longs(counts))
+        out.append(_longs(counts, device))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -232,7 +235,8 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,
             vals, inv, counts = np.unique(a, return_inverse=True, return_counts=True, axis=d,
                                           equal_nan=False)
             inv = np.asarray(inv).reshape(-1)
-    return _unique_result(vals, input.dtype, inv, counts, return_inverse, return_counts)
+    return _unique_result(vals, input.dtype, inv, counts, return_inverse, return_counts,
+                          device_name(input))
 
 
 def unique_consecutive(input: Tensor, return_inverse: bool = False, return_counts: bool = False,
@@ -257,7 +261,8 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
         vals = a.reshape(-1)[starts]
     else:
         vals = np.take(a, starts, axis=d)
-    return _unique_result(vals, input.dtype, inv, counts, return_inverse, return_counts)
+    return _unique_result(vals, input.dtype, inv, counts, return_inverse, return_counts,
+                          device_name(input))
 
 
 # ----------------------------------------------------------------------------- searchsorted
@@ -277,12 +282,12 @@ def _values(x) -> np.ndarray:
     return np.asarray(x._array()) if isinstance(x, Tensor) else np.asarray(x)
 
 
-def _positions(out: np.ndarray, out_int32: bool) -> Tensor:
+def _positions(out: np.ndarray, out_int32: bool, device: str) -> Tensor:
     from .creation import from_array
     if out_int32:
         return from_array(np.require(np.asarray(out, dtype=np.int32), requirements="C"),
-                          dt.int32)
-    return _longs(out)
+                          dt.int32, device)
+    return _longs(out, device)
 
 
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,
@@ -296,11 +301,13 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,
     if sorter is not None:
         seq = np.take_along_axis(seq, _values(sorter).astype(np.int64), -1)
     vals = _values(input)
+    where = device_name(sorted_sequence) if not isinstance(input, Tensor) or \
+        input.ndim == 0 and device_name(input) == "cpu" else same_device(sorted_sequence, input)
     if seq.ndim == 0:
         raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive "
                            "dimension, but got 0 dimension")
     if seq.ndim == 1:
-        return _positions(np.searchsorted(seq, vals, side=s), out_int32)
+        return _positions(np.searchsorted(seq, vals, side=s), out_int32, where)
     if vals.ndim == 0 and not isinstance(input, Tensor):
         raise RuntimeError(f"torch.searchsorted(): input value can be a scalar only when "
                            f"boundaries tensor dimension is 1, but we got boundaries tensor "
@@ -313,7 +320,7 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,
     rows_s, rows_v = seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1])
     res = np.stack([np.searchsorted(b, v, side=s) for b, v in zip(rows_s, rows_v)]) \
         if rows_s.shape[0] else np.zeros(rows_v.shape, np.int64)
-    return _positions(res.reshape(vals.shape), out_int32)
+    return _positions(res.reshape(vals.shape), out_int32, where)
 
 
 def bucketize(input, boundaries: Tensor, *, out_int32: bool = False,

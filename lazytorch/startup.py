@@ -130,14 +130,14 @@ def set_num_interop_threads(nthreads: int) -> None:
 
 
 def get_default_device():
-    from .tensor import CPU
-    return CPU
+    """The device creation functions use when given none."""
+    from .tensor import _DEVICES, DEFAULT_DEVICE
+    return _DEVICES[DEFAULT_DEVICE[0]]
 
 
 def set_default_device(device) -> None:
-    """Only the CPU (or None, which means it) can be the default device in this build."""
-    if device is None:
-        return
-    from .tensor import check_device
-    check_device(device)
+    """Make creation functions (tensor, zeros, randn, arange, ...) put their tensors on
+    `device` when given none (None: the CPU); a device type no backend serves raises."""
+    from .tensor import DEFAULT_DEVICE, check_device
+    DEFAULT_DEVICE[0] = "cpu" if device is None else check_device(device)
 

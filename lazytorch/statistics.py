@@ -17,7 +17,7 @@ from . import elementwise as ew
 from . import reduce as rd
 from .graph import const
 from .sorting import _longs, _result_type, _rows, _take, _unrows
-from .tensor import Tensor, _canon_dim
+from .tensor import Tensor, _canon_dim, device_name
 
 __all__ = ["count_nonzero", "nansum", "nanmean", "aminmax", "cummax", "cummin", "diff",
            "trapezoid", "trapz", "cumulative_trapezoid", "cov", "corrcoef", "histc", "bincount",
@@ -109,7 +109,7 @@ def _cumulative_extreme(input: Tensor, dim: int, largest: bool, result):
             nan_seen = nan_seen | isnan
             idx[..., i] = pos
     idx = _unrows(idx, input.ndim, d)
-    return result(_take(input, d, idx), _longs(idx))
+    return result(_take(input, d, idx), _longs(idx, device_name(input)))
 
 
 def cummax(input: Tensor, dim: int):
@@ -284,7 +284,7 @@ def histc(input: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Ten
     pos = ((x - lo) * bins / width).floor().clamp(0, bins - 1)
     pos = ew.where_nodes(inside, pos, 0).to(dt.int64)
     from .creation import zeros
-    counts = zeros(bins, dtype=input.dtype)
+    counts = zeros(bins, dtype=input.dtype, device=input.device)
     return counts.scatter_add(0, pos, inside.to(input.dtype))
 
 
@@ -305,10 +305,11 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
     from .creation import zeros
     if weights is None:
         ones = Tensor._make(const(1, dt.int64, tuple(input.shape)))
-        return zeros(length, dtype=dt.int64).scatter_add(0, input.to(dt.int64), ones)
+        return zeros(length, dtype=dt.int64, device=input.device).scatter_add(
+            0, input.to(dt.int64), ones)
     # float weights keep their dtype; others are counted in double, as PyTorch's
     d = weights.dtype if weights.dtype in (dt.float32, dt.float64) else dt.float64
-    out = zeros(length, dtype=d)
+    out = zeros(length, dtype=d, device=input.device)
     return out.scatter_add(0, input.to(dt.int64), weights.to(d))
 
 
@@ -383,14 +384,16 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
         elif interpolation == "linear":
             frac = _unrows((rank - np.floor(rank)).astype(x.dtype.np), x.ndim, d)
             from .creation import from_array
-            v = ew.lerp(lo, hi, from_array(np.ascontiguousarray(frac), x.dtype))
+            v = ew.lerp(lo, hi, from_array(np.ascontiguousarray(frac), x.dtype,
+                                                device_name(x)))
         else:
             v = lo
         # a row holding NaN (and no NaN-ignoring) is NaN; an all-NaN row is NaN either way
         has_nan = _unrows((nans > 0) if not ignore_nan else (valid == 0), x.ndim, d)
         if has_nan.any():
             from .creation import from_array
-            v = ew.where_nodes(from_array(np.ascontiguousarray(has_nan)), math.nan, v)
+            v = ew.where_nodes(from_array(np.ascontiguousarray(has_nan), None,
+                                                       device_name(x)), math.nan, v)
         v = v if keepdim and dim is not None else v.squeeze(d)
         if keepdim and dim is None:
             v = v.reshape((1,) * input.ndim)

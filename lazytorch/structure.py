@@ -18,7 +18,7 @@ from . import dtypes as dt
 from . import elementwise as ew
 from . import views as vw
 from .ops import Op
-from .tensor import Tensor, _canon_dim, broadcast_shapes
+from .tensor import Tensor, _canon_dim, broadcast_shapes, check_device, device_name
 
 __all__ = ["clone", "diag", "diagflat", "diag_embed", "diagonal", "trace", "tril_indices",
            "triu_indices", "meshgrid", "cartesian_prod", "combinations", "block_diag", "kron",
@@ -36,9 +36,10 @@ def _check(x, name: str, arg: str = "input", pos: int = 1) -> None:
                         f"{type(x).__name__}")
 
 
-def _longs(a) -> Tensor:
+def _longs(a, device: str) -> Tensor:
+    """`a` as an int64 tensor on `device`."""
     from .creation import from_array
-    return from_array(np.ascontiguousarray(np.asarray(a, dtype=np.int64)), dt.int64)
+    return from_array(np.ascontiguousarray(np.asarray(a, dtype=np.int64)), dt.int64, device)
 
 
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
@@ -79,9 +80,9 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     return vw.make_view(t, Op.SLICE, arg, lead + (length,))
 
 
-def _iota_diff(n: int, m: int) -> Tensor:
-    """An (n, m) int64 tensor of column - row."""
-    return _longs(np.arange(m)[None, :] - np.arange(n)[:, None])
+def _iota_diff(n: int, m: int, device: str) -> Tensor:
+    """An (n, m) int64 tensor of column - row, on `device`."""
+    return _longs(np.arange(m)[None, :] - np.arange(n)[:, None], device)
 
 
 def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
@@ -100,7 +101,7 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
     from .nn.functional import pad as _pad
     xp = _pad(x, pad)
     vals = xp.unsqueeze(-1) if offset >= 0 else xp.unsqueeze(-2)
-    mask = _iota_diff(m, m) == offset
+    mask = _iota_diff(m, m, device_name(input)) == offset
     out = ew.where_nodes(mask, vals, ew._scalar_tensor(0, x).to(x.dtype))
     # out has the matrix in its last two dims: move them to d1, d2
     lead = list(range(nd - 2))
@@ -140,7 +141,8 @@ def trace(input: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ index grids
-def _triangle_indices(row: int, col: int, offset: int, lower: bool, dtype, name: str):
+def _triangle_indices(row: int, col: int, offset: int, lower: bool, dtype, device,
+                      name: str):
     from .creation import _dtype
     d = _dtype(dtype, dt.int64)
     if d not in (dt.int32, dt.int64):
@@ -151,19 +153,20 @@ def _triangle_indices(row: int, col: int, offset: int, lower: bool, dtype, name:
     fn = np.tril_indices if lower else np.triu_indices
     r, c = fn(row, offset, col)
     from .creation import from_array
-    return from_array(np.ascontiguousarray(np.stack([r, c]).astype(d.np)), d)
+    return from_array(np.ascontiguousarray(np.stack([r, c]).astype(d.np)), d,
+                      check_device(device))
 
 
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
                  layout=None) -> Tensor:
     """The (2, N) coordinates of the lower triangle of a row x col matrix, row by row."""
-    return _triangle_indices(row, col, offset, True, dtype, "tril_indices")
+    return _triangle_indices(row, col, offset, True, dtype, device, "tril_indices")
 
 
 def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None,
                  layout=None) -> Tensor:
     """The (2, N) coordinates of the upper triangle of a row x col matrix, row by row."""
-    return _triangle_indices(row, col, offset, False, dtype, "triu_indices")
+    return _triangle_indices(row, col, offset, False, dtype, device, "triu_indices")
 
 
 def _tensor_args(tensors, name: str) -> list[Tensor]:
@@ -240,7 +243,7 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
     pick = itertools.combinations_with_replacement if with_replacement else \
         itertools.combinations
     idx = np.array(list(pick(range(input.shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    return input[_longs(idx)]
+    return input[_longs(idx, device_name(input))]
 
 
 # ------------------------------------------------------------------------------ products
@@ -329,8 +332,8 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
     base = x.to(d).unsqueeze(1).expand(x.shape[0], max(n - 1, 0))
     from .creation import ones
     from .joining import cat
-    cols = cat([ones(x.shape[0], 1, dtype=d), base.cumprod(1)], 1) if n > 1 else \
-        ones(x.shape[0], 1, dtype=d)
+    first = ones(x.shape[0], 1, dtype=d, device=x.device)
+    cols = cat([first, base.cumprod(1)], 1) if n > 1 else first
     return cols if increasing else cols.flip(1)
 
 
@@ -456,7 +459,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
         counts = np.asarray(input._array()).astype(np.int64)
         if input.ndim != 1:
             raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
-        return _longs(np.repeat(np.arange(len(counts)), counts))
+        return _longs(np.repeat(np.arange(len(counts)), counts), device_name(input))
     x = input.reshape(-1) if dim is None else input
     d = 0 if dim is None else _canon_dim(dim, input.ndim)
     if x.ndim == 0:
@@ -477,7 +480,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
         raise RuntimeError("repeats must have the same size as input along dim")
     if (counts < 0).any():
         raise RuntimeError("repeats can not be negative")
-    idx = _longs(np.repeat(np.arange(n), counts))
+    idx = _longs(np.repeat(np.arange(n), counts), device_name(x))
     return x.index_select(d, idx)
 
 

@@ -52,6 +52,15 @@ class device:
     def __hash__(self) -> int:
         return hash(self.type)
 
+    def __enter__(self) -> device:
+        """`with torch.device(d):` makes d the default device inside the block."""
+        self._outer = DEFAULT_DEVICE[0]
+        DEFAULT_DEVICE[0] = check_device(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        DEFAULT_DEVICE[0] = self._outer
+
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
@@ -63,12 +72,17 @@ class device:
 CPU = device("cpu")
 # the IR's device names (Node.device) -> the devices tensors report
 _DEVICES: dict[str | None, device] = {None: CPU, "cpu": CPU}
+# the IR's name of the device creation functions use when given none (set_default_device)
+DEFAULT_DEVICE = ["cpu"]
 
 
 def check_device(d) -> str:
-    """The IR's name for torch device `d` (None: the CPU): "cpu" or "<type>:<index>", index 0
-    when none is given. A device type no backend serves raises here, at the user's call."""
-    if d is None or d == "cpu":
+    """The IR's name for torch device `d` (None: the default device, the CPU unless
+    set_default_device chose another): "cpu" or "<type>:<index>", index 0 when none is given.
+    A device type no backend serves raises here, at the user's call."""
+    if d is None:
+        return DEFAULT_DEVICE[0]
+    if d == "cpu":
         return "cpu"
     dev = device(d)
     if dev.type == "cpu":
@@ -80,6 +94,22 @@ def check_device(d) -> str:
     if name not in _DEVICES:
         _DEVICES[name] = device(dev.type, dev.index or 0)
     return name
+
+
+def device_name(t: Tensor) -> str:
+    """The IR's name of t's device (an unplaced scalar's is the CPU): where the helper data of
+    an op on t (index buffers, masks, iotas, random draws) is put."""
+    return t._node.device or "cpu"
+
+
+def same_device(a: Tensor, b: Tensor) -> str:
+    """The device of `a` and `b` (whose values an op reads on the host, so new_node cannot
+    see them meet), or PyTorch's error for two devices."""
+    da, db = device_name(a), device_name(b)
+    if da != db:
+        from .graph import mixed_devices
+        raise mixed_devices(da, db)
+    return da
 
 
 def to_device(t: Tensor, where: str) -> Tensor:
@@ -398,8 +428,11 @@ class Tensor:
         return id(self)
 
     def __reduce__(self):
-        # pickles as its value (numpy), so tensors travel to other processes
-        return (_rebuild, (np.array(self._array()), self.requires_grad))
+        # pickles as its value (numpy) and device, so tensors travel to other processes
+        where = device_name(self)
+        if where == "cpu":
+            return (_rebuild, (np.array(self._array()), self.requires_grad))
+        return (_rebuild, (np.array(self._array()), self.requires_grad, where))
 
     # --------------------------------------------------------------------- values
     def realize(self) -> Tensor:
@@ -636,8 +669,9 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
     return bufs[:n_asked]
 
 
-def _rebuild(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    t = Tensor._make(memory.buffer_node(arr))
+def _rebuild(arr: np.ndarray, requires_grad: bool, where: str = "cpu") -> Tensor:
+    """A pickled tensor: `arr` on the IR's device `where` (its type must be served here)."""
+    t = Tensor._make(memory.buffer_node(arr, device=check_device(where)))
     if requires_grad:
         t.requires_grad_(True)
     return t

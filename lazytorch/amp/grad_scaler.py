@@ -19,7 +19,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..autograd import no_grad
 from ..runtime import memory
-from ..tensor import Tensor
+from ..tensor import Tensor, check_device
 
 __all__ = ["GradScaler", "OptState"]
 
@@ -34,9 +34,10 @@ def _fresh_state() -> dict[str, Any]:
     return {"stage": OptState.READY, "found_inf": None}
 
 
-def _data(value: float) -> Tensor:
-    """A 0-d float32 tensor holding `value` as data: a new scale reuses the compiled plans."""
-    return Tensor._make(memory.buffer_node(np.array(value, dtype=np.float32)))
+def _data(value: float, where: str) -> Tensor:
+    """A 0-d float32 tensor on the IR's device `where` holding `value` as data: a new scale
+    reuses the compiled plans."""
+    return Tensor._make(memory.buffer_node(np.array(value, dtype=np.float32), device=where))
 
 
 class GradScaler:
@@ -51,9 +52,8 @@ class GradScaler:
             warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  "
                           "Disabling.", UserWarning, stacklevel=2)
             self._enabled = False
-        elif self._device not in ("cpu", "cuda"):
-            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
-                               f"string: {self._device}")
+        # (another device type raises PyTorch's message, naming the registered ones)
+        self._where = "cpu" if self._device == "cuda" else check_device(self._device)
         if self._enabled:
             if growth_factor <= 1.0:
                 raise AssertionError("The growth factor must be > 1.0.")
@@ -71,7 +71,7 @@ class GradScaler:
     # ------------------------------------------------------------------------- scaling
     def _scale_tensor(self) -> Tensor:
         if self._scale is None:
-            self._scale = _data(self._scale_value)
+            self._scale = _data(self._scale_value, self._where)
         return self._scale
 
     def scale(self, outputs):
@@ -102,7 +102,8 @@ class GradScaler:
         if state["stage"] is OptState.STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
         # the reciprocal in float64, then float32, as PyTorch's
-        inv = _data(float(np.float32(1.0 / np.float64(np.float32(self._scale_value)))))
+        inv = _data(float(np.float32(1.0 / np.float64(np.float32(self._scale_value)))),
+                    self._where)
         bad = []
         with no_grad():
             for group in optimizer.param_groups:
@@ -113,7 +114,7 @@ class GradScaler:
                         raise ValueError("Attempting to unscale FP16 gradients.")
                     bad.append((~p.grad.isfinite()).any())
                     p.grad.mul_(inv.to(p.grad.dtype))
-        found = _data(0.0)
+        found = _data(0.0, self._where)
         for b in bad:
             found = found + b
         state["found_inf"] = found

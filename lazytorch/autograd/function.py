@@ -67,7 +67,7 @@ class _Application:
         self.fn, self.ctx, self.n_out, self.index = fn, ctx, n_out, index
         self.inputs = inputs        # the argument positions of the inputs that require grad
         self.n_args = n_args
-        self.shapes = shapes        # the outputs' (shape, dtype)
+        self.shapes = shapes        # the outputs' (shape, dtype, device)
 
 
 class _FunctionMeta(type):
@@ -124,7 +124,8 @@ class Function(metaclass=_FunctionMeta):
         outs = (outputs,) if single else outputs
         inputs = tuple(i for i, need in enumerate(ctx.needs_input_grad) if need)
         in_nodes = tuple(args[i].node for i in inputs)
-        shapes = tuple((o.shape, o.dtype) if isinstance(o, Tensor) else None for o in outs)
+        shapes = tuple((o.shape, o.dtype, o.device) if isinstance(o, Tensor) else None
+                       for o in outs)
         wrapped = []
         for k, o in enumerate(outs):
             if not isinstance(o, Tensor) or not o.dtype.is_floating_point or \
@@ -177,7 +178,7 @@ def gradient(n: Node, g: Node) -> tuple:
             grads.append(None)
         else:
             from ..creation import zeros
-            grads.append(zeros(*meta[0], dtype=meta[1]))
+            grads.append(zeros(*meta[0], dtype=meta[1], device=meta[2]))
     result = app.fn.backward(ctx, *grads)
     result = result if isinstance(result, tuple) else (result,)
     if len(result) != app.n_args:

@@ -14,7 +14,7 @@ from .. import elementwise as ew
 from ..autograd import no_grad
 from ..creation import from_array
 from ..joining import cat
-from ..tensor import Tensor
+from ..tensor import Tensor, device_name
 from . import init
 from .functional import _padding_idx, embedding
 from .module import Module
@@ -91,14 +91,16 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets=None, max_norm: float |
             table[b, :e - s] = np.arange(s, e)
         if valid is not None:
             rows = _where(valid.unsqueeze(1), rows, -math.inf)
-        pad_row = creation.full((1, rows.shape[1]), -math.inf, dtype=rows.dtype)
-        picked = cat([rows, pad_row], 0).index_select(0, from_array(table.reshape(-1)))
+        pad_row = creation.full((1, rows.shape[1]), -math.inf, dtype=rows.dtype,
+                                device=rows.device)
+        picked = cat([rows, pad_row], 0).index_select(
+            0, from_array(table.reshape(-1), device=device_name(rows)))
         out = picked.reshape(nbags, table.shape[1], rows.shape[1]).amax(1)
         return _where(out == -math.inf, 0.0, out)
     member = np.zeros((nbags, n), dtype=weight.dtype.np)
     for b, (s, e) in enumerate(bounds):
         member[b, s:e] = 1
-    m = from_array(member)
+    m = from_array(member, device=device_name(rows))
     w = None
     if valid is not None:
         w = valid.to(weight.dtype)
@@ -108,7 +110,8 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets=None, max_norm: float |
     total = (m * w.unsqueeze(0) if w is not None else m) @ rows
     if mode == "sum":
         return total
-    count = m @ (w.unsqueeze(1) if w is not None else creation.ones(n, 1, dtype=weight.dtype))
+    count = m @ (w.unsqueeze(1) if w is not None else creation.ones(n, 1, dtype=weight.dtype,
+                                                                 device=rows.device))
     return total / count.clamp(min=1)
 
 

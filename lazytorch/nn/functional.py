@@ -24,7 +24,7 @@ from ..linalg import _matmul_node
 from ..ops import Op
 from ..runtime import memory
 from ..sites import record
-from ..tensor import Tensor
+from ..tensor import Tensor, device_name
 from .functional_activation import _float_input as _float_input
 from .functional_activation import _inplace_result as _inplace_result
 from .functional_activation import _neg_abs as _neg_abs
@@ -150,7 +150,7 @@ def _masked(input: Tensor, p: float, mask_shape: tuple[int, ...], inplace: bool)
     if p == 1.0:
         out = input * 0.0
     else:
-        keep = rand(mask_shape, dtype=input.dtype) < (1.0 - p)
+        keep = rand(mask_shape, dtype=input.dtype, device=input.device) < (1.0 - p)
         out = _where(keep, input * (1.0 / (1.0 - p)), 0.0)
     return _inplace_result(input, out, inplace)
 
@@ -172,7 +172,7 @@ def _alpha_masked(input: Tensor, p: float, mask_shape: tuple[int, ...],
         return _inplace_result(input, input * 0.0, inplace)
     alpha = 1.7580993408473766
     a = 1.0 / ((alpha * alpha * p + 1) * (1 - p)) ** 0.5
-    keep = (rand(mask_shape, dtype=input.dtype) < (1.0 - p)).to(input.dtype)
+    keep = (rand(mask_shape, dtype=input.dtype, device=input.device) < (1.0 - p)).to(input.dtype)
     out = input * (keep * a) + ((keep - 1) * (alpha * a) + alpha * a * p)
     return _inplace_result(input, out, inplace)
 
@@ -274,7 +274,7 @@ def _embedding_renorm_(weight: Tensor, flat: Tensor, max_norm: float,
     """Rescale, in place, the referenced rows whose norm exceeds max_norm (as PyTorch)."""
     with no_grad():
         w = weight.detach()
-        used = (flat.unsqueeze(1) == arange(w.shape[0]).unsqueeze(0)).any(0)
+        used = (flat.unsqueeze(1) == arange(w.shape[0], device=w.device).unsqueeze(0)).any(0)
         norms = w.norm(norm_type, dim=1)
         scale = _where(used & (norms > max_norm), max_norm / (norms + 1e-7), 1.0)
         weight.copy_(w * scale.to(w.dtype).unsqueeze(1))
@@ -332,7 +332,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
             raise RuntimeError("Class values must be non-negative.")
         if vals.max() >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
-    return (tensor.unsqueeze(-1) == arange(num_classes)).to(dt.int64)
+    return (tensor.unsqueeze(-1) == arange(num_classes, device=tensor.device)).to(dt.int64)
 
 
 # ------------------------------------------------------------------------------- padding
@@ -367,7 +367,8 @@ def _pad_by_gather(input: Tensor, pairs: list[tuple[int, int]], mode: str) -> Te
         shape = tuple(out.shape[:d]) + (len(src),) + tuple(out.shape[d + 1:])
         view = [1] * out.ndim
         view[d] = len(src)
-        idx = from_array(src.astype(np.int64)).reshape(view).expand(shape)
+        idx = from_array(src.astype(np.int64), device=device_name(out)).reshape(view)
+        idx = idx.expand(shape)
         out = _gather(out, d, idx)
     return out
 

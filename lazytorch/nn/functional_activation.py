@@ -196,7 +196,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
         raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     if training:
         from ..creation import rand
-        slope = rand(tuple(input.shape), dtype=input.dtype) * (upper - lower) + lower
+        slope = rand(tuple(input.shape), dtype=input.dtype, device=input.device) * (
+            upper - lower) + lower
     else:
         slope = (lower + upper) / 2
     return _inplace_result(input, _where(input >= 0, input, input * slope), inplace)

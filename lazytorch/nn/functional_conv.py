@@ -13,7 +13,7 @@ from ..graph import Node, new_node
 from ..linalg import _matmul_node
 from ..ops import Op
 from ..sites import record
-from ..tensor import Tensor
+from ..tensor import Tensor, device_name
 
 # convolutions are recorded as one op (_conv_nodes) where they can; tests switch this off to
 # compare with the tensor-op path
@@ -283,7 +283,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         if attn_mask is not None:
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
                                "set when is_causal=True")
-        causal = creation.from_array(np.tril(np.ones((L, S), dtype=bool)))
+        causal = creation.from_array(np.tril(np.ones((L, S), dtype=bool)),
+                                     device=device_name(scores))
         scores = scores.masked_fill(~causal, -math.inf)
     if attn_mask is not None:
         if attn_mask.dtype.name == "bool":
@@ -300,7 +301,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         den = den.masked_fill(den == 0, 1.0)
     p = e / den
     if dropout_p > 0.0:
-        keep = creation.rand(p.shape) >= dropout_p
+        keep = creation.rand(p.shape, device=p.device) >= dropout_p
         p = p * keep.to(p.dtype) / (1.0 - dropout_p)
     return p @ value
 
@@ -365,7 +366,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             sc = np.float32(1.0 / scales[i]) if scales[i] else np.float32(n_in) / n_out
             src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(shift)) * sc)
             idx = np.minimum(src.astype(np.int64), n_in - 1)
-            x = x.index_select(2 + i, Tensor._make(_buffer(idx)))
+            x = x.index_select(2 + i, Tensor._make(_buffer(idx, device_name(x))))
         return x
     if mode == "area":
         from .functional_pool import adaptive_avg_pool1d, adaptive_avg_pool2d
@@ -379,18 +380,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise RuntimeError(f'"upsample_{mode}{nsp}d_out_frame" not implemented for '
                                f"'{dt.scalar_type_name(x.dtype)}'")
         for i in range(nsp):
-            mat = _linear_matrix(in_sp[i], out_sp[i], align_corners, scales[i], x.dtype)
+            mat = _linear_matrix(in_sp[i], out_sp[i], align_corners, scales[i], x.dtype,
+                                 device_name(x))
             x = (x.movedim(2 + i, -1) @ mat.t()).movedim(-1, 2 + i)
         return x
     raise NotImplementedError(f"interpolate mode '{mode}' is not supported")
 
 
-def _buffer(arr: np.ndarray) -> Node:
+def _buffer(arr: np.ndarray, device: str) -> Node:
     from ..runtime import memory
-    return memory.buffer_node(arr)
+    return memory.buffer_node(arr, device=device)
 
 
-def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype) -> Tensor:
+def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype, device: str) -> Tensor:
+    """The (n_out, n_in) matrix of linear interpolation weights, on `device`."""
     m = np.zeros((n_out, n_in), dtype=np.float64)
     for o in range(n_out):
         if align_corners:
@@ -404,4 +407,4 @@ def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype) -> Tensor
         m[o, i0] += 1.0 - frac
         m[o, i1] += frac
     from ..creation import from_array
-    return from_array(dt.astype(m, dtype))
+    return from_array(dt.astype(m, dtype), device=device)

@@ -12,7 +12,7 @@ from ..elementwise import make
 from ..graph import Node, new_node
 from ..ops import Op
 from ..sites import record
-from ..tensor import Tensor
+from ..tensor import Tensor, device_name
 from .functional_conv import _tuple, _windows, pad_nodes
 
 # max pooling over tiling windows is recorded as one op (_max_tiles_node); tests switch this
@@ -116,7 +116,7 @@ def _max_pool(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, retu
     coords = coords[::-1]
     flat_index = None
     for i in range(nsp):
-        grid = Tensor._make(_arange_node(out_sp[i], i, nsp)) * s[i]
+        grid = Tensor._make(_arange_node(out_sp[i], i, nsp, x.node.device)) * s[i]
         ci = grid + coords[i] * d[i] - p[i]
         flat_index = ci if flat_index is None else flat_index * x.shape[2 + i] + ci
     if unbatched:
@@ -156,11 +156,14 @@ def _max_tiles_node(x: Node, k: tuple[int, ...]) -> Node:
     return new_node(Op.RESHAPE, (values,), flat[:-1], flat[:-1], d)
 
 
-def _arange_node(n: int, axis: int, nsp: int) -> Node:
+def _arange_node(n: int, axis: int, nsp: int, device: str | None) -> Node:
+    """arange(n) (int64) along spatial axis `axis` of an (N, C, spatial...) shape, on
+    `device` (None: the CPU)."""
     from ..runtime import memory
     shape = [1] * (nsp + 2)
     shape[2 + axis] = n
-    return memory.buffer_node(np.arange(n, dtype=np.int64).reshape(shape))
+    return memory.buffer_node(np.arange(n, dtype=np.int64).reshape(shape),
+                              device=device or "cpu")
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -224,16 +227,16 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      divisor_override, 2)
 
 
-def _adaptive_matrix(n_in: int, n_out: int, dtype) -> Tensor:
+def _adaptive_matrix(n_in: int, n_out: int, dtype, device: str) -> Tensor:
     """(n_out, n_in) averaging matrix of PyTorch's adaptive windows
-    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out))."""
+    [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out)), on `device`."""
     m = np.zeros((n_out, n_in), dtype=dtype.np)
     for i in range(n_out):
         a = (i * n_in) // n_out
         b = -(-((i + 1) * n_in) // n_out)
         m[i, a:b] = 1.0 / (b - a)
     from ..creation import from_array
-    return from_array(m)
+    return from_array(m, device=device)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
@@ -250,8 +253,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     if h % oh == 0 and w % ow == 0:
         out = avg_pool2d(x, (h // oh, w // ow))
     else:
-        ph = _adaptive_matrix(h, oh, x.dtype)
-        pw = _adaptive_matrix(w, ow, x.dtype)
+        ph = _adaptive_matrix(h, oh, x.dtype, device_name(x))
+        pw = _adaptive_matrix(w, ow, x.dtype, device_name(x))
         out = ph @ x @ pw.t()
     return out.squeeze(0) if unbatched else out
 
@@ -290,12 +293,13 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
         # (oh, ow, kh * kw) flat positions, rows outer as PyTorch scans a window
         table = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(oh, ow, -1)
         from ..creation import from_array
-        flat = x.reshape(n, c, h * w).index_select(2, from_array(table.reshape(-1)))
+        table_t = from_array(table, device=device_name(x))
+        flat = x.reshape(n, c, h * w).index_select(2, table_t.reshape(-1))
         flat = flat.reshape(n, c, oh, ow, table.shape[-1])
         idx = flat.argmax(-1, keepdim=True)
         values = make(Op.GATHER, (flat.node, idx.node), 4, idx.shape, flat.dtype).squeeze(-1)
         if return_indices:
-            tab = from_array(table).reshape(1, 1, oh, ow, -1).expand(n, c, oh, ow, -1)
+            tab = table_t.reshape(1, 1, oh, ow, -1).expand(n, c, oh, ow, -1)
             where = make(Op.GATHER, (tab.node, idx.node), 4, idx.shape, dt.int64).squeeze(-1)
             out = (values, where)
         else:

@@ -25,7 +25,8 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_"
 def _write(tensor: Tensor, values: np.ndarray) -> Tensor:
     """tensor[...] = values, in place, outside autograd."""
     with no_grad():
-        tensor.copy_(from_array(dt.astype(np.ascontiguousarray(values), tensor.dtype)))
+        tensor.copy_(from_array(dt.astype(np.ascontiguousarray(values), tensor.dtype),
+                                device=tensor.node.device or "cpu"))
     return tensor
 
 

@@ -242,7 +242,8 @@ def _pick(logp: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int
     c = logp.shape[1]
     shape = _class_shape(logp, c)
     valid = target != ignore_index
-    mask = (target.unsqueeze(1) == Tensor._make(iota(c)).reshape(shape)) & valid.unsqueeze(1)
+    classes = Tensor._make(iota(c, logp._node.device)).reshape(shape)
+    mask = (target.unsqueeze(1) == classes) & valid.unsqueeze(1)
     picked = _where(mask, logp, 0.0).sum(1)
     if weight is None:
         return -picked, valid.to(logp.dtype)

@@ -39,7 +39,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
     graph)."""
     if not isinstance(var, Tensor):
         from ..creation import full as _full
-        var = _full(tuple(input.shape), float(var), dtype=input.dtype)
+        var = _full(tuple(input.shape), float(var), dtype=input.dtype, device=input.device)
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
             var = var.unsqueeze(-1)

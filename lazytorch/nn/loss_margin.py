@@ -80,7 +80,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     vals = host_array(target)           # checked when known without computing anything
     if vals is not None and vals.size and (vals.min() < 0 or vals.max() >= c):
         raise RuntimeError("target out of range")
-    is_y = t.unsqueeze(1) == arange(c).unsqueeze(0)
+    is_y = t.unsqueeze(1) == arange(c, device=x.device).unsqueeze(0)
     x_y = _where(is_y, x, 0.0).sum(1, keepdim=True)
     z = (margin - x_y + x).clamp(min=0)
     if p == 2:
@@ -107,7 +107,8 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     n, c = x.shape
     valid = (t == -1).long().cumsum(1) == 0                    # before the first -1
     tc = _where(valid, t, 0)
-    onehot = (tc.unsqueeze(2) == arange(c).reshape(1, 1, c)) & valid.unsqueeze(2)  # (n, j, i)
+    classes = arange(c, device=x.device).reshape(1, 1, c)
+    onehot = (tc.unsqueeze(2) == classes) & valid.unsqueeze(2)  # (n, j, i)
     is_target = onehot.any(1)                                   # (n, i)
     x_j = _where(onehot, x.unsqueeze(1), 0.0).sum(2)           # (n, j)
     hinge = (1 - x_j.unsqueeze(2) + x.unsqueeze(1)).clamp(min=0)

@@ -23,23 +23,25 @@ _CMPNE, _CMPEQ, _AND, _WHERE, _NEG, _CAST, _DIV = (Op.CMPNE, Op.CMPEQ, Op.AND, O
                                                    Op.CAST, Op.DIV)
 _I64, _BOOL = dt.int64, dt.bool_
 
-# class count -> the BUFFER node of arange(count) (int64): one per class count, kept, so that a
-# training loop's loss reuses it rather than making a buffer each step
-_IOTA: OrderedDict[int, Node] = OrderedDict()
+# (class count, device) -> the BUFFER node of arange(count) (int64) there: one per class count
+# and device, kept, so that a training loop's loss reuses it rather than making a buffer each step
+_IOTA: OrderedDict[tuple[int, str], Node] = OrderedDict()
 _IOTA_KEEP = 64
 
 
-def iota(c: int) -> Node:
-    """arange(c) as int64, shared by every loss over c classes (never written to)."""
-    n = _IOTA.get(c)
+def iota(c: int, device: str | None) -> Node:
+    """arange(c) as int64 on `device` (None: the CPU), shared by every loss over c classes
+    there (never written to)."""
+    key = (c, device or "cpu")
+    n = _IOTA.get(key)
     if n is None:
         arr = np.arange(c, dtype=np.int64)
         arr.flags.writeable = False
-        n = _IOTA[c] = memory.buffer_node(arr)
+        n = _IOTA[key] = memory.buffer_node(arr, device=key[1])
         if len(_IOTA) > _IOTA_KEEP:
             _IOTA.popitem(last=False)
     else:
-        _IOTA.move_to_end(c)
+        _IOTA.move_to_end(key)
     return n
 
 
@@ -72,7 +74,7 @@ def nll_node(logp: Node, target: Node, ignore_index: int, reduction: str) -> Nod
     cls = (c,) + (1,) * (len(full) - 2)
     valid = new_node(_CMPNE, (target, const(ignore_index, _I64, target.shape)), None,
                      target.shape, _BOOL)
-    ar = iota(c)
+    ar = iota(c, logp.device)
     ar = new_node(_RESHAPE, (ar,), cls, cls, _I64)
     hit = new_node(_CMPEQ, (expand_node(_unsqueeze1(target), full), expand_node(ar, full)), None,
                    full, _BOOL)

@@ -153,8 +153,9 @@ class RNNBase(Module):
         dirs = 2 if self.bidirectional else 1
         H, R = self.hidden_size, self.proj_size or self.hidden_size
         if hx is None:
-            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=x.dtype)
-            c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=x.dtype) if is_lstm else None
+            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=x.dtype, device=x.device)
+            c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=x.dtype,
+                                device=x.device) if is_lstm else None
         else:
             h0, c0 = self._check_hx(hx, unbatched, (self.num_layers * dirs, N))
         h_n, c_n = [], []
@@ -212,9 +213,10 @@ class RNNBase(Module):
         dirs = 2 if self.bidirectional else 1
         H, R, N = self.hidden_size, self.proj_size or self.hidden_size, bs[0]
         if hx is None:
-            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=data.dtype)
-            c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=data.dtype) if is_lstm \
-                else None
+            h0 = creation.zeros(self.num_layers * dirs, N, R, dtype=data.dtype,
+                                device=data.device)
+            c0 = creation.zeros(self.num_layers * dirs, N, H, dtype=data.dtype,
+                                device=data.device) if is_lstm else None
         else:
             if sorted_indices is not None:   # into the packed (sorted) batch order
                 hx = tuple(t.index_select(1, sorted_indices) for t in hx) if is_lstm else \

@@ -58,7 +58,8 @@ class RNNCellBase(Module):
     def _state(self, input: Tensor, hx: Tensor | None, unbatched: bool, which: str) -> Tensor:
         """hx batched and checked against input (zeros when None)."""
         if hx is None:
-            return creation.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
+            return creation.zeros(input.shape[0], self.hidden_size, dtype=input.dtype,
+                                  device=input.device)
         if hx.ndim not in (1, 2):
             raise ValueError(f"{type(self).__name__}: Expected hidden to be 1D or 2D, got "
                              f"{hx.ndim}D instead")

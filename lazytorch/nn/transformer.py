@@ -293,7 +293,7 @@ def _generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor
     elsewhere."""
     from ..creation import full
     from ..dtypes import float32
-    return full((sz, sz), float("-inf"), dtype=dtype or float32).triu(1)
+    return full((sz, sz), float("-inf"), dtype=dtype or float32, device=device).triu(1)
 
 
 class Transformer(Module):

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_args, _decayed_grad
+from .optimizer import Optimizer, _check_args, _decayed_grad, group_device
 
 __all__ = ["Adadelta"]
 
@@ -35,14 +35,15 @@ class Adadelta(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
+        where = group_device(group)
+        lr = self._lr(group, where)
         rho, eps = group["rho"], group["eps"]
         shared: dict = {}
         for p in group["params"]:
             if p.grad is None:
                 continue
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
+            step_t = self._step_counter(state, shared, where)
             if "square_avg" not in state:
                 state["square_avg"] = zeros_like(p)
                 state["acc_delta"] = zeros_like(p)

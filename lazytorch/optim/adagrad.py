@@ -5,7 +5,7 @@ from typing import Any
 
 from ..creation import full_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_fused, _decayed_grad, _value
+from .optimizer import Optimizer, _check_fused, _decayed_grad, _value, group_device
 
 __all__ = ["Adagrad"]
 
@@ -47,7 +47,7 @@ class Adagrad(Optimizer):
 
     def _init_state(self, p: Tensor, group: dict[str, Any], shared: dict) -> None:
         state = self.state[p]
-        self._step_counter(state, shared)
+        self._step_counter(state, shared, group_device(group))
         if "sum" not in state:
             state["sum"] = full_like(p, group["initial_accumulator_value"])
 
@@ -55,7 +55,8 @@ class Adagrad(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
+        where = group_device(group)
+        lr = self._lr(group, where)
         lr_decay = group["lr_decay"]
         eps, wd, maximize = group["eps"], group["weight_decay"], group["maximize"]
         shared: dict = {}

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_fused, _value, scalar
+from .optimizer import Optimizer, _check_fused, _value, group_device, scalar
 
 __all__ = ["Adam", "AdamW"]
 
@@ -53,8 +53,9 @@ class Adam(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
-        beta1, beta2 = (scalar(b) for b in group["betas"])
+        where = group_device(group)
+        lr = self._lr(group, where)
+        beta1, beta2 = (scalar(b, device=where) for b in group["betas"])
         eps, wd = group["eps"], group["weight_decay"]
         amsgrad, maximize = group["amsgrad"], group["maximize"]
         decoupled = group["decoupled_weight_decay"]
@@ -65,7 +66,7 @@ class Adam(Optimizer):
                 continue
             g = -p.grad if maximize else p.grad
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
+            step_t = self._step_counter(state, shared, where)
             if "exp_avg" not in state:
                 state["exp_avg"] = zeros_like(p)
                 state["exp_avg_sq"] = zeros_like(p)

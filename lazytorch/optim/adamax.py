@@ -5,7 +5,7 @@ from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_args, _decayed_grad, _value, scalar
+from .optimizer import Optimizer, _check_args, _decayed_grad, _value, group_device, scalar
 
 __all__ = ["Adamax"]
 
@@ -37,8 +37,9 @@ class Adamax(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
-        beta1 = scalar(group["betas"][0])
+        where = group_device(group)
+        lr = self._lr(group, where)
+        beta1 = scalar(group["betas"][0], device=where)
         beta2, eps, wd = group["betas"][1], group["eps"], group["weight_decay"]
         shared: dict = {}
         scalars: dict = {}
@@ -46,7 +47,7 @@ class Adamax(Optimizer):
             if p.grad is None:
                 continue
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
+            step_t = self._step_counter(state, shared, where)
             if "exp_avg" not in state:
                 state["exp_avg"] = zeros_like(p)
                 state["exp_inf"] = zeros_like(p)

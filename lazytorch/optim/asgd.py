@@ -7,7 +7,7 @@ from .. import dtypes as dt
 from .. import functional as lf
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_args, _decayed_grad, _value
+from .optimizer import Optimizer, _check_args, _decayed_grad, _value, group_device
 
 __all__ = ["ASGD"]
 
@@ -39,7 +39,8 @@ class ASGD(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
+        where = group_device(group)
+        lr = self._lr(group, where)
         lambd, alpha, t0 = group["lambd"], group["alpha"], group["t0"]
         shared: dict = {}
         scalars: dict = {}
@@ -47,9 +48,9 @@ class ASGD(Optimizer):
             if p.grad is None:
                 continue
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
-            eta = self._scalar_state(state, "eta", _value(group["lr"]), shared)
-            mu = self._scalar_state(state, "mu", 1.0, shared)
+            step_t = self._step_counter(state, shared, where)
+            eta = self._scalar_state(state, "eta", _value(group["lr"]), shared, where)
+            mu = self._scalar_state(state, "mu", 1.0, shared, where)
             if "ax" not in state:
                 state["ax"] = zeros_like(p)
             key = (step_t.node, eta.node, mu.node)

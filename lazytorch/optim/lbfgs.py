@@ -16,7 +16,7 @@ from .. import creation
 from ..autograd import enable_grad, no_grad
 from ..joining import cat
 from ..tensor import Tensor, realize_tensors
-from .optimizer import Optimizer, _check_args, _value, scalar
+from .optimizer import Optimizer, _check_args, _value, group_device, scalar
 
 __all__ = ["LBFGS"]
 
@@ -145,6 +145,11 @@ class LBFGS(Optimizer):
         self._params = self.param_groups[0]["params"]
         self._numel_cache: int | None = None
 
+    @property
+    def _where(self) -> str:
+        """The device of the step's scalars: the parameters' (see group_device)."""
+        return group_device(self.param_groups[0])
+
     def _numel(self) -> int:
         if self._numel_cache is None:
             self._numel_cache = sum(p.numel() for p in self._params)
@@ -155,14 +160,15 @@ class LBFGS(Optimizer):
         together with the gradients themselves."""
         grads = [p.grad for p in self._params if p.grad is not None]
         flat = cat([p.grad.reshape(-1) if p.grad is not None else
-                    creation.zeros(p.numel(), dtype=p.dtype) for p in self._params], 0)
+                    creation.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                    for p in self._params], 0)
         realize_tensors([flat] + grads)
         return flat
 
     def _add_grad(self, step_size: float, update: Tensor) -> None:
         """p += step_size * (p's slice of update), for every parameter, realized now."""
         offset = 0
-        step = scalar(step_size)
+        step = scalar(step_size, device=self._where)
         for p in self._params:
             n = p.numel()
             piece = update[offset:offset + n].reshape(tuple(p.shape))
@@ -230,7 +236,7 @@ class LBFGS(Optimizer):
                 old_dirs, old_stps, ro, H_diag = [], [], [], 1
             else:
                 y = flat_grad - prev_flat_grad
-                s = d * scalar(t)
+                s = d * scalar(t, device=self._where)
                 ys = y.dot(s)
                 ro_new, h_new = 1.0 / ys, ys / y.dot(y)
                 realize_tensors([y, s, ys, ro_new, h_new])
@@ -281,7 +287,7 @@ class LBFGS(Optimizer):
             state["func_evals"] += ls_func_evals
             if n_iter == max_iter or current_evals >= max_eval or opt_cond:
                 break
-            if float((d * scalar(t)).abs().amax()) <= tolerance_change:
+            if float((d * scalar(t, device=self._where)).abs().amax()) <= tolerance_change:
                 break   # no progress in the parameters
             if abs(loss - prev_loss) < tolerance_change:
                 break   # no progress in the loss

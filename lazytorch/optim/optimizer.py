@@ -20,7 +20,7 @@ from typing import Any, Callable
 from .. import dtypes as dt
 from ..autograd import enable_grad, no_grad
 from ..runtime import memory
-from ..tensor import Tensor, realize_tensors
+from ..tensor import Tensor, device_name, realize_tensors
 from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required"]
@@ -44,8 +44,8 @@ def _typename(obj) -> str:
         f"{t.__module__}.{t.__qualname__}"
 
 
-def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
-    """A 0-d tensor holding `value` as data (a realized buffer).
+def scalar(value, dtype: dt.DType = dt.float64, device: str = "cpu") -> Tensor:
+    """A 0-d tensor on the IR's `device` holding `value` as data (a realized buffer).
 
     Per-step values enter update graphs this way: the graph's structure does not depend on the
     value, so a new value reuses the compiled plan."""
@@ -56,7 +56,15 @@ def scalar(value, dtype: dt.DType = dt.float64) -> Tensor:
         # read without compiling: a fill_()ed or scheduled lr is a new constant each step
         arr = host_array(value, any_op=True)
         value = (arr if arr is not None else value.detach()._array()).reshape(()).item()
-    return Tensor._make(memory.buffer_node(dt.astype(value, dtype)))
+    return Tensor._make(memory.buffer_node(dt.astype(value, dtype), device=device))
+
+
+def group_device(group: dict[str, Any]) -> str:
+    """The device of a param group's per-step scalars (lr, betas, step counters): its
+    parameters' common device, or the CPU when they are on several (a 0-d CPU tensor combines
+    with a tensor on any device)."""
+    where = {device_name(p) for p in group["params"]}
+    return where.pop() if len(where) == 1 else "cpu"
 
 
 def _value(v):
@@ -261,36 +269,40 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def _lr(group: dict[str, Any]) -> Tensor:
-        """The group's learning rate as a 0-d float64 tensor (data, not a graph constant).
+    def _lr(group: dict[str, Any], where: str) -> Tensor:
+        """The group's learning rate as a 0-d float64 tensor on `where` (data, not a graph
+        constant).
 
         Options that schedulers change (lr; momentum and beta1 under OneCycleLR) enter the
         update this way; options that stay put (eps, weight_decay, ...) are constants."""
-        return scalar(group["lr"])
+        return scalar(group["lr"], device=where)
 
     @staticmethod
-    def _step_counter(state: dict, shared: dict) -> Tensor:
-        """state['step'] (a 0-d float32 tensor, as PyTorch keeps it), created at 0 if missing.
+    def _step_counter(state: dict, shared: dict, where: str) -> Tensor:
+        """state['step'] (a 0-d float32 tensor, as PyTorch keeps it), created at 0 on `where`
+        if missing.
 
         New counters of one step share a node, so counters that advance together stay one
         node, and one value to compute."""
-        return Optimizer._scalar_state(state, "step", 0.0, shared)
+        return Optimizer._scalar_state(state, "step", 0.0, shared, where)
 
     @staticmethod
-    def _scalar_state(state: dict, name: str, initial: float, shared: dict) -> Tensor:
+    def _scalar_state(state: dict, name: str, initial: float, shared: dict,
+                      where: str) -> Tensor:
         """state[name], a 0-d float32 tensor (a step count, NAdam's mu_product, ASGD's eta),
-        created at `initial` if missing; a number loaded from an old state dict becomes one.
+        created at `initial` on `where` if missing; a number loaded from an old state dict
+        becomes one.
 
         New ones of one step with the same initial value share a node, so values that advance
         together stay one node, and one value to compute."""
         st = state.get(name)
         if st is None:
-            key = (name, float(initial))
+            key = (name, float(initial), where)
             if key not in shared:
-                shared[key] = scalar(float(initial), dt.float32)
+                shared[key] = scalar(float(initial), dt.float32, where)
             st = state[name] = Tensor._make(shared[key].node)
         elif not isinstance(st, Tensor):
-            st = state[name] = scalar(float(st), dt.float32)
+            st = state[name] = scalar(float(st), dt.float32, where)
         return st
 
     # ------------------------------------------------------------------------ hooks

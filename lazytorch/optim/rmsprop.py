@@ -5,7 +5,7 @@ from typing import Any
 
 from ..creation import zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _decayed_grad, _value, scalar
+from .optimizer import Optimizer, _decayed_grad, _value, group_device, scalar
 
 __all__ = ["RMSprop"]
 
@@ -47,16 +47,17 @@ class RMSprop(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
+        where = group_device(group)
+        lr = self._lr(group, where)
         alpha, eps, wd = group["alpha"], group["eps"], group["weight_decay"]
         momentum, centered, maximize = group["momentum"], group["centered"], group["maximize"]
-        momentum_t = scalar(momentum) if momentum > 0 else None
+        momentum_t = scalar(momentum, device=where) if momentum > 0 else None
         shared: dict = {}
         for p in group["params"]:
             if p.grad is None:
                 continue
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
+            step_t = self._step_counter(state, shared, where)
             if "square_avg" not in state:
                 state["square_avg"] = zeros_like(p)
                 if momentum > 0:

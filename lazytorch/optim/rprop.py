@@ -6,7 +6,7 @@ from typing import Any
 from .. import functional as lf
 from ..creation import full_like, zeros_like
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_args, _value
+from .optimizer import Optimizer, _check_args, _value, group_device
 
 __all__ = ["Rprop"]
 
@@ -39,6 +39,7 @@ class Rprop(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
+        where = group_device(group)
         etaminus, etaplus = group["etas"]
         lo, hi = group["step_sizes"]
         shared: dict = {}
@@ -47,7 +48,7 @@ class Rprop(Optimizer):
                 continue
             g = -p.grad if group["maximize"] else p.grad
             state = self.state[p]
-            step_t = self._step_counter(state, shared)
+            step_t = self._step_counter(state, shared, where)
             if "prev" not in state:
                 state["prev"] = zeros_like(p)
                 state["step_size"] = full_like(p, _value(group["lr"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_fused, _decayed_grad, _fresh, _value, scalar
+from .optimizer import Optimizer, _check_fused, _decayed_grad, _fresh, _value, group_device, scalar
 
 __all__ = ["SGD"]
 
@@ -42,10 +42,11 @@ class SGD(Optimizer):
 
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
-        lr = self._lr(group)
+        where = group_device(group)
+        lr = self._lr(group, where)
         wd = _value(group["weight_decay"])
         momentum, dampening = group["momentum"], group["dampening"]
-        momentum_t = scalar(momentum) if momentum != 0 else None
+        momentum_t = scalar(momentum, device=where) if momentum != 0 else None
         nesterov, maximize = group["nesterov"], group["maximize"]
         for p in group["params"]:
             if p.grad is None:

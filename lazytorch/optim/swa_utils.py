@@ -78,7 +78,9 @@ class AveragedModel(Module):
         if avg_fn is not None and multi_avg_fn is not None:
             raise AssertionError("Only one of avg_fn and multi_avg_fn should be provided")
         self.module = deepcopy(model)
-        self.register_buffer("n_averaged", creation.tensor(0, dtype=dt.int64))
+        if device is not None:
+            self.module = self.module.to(device)
+        self.register_buffer("n_averaged", creation.tensor(0, dtype=dt.int64, device=device))
         self.avg_fn, self.multi_avg_fn, self.use_buffers = avg_fn, multi_avg_fn, use_buffers
 
     def forward(self, *args, **kwargs):

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tensor import Tensor, check_device, device
+from ..tensor import Tensor, _copied, check_device, device, device_name
 from . import legacy, pickler, safetensors_layout, torch_zip
 from .allowlist import add_safe_globals, clear_safe_globals, get_safe_globals, safe_globals
 from .source import LoadError, Source
@@ -72,18 +72,32 @@ def save_safetensors(obj: Any, f) -> None:
 
 
 # ----------------------------------------------------------------------------- load
+def _restore(t: Tensor, location) -> Tensor:
+    """t (a leaf read into host memory) as a leaf on the device named `location` ("cpu",
+    "toy:0", a device)."""
+    where = check_device(location)
+    if device_name(t) == where:
+        return t
+    return _copied(t.detach(), where).requires_grad_(t.requires_grad)
+
+
 def _location_fix(map_location) -> Callable[[Tensor, str], Tensor]:
-    """map_location: None, 'cpu', a device, a dict {from: to} or fn(tensor, location)."""
+    """fix(tensor, saved location) for map_location: None (the saved location), 'cpu' or
+    another device name, a device, a dict {saved location: location} or fn(tensor, saved
+    location) returning a tensor (None: the saved location), as PyTorch's torch.load takes."""
     if callable(map_location) and not isinstance(map_location, (str, device)):
         def fix(t: Tensor, location: str) -> Tensor:
             r = map_location(t, location)
-            return r if isinstance(r, Tensor) else t
+            return r if isinstance(r, Tensor) else _restore(t, location)
         return fix
-    if map_location is not None:
-        targets = map_location.values() if isinstance(map_location, dict) else [map_location]
-        for target in targets:
+    if map_location is None:
+        return _restore
+    if isinstance(map_location, dict):
+        for target in map_location.values():
             check_device(target)
-    return lambda t, location: t
+        return lambda t, location: _restore(t, map_location.get(location, location))
+    check_device(map_location)
+    return lambda t, location: _restore(t, map_location)
 
 
 def _weights_only_message(src: Source, why: str) -> str:

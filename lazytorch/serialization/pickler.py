@@ -2,11 +2,13 @@
 
 Tensors are written as torch.save writes them: `torch._utils._rebuild_tensor_v2(storage, 0,
 size, stride, requires_grad, OrderedDict())`, parameters as `torch._utils._rebuild_parameter`
-around that, and each storage as the persistent id `('storage', torch.<X>Storage, key, 'cpu',
-numel)`; dtypes, devices and sizes as `torch.float32`, `torch.device(...)`, `torch.Size(...)`.
-Those torch globals are written by name (GLOBAL opcodes): nothing here imports torch. Anything
-else is pickled as pickle does (classes by reference), so a whole module pickles too; only
-what PyTorch's `weights_only=True` loader allows reads back without `weights_only=False`.
+around that, and each storage as the persistent id `('storage', torch.<X>Storage, key,
+location, numel)` (the location is the tensor's device: 'cpu', 'cuda:0', ...; the data is
+read through the host); dtypes, devices and sizes as `torch.float32`, `torch.device(...)`,
+`torch.Size(...)`. Those torch globals are written by name (GLOBAL opcodes): nothing here
+imports torch. Anything else is pickled as pickle does (classes by reference), so a whole
+module pickles too; only what PyTorch's `weights_only=True` loader allows reads back without
+`weights_only=False`.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from .. import dtypes as dt
 from ..size import Size
-from ..tensor import Tensor, device
+from ..tensor import Tensor, device, device_name
 from .formats import STORAGE_OF
 
 
@@ -48,7 +50,8 @@ class _Storage:
 
     def __init__(self, key: str, tensor: Tensor):
         self.tensor = tensor
-        self.pid = ("storage", _STORAGE_CLASS[tensor.dtype], key, "cpu", tensor.numel())
+        self.pid = ("storage", _STORAGE_CLASS[tensor.dtype], key, device_name(tensor),
+                    tensor.numel())
 
 
 class _TensorData:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import dtypes as dt
+from ..engine import backends
 from ..size import Size
 from ..tensor import Tensor, device
 from . import allowlist as sg
@@ -166,9 +167,11 @@ class Rebuilder:
                           "torch.cuda.is_available() is False. If you are running on a "
                           "CPU-only machine, please use torch.load with "
                           "map_location=torch.device('cpu') to map your storages to the CPU.")
-        if target.split(":")[0] != "cpu":
-            raise BadFile(f"a storage is on device '{target}'; this build has only the CPU: "
-                          "pass map_location='cpu'")
+        kind = target.split(":")[0]
+        if kind != "cpu" and kind not in backends.device_types():
+            raise BadFile(f"a storage is on device '{target}', a device type no backend serves "
+                          f"here (they serve {', '.join(backends.device_types())}): pass "
+                          "map_location='cpu'")
 
     def persistent_load(self, pid) -> _Storage:
         """('storage', storage type, key, location, numel), and in the legacy layout a sixth

@@ -60,10 +60,10 @@ class _SpectralNorm(Module):
             self.n_power_iterations = n_power_iterations
             mat = self._reshape_weight_to_matrix(weight)
             h, w = mat.shape
-            self.register_buffer("_u", normalize(creation.randn(h, dtype=weight.dtype), dim=0,
-                                                 eps=eps))
-            self.register_buffer("_v", normalize(creation.randn(w, dtype=weight.dtype), dim=0,
-                                                 eps=eps))
+            draw = creation.randn(h, dtype=weight.dtype, device=weight.device)
+            self.register_buffer("_u", normalize(draw, dim=0, eps=eps))
+            draw = creation.randn(w, dtype=weight.dtype, device=weight.device)
+            self.register_buffer("_v", normalize(draw, dim=0, eps=eps))
             self._power_method(mat, 15)
 
     def _reshape_weight_to_matrix(self, weight: Tensor) -> Tensor:

@@ -30,8 +30,10 @@ def _host_ints(values) -> np.ndarray:
     return np.asarray(list(values), dtype=np.int64)
 
 
-def _index(arr: np.ndarray) -> Tensor:
-    return _tensor(np.ascontiguousarray(arr, dtype=np.int64))
+def _index(arr: np.ndarray, device=None) -> Tensor:
+    """`arr` as an int64 tensor on `device` (None: the CPU, where batch sizes and lengths
+    live, as in PyTorch)."""
+    return _tensor(np.ascontiguousarray(arr, dtype=np.int64), device=device or "cpu")
 
 
 _PackedSequenceBase = namedtuple("PackedSequence_",
@@ -56,16 +58,21 @@ class PackedSequence(_PackedSequenceBase):
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def _with_data(self, data: Tensor) -> PackedSequence:
+        """These sequences holding `data`; the permutations follow it to its device (the batch
+        sizes stay on the CPU, as in PyTorch)."""
         if data is self.data:
             return self
-        return type(self)(data, self.batch_sizes, self.sorted_indices, self.unsorted_indices)
+        where = data.device
+        perms = [None if t is None else t.to(where)
+                 for t in (self.sorted_indices, self.unsorted_indices)]
+        return type(self)(data, self.batch_sizes, *perms)
 
     def to(self, *args, **kwargs) -> PackedSequence:
         """The same sequences with data converted as Tensor.to does."""
         return self._with_data(self.data.to(*args, **kwargs))
 
     def cpu(self, *args, **kwargs) -> PackedSequence:
-        return self
+        return self._with_data(self.data.cpu())
 
     def cuda(self, *args, **kwargs) -> PackedSequence:
         return self._with_data(self.data.cuda(*args, **kwargs))
@@ -99,7 +106,7 @@ class PackedSequence(_PackedSequenceBase):
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return self.data.is_cuda
 
     def is_pinned(self) -> bool:
         return False
@@ -109,7 +116,7 @@ def invert_permutation(permutation: Tensor | None) -> Tensor | None:
     """The inverse of a permutation of 0..n-1 (None stays None)."""
     if permutation is None:
         return None
-    return _index(np.argsort(_host_ints(permutation), kind="stable"))
+    return _index(np.argsort(_host_ints(permutation), kind="stable"), permutation.device)
 
 
 def _batch_sizes(lengths: np.ndarray) -> np.ndarray:
@@ -133,7 +140,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     else:
         order = np.argsort(-lengths, kind="stable")
         lengths = lengths[order]
-        sorted_indices = _index(order)
+        sorted_indices = _index(order, input.device)
         input = input.index_select(batch_dim, sorted_indices)
     if batch_first:
         input = input.transpose(0, 1)
@@ -150,7 +157,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     batch_sizes = _batch_sizes(lengths)
     rows = np.concatenate([t * B + np.arange(b) for t, b in enumerate(batch_sizes)])
     flat = input.reshape((T * B,) + tuple(input.shape[2:]))
-    data = flat.index_select(0, _index(rows))
+    data = flat.index_select(0, _index(rows, input.device))
     return PackedSequence(data, _index(batch_sizes), sorted_indices, None)
 
 
@@ -176,8 +183,8 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
     if batch_first:
         rows = rows.T
     rest = tuple(data.shape[1:])
-    pad_row = full((1,) + rest, padding_value, dtype=data.dtype)
-    padded = cat([data, pad_row], 0).index_select(0, _index(rows.reshape(-1)))
+    pad_row = full((1,) + rest, padding_value, dtype=data.dtype, device=data.device)
+    padded = cat([data, pad_row], 0).index_select(0, _index(rows.reshape(-1), data.device))
     padded = padded.reshape(rows.shape + rest)
     lengths = np.array([(batch_sizes > b).sum() for b in range(B)], dtype=np.int64)
     if sequence.unsorted_indices is not None:

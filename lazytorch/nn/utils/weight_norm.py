@@ -139,8 +139,10 @@ class SpectralNorm:
         weight = module._parameters[name]
         with no_grad():
             h, w = fn.reshape_weight_to_matrix(weight).shape
-            u = normalize(creation.randn(h, dtype=weight.dtype), dim=0, eps=fn.eps)
-            v = normalize(creation.randn(w, dtype=weight.dtype), dim=0, eps=fn.eps)
+            u = normalize(creation.randn(h, dtype=weight.dtype, device=weight.device), dim=0,
+                          eps=fn.eps)
+            v = normalize(creation.randn(w, dtype=weight.dtype, device=weight.device), dim=0,
+                          eps=fn.eps)
         delattr(module, name)
         module.register_parameter(name + "_orig", weight)
         setattr(module, name, weight.detach())
