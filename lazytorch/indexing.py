@@ -23,7 +23,7 @@ from . import views as vw
 from .graph import Node
 from .ops import Op
 from .runtime import memory
-from .tensor import Tensor, _shape_str, broadcast_shapes, device_name
+from .tensor import Tensor, _shape_str, broadcast_shapes, device_name, to_device
 
 TYPE_NAME = dt.SCALAR_TYPE_NAMES
 _CPP_NAME = dt.CPP_TYPE_NAMES
@@ -316,11 +316,13 @@ def _strip_ones(shape: tuple[int, ...], ndim: int) -> tuple[int, ...]:
 
 
 def _check_value(self: Tensor, value) -> Any:
+    if isinstance(value, Tensor) and not value.ndim:
+        return ew.scalars_follow(self, value)[1]     # a 0-d CPU value acts as a scalar
     if isinstance(value, (Tensor, Number, np.number, np.bool_)):
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
         from .creation import tensor
-        return tensor(value, dtype=self.dtype)
+        return tensor(value, dtype=self.dtype, device=self.device)
     raise TypeError(f"can't assign a {type(value).__name__} to a torch."
                     f"{TYPE_NAME[self.dtype]}Tensor")
 
@@ -370,7 +372,11 @@ def _mask_fill(self: Tensor, idx, value) -> bool:
 def _put(self: Tensor, idx, value, accumulate: bool) -> None:
     """self[idx] = value (or += with accumulate), writing through views."""
     view, advs = _parse(self, idx)
+    if isinstance(value, Tensor) and not value.ndim:
+        value = ew.scalars_follow(self, value)[1]
     if not advs:
+        if isinstance(value, Tensor) and device_name(value) != device_name(self):
+            value = to_device(value, device_name(self))     # a copy_ into the view, as PyTorch
         new = _basic_value(value, self.dtype, tuple(view.shape))
         if accumulate:
             new = ew.add(view, Tensor._make(new)).node

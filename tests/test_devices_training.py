@@ -3,10 +3,11 @@ masks, iotas, random draws, optimizer scalars) on the input's device, PyTorch's 
 rule, save/load with map_location, pickling, the default device, and a sweep of the gradient
 rules' op list.
 
-The "toy" device type (tests/test_devices.py's fixture) realizes with the C backend's kernels,
-so a program on toy must give the very numbers it gives on the CPU: results are compared for
-equality, and the CPU's are checked against numpy and finite differences elsewhere (and here
-where a test computes something of its own)."""
+The "toy" device type realizes with the C backend's renderer, compiler and runtime on memory
+of its own (tests/test_backend_toy.py's allocator, reached only by copies, so a front end that
+read a toy buffer as a host array would fail), so a program on toy must give the very numbers
+it gives on the CPU: results are compared for equality, and the CPU's are checked against numpy
+and finite differences elsewhere (and here where a test computes something of its own)."""
 from __future__ import annotations
 
 import io
@@ -19,12 +20,26 @@ import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
 import lazytorch.optim as optim
+from lazytorch.engine import backends
 from tests import test_autograd_rules as rules
 from tests.ckpt_files import tensor_pickle, zip_checkpoint
-from tests.test_devices import BOTH, toy  # noqa: F401  (the fixture)
+from tests.test_backend_toy import ToyAllocator
+from tests.test_devices import BOTH
 
 TOY = "toy:0"     # (a device() of it needs the fixture's registration first)
 pytestmark = pytest.mark.usefixtures("toy")
+
+
+@pytest.fixture
+def toy():
+    """The device type "toy": the C backend's parts over an allocator of its own."""
+    c = backends.get("c")
+    backends.register(backends.CompiledBackend("toy-c", "toy", c.renderer, c.compiler, c.runtime,
+                                               ToyAllocator()))
+    try:
+        yield "toy:0"
+    finally:
+        backends.unregister("toy-c")
 
 
 def _same(got, want, name: str = "") -> None:
@@ -268,6 +283,19 @@ def test_index_devices_follow_pytorch():
         torch.take(c, torch.tensor([1], device="toy"))
     with pytest.raises(RuntimeError, match=BOTH):
         c.masked_select(torch.ones(3, 3, dtype=torch.bool, device="toy"))
+
+
+def test_writes_through_indices_take_values_from_the_cpu_as_pytorch(toy):
+    t = torch.zeros(2, 3, device="toy")
+    t[0] = [1.0, 2.0, 3.0]                                   # a list: made on t's device
+    t[1, 1:] = torch.tensor([5.0, 6.0])                      # a basic index copies across
+    t[torch.tensor([1]), 0] = torch.tensor(4.0)              # a 0-d CPU value is a scalar
+    t[t > 5] = torch.tensor(-1.0)
+    t.index_put_((torch.tensor([0]),), torch.tensor(0.5), accumulate=True)
+    assert t.device == TOY
+    np.testing.assert_array_equal(t.cpu().numpy(), [[1.5, 2.5, 3.5], [4.0, 5.0, -1.0]])
+    with pytest.raises(RuntimeError, match=BOTH):
+        t[torch.tensor([0, 1]), 0] = torch.tensor([7.0, 8.0])   # index_put_: no copy
 
 
 # ------------------------------------------------------------------------------ in place
