@@ -83,20 +83,19 @@ def toy():
 
 
 def _step(device: str, seed: int = 0):
-    """Two gradient-descent steps of a small MLP on `device`: the losses and the final weights."""
+    """Two SGD steps of a small MLP on `device`: the losses and the final weights."""
     rng = np.random.default_rng(seed)
     x = torch.tensor(rng.standard_normal((32, 12)).astype(np.float32), device=device)
-    y = torch.tensor(rng.standard_normal((32, 5)).astype(np.float32), device=device)
+    y = torch.tensor(rng.integers(0, 5, 32), device=device)
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 5)).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
     for _ in range(2):
-        model.zero_grad()
-        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
-        with torch.no_grad():
-            for p in model.parameters():
-                p -= 0.1 * p.grad
+        opt.step()
         losses.append(loss.item())
     return losses, [p.detach().cpu().numpy() for p in model.parameters()]
 
