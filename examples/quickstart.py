@@ -5,8 +5,8 @@ Run: python examples/quickstart.py
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.compiler import schedule
-from lazytorch.graph import Graph, format_graph
-from lazytorch.sites import site_of
+from lazytorch.ir.graph import Graph, format_graph
+from lazytorch.ir.sites import site_of
 
 # Tensors look and print like PyTorch's.
 x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])

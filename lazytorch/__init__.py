@@ -10,20 +10,20 @@ import math as _math
 # first of all: the host loops' implementation (compiled or Python) is chosen here, before any
 # module binds graph's or sites' functions by name (runtime/native)
 from .runtime import native as _native  # noqa: F401
-from . import dtypes as _dt
-from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
-from .creation import (Generator, arange, as_tensor, default_generator, empty, empty_like, eye,
-                       from_numpy, full, full_like, get_rng_state, initial_seed, linspace,
-                       manual_seed, normal, ones, ones_like, rand, rand_like, randint,
-                       randint_like, randn, randn_like, randperm, seed, set_rng_state, tensor,
-                       zeros, zeros_like)
-from .dtypes import DType as dtype
-from .dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
-from .formatting import set_printoptions
+from .ir import dtypes as _dt
+from .frontend import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from .frontend.creation import (Generator, arange, as_tensor, default_generator, empty, empty_like,
+                                eye, from_numpy, full, full_like, get_rng_state, initial_seed,
+                                linspace, manual_seed, normal, ones, ones_like, rand, rand_like,
+                                randint, randint_like, randn, randn_like, randperm, seed,
+                                set_rng_state, tensor, zeros, zeros_like)
+from .ir.dtypes import DType as dtype
+from .ir.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
+from .frontend.formatting import set_printoptions
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
-from .size import Size
-from .tensor import Tensor, broadcast_shapes, device
+from .frontend.size import Size
+from .frontend.tensor import Tensor, broadcast_shapes, device
 
 float32 = float = _dt.float32
 float64 = double = _dt.float64
@@ -75,14 +75,14 @@ from .serialization import load, save  # noqa: E402
 from . import cuda  # noqa: E402
 
 # the namespaces and switches scripts touch at start-up
-from . import (accelerator, amp, backends, cpu, distributed, jit, onnx,  # noqa: E402
-               startup)
+from . import accelerator, amp, backends, cpu, distributed, jit, onnx  # noqa: E402
+from .frontend import startup  # noqa: E402
 from .amp import GradScaler, autocast  # noqa: E402
 from .amp.autocast_mode import *  # noqa: E402,F401,F403
 from .as_torch import install_as_torch, uninstall_as_torch  # noqa: E402
 from .nn import parallel as _parallel  # noqa: E402,F401  (torch.nn.parallel, imported)
 from .nn.module import typename  # noqa: E402
-from .startup import *  # noqa: E402,F401,F403
+from .frontend.startup import *  # noqa: E402,F401,F403
 
 pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
 

@@ -36,11 +36,11 @@ from .config import (
     stats,
     use_backend,
 )
-from .graph import Graph, format_graph
-from .realize import schedule as _schedule
-from .realize import substitute
-from .sites import BACKWARD, SITES
-from .tensor import Tensor
+from .engine.realize import schedule as _schedule
+from .engine.realize import substitute
+from .frontend.tensor import Tensor
+from .ir.graph import Graph, format_graph
+from .ir.sites import BACKWARD, SITES
 
 __all__ = ["EAGER_SOMEWHERE", "REALIZE_HOOKS", "STATS", "anomaly_mode", "backend", "check",
            "check_mode", "eager", "eager_mode", "get_level", "graph", "ir", "lazy", "level", "log",

@@ -1,13 +1,13 @@
 """The torch.* functions that mirror Tensor methods (torch.exp(x), torch.cat([...]), ...)."""
 from __future__ import annotations
 
-from . import elementwise as ew
-from . import indexing as ix
-from . import joining as jn
 from . import linalg as la
-from . import reduce as rd
-from . import views as vw
-from .tensor import Tensor
+from .frontend import elementwise as ew
+from .frontend import indexing as ix
+from .frontend import joining as jn
+from .frontend import reduce as rd
+from .frontend import views as vw
+from .frontend.tensor import Tensor
 
 
 def _method(name: str):
@@ -89,7 +89,7 @@ __all__ += ["softmax", "log_softmax"]
 
 def pow(input, exponent):
     """torch.pow(tensor, exponent) or torch.pow(scalar, tensor)."""
-    from .tensor import Tensor
+    from .frontend.tensor import Tensor
     if isinstance(input, Tensor):
         return input.pow(exponent)
     if isinstance(exponent, Tensor):
@@ -98,21 +98,21 @@ def pow(input, exponent):
 
 
 # sorting, comparisons, sampling, pointwise, structure and statistics functions
-from . import comparison as _cmp  # noqa: E402
-from . import pointwise as _pw  # noqa: E402
-from . import sampling as _smp  # noqa: E402
-from . import sorting as _srt  # noqa: E402
-from . import statistics as _sta  # noqa: E402
-from . import structure as _st  # noqa: E402
+from .frontend import comparison as _cmp  # noqa: E402
+from .frontend import pointwise as _pw  # noqa: E402
+from .frontend import sampling as _smp  # noqa: E402
+from .frontend import sorting as _srt  # noqa: E402
+from .frontend import statistics as _sta  # noqa: E402
+from .frontend import structure as _st  # noqa: E402
 
 for _m in (_srt, _cmp, _smp, _pw, _st, _sta):
     for _n in _m.__all__:
         globals()[_n] = getattr(_m, _n)
     __all__ += _m.__all__
 
-from . import constructors as _ctor  # noqa: E402
-from . import placement as _plc  # noqa: E402
-from .norms import cdist, dist, renorm  # noqa: E402
+from .frontend import constructors as _ctor  # noqa: E402
+from .frontend import placement as _plc  # noqa: E402
+from .frontend.norms import cdist, dist, renorm  # noqa: E402
 
 for _m in (_ctor, _plc):
     for _n in _m.__all__:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from . import dtypes as dt
-from .elementwise import cast_node
-from .graph import Node, const, new_node
-from .ops import Op
-from .tensor import Tensor, _canon_dim
+from .frontend.elementwise import cast_node
+from .frontend.tensor import Tensor, _canon_dim
+from .ir import dtypes as dt
+from .ir.graph import Node, const, new_node
+from .ir.ops import Op
 
 _SCALAR = dt.SCALAR_TYPE_NAMES
 _CTYPE = dt.CPP_TYPE_NAMES
@@ -80,7 +80,7 @@ def _matmul_node(a: Node, b: Node, batch: tuple[int, ...], dtype: dt.DType | Non
 
 
 def _wrap(node: Node) -> Tensor:
-    from .sites import record
+    from .ir.sites import record
     record(node)
     return Tensor._make(node)
 
@@ -268,7 +268,7 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {input.ndim}-D")
     if vec2.ndim != 1:
         raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {vec2.ndim}-D")
-    from .elementwise import mul
+    from .frontend.elementwise import mul
     return mul(_wrap(_reshape(input.node, (input.shape[0], 1))), vec2)
 
 
@@ -299,7 +299,7 @@ def _scaled_sum(bias: Node, prod: Node, beta, alpha) -> Node:
 
 def _bias(input: Tensor, shape: tuple[int, ...]) -> Node:
     """input broadcast to shape, with expand's message when it cannot be."""
-    from .views import expand
+    from .frontend.views import expand
     return expand(input, shape).node
 
 
@@ -483,7 +483,7 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
         raise NotImplementedError("linalg.matrix_power with a negative power needs the matrix "
                                   "inverse, which lazytorch does not compute")
     if n == 0:
-        from .creation import eye
+        from .frontend.creation import eye
         return eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(*A.shape).clone()
     result, base = None, A
     while n:
@@ -495,7 +495,7 @@ def matrix_power(A: Tensor, n: int) -> Tensor:
     return result
 
 
-from .einsum import einsum  # noqa: E402  (einsum builds on the helpers above)
+from .frontend.einsum import einsum  # noqa: E402  (einsum builds on the helpers above)
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", "baddbmm",
            "tensordot", "einsum", "addmv", "addr", "addbmm", "inner", "chain_matmul"]
@@ -505,8 +505,8 @@ __all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", 
 # what torch.* takes from here: torch.norm and torch.cross differ from linalg's)
 def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     """torch.linalg.cross: the 3-D cross product along dim, broadcast."""
-    from .structure import _cross
-    from .tensor import broadcast_shapes
+    from .frontend.structure import _cross
+    from .frontend.tensor import broadcast_shapes
     if input.ndim != other.ndim:
         raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     return _cross(input, other, dim, broadcast_shapes(input.shape, other.shape))
@@ -514,7 +514,7 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
 
 def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """torch.linalg.diagonal: torch.diagonal over the last two dims by default."""
-    from .structure import diagonal as _diagonal
+    from .frontend.structure import diagonal as _diagonal
     return _diagonal(A, offset, dim1, dim2)
 
 
@@ -526,11 +526,11 @@ def vander(x: Tensor, *, N: int | None = None) -> Tensor:
     n = x.shape[-1] if N is None else int(N)
     if n <= 1:
         raise RuntimeError("N must be greater than 1.")
-    from .joining import cat
+    from .frontend.joining import cat
     col = x.unsqueeze(-1)
     powers = col.expand(*x.shape, n - 1).cumprod(-1)
     return cat([col ** 0, powers], -1)
 
 
-from .norms import linalg_norm as norm  # noqa: E402,F401
-from .norms import matrix_norm, vector_norm  # noqa: E402,F401
+from .frontend.norms import linalg_norm as norm  # noqa: E402,F401
+from .frontend.norms import matrix_norm, vector_norm  # noqa: E402,F401

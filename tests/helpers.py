@@ -8,7 +8,7 @@ import numpy as np
 
 import lazytorch as torch
 from lazytorch import debug
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.conftest import check
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import debug, sites
+from lazytorch import debug
 from lazytorch.compiler import schedule
-from lazytorch.graph import Graph, toposort
-from lazytorch.ops import MOVEMENT, SOURCE, Op
+from lazytorch.ir import sites
+from lazytorch.ir.graph import Graph, toposort
+from lazytorch.ir.ops import MOVEMENT, SOURCE, Op
 from lazytorch.runtime import memory
 from tests.conftest import check
 
@@ -463,7 +464,7 @@ def test_backward_twice_raises():
 
 
 def test_a_missing_rule_names_the_op(monkeypatch):
-    from lazytorch.autograd_rules import GRAD
+    from lazytorch.autograd.rules import GRAD
     monkeypatch.delitem(GRAD, Op.TANH)
     x = torch.randn(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="derivative for tanh is not implemented"):

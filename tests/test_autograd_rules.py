@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import autograd_rules
-from lazytorch.graph import toposort
-from lazytorch.ops import Op
-from lazytorch.tensor import realize_tensors
+from lazytorch.autograd import rules as autograd_rules
+from lazytorch.frontend.tensor import realize_tensors
+from lazytorch.ir.graph import toposort
+from lazytorch.ir.ops import Op
 from tests.helpers import backend_env
 
 EPS = 1e-6

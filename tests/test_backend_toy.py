@@ -16,9 +16,9 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import nn
-from lazytorch import plan as plans
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.engine import backends
+from lazytorch.engine import plan as plans
 from lazytorch.runtime import memory
 from lazytorch.runtime.cpu import CCompiler, CRuntime, cores
 from lazytorch.runtime.protocol import Allocator

@@ -18,7 +18,7 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.compiler import schedule
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.helpers import bf16_round
 
 BF = torch.bfloat16

@@ -15,9 +15,9 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.compiler import schedule
+from lazytorch.frontend.tensor import realize_tensors
 from lazytorch.runtime import cache, cpu
 from lazytorch.runtime.cpu import toolchain
-from lazytorch.tensor import realize_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ import json
 import numpy as np
 import lazytorch as torch
 from lazytorch import debug
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 x = torch.tensor(np.arange(12, dtype=np.float32).reshape(3, 4) / 7)
 y = ((x * 0.8125).exp() - x.amax(1, keepdim=True)).sum(1)
 z = x.amin(0) * 2.5

@@ -23,8 +23,8 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import debug
-from lazytorch.runtime import cache, cpu, elf, native
-from lazytorch.runtime.cpu import toolchain
+from lazytorch.runtime import cache, cpu, native
+from lazytorch.runtime.cpu import elf, toolchain
 from lazytorch.runtime.native import sources
 from tests.test_native_choice import NO_EXTENSION
 
@@ -529,7 +529,8 @@ COLD = NO_EXTENSION + """
 import gc, json
 import numpy as np
 import lazytorch as torch
-from lazytorch import elementwise, graph, reduce, sites
+from lazytorch.frontend import elementwise, reduce
+from lazytorch.ir import graph, sites
 from lazytorch.runtime import native
 x = torch.tensor(np.arange(5, dtype=np.float32))
 y = (x * 3.5).exp()

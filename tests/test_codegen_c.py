@@ -306,7 +306,7 @@ def test_threads_take_outer_rows_and_vectorize_the_inner_loop(shape, perm, pragm
     """Large elementwise kernels: the threads share the fewest outer loops that split evenly
     and the innermost loop is vectorized, unless rows are too few or too short (then one flat
     loop); the result is the same either way."""
-    from lazytorch.realize import schedule as sched
+    from lazytorch.engine.realize import schedule as sched
     a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
     x = torch.tensor(a)
     if perm is None:

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lazytorch import dtypes as dt
 from lazytorch.compiler.codegen import cstyle
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.codegen.cstyle import CStyleRenderer
 from lazytorch.compiler.schedule import schedule_graph
-from lazytorch.graph import Graph, Node
-from lazytorch.ops import Op
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node
+from lazytorch.ir.ops import Op
 from lazytorch.runtime.interpreter import run_graph
 
 F32, F64, I32, I64, BOOL = dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_

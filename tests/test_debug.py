@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import config, debug, realize
+from lazytorch import config, debug
 from lazytorch.compiler.codegen.c import CRenderer
-from lazytorch.ops import Op
+from lazytorch.engine import realize
+from lazytorch.ir.ops import Op
 from tests.conftest import check
 
 HERE = "test_debug.py"

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import config, graph, realize
-from lazytorch.engine import backends
-from lazytorch.graph import Graph, Node, const, format_graph
-from lazytorch.ops import Op
+from lazytorch import config
+from lazytorch.engine import backends, realize
+from lazytorch.ir import graph
+from lazytorch.ir.graph import Graph, Node, const, format_graph
+from lazytorch.ir.ops import Op
 from lazytorch.runtime import memory
 
 MIXED = r"Expected all tensors to be on the same device, but found at least two devices, "
@@ -154,7 +155,7 @@ def test_one_realize_groups_its_nodes_by_device(toy, monkeypatch):
     on_toy = torch.tensor(a, device="toy") * 3 + 1
     on_cpu = torch.tensor(b) - 5
     also_toy = on_toy.exp()
-    from lazytorch.tensor import realize_tensors
+    from lazytorch.frontend.tensor import realize_tensors
     bufs = realize_tensors([on_toy, on_cpu, also_toy])
     assert sorted(ran) == [("cpu", 1), (toy, 2)]
     assert [b.device for b in bufs] == [toy, "cpu", toy]

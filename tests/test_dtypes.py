@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.conftest import check
 from tests.helpers import bf16_round
 

@@ -5,7 +5,7 @@ import pytest
 
 import lazytorch as torch
 from lazytorch.compiler.codegen.c.gemm import match_gemm
-from lazytorch.realize import schedule
+from lazytorch.engine.realize import schedule
 
 
 def _gemm_kernel(t):

@@ -10,7 +10,7 @@ import pytest
 
 import lazytorch as torch
 from lazytorch.compiler.codegen.c.gemm import match_gemm
-from lazytorch.realize import schedule
+from lazytorch.engine.realize import schedule
 
 N, H, L, D = 4, 2, 35, 50   # batch, heads, length, head size (the merged dim is 100)
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import dtypes as dt
 from lazytorch.compiler import schedule
 from lazytorch.compiler.passes import verify
-from lazytorch.graph import Graph, Node
-from lazytorch.ops import Op
+from lazytorch.frontend.tensor import realize_tensors
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node
+from lazytorch.ir.ops import Op
 from lazytorch.runtime import memory
-from lazytorch.tensor import realize_tensors
 from tests.conftest import check
 
 
@@ -725,7 +725,7 @@ def _buf(a):
 @pytest.mark.parametrize("mode", [None, "add", "multiply"])
 @pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float16, torch.bfloat16.np])
 def test_scatter_node_c_matches_interpreter(mode, dtype, rng):
-    from lazytorch.realize import realize
+    from lazytorch.engine.realize import realize
     base = rng.integers(-5, 5, (4, 6)).astype(dtype)
     index = rng.integers(0, 6, (3, 6))
     src = rng.integers(-3, 4, (3, 6)).astype(dtype)

@@ -6,14 +6,14 @@ import importlib
 import numpy as np
 
 import lazytorch as torch
-from lazytorch import dtypes as dt
 from lazytorch.compiler import kernel_memo
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.kernel import lower_kernel
 from lazytorch.engine import backends
-from lazytorch.graph import Node, const
-from lazytorch.ops import Op
-from lazytorch.plan import compile_graph
+from lazytorch.engine.plan import compile_graph
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Node, const
+from lazytorch.ir.ops import Op
 
 schedule = importlib.import_module("lazytorch.compiler.schedule")
 F32 = dt.float32

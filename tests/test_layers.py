@@ -29,19 +29,19 @@ def _tool():
 imports = _tool()
 
 CONFIG = {"lazytorch.config"}
-IR = {"lazytorch.ops", "lazytorch.dtypes", "lazytorch.graph", "lazytorch.sites"}
+IR = {
+    "lazytorch.ir", "lazytorch.ir.ops", "lazytorch.ir.dtypes", "lazytorch.ir.graph",
+    "lazytorch.ir.sites",
+}
 RUNTIME_PACKAGE = "lazytorch.runtime"
 COMPILER_PACKAGE = "lazytorch.compiler"
-ENGINE = {"lazytorch.realize", "lazytorch.plan", "lazytorch.live"}
+ENGINE = {"lazytorch.engine.realize", "lazytorch.engine.plan", "lazytorch.engine.live"}
 # the front end, by top-level name under lazytorch (a package stands for all its modules);
 # a new module must be placed in a layer here
 FRONT_END = {
-    "__main__", "accelerator", "amp", "as_torch", "autograd", "autograd_rules", "backends",
-    "cache", "comparison", "constructors", "cpu", "creation", "cuda", "debug", "distributed",
-    "einsum", "elementwise", "formatting", "functional", "gather_scatter", "indexing", "jit",
-    "joining", "linalg", "methods", "nn", "norms", "onnx", "optim", "overflow", "placement",
-    "pointwise", "reduce", "sampling", "serialization", "size", "sorting", "startup",
-    "statistics", "structure", "tensor", "utils", "views",
+    "__main__", "accelerator", "amp", "as_torch", "autograd", "backends", "cache", "cpu", "cuda",
+    "debug", "distributed", "frontend", "functional", "jit", "linalg", "nn", "onnx", "optim",
+    "serialization", "utils",
 }
 ORDER = ["config", "ir", "runtime", "compiler", "engine", "front end"]
 

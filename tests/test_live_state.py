@@ -1,5 +1,5 @@
-"""Lazy state never piles up across realizes (lazytorch/live.py): a correct eager program keeps
-a constant amount of work and graph per step.
+"""Lazy state never piles up across realizes (lazytorch/engine/live.py): a correct eager program
+keeps a constant amount of work and graph per step.
 
 Each pattern comes from a real PyTorch program; over 200 steps, the graph a state tensor holds
 and the graph each realize walks must stay bounded, and the compiled plan must be replayed (no
@@ -16,8 +16,9 @@ import pytest
 import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
-from lazytorch import debug, realize
-from lazytorch.graph import toposort
+from lazytorch import debug
+from lazytorch.engine import realize
+from lazytorch.ir.graph import toposort
 
 STEPS = 200
 
@@ -151,7 +152,7 @@ def test_slices_of_a_buffer_at_new_offsets_replay_one_plan():
 
 def test_held_nodes_agree_between_the_compiled_walk_and_python(mod):
     """live.held_py is the reference for the compiled held()."""
-    from lazytorch.live import FREE_OPS, held_py
+    from lazytorch.engine.live import FREE_OPS, held_py
     a = torch.randn(8, 8)
     kept = (a * 3).exp()
     b = (kept + 1).relu()
@@ -172,7 +173,7 @@ def test_held_nodes_agree_between_the_compiled_walk_and_python(mod):
 def test_nothing_is_held_in_a_plain_expression():
     x = torch.randn(16)
     got = realize.prepare_py([((x * 2 + 1).exp().sum()).node])
-    from lazytorch.live import held_py
+    from lazytorch.engine.live import held_py
     assert held_py(got[3], got[4], got[2]) == []
 
 
@@ -193,7 +194,7 @@ def test_a_cat_of_many_known_pieces_is_joined_at_once():
 def test_a_cat_of_many_computed_pieces_compiles_small_kernels():
     """Computed pieces are joined in groups, each kernel reading a bounded number of inputs."""
     from lazytorch.compiler import schedule
-    from lazytorch.joining import GROUP
+    from lazytorch.frontend.joining import GROUP
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(300)]
     pieces = [torch.tensor(a) * 2 for a in arrays]

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import debug, realize
+from lazytorch import debug
+from lazytorch.engine import realize
 from lazytorch.runtime import memory
 from lazytorch.runtime.cpu import scratch
 
@@ -356,7 +357,7 @@ while step < 500:
         step += 1
         if step % 100 == 0:
             marks[step] = rss()
-from lazytorch import realize
+from lazytorch.engine import realize
 print(json.dumps({"marks": marks, "plans": len(realize._PLANS),
                   "buffers": memory.live_buffers()}))
 """)

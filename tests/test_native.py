@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import graph, realize, sites
-from lazytorch.graph import Node
-from lazytorch.ops import Op
+from lazytorch.engine import realize
+from lazytorch.ir import graph, sites
+from lazytorch.ir.graph import Node
+from lazytorch.ir.ops import Op
 from lazytorch.runtime import native
 
 ROOT = Path(__file__).resolve().parents[1]

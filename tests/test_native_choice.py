@@ -30,7 +30,8 @@ import json, sys
 import numpy as np
 import lazytorch as torch
 import lazytorch.nn, lazytorch.optim, lazytorch.nn.functional
-from lazytorch import graph, realize, sites
+from lazytorch.ir import graph, sites
+from lazytorch.engine import realize
 from lazytorch.runtime import memory, native
 chosen = {"new_node": graph.new_node, "record_from": sites.record_from,
           "mark_backward": sites.mark_backward, "_toposort": graph._toposort,
@@ -71,8 +72,8 @@ def _probe(cache: Path, prefix: str = NO_EXTENSION, root: Path = ROOT, **env) ->
     assert out["value"] == VALUE
     assert out["other"] == [] and out["stray"] == []
     # (the probe sees the modules that bind the constructor by name: the front end's too)
-    assert {"lazytorch.realize", "lazytorch.runtime.memory", "lazytorch.elementwise",
-            "lazytorch.nn.functional"} <= set(out["binders"])
+    assert {"lazytorch.engine.realize", "lazytorch.runtime.memory",
+            "lazytorch.frontend.elementwise", "lazytorch.nn.functional"} <= set(out["binders"])
     return out
 
 

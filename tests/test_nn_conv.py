@@ -12,7 +12,7 @@ import pytest
 import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.helpers import grad_check
 
 
@@ -204,7 +204,7 @@ def test_conv_products_run_as_gemm_kernels(compiled):
     strides (the weight's reshape folds back), so both render as packed GEMMs (one per batch
     element against the shared weight), and compute the same values as the references."""
     from lazytorch.compiler.codegen.c.gemm import match_gemm
-    from lazytorch.realize import schedule
+    from lazytorch.engine.realize import schedule
     rng = np.random.default_rng(24)
     xa = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
     wa = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)

@@ -11,7 +11,7 @@ import pytest
 import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.nn.functional as F
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.helpers import grad_check
 
 _erf = np.vectorize(math.erf)

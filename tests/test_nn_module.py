@@ -11,7 +11,7 @@ import pytest
 
 import lazytorch as torch
 import lazytorch.nn as nn
-from lazytorch.ops import Op
+from lazytorch.ir.ops import Op
 
 
 class Net(nn.Module):

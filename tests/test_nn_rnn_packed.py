@@ -11,7 +11,7 @@ import pytest
 import lazytorch as torch
 import lazytorch.nn as nn
 from lazytorch import debug
-from lazytorch.graph import Graph
+from lazytorch.ir.graph import Graph
 from lazytorch.nn.utils import rnn as rnn_utils
 from tests.helpers import grad_check
 from tests.test_nn_rnn import cell_ref, params_of, rnn_ref

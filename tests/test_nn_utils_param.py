@@ -235,7 +235,7 @@ def test_spectral_norm_hook_power_iteration():
 
 def test_spectral_norm_buffers_do_not_accumulate_graphs(monkeypatch):
     """The power-iteration buffers are computed with the next realize and rebound."""
-    from lazytorch.graph import Graph
+    from lazytorch.ir.graph import Graph
     lin = nn.utils.parametrizations.spectral_norm(nn.Linear(5, 3))
     x = torch.randn(2, 5)
     for _ in range(5):

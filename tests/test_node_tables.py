@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import graph, realize, sites
 from lazytorch.autograd import function
-from lazytorch.graph import Node, NodeTable
-from lazytorch.ops import Op
+from lazytorch.engine import realize
+from lazytorch.ir import graph, sites
+from lazytorch.ir.graph import Node, NodeTable
+from lazytorch.ir.ops import Op
 from lazytorch.runtime import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import sites
+from lazytorch.frontend.tensor import Tensor
+from lazytorch.ir import sites
 from lazytorch.nn import functional as F
-from lazytorch.tensor import Tensor
 
 
 def _log_softmax_ops(x, dim):

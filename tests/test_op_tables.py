@@ -2,25 +2,25 @@
 C expression, its lowering, its gradient rule (or a mark that it has none) or its accumulator
 fails here, naming the op and the table.
 
-Adding an elementwise op touches: ops.py (Op, its arity group, COMPARE if its result is bool,
-TRANSCENDENTAL if it calls libm), runtime/interpreter.py NUMPY, compiler/codegen/cstyle.py EXPR
-(and the C dialect's DECLARATIONS of a libm function libmvec has), autograd_rules.py GRAD
-or NO_GRAD, and the API (methods.py, functional.py or pointwise.py). kernel.LOWER gives every
-elementwise op its lowering."""
+Adding an elementwise op touches: ir/ops.py (Op, its arity group, COMPARE if its result is
+bool, TRANSCENDENTAL if it calls libm), runtime/interpreter.py NUMPY, compiler/codegen/cstyle.py
+EXPR (and the C dialect's DECLARATIONS of a libm function libmvec has), autograd/rules.py GRAD
+or NO_GRAD, and the API (frontend/methods.py, functional.py or frontend/pointwise.py).
+kernel.LOWER gives every elementwise op its lowering (docs/architecture.md has the checklist)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import lazytorch  # noqa: F401  (autograd/function.py registers GRAD[Op.FUNCTION])
-from lazytorch import dtypes as dt
-from lazytorch.autograd_rules import GRAD, NO_GRAD
+from lazytorch.autograd.rules import GRAD, NO_GRAD
 from lazytorch.compiler import kernel
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.codegen.cstyle import ACC_START, ACC_UPDATE, EXPR, CStyleRenderer
 from lazytorch.compiler.schedule import schedule_graph
-from lazytorch.graph import Graph, Node
-from lazytorch.ops import (
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node
+from lazytorch.ir.ops import (
     BINARY,
     COMPARE,
     ELEMENTWISE,
@@ -61,11 +61,11 @@ def _entries(op: Op) -> dict[str, bool]:
 @ALL
 def test_every_op_is_of_one_kind(op):
     kinds = [name for name, group in KINDS.items() if op in group]
-    assert len(kinds) == 1, f"Op.{op.name} is in {kinds or 'no group of ops.py'}"
+    assert len(kinds) == 1, f"Op.{op.name} is in {kinds or 'no group of ir/ops.py'}"
 
 
 def test_every_group_of_ops_py_is_a_set_of_ops():
-    from lazytorch import ops
+    from lazytorch.ir import ops
     groups = {name: v for name, v in vars(ops).items()
               if name.isupper() and isinstance(v, (set, frozenset))}
     assert set(KINDS) - {"one-off"} <= set(groups) and {"VIEW", "STRIDED"} <= set(groups)
@@ -74,8 +74,9 @@ def test_every_group_of_ops_py_is_a_set_of_ops():
 
 
 def test_groups_by_meaning_and_their_users():
-    from lazytorch import autograd_rules, live, plan, realize
-    from lazytorch.ops import STRIDED, VIEW
+    from lazytorch.autograd import rules as autograd_rules
+    from lazytorch.engine import live, plan, realize
+    from lazytorch.ir.ops import STRIDED, VIEW
     assert MOVEMENT < VIEW and VIEW - MOVEMENT == {Op.DETACH}
     assert STRIDED < MOVEMENT and not STRIDED & {Op.PAD, Op.UNFOLD}   # they make new values
     # each user's set, built from the groups, is what it wrote out before it was built so

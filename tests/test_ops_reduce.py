@@ -285,7 +285,7 @@ def test_reduction_errors():
 
 
 def test_long_full_reductions_split_between_threads(rng):
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     a = rng.standard_normal(1 << 20).astype(np.float32)
     x = torch.tensor(a)
     (k,) = full_schedule([x.sum().node]).kernels
@@ -318,7 +318,7 @@ def test_long_full_reductions_split_between_threads(rng):
 @pytest.mark.parametrize("shape", [(300, 5000), (64, 1024), (3, 40, 700)])
 def test_column_sums_in_blocks(rng, shape):
     from lazytorch.compiler.codegen.c import reduce as codegen_reduce
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     a = rng.standard_normal(shape).astype(np.float32)
     x = torch.tensor(a)
     (k,) = full_schedule([x.sum(-2).node]).kernels
@@ -333,7 +333,7 @@ def test_float_sums_add_up_in_a_cascade(rng, dtype):
     # cut into chunks leaves (sizes not multiples of the chunks or the levels). The compiled
     # kernels only: numpy, the interpreter's sum, adds a strided axis (and half) linearly
     from lazytorch.compiler.codegen.c import reduce as codegen_reduce
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     scale = 1e-3 if dtype == np.float16 else 1.0           # half sums stay below 65504
     tol = {np.float32: 1e-6, np.float64: 1e-13, np.float16: 2e-3}[dtype]
 
@@ -366,7 +366,7 @@ def test_float_sums_add_up_in_a_cascade(rng, dtype):
 def test_small_windows_written_out_and_vectorized_over_outputs(rng, dtype):
     # reductions of at most 16 elements per output (pooling windows) are written element by
     # element so the loop over the outputs vectorizes; max/min still propagate NaN
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     a = (rng.standard_normal((6, 40, 2, 3)) * 10).astype(dtype)
     x = torch.tensor(a)
     if dtype != np.int32:
@@ -387,7 +387,7 @@ def test_small_windows_written_out_and_vectorized_over_outputs(rng, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
 def test_small_window_argmax_argmin_first_best_and_first_nan(rng, dtype):
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     a = rng.integers(-2, 3, (5, 24, 6)).astype(dtype)      # many ties
     if dtype in (np.float32, np.float64):
         a[0, 0] = -np.inf

@@ -269,7 +269,7 @@ def test_update_fuses_into_few_kernels(monkeypatch):
     # one-element kernels for the per-step scalars (bias corrections, 1 - beta, ...), shared
     # by all parameters; plus the loss, which rides along with the step's realize (one
     # reduction per term here) so that loss.item() afterwards costs nothing; plus what live
-    # tensors hold (lazytorch/live.py): each p.grad, and the last `term`
+    # tensors hold (lazytorch/engine/live.py): each p.grad, and the last `term`
     assert st["kernels_launched"] <= 3 * len(params) + 10 + len(params) + 1 + len(params) + 1, st
 
 

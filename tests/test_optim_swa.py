@@ -12,7 +12,7 @@ import pytest
 import lazytorch as torch
 import lazytorch.nn as nn
 import lazytorch.optim as optim
-from lazytorch.graph import Graph
+from lazytorch.ir.graph import Graph
 from lazytorch.optim import swa_utils
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 import lazytorch as torch
-from lazytorch import dtypes as dt
 from lazytorch.compiler.passes import distribute_sums, optimize
-from lazytorch.graph import Graph, Node, format_graph
-from lazytorch.ops import Op
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node, format_graph
+from lazytorch.ir.ops import Op
 from lazytorch.runtime import memory
 from lazytorch.runtime.interpreter import run_graph
 

@@ -10,11 +10,11 @@ import textwrap
 
 import pytest
 
-from lazytorch import dtypes as dt
 from lazytorch.compiler.passes import PIPELINE, cse, dce, optimize, simplify, verify
 from lazytorch.compiler.passes.memory import plan_memory
-from lazytorch.graph import Graph, Node, const, format_graph
-from lazytorch.ops import Op
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node, const, format_graph
+from lazytorch.ir.ops import Op
 
 F32, I32, F16, B8 = dt.float32, dt.int32, dt.float16, dt.bool_
 

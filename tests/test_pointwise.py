@@ -1,5 +1,5 @@
-"""Pointwise functions beyond the primitives (lazytorch/pointwise.py and the atan/sinh/... ops):
-values against numpy on both backends, gradients against finite differences in float64,
+"""Pointwise functions beyond the primitives (lazytorch/frontend/pointwise.py and the atan/sinh/...
+ops): values against numpy on both backends, gradients against finite differences in float64,
 special values, dtypes and errors against PyTorch where it is installed."""
 from __future__ import annotations
 

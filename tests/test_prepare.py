@@ -2,7 +2,7 @@
 import numpy as np
 
 import lazytorch as torch
-from lazytorch import realize
+from lazytorch.engine import realize
 
 
 def _graph(a, b):
@@ -48,7 +48,7 @@ def test_compiling_pauses_the_collector_and_restores_it():
     import gc
 
     from lazytorch.engine import backends
-    from lazytorch.plan import compile_graph, gc_paused
+    from lazytorch.engine.plan import compile_graph, gc_paused
     x = torch.randn(8)
     y = (x * 2 + 1).exp()
     seen = []

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lazytorch as torch
-from lazytorch.tensor import realize_tensors
+from lazytorch.frontend.tensor import realize_tensors
 from tests.helpers import backend_env
 
 # values on a lattice of quarters: sums, products and comparisons of them are exact in float32,

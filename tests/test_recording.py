@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import dtypes as dt
-from lazytorch import sites
-from lazytorch.elementwise import broadcast_pair
+from lazytorch.frontend.elementwise import broadcast_pair
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir import sites
 
 HERE = "test_recording.py"
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
-from lazytorch import dtypes as dt
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.rowfuse import RowKernel, fuse_rows
 from lazytorch.compiler.schedule import schedule_graph
-from lazytorch.graph import Graph, Node
-from lazytorch.ops import Op
-from lazytorch.realize import schedule as full_schedule
+from lazytorch.engine.realize import schedule as full_schedule
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node
+from lazytorch.ir.ops import Op
 
 from .conftest import check
 
@@ -72,7 +72,7 @@ def test_softmax_and_log_softmax_one_kernel(backend, rng, shape):
     e = np.exp(a - a.max(-1, keepdims=True))
     sm = e / e.sum(-1, keepdims=True)
     # (one at a time: a pending log_softmax would hold the row sums its softmax computes,
-    # which that realize would then store for it: lazytorch/live.py)
+    # which that realize would then store for it: lazytorch/engine/live.py)
     for fn, ref in [(torch.softmax, sm), (torch.log_softmax, np.log(sm))]:
         y = fn(x, -1)
         assert len(full_schedule([y.node]).kernels) == 1

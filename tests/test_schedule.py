@@ -9,13 +9,13 @@ import pytest
 
 import lazytorch as torch
 from lazytorch import debug
-from lazytorch import dtypes as dt
 from lazytorch.compiler import kernel, schedule
 from lazytorch.compiler.codegen.c import CRenderer
 from lazytorch.compiler.kernel import LoweringError
 from lazytorch.compiler.schedule import must_materialize, schedule_graph
-from lazytorch.graph import Graph, Node, const
-from lazytorch.ops import Op
+from lazytorch.ir import dtypes as dt
+from lazytorch.ir.graph import Graph, Node, const
+from lazytorch.ir.ops import Op
 from tests.conftest import check
 
 # the C renderer's strategies (row kernels, GEMMs, column sums) decide what fuses
@@ -138,7 +138,7 @@ def test_reduction_broadcast_into_its_consumer_is_stored(backend, rng):
 
 
 def test_reduction_inside_reduction_gets_a_buffer(backend, rng):
-    from lazytorch.realize import schedule as full_schedule
+    from lazytorch.engine.realize import schedule as full_schedule
     a = rng.standard_normal((3, 4, 5)).astype(np.float32)
     t = torch.tensor(a)
     y = t.exp().sum(2).amax(1)   # one reduction per kernel: the sum is stored
@@ -283,7 +283,7 @@ def test_an_op_no_kernel_computes_is_an_error_not_a_retry(monkeypatch):
 
 
 def test_a_missing_lowering_names_the_users_line(monkeypatch):
-    from lazytorch.realize import RealizeError
+    from lazytorch.engine.realize import RealizeError
     monkeypatch.setenv("LAZYTORCH_BACKEND", "c")
     monkeypatch.delitem(kernel.LOWER, Op.EXP)
     x = torch.tensor([0.25, 0.5, 0.75]) * 1.0625

@@ -1,6 +1,6 @@
-"""Statistics (lazytorch/statistics.py), norms and distances (norms.py) and the extra matrix
-products (linalg.py): values against numpy, gradients against finite differences, PyTorch's
-messages, and PyTorch itself where it is installed."""
+"""Statistics (lazytorch/frontend/statistics.py), norms and distances (frontend/norms.py) and
+the extra matrix products (linalg.py): values against numpy, gradients against finite
+differences, PyTorch's messages, and PyTorch itself where it is installed."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
-"""Structure functions (lazytorch/structure.py), placement (placement.py) and constructors
-(constructors.py): values against numpy, gradients against finite differences, views written
-through, and PyTorch's messages; PyTorch itself where it is installed."""
+"""Structure functions, placement and constructors (lazytorch/frontend/structure.py,
+placement.py, constructors.py): values against numpy, gradients against finite differences,
+views written through, and PyTorch's messages; PyTorch itself where it is installed."""
 from __future__ import annotations
 
 import itertools
@@ -79,7 +79,7 @@ def test_grids_and_indices():
          np.stack(np.unravel_index([0, 5, 7, 7], (2, 4)))),
     ])
     with pytest.warns(UserWarning, match="it will be required to pass the indexing argument"):
-        torch.structure._MESHGRID_WARNED[0] = False
+        torch.frontend.structure._MESHGRID_WARNED[0] = False
         torch.meshgrid(ta, tb)
 
 

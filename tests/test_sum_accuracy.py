@@ -12,8 +12,8 @@ import pytest
 
 import lazytorch as torch
 from lazytorch.compiler.codegen.c import reduce as codegen_reduce
-from lazytorch.realize import schedule as full_schedule
-from lazytorch.tensor import realize_tensors
+from lazytorch.engine.realize import schedule as full_schedule
+from lazytorch.frontend.tensor import realize_tensors
 
 TENTH = float(np.float32(0.1))     # the float32 value summed in the constant tests
 

@@ -283,7 +283,7 @@ def test_render_rejects_unknown_extension(tmp_path, rng):
 
 
 def test_op_classes_colour_nodes():
-    from lazytorch.ops import Op
+    from lazytorch.ir.ops import Op
     assert graphviz.op_class(Op.ADD) == "elementwise"
     assert graphviz.op_class(Op.SUM) == "reduce"
     assert graphviz.op_class(Op.PERMUTE) == "movement"

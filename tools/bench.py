@@ -273,8 +273,8 @@ def schedule_scaling(n_ops: int) -> tuple[float, int]:
     The graph mixes elementwise chains with a reduction every 8 ops, as a deep network's
     forward does."""
     from lazytorch.engine import backends
-    from lazytorch.plan import compile_graph
-    from lazytorch.realize import prepare
+    from lazytorch.engine.plan import compile_graph
+    from lazytorch.engine.realize import prepare
     x = lt.randn(64)
     y = x
     for _ in range(n_ops // 8):

@@ -15,7 +15,7 @@ import threading
 import warnings
 from typing import Any, Callable
 
-from .. import dtypes as _dt
+from ..ir import dtypes as _dt
 
 __all__ = ["autocast", "custom_bwd", "custom_fwd", "is_autocast_available",
            "is_autocast_enabled", "set_autocast_enabled", "get_autocast_dtype",
@@ -172,7 +172,7 @@ def custom_fwd(fwd: Callable | None = None, *, device_type: str | None = None,
     dev, to = _device_type(device_type), _dt.to_dtype(cast_inputs)
 
     def cast(x):
-        from ..tensor import Tensor
+        from ..frontend.tensor import Tensor
         if isinstance(x, Tensor) and x.is_floating_point():
             return x.to(to)
         if isinstance(x, (list, tuple)):

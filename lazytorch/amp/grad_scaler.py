@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes as _dt
 from ..autograd import no_grad
+from ..frontend.tensor import Tensor, check_device
+from ..ir import dtypes as _dt
 from ..runtime import memory
-from ..tensor import Tensor, check_device
 
 __all__ = ["GradScaler", "OptState"]
 

@@ -17,10 +17,11 @@ import threading
 import weakref
 from typing import Sequence
 
-from .. import config, sites
-from ..autograd_rules import NO_GRAD
-from ..graph import Node, NodeTable, const, new_node
-from ..ops import Op
+from .. import config
+from ..ir import sites
+from ..ir.graph import Node, NodeTable, const, new_node
+from ..ir.ops import Op
+from .rules import NO_GRAD
 
 LEAVES: NodeTable = NodeTable()   # node -> weakref(Tensor)
 COMPANIONS: list = []  # weakrefs to tensors backward() started from, realized with the next
@@ -126,7 +127,7 @@ def flush_written() -> None:
                if (t := r()) is not None and t._node.op is not Op.BUFFER]
     WRITTEN.clear()
     if pending:
-        from ..tensor import realize_tensors
+        from ..frontend.tensor import realize_tensors
         realize_tensors(pending)
 
 
@@ -142,7 +143,7 @@ def _flush_updates() -> None:
                if (t := r()) is not None and t._node.op is not Op.BUFFER]
     _updated.clear()
     if any(t.requires_grad and t._grad_node is None for t in pending):
-        from ..tensor import realize_tensors
+        from ..frontend.tensor import realize_tensors
         realize_tensors(pending)
 
 
@@ -350,7 +351,7 @@ def _grad_graph(roots: Sequence[Node], grads: Sequence[Node], targets: set[Node]
     acc: dict[Node, Node] = {}
     for r, g in zip(roots, grads):
         acc[r] = _add(acc.get(r), g)
-    from ..autograd_rules import GRAD, NO_GRAD
+    from .rules import GRAD, NO_GRAD
     for n in reversed(live):
         g = acc.get(n)
         if hooks is not None and g is not None and id(n) in hooks:
@@ -414,7 +415,7 @@ def _add(a: Node | None, b: Node) -> Node:
 
 
 def _root_grads(tensors, grad_tensors, what: str):
-    from ..tensor import Tensor
+    from ..frontend.tensor import Tensor
     roots, grads = [], []
     for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
         if not t.requires_grad:
@@ -437,7 +438,7 @@ def _root_grads(tensors, grad_tensors, what: str):
 
 
 def _as_list(x):
-    from ..tensor import Tensor
+    from ..frontend.tensor import Tensor
     if x is None:
         return None
     return [x] if isinstance(x, Tensor) else list(x)
@@ -446,7 +447,7 @@ def _as_list(x):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
     """Accumulate d(sum(tensors * grad_tensors))/d(leaf) into each leaf's .grad (lazily)."""
-    from ..tensor import Tensor
+    from ..frontend.tensor import Tensor
     tensors = _as_list(tensors)
     grad_tensors = _as_list(grad_tensors) or [None] * len(tensors)
     retain = create_graph if retain_graph is None else retain_graph
@@ -494,7 +495,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
          allow_unused: bool | None = None, is_grads_batched: bool = False,
          materialize_grads: bool = False):
     """The gradients of outputs with respect to inputs, as new (lazy) tensors."""
-    from ..tensor import Tensor
+    from ..frontend.tensor import Tensor
     outputs = _as_list(outputs)
     inputs_l = _as_list(inputs)
     grad_outputs = _as_list(grad_outputs) or [None] * len(outputs)
@@ -586,7 +587,7 @@ def _hook_table() -> dict | None:
 
 
 def _run_hooks(hooks, g: Node) -> Node:
-    from ..tensor import Tensor
+    from ..frontend.tensor import Tensor
     for hook in list(hooks.values()):
         out = hook(Tensor._make(g))
         if out is None:

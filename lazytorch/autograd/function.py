@@ -16,10 +16,10 @@ import itertools
 from typing import Any
 
 from .. import autograd
-from ..autograd_rules import GRAD
-from ..graph import Node, NodeTable, new_node
-from ..ops import Op
-from ..tensor import Tensor, _shape_str
+from ..frontend.tensor import Tensor, _shape_str
+from ..ir.graph import Node, NodeTable, new_node
+from ..ir.ops import Op
+from .rules import GRAD
 
 # FUNCTION node -> its application: dropped with the node
 _APPLIED: NodeTable = NodeTable()
@@ -177,7 +177,7 @@ def gradient(n: Node, g: Node) -> tuple:
         elif meta is None or not ctx.materialize_grads:
             grads.append(None)
         else:
-            from ..creation import zeros
+            from ..frontend.creation import zeros
             grads.append(zeros(*meta[0], dtype=meta[1], device=meta[2]))
     result = app.fn.backward(ctx, *grads)
     result = result if isinstance(result, tuple) else (result,)

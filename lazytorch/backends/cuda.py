@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from .. import startup
+from ..frontend import startup
 
 
 def is_built() -> bool:

@@ -14,8 +14,8 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from ..graph import Graph, Node, _fmt_arg, toposort
-from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
+from ..ir.graph import Graph, Node, _fmt_arg, toposort
+from ..ir.ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, Op
 from .renderer import Capabilities
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def to_networkx(outputs: list[Node], caps: Capabilities | None = None) -> nx.DiG
     """
     import networkx as nx
 
-    from ..sites import BACKWARD, SITES
+    from ..ir.sites import BACKWARD, SITES
     from .schedule import schedule_graph
     if caps is None:
         from .codegen.c import CRenderer

@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import dtypes as dt
-from ..graph import Node, toposort
-from ..ops import ELEMENTWISE, REDUCE, SCAN, Op
+from ..ir import dtypes as dt
+from ..ir.graph import Node, toposort
+from ..ir.ops import ELEMENTWISE, REDUCE, SCAN, Op
 from .symbolic import Data, Lin, Var, reshape_index
 
 Cond = tuple[Lin, int, int]  # lo <= expr < hi

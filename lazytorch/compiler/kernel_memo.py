@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..graph import Node, toposort
-from ..ops import Op
+from ..ir.graph import Node, toposort
+from ..ir.ops import Op
 from .kernel import Kernel, Val, lower_kernel
 
 # kernels whose index expressions read values (Data atoms refer to Val objects) are lowered

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..graph import Node
-from ..ops import TRANSCENDENTAL, Op
+from ..ir.graph import Node
+from ..ir.ops import TRANSCENDENTAL, Op
 from .kernel import Kernel, Param, Val
 from .renderer import Capabilities
 from .symbolic import Lin, Var

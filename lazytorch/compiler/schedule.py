@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..graph import Graph, Node
-from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, TRANSCENDENTAL, Op
+from ..ir.graph import Graph, Node
+from ..ir.ops import ELEMENTWISE, MOVEMENT, REDUCE, SCAN, SOURCE, TRANSCENDENTAL, Op
 from .kernel import Kernel, LoweringError, NeedsBuffer
 from .kernel_memo import lower_kernel_memo
 from .renderer import Capabilities

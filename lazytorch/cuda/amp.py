@@ -9,7 +9,7 @@ import functools
 import warnings
 
 from .. import amp as _amp
-from .. import dtypes as _dt
+from ..ir import dtypes as _dt
 
 __all__ = ["GradScaler", "autocast", "custom_bwd", "custom_fwd"]
 

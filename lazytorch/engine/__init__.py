@@ -1,7 +1,10 @@
-"""The engine: what turns a realize into work on a backend. The CPU's backends are registered
-here, when the engine starts: "c" (the default for "cpu": C for this host's cores rendered by
-the compiler package's CRenderer, built by cc, run through ctypes on host memory) and
-"interp" (the numpy reference)."""
+"""The engine: what turns a realize into work on a backend. realize.py (the pending graph's key,
+the realize itself), plan.py (compiled plans built from a backend's parts and replayed),
+live.py (what live tensors hold, stored by the same realize) and backends.py (the registry).
+
+The CPU's backends are registered here, when the engine starts: "c" (the default for "cpu": C
+for this host's cores rendered by the compiler package's CRenderer, built by cc, run through
+ctypes on host memory) and "interp" (the numpy reference)."""
 from __future__ import annotations
 
 from ..compiler.codegen.c import CRenderer

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import config
-from .. import plan as plans
-from ..graph import Node
+from ..ir.graph import Node
 from ..runtime import interpreter, memory
 from ..runtime.protocol import Allocator, Compiler, Runtime
+from . import plan as plans
 
 # name -> backend object; device type -> the names serving it, the default first
 _BACKENDS: dict[str, Any] = {}

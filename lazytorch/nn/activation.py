@@ -1,8 +1,8 @@
 """Activation modules: thin wrappers over nn.functional, with PyTorch's reprs."""
 from __future__ import annotations
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from . import functional as F
 from . import init as init_
 from .module import Module

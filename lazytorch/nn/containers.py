@@ -7,7 +7,7 @@ from collections import abc as container_abcs
 from itertools import chain, islice
 from typing import Any, Iterable, Iterator, Mapping
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .module import Module, _addindent, typename
 from .parameter import Parameter
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from . import functional_conv as F
 from .module import Module
 from .parameter import Parameter

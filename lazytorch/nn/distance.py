@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..creation import tensor as _tensor
-from ..tensor import Tensor, broadcast_shapes
+from ..frontend.creation import tensor as _tensor
+from ..frontend.tensor import Tensor, broadcast_shapes
 from .module import Module
 
 

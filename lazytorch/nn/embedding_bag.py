@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 
-from .. import creation
-from .. import elementwise as ew
 from ..autograd import no_grad
-from ..creation import from_array
-from ..joining import cat
-from ..tensor import Tensor, device_name
+from ..frontend import creation
+from ..frontend import elementwise as ew
+from ..frontend.creation import from_array
+from ..frontend.joining import cat
+from ..frontend.tensor import Tensor, device_name
 from . import init
 from .functional import _padding_idx, embedding
 from .module import Module

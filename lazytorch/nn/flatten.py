@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .module import Module
 
 

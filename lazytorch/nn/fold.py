@@ -3,7 +3,7 @@ image, col2im), as functions and layers. Unfold is a view of the windows; Fold p
 kernel position's plane at its offset and stride (pads and reshapes) and sums the planes."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .functional import pad
 from .functional_conv import _tuple, _windows
 from .module import Module

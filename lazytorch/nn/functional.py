@@ -14,17 +14,17 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import dtypes as dt
-from .. import elementwise as ew
-from .. import views as vw
 from ..autograd import no_grad
-from ..creation import arange, from_array, rand
-from ..graph import Node, new_node
+from ..frontend import elementwise as ew
+from ..frontend import views as vw
+from ..frontend.creation import arange, from_array, rand
+from ..frontend.tensor import Tensor, device_name
+from ..ir import dtypes as dt
+from ..ir.graph import Node, new_node
+from ..ir.ops import Op
+from ..ir.sites import record
 from ..linalg import _matmul_node
-from ..ops import Op
 from ..runtime import memory
-from ..sites import record
-from ..tensor import Tensor, device_name
 from .functional_activation import _float_input as _float_input
 from .functional_activation import _inplace_result as _inplace_result
 from .functional_activation import _neg_abs as _neg_abs

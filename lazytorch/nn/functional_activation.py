@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import warnings
 
-from .. import dtypes as dt
-from .. import elementwise as ew
-from .. import reduce as rd
-from ..sites import record
-from ..tensor import Tensor, _canon_dim
+from ..frontend import elementwise as ew
+from ..frontend import reduce as rd
+from ..frontend.tensor import Tensor, _canon_dim
+from ..ir import dtypes as dt
+from ..ir.sites import record
 from .functional_norm import _channel_shape
 from .loss_nodes import log_softmax_node
 
@@ -49,8 +49,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
         raise ValueError("min_val cannot be greater than max_val")
     # max/min against constants (not clamp's where): the gradient is 0 at the bounds, as
     # PyTorch's hardtanh (and relu6) give
-    from ..elementwise import binary
-    from ..ops import Op
+    from ..frontend.elementwise import binary
+    from ..ir.ops import Op
     out = binary(Op.MAX, input, min_val, compute=input.dtype, name="hardtanh")
     out = binary(Op.MIN, out, max_val, compute=input.dtype, name="hardtanh")
     return _inplace_result(input, out, inplace)
@@ -195,7 +195,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
     if lower > upper:
         raise RuntimeError("Lower bound should be less than or equal to the upper bound")
     if training:
-        from ..creation import rand
+        from ..frontend.creation import rand
         slope = rand(tuple(input.shape), dtype=input.dtype, device=input.device) * (
             upper - lower) + lower
     else:

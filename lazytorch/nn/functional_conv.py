@@ -7,13 +7,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..elementwise import expand_node, make
-from ..graph import Node, new_node
+from ..frontend.elementwise import expand_node, make
+from ..frontend.tensor import Tensor, device_name
+from ..ir import dtypes as dt
+from ..ir.graph import Node, new_node
+from ..ir.ops import Op
+from ..ir.sites import record
 from ..linalg import _matmul_node
-from ..ops import Op
-from ..sites import record
-from ..tensor import Tensor, device_name
 
 # convolutions are recorded as one op (_conv_nodes) where they can; tests switch this off to
 # compare with the tensor-op path
@@ -230,7 +230,7 @@ def _conv_transposend(input: Tensor, weight: Tensor, bias, stride, padding, outp
         raise RuntimeError("in_channels must be divisible by groups")
     xs = x
     if any(s != 1 for s in stride):   # spread: (size - 1) * s + 1, zeros between
-        from ..views import _unslice
+        from ..frontend.views import _unslice
         spread = tuple((sz - 1) * s + 1 for sz, s in zip(sp, stride))
         node = _unslice(x.node, ((0, 1), (0, 1), *((0, s) for s in stride)), (n, c, *spread),
                         x.dtype.np(0).item())
@@ -268,7 +268,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  enable_gqa: bool = False) -> Tensor:
     """softmax(q k^T * scale + mask) v, as torch.nn.functional.scaled_dot_product_attention
     (a row whose every key is masked out gives zeros, as PyTorch's safe softmax)."""
-    from .. import creation
+    from ..frontend import creation
     L, S = query.shape[-2], key.shape[-2]
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         hq, hk = query.shape[-3], key.shape[-3]
@@ -406,5 +406,5 @@ def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype, device: s
         frac = src - i0
         m[o, i0] += 1.0 - frac
         m[o, i1] += frac
-    from ..creation import from_array
+    from ..frontend.creation import from_array
     return from_array(dt.astype(m, dtype), device=device)

@@ -7,9 +7,9 @@ import math
 import numbers
 from typing import Sequence
 
-from .. import dtypes as dt
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 
 
 def _channel_shape(x: Tensor, c: int) -> tuple[int, ...]:
@@ -32,7 +32,7 @@ def _update_buffer(buf: Tensor, value: Tensor) -> None:
     for, so that a buffer nobody reads (running stats) never accumulates a long graph."""
     with no_grad():
         buf.copy_(value.detach())
-    from .. import realize as _realize
+    from ..engine import realize as _realize
     later = getattr(_realize, "realize_later", None)
     if later is not None:
         later(buf)

@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..elementwise import make
-from ..graph import Node, new_node
-from ..ops import Op
-from ..sites import record
-from ..tensor import Tensor, device_name
+from ..frontend.elementwise import make
+from ..frontend.tensor import Tensor, device_name
+from ..ir import dtypes as dt
+from ..ir.graph import Node, new_node
+from ..ir.ops import Op
+from ..ir.sites import record
 from .functional_conv import _tuple, _windows, pad_nodes
 
 # max pooling over tiling windows is recorded as one op (_max_tiles_node); tests switch this
@@ -212,7 +212,7 @@ def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, div
 
 
 def _ones_node(shape, dtype) -> Node:
-    from ..graph import const
+    from ..ir.graph import const
     return const(1, dtype, tuple(shape))
 
 
@@ -235,7 +235,7 @@ def _adaptive_matrix(n_in: int, n_out: int, dtype, device: str) -> Tensor:
         a = (i * n_in) // n_out
         b = -(-((i + 1) * n_in) // n_out)
         m[i, a:b] = 1.0 / (b - a)
-    from ..creation import from_array
+    from ..frontend.creation import from_array
     return from_array(m, device=device)
 
 
@@ -292,7 +292,7 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
         rows, cols = _adaptive_windows(h, oh), _adaptive_windows(w, ow)
         # (oh, ow, kh * kw) flat positions, rows outer as PyTorch scans a window
         table = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(oh, ow, -1)
-        from ..creation import from_array
+        from ..frontend.creation import from_array
         table_t = from_array(table, device=device_name(x))
         flat = x.reshape(n, c, h * w).index_select(2, table_t.reshape(-1))
         flat = flat.reshape(n, c, oh, ow, table.shape[-1])

@@ -11,11 +11,11 @@ from typing import Callable
 
 import numpy as np
 
-from .. import dtypes as dt
 from ..autograd import no_grad
-from ..creation import Generator, from_array
-from ..creation import _rng as _np_rng
-from ..tensor import Tensor
+from ..frontend.creation import Generator, from_array
+from ..frontend.creation import _rng as _np_rng
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
            "zeros_", "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module

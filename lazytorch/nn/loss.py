@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import warnings
 
-from .. import dtypes as dt
-from .. import elementwise as ew
-from ..sites import record
-from ..tensor import Tensor
+from ..frontend import elementwise as ew
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
+from ..ir.sites import record
 from .loss_nodes import iota, log_softmax_node, nll_node
 from .module import Module
 

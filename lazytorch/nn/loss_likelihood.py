@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from .. import elementwise as ew
-from ..tensor import Tensor
+from ..frontend import elementwise as ew
+from ..frontend.tensor import Tensor
 from .loss import NLLLoss, _Loss, _reduce, _reduction
 
 _where = ew.where_nodes
@@ -38,7 +38,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor | float, full: 
     refused when its values are known without computing anything (data, not a pending
     graph)."""
     if not isinstance(var, Tensor):
-        from ..creation import full as _full
+        from ..frontend.creation import full as _full
         var = _full(tuple(input.shape), float(var), dtype=input.dtype, device=input.device)
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import elementwise as ew
-from ..creation import arange
-from ..tensor import Tensor
+from ..frontend import elementwise as ew
+from ..frontend.creation import arange
+from ..frontend.tensor import Tensor
 from .distance import pairwise_distance
 from .functional_activation import logsigmoid
 from .loss import _Loss, _reduce, _reduction, _WeightedLoss

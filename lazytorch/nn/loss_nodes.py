@@ -11,11 +11,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..elementwise import expand_node
-from ..graph import Node, const, new_node
-from ..ops import Op
-from ..reduce import reduce_node
+from ..frontend.elementwise import expand_node
+from ..frontend.reduce import reduce_node
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const, new_node
+from ..ir.ops import Op
 from ..runtime import memory
 
 _SUB, _EXP, _LOG, _DETACH, _RESHAPE = Op.SUB, Op.EXP, Op.LOG, Op.DETACH, Op.RESHAPE

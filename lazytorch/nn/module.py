@@ -10,10 +10,10 @@ import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
-from .. import dtypes as dt
 from ..autograd import no_grad
-from ..tensor import Tensor
-from ..tensor import device as _device
+from ..frontend.tensor import Tensor
+from ..frontend.tensor import device as _device
+from ..ir import dtypes as dt
 from ..utils.hooks import RemovableHandle
 from .module_state import _EXTRA_STATE_KEY_SUFFIX as _EXTRA_STATE_KEY_SUFFIX
 from .module_state import _IncompatibleKeys as _IncompatibleKeys

@@ -8,9 +8,9 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import dtypes as dt
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 from ..utils.hooks import RemovableHandle
 from .parameter import Parameter
 
@@ -233,7 +233,7 @@ def _foreign_tensor(x) -> Tensor | str:
     description of what it is, for the error message."""
     import numpy as np
 
-    from ..creation import tensor
+    from ..frontend.creation import tensor
     what = f"{type(x).__module__}.{type(x).__qualname__}"
     if not hasattr(x, "__array__") and not hasattr(x, "numpy"):
         return f"an object of type {what}"

@@ -10,9 +10,9 @@ import numbers
 import warnings
 from typing import Sequence
 
-from .. import creation
-from .. import dtypes as dt
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 from . import functional as F
 from . import init
 from .module import Module

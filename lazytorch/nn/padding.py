@@ -2,7 +2,7 @@
 last 1, 2 or 3 dims, over F.pad."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .functional import pad
 from .module import Module
 

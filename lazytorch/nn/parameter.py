@@ -1,9 +1,9 @@
 """nn.Parameter: a Tensor that a Module registers as one of its parameters."""
 from __future__ import annotations
 
-from ..graph import Node
-from ..ops import Op
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
+from ..ir.graph import Node
+from ..ir.ops import Op
 
 
 def _own_node(t: Tensor) -> Node:
@@ -18,7 +18,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True):
         if data is None:
-            from ..creation import empty
+            from ..frontend.creation import empty
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"_make_subclass(): argument 'data' (position 2) must be Tensor, not "
@@ -69,7 +69,7 @@ class Buffer(Tensor):
 
     def __init__(self, data: Tensor | None = None, *, persistent: bool = True):
         if data is None:
-            from ..creation import empty
+            from ..frontend.creation import empty
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"expected a Tensor, got {type(data).__name__}")

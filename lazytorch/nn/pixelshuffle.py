@@ -2,7 +2,7 @@
 ChannelShuffle, as views and one copy each (reshape, permute, reshape)."""
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .module import Module
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from .module import Module
 from .parameter import Parameter
 
@@ -138,7 +138,7 @@ class RNNBase(Module):
         from .utils.rnn import PackedSequence
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
-        from ..joining import stack
+        from ..frontend.joining import stack
         is_lstm = self.mode == "LSTM"
         unbatched = input.ndim == 2
         if input.ndim not in (2, 3):
@@ -178,7 +178,7 @@ class RNNBase(Module):
                 h_n.append(h)
                 if is_lstm:
                     c_n.append(c)
-            from ..joining import cat
+            from ..frontend.joining import cat
             layer_in = outs[0] if dirs == 1 else cat(outs, -1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 from .functional import dropout
@@ -197,7 +197,7 @@ class RNNBase(Module):
         """forward over a PackedSequence: at step t only the first batch_sizes[t] sequences
         advance; each keeps its state from its last step (the reverse direction starts each
         sequence at its own last step). hx and h_n are in the caller's batch order."""
-        from ..joining import cat, stack
+        from ..frontend.joining import cat, stack
         from .utils.rnn import PackedSequence, _host_ints
         data, batch_sizes, sorted_indices, unsorted_indices = input
         if data.ndim != 2:
@@ -278,7 +278,7 @@ class RNNBase(Module):
 def _run_forward(mode: str, H: int, proj: Tensor, bs: list[int], offsets: list[int],
                  h0: Tensor, c0, w_hh: Tensor, b_hh, w_hr):
     """The forward direction over packed rows: (outputs per step, h_n, c_n)."""
-    from ..joining import cat
+    from ..frontend.joining import cat
     h, c = h0, c0
     done_h, done_c, seq = [], [], []
     for t, b in enumerate(bs):
@@ -298,7 +298,7 @@ def _run_forward(mode: str, H: int, proj: Tensor, bs: list[int], offsets: list[i
 def _run_reverse(mode: str, H: int, proj: Tensor, bs: list[int], offsets: list[int],
                  h0: Tensor, c0, w_hh: Tensor, b_hh, w_hr):
     """The reverse direction over packed rows, each sequence starting at its last step."""
-    from ..joining import cat
+    from ..frontend.joining import cat
     n = bs[-1]
     h = h0[:n]
     c = c0[:n] if c0 is not None else None

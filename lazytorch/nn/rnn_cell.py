@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from .module import Module
 from .parameter import Parameter
 from .rnn import cell_step

@@ -1,9 +1,9 @@
 """Embedding: a lookup table of vectors indexed by integers."""
 from __future__ import annotations
 
-from .. import creation
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import math
 
-from .. import creation
-from ..tensor import Tensor
+from ..frontend import creation
+from ..frontend.tensor import Tensor
 from . import functional_conv as Fc
 from .linear import Linear
 from .module import Module
@@ -291,8 +291,8 @@ class TransformerDecoder(Module):
 def _generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
     """A causal mask: -inf above the diagonal (a position attends to itself and earlier), 0
     elsewhere."""
-    from ..creation import full
-    from ..dtypes import float32
+    from ..frontend.creation import full
+    from ..ir.dtypes import float32
     return full((sz, sz), float("-inf"), dtype=dtype or float32, device=device).triu(1)
 
 

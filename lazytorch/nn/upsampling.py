@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .functional_conv import interpolate
 from .module import Module
 

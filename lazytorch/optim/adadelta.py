@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..creation import zeros_like
-from ..tensor import Tensor
+from ..frontend.creation import zeros_like
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer, _check_args, _decayed_grad, group_device
 
 __all__ = ["Adadelta"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..creation import full_like
-from ..tensor import Tensor
+from ..frontend.creation import full_like
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer, _check_fused, _decayed_grad, _value, group_device
 
 __all__ = ["Adagrad"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import dtypes as dt
 from .. import functional as lf
-from ..creation import zeros_like
-from ..tensor import Tensor
+from ..frontend.creation import zeros_like
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 from .optimizer import Optimizer, _check_args, _decayed_grad, _value, group_device
 
 __all__ = ["ASGD"]

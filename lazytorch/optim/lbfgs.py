@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .. import creation
 from ..autograd import enable_grad, no_grad
-from ..joining import cat
-from ..tensor import Tensor, realize_tensors
+from ..frontend import creation
+from ..frontend.joining import cat
+from ..frontend.tensor import Tensor, realize_tensors
 from .optimizer import Optimizer, _check_args, _value, group_device, scalar
 
 __all__ = ["LBFGS"]

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",

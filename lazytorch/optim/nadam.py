@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import dtypes as dt
-from ..creation import zeros_like
-from ..tensor import Tensor
+from ..frontend.creation import zeros_like
+from ..frontend.tensor import Tensor
+from ..ir import dtypes as dt
 from .optimizer import Optimizer, _check_args, _value, group_device, scalar
 
 __all__ = ["NAdam"]

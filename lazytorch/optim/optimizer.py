@@ -17,10 +17,10 @@ from collections import OrderedDict, defaultdict
 from copy import deepcopy
 from typing import Any, Callable
 
-from .. import dtypes as dt
 from ..autograd import enable_grad, no_grad
+from ..frontend.tensor import Tensor, device_name, realize_tensors
+from ..ir import dtypes as dt
 from ..runtime import memory
-from ..tensor import Tensor, device_name, realize_tensors
 from ..utils.hooks import RemovableHandle
 
 __all__ = ["Optimizer", "required"]

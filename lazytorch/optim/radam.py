@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as lf
-from ..creation import zeros_like
-from ..tensor import Tensor
+from ..frontend.creation import zeros_like
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer, _check_args, _value, group_device, scalar
 
 __all__ = ["RAdam"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import functional as lf
-from ..creation import full_like, zeros_like
-from ..tensor import Tensor
+from ..frontend.creation import full_like, zeros_like
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer, _check_args, _value, group_device
 
 __all__ = ["Rprop"]

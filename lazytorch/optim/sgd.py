@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tensor import Tensor
+from ..frontend.tensor import Tensor
 from .optimizer import Optimizer, _check_fused, _decayed_grad, _fresh, _value, group_device, scalar
 
 __all__ = ["SGD"]

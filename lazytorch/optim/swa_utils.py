@@ -10,12 +10,12 @@ import warnings
 from copy import deepcopy
 from typing import Any, Callable, Iterable
 
-from .. import creation
-from .. import dtypes as dt
 from ..autograd import no_grad
+from ..frontend import creation
+from ..frontend.tensor import Tensor, realize_tensors
+from ..ir import dtypes as dt
 from ..nn.functional_norm import _update_buffer
 from ..nn.module import Module
-from ..tensor import Tensor, realize_tensors
 from .lr_scheduler import LRScheduler, _format_param
 from .optimizer import Optimizer
 

@@ -5,7 +5,7 @@ flag, which the runtime reads after the kernels ran. Realize turns a Fault into 
 the user's lines that created the faulting ops."""
 from __future__ import annotations
 
-from ..ops import Op
+from ..ir.ops import Op
 
 # ops whose integer form faults on a zero divisor
 DIVISIONS = (Op.IDIV, Op.MOD)

@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..graph import Node, toposort
-from ..ops import Op
+from ..ir import dtypes as dt
+from ..ir.graph import Node, toposort
+from ..ir.ops import Op
 from . import faults
 
 _erf = np.frompyfunc(math.erf, 1, 1)

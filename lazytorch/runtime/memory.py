@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..graph import Node, NodeTable, new_node
-from ..ops import Op
+from ..ir import dtypes as dt
+from ..ir.graph import Node, NodeTable, new_node
+from ..ir.ops import Op
 from . import native
 from .cpu import HOST, allocator, scratch
 from .cpu.allocator import address_of_py

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import DType
+from ..ir.dtypes import DType
 
 
 class CompileError(RuntimeError):

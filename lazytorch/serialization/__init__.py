@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..tensor import Tensor, _copied, check_device, device, device_name
+from ..frontend.tensor import Tensor, _copied, check_device, device, device_name
 from . import legacy, pickler, safetensors_layout, torch_zip
 from .allowlist import add_safe_globals, clear_safe_globals, get_safe_globals, safe_globals
 from .source import LoadError, Source

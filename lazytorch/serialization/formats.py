@@ -2,7 +2,7 @@
 layout) and the safetensors dtype code. One row per dtype."""
 from __future__ import annotations
 
-from .. import dtypes as dt
+from ..ir import dtypes as dt
 
 # dtype, PyTorch's storage class (torch.save's pickle names it), safetensors code
 _ROWS = (

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import dtypes as dt
+from ..ir import dtypes as dt
 from .formats import DTYPE_OF_STORAGE
 from .source import Source
 from .unpickler import BadFile

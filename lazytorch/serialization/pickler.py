@@ -17,9 +17,9 @@ import pickle
 from collections import OrderedDict
 from typing import Any
 
-from .. import dtypes as dt
-from ..size import Size
-from ..tensor import Tensor, device, device_name
+from ..frontend.size import Size
+from ..frontend.tensor import Tensor, device, device_name
+from ..ir import dtypes as dt
 from .formats import STORAGE_OF
 
 

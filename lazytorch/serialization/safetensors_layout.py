@@ -19,9 +19,9 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-from .. import dtypes as dt
-from ..size import Size
-from ..tensor import Tensor, device
+from ..frontend.size import Size
+from ..frontend.tensor import Tensor, device
+from ..ir import dtypes as dt
 from .formats import CODE_OF, DTYPE_OF_CODE
 from .source import LoadError, Source
 from .torch_zip import array_chunks
@@ -240,7 +240,7 @@ class _Decoder:
     def tensor(self, name: str, requires_grad: bool, parameter: bool) -> Tensor:
         key = (name, requires_grad, parameter)
         if key not in self.made:
-            from ..creation import from_array
+            from ..frontend.creation import from_array
             d, arr = self._array(name)
             t = self.fix(from_array(arr, d), "cpu")
             if requires_grad and not d.is_floating_point:

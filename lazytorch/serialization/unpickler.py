@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import dtypes as dt
 from ..engine import backends
-from ..size import Size
-from ..tensor import Tensor, device
+from ..frontend.size import Size
+from ..frontend.tensor import Tensor, device
+from ..ir import dtypes as dt
 from . import allowlist as sg
 from .formats import DTYPE_OF_STORAGE, OTHER_DTYPES, OTHER_STORAGES
 
@@ -213,7 +213,7 @@ class Rebuilder:
 
     # ------------------------------------------------------------------ tensors
     def _tensor(self, storage, offset, size, stride, requires_grad, dtype=None) -> Tensor:
-        from ..creation import from_array
+        from ..frontend.creation import from_array
         if not isinstance(storage, _Storage):
             raise BadFile(f"a tensor's storage is {type(storage).__name__}, not a storage "
                           "record")

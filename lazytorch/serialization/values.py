@@ -5,14 +5,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..frontend.tensor import Tensor
 from ..runtime import memory
-from ..tensor import Tensor
 
 
 def host_arrays(items: Sequence[Tensor | np.ndarray]) -> list[np.ndarray]:
     """Each item's value as a C-contiguous array in the tensor's shape (numpy arrays pass
     through); tensors not yet computed are realized in one go."""
-    from ..tensor import realize_tensors
+    from ..frontend.tensor import realize_tensors
     from ..utils.data.collate import host_array
     out: list[np.ndarray | None] = []
     pending: list[tuple[int, Tensor]] = []

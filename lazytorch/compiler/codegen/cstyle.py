@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from ... import dtypes as dt
-from ...ops import Op
+from ...ir import dtypes as dt
+from ...ir.ops import Op
 from ..kernel import Kernel, Param, Val
 from ..renderer import Capabilities, Renderer
 

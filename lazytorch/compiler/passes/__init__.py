@@ -1,7 +1,7 @@
 """Graph passes: each a pure function Graph -> Graph, run in PIPELINE order."""
 from __future__ import annotations
 
-from ...graph import Graph
+from ...ir.graph import Graph
 from .cse import cse
 from .dce import dce
 from .distribute import distribute_sums

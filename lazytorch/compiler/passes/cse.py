@@ -1,8 +1,8 @@
 """Common-subexpression elimination."""
 from __future__ import annotations
 
-from ...graph import Graph, Node
-from ...ops import COMMUTATIVE
+from ...ir.graph import Graph, Node
+from ...ir.ops import COMMUTATIVE
 from .rewrite import rewrite
 
 

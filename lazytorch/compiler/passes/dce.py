@@ -1,7 +1,7 @@
 """Dead-code elimination."""
 from __future__ import annotations
 
-from ...graph import Graph
+from ...ir.graph import Graph
 
 
 def dce(g: Graph) -> Graph:

@@ -10,8 +10,8 @@ results are added.
 """
 from __future__ import annotations
 
-from ...graph import Graph, Node
-from ...ops import Op
+from ...ir.graph import Graph, Node
+from ...ir.ops import Op
 from .rewrite import rewrite, same
 
 

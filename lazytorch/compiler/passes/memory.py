@@ -1,7 +1,7 @@
 """Memory planning: intermediate buffers of one realize share storage once they are dead."""
 from __future__ import annotations
 
-from ...graph import Node
+from ...ir.graph import Node
 
 
 def plan_memory(order: list[tuple[Node, list[Node]]], keep: set[Node]) -> dict[Node, int]:

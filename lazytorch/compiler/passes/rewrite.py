@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from ...graph import Graph, Node
+from ...ir.graph import Graph, Node
 
 # when TRACE.maps is a list, each rewrite appends its old node -> new node dict to it
 # (lazytorch.compiler.graphviz follows user nodes through the passes this way)
@@ -17,7 +17,7 @@ def rewrite(g: Graph, fn: Callable[[Node, tuple[Node, ...]], Node]) -> Graph:
     `fn` gets the original node and its already-rewritten sources and returns the node to use
     (often `Node(n.op, new_srcs, n.arg, n.shape, n.dtype)`); unreachable nodes are dropped.
     """
-    from ...sites import inherit
+    from ...ir.sites import inherit
     new: dict[Node, Node] = {}
     for n in g.nodes:
         srcs = tuple(new[s] for s in n.srcs)

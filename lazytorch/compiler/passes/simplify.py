@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import dtypes as dt
-from ...graph import Graph, Node, const
-from ...ops import ELEMENTWISE, Op
+from ...ir import dtypes as dt
+from ...ir.graph import Graph, Node, const
+from ...ir.ops import ELEMENTWISE, Op
 from .rewrite import rewrite
 
 

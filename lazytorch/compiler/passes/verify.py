@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from ...dtypes import bool_, int64
-from ...graph import Graph, Node, format_graph
-from ...ops import BINARY, COMPARE, REDUCE, SCAN, UNARY, Op
+from ...ir.dtypes import bool_, int64
+from ...ir.graph import Graph, Node, format_graph
+from ...ir.ops import BINARY, COMPARE, REDUCE, SCAN, UNARY, Op
 
 
 def _problem(n: Node) -> str | None:

@@ -5,8 +5,8 @@ import math
 from typing import Iterable
 
 from ...autograd import no_grad
-from ...creation import tensor as _tensor
-from ...tensor import Tensor
+from ...frontend.creation import tensor as _tensor
+from ...frontend.tensor import Tensor
 
 
 def _as_list(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:

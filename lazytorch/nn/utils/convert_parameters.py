@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ...joining import cat
-from ...tensor import Tensor
+from ...frontend.joining import cat
+from ...frontend.tensor import Tensor
 from ..module import typename
 
 

@@ -4,7 +4,7 @@ weight_norm; parametrizations.weight.original and the _u, _v buffers for spectra
 from __future__ import annotations
 
 from ...autograd import no_grad
-from ...tensor import Tensor
+from ...frontend.tensor import Tensor
 from ..functional_norm import _update_buffer, normalize
 from ..module import Module
 from . import parametrize
@@ -56,7 +56,7 @@ class _SpectralNorm(Module):
         self.dim = dim if dim >= 0 else dim + ndim
         self.eps = eps
         if ndim > 1:
-            from ... import creation
+            from ...frontend import creation
             self.n_power_iterations = n_power_iterations
             mat = self._reshape_weight_to_matrix(weight)
             h, w = mat.shape

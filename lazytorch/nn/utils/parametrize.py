@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from copy import deepcopy
 
 from ...autograd import no_grad
-from ...tensor import Tensor
+from ...frontend.tensor import Tensor
 from ..containers import ModuleDict, ModuleList
 from ..module import Module
 from ..parameter import Parameter

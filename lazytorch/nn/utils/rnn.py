@@ -10,11 +10,11 @@ from typing import Iterable
 
 import numpy as np
 
-from ... import dtypes as dt
-from ...creation import full
-from ...creation import tensor as _tensor
-from ...joining import cat, stack
-from ...tensor import Tensor
+from ...frontend.creation import full
+from ...frontend.creation import tensor as _tensor
+from ...frontend.joining import cat, stack
+from ...frontend.tensor import Tensor
+from ...ir import dtypes as dt
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence",
            "pad_packed_sequence", "pad_sequence", "unpad_sequence", "pack_sequence",

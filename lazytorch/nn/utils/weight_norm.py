@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 from ...autograd import no_grad
-from ...tensor import Tensor
+from ...frontend.tensor import Tensor
 from ..functional_norm import _update_buffer, normalize
 from ..module import Module
 from ..parameter import Parameter
@@ -134,7 +134,7 @@ class SpectralNorm:
             if isinstance(hook, SpectralNorm) and hook.name == name:
                 raise RuntimeError(f"Cannot register two spectral_norm hooks on the same "
                                    f"parameter {name}")
-        from ... import creation
+        from ...frontend import creation
         fn = SpectralNorm(name, n_power_iterations, dim, eps)
         weight = module._parameters[name]
         with no_grad():

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...dtypes import DType
+from ...ir.dtypes import DType
 from ..protocol import Allocator
 
 POOL_MIN_BYTES = 1 << 14

@@ -14,8 +14,9 @@ import subprocess
 from typing import Callable
 
 from ... import config
-from .. import cache, elf
+from .. import cache
 from ..protocol import CompileError
+from . import elf
 
 CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
           "-fopenmp", "-std=gnu11", "-w"]

@@ -30,7 +30,8 @@ import sysconfig
 import warnings
 from types import ModuleType
 
-from ... import config, graph, sites
+from ... import config
+from ...ir import graph, sites
 from .. import cache, cpu
 from . import sources
 

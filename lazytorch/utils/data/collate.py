@@ -13,12 +13,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ... import dtypes as dt
-from ...creation import from_numpy, tensor
-from ...graph import Node
-from ...ops import MOVEMENT, Op
+from ...frontend.creation import from_numpy, tensor
+from ...frontend.tensor import Tensor
+from ...ir import dtypes as dt
+from ...ir.graph import Node
+from ...ir.ops import MOVEMENT, Op
 from ...runtime import interpreter, memory
-from ...tensor import Tensor
 
 __all__ = ["default_collate", "default_convert", "collate", "default_collate_fn_map"]
 
@@ -34,7 +34,7 @@ _HOST_LIMIT = 64   # nodes: data-loading graphs are small; bigger ones go to the
 def _realized(n: Node) -> np.ndarray | None:
     if n.op is Op.BUFFER:
         return memory.host_data(n)
-    from ...realize import REALIZED
+    from ...engine.realize import REALIZED
     b = REALIZED.get(n)
     return None if b is None else memory.host_data(b)
 
@@ -84,7 +84,7 @@ def _stack_tensors(batch) -> Tensor:
         out = np.stack(arrays)
         out = out if out.dtype == d.np else dt.astype(out, d)
         return from_numpy(np.ascontiguousarray(out))
-    from ...joining import stack
+    from ...frontend.joining import stack
     return stack(list(batch), 0)
 
 

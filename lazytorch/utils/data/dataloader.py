@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ... import dtypes as dt
-from ...creation import Generator, default_generator, from_numpy, manual_seed, randint
-from ...tensor import Tensor
+from ...frontend.creation import Generator, default_generator, from_numpy, manual_seed, randint
+from ...frontend.tensor import Tensor
+from ...ir import dtypes as dt
 from .collate import default_collate, default_convert, host_array
 from .dataset import Dataset, IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler

@@ -7,8 +7,8 @@ import math
 import warnings
 from typing import Iterable, Sequence
 
-from ...creation import default_generator, randperm
-from ...tensor import Tensor
+from ...frontend.creation import default_generator, randperm
+from ...frontend.tensor import Tensor
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
            "ChainDataset", "random_split"]

@@ -8,8 +8,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ...creation import Generator, default_generator, randint, randperm
-from ...tensor import Tensor
+from ...frontend.creation import Generator, default_generator, randint, randperm
+from ...frontend.tensor import Tensor
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
@@ -114,7 +114,7 @@ class WeightedRandomSampler(Sampler):
         if w.ndim != 1:
             raise ValueError("weights should be a 1d sequence but given weights have shape "
                              f"{tuple(w.shape)}")
-        from ...creation import from_numpy
+        from ...frontend.creation import from_numpy
         self.weights = from_numpy(w)
         self.num_samples = num_samples
         self.replacement = replacement

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .... import dtypes as dt
-from ....ops import Op
+from ....ir import dtypes as dt
+from ....ir.ops import Op
 from ...kernel import Kernel, Val
 from ...symbolic import Lin, Var
 

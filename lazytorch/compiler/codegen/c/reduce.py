@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ....ops import Op
+from ....ir.ops import Op
 from ...kernel import Kernel
 
 # Float sums add up in a cascade, as PyTorch's CPU sums do: a vectorized loop sums a chunk of

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .... import dtypes as dt
-from ....ops import Op
+from ....ir import dtypes as dt
+from ....ir.ops import Op
 from ...kernel import Kernel
 from ...renderer import Capabilities
 from ...rowfuse import RowKernel

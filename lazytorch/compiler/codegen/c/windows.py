@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from ....ops import Op
+from ....ir.ops import Op
 from ...kernel import Kernel
 
 # reductions over at most this many elements per output (a pooling window) are written out

@@ -6,11 +6,11 @@ import math
 import sys
 from typing import Sequence
 
-from . import dtypes as dt
-from .graph import Node, const, new_node
-from .ops import Op
-from .realize import computed_near
-from .sites import SITES, record_from
+from ..engine.realize import computed_near
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const, new_node
+from ..ir.ops import Op
+from ..ir.sites import SITES, record_from
 from .tensor import Tensor, _canon_dim, _shape_str
 
 Step = tuple  # (op, arg, shape)
@@ -104,7 +104,7 @@ def _sliced_buffer(node: Node) -> Node | None:
     """A slice of a buffer that is one contiguous run of it (rows of a matrix, a batch of a
     data set): a buffer of its own over the same memory, so that a slice taken at a new offset
     every step (`source[i:i + n]`) is new data for the same compiled plan, not a new graph."""
-    from .runtime import interpreter, memory
+    from ..runtime import interpreter, memory
     arr = interpreter.NUMPY[Op.SLICE](node, memory.host_data(node.srcs[0]))
     if not arr.flags.c_contiguous:
         return None

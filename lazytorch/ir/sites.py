@@ -10,7 +10,7 @@ from typing import Any
 from .graph import Node, NodeTable
 from .ops import Op
 
-_PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _BUFFER = Op.BUFFER
 _names: dict[str, str] = {}
 

@@ -1,14 +1,14 @@
 """Attach the op modules' functions to Tensor as methods and operators."""
 from __future__ import annotations
 
-from . import autograd as _autograd
-from . import dtypes as _dt
+from .. import autograd as _autograd
+from ..ir import dtypes as _dt
+from ..ir.ops import Op
+from ..ir.sites import named
 from . import elementwise as ew
 from . import indexing, joining, overflow  # noqa: F401  (attach their methods)
 from . import reduce as rd
 from . import views as vw
-from .ops import Op
-from .sites import named
 from .tensor import Tensor
 
 _FLOAT_UNARY = {"exp": Op.EXP, "exp2": Op.EXP2, "expm1": Op.EXPM1, "log": Op.LOG,
@@ -114,13 +114,13 @@ Tensor.__ixor__ = _inplace(lambda a, b: ew.bitwise_xor(a, b))
 
 
 def zero_(self):
-    from .graph import const
+    from ..ir.graph import const
     self._assign(const(0, self.dtype, self.shape, self.node.device))
     return self
 
 
 def fill_(self, value):
-    from .graph import const
+    from ..ir.graph import const
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
@@ -160,7 +160,7 @@ Tensor.copy_ = copy_
 
 # matrix products (lazytorch/linalg.py)
 def _attach_linalg() -> None:
-    from . import linalg as la
+    from .. import linalg as la
 
     for name in ("matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm",
                  "baddbmm", "addmv", "addr", "addbmm", "inner", "matrix_power"):
@@ -179,12 +179,12 @@ _attach_linalg()
 
 # softmax family and in-place random fills, as Tensor methods (and torch.* below)
 def _softmax(self, dim=None, dtype=None):
-    from .nn.functional import softmax
+    from ..nn.functional import softmax
     return softmax(self, dim, dtype=dtype)
 
 
 def _log_softmax(self, dim=None, dtype=None):
-    from .nn.functional import log_softmax
+    from ..nn.functional import log_softmax
     return log_softmax(self, dim, dtype=dtype)
 
 
@@ -192,10 +192,10 @@ def _random_fill(draw):
     def fill(self, *args, generator=None, **kwargs):
         import numpy as np
 
+        from ..runtime import memory
         from .creation import _rng
-        from .runtime import memory
         arr = np.asarray(draw(_rng(generator), tuple(self.shape), *args, **kwargs))
-        from .autograd import no_grad
+        from ..autograd import no_grad
         with no_grad():
             self._assign(memory.buffer_node(_dt.astype(arr, self.dtype), self.dtype,
                                             device=self.node.device or "cpu"))
@@ -235,7 +235,7 @@ def _random_(self, from_=None, to=None, *, generator=None, **kw):
 Tensor.random_ = _random_
 
 
-# sorting, comparisons and sampling (lazytorch/sorting.py, comparison.py, sampling.py)
+# sorting, comparisons and sampling (lazytorch/frontend/sorting.py, comparison.py, sampling.py)
 def _attach_sorting() -> None:
     from . import comparison, sampling, sorting
 
@@ -247,7 +247,8 @@ def _attach_sorting() -> None:
 _attach_sorting()
 
 
-# pointwise functions beyond the primitives (lazytorch/pointwise.py), and their in-place forms
+# pointwise functions beyond the primitives (lazytorch/frontend/pointwise.py), and their in-place
+# forms
 def _attach_pointwise() -> None:
     from . import pointwise
 
@@ -270,7 +271,7 @@ def _attach_structure() -> None:
     Tensor.renorm_ = _inplace(norms.renorm)
 
 
-# Tensor.new_* and other constructors as methods (lazytorch/constructors.py)
+# Tensor.new_* and other constructors as methods (lazytorch/frontend/constructors.py)
 def _attach_constructors() -> None:
     from . import constructors
 

@@ -12,13 +12,15 @@ import weakref
 
 import numpy as np
 
-from . import config
-from . import dtypes as dt
-from .compiler.schedule import Schedule
-from .engine import backends
-from .graph import Node, NodeTable, new_node, toposort
+from .. import config
+from ..compiler.schedule import Schedule
+from ..ir import dtypes as dt
+from ..ir.graph import Node, NodeTable, new_node, toposort
+from ..ir.ops import SOURCE, VIEW, Op
+from ..ir.sites import inherit
+from ..runtime import faults, interpreter, memory, native
+from . import backends
 from .live import FREE_OPS, held_bases, held_py
-from .ops import SOURCE, VIEW, Op
 from .plan import (  # noqa: F401
     PLAN_CACHE_SIZE,
     KernelCompileError,
@@ -31,8 +33,6 @@ from .plan import (  # noqa: F401
     plan_cache_size,
 )
 from .plan import PLANS as _PLANS  # noqa: F401  (compiled plans by backend and structure)
-from .runtime import faults, interpreter, memory, native
-from .sites import inherit
 
 # a node that has been computed -> the BUFFER node holding its value
 REALIZED: NodeTable = NodeTable()
@@ -66,7 +66,7 @@ def substitute(outputs: list[Node]) -> tuple[list[Node], list[Node]]:
 def computed_near(n: Node, limit: int = 32) -> Node:
     """n, with the computed values that its graph reaches within `limit` nodes replaced by
     their buffers (n itself if there are none): what a detached view of a state computed in an
-    earlier step holds, instead of that step's whole graph (lazytorch/live.py)."""
+    earlier step holds, instead of that step's whole graph (lazytorch/engine/live.py)."""
     realized = REALIZED.d
     if id(n) in realized and not _is_constant(n):
         return REALIZED[n]
@@ -184,7 +184,7 @@ def _anomaly(n: Node, value: np.ndarray, srcs: list[np.ndarray]) -> None:
         return
     if any(dt.is_float_array(s) and not np.isfinite(s).all() for s in srcs):
         return
-    from .sites import BACKWARD, SITES
+    from ..ir.sites import BACKWARD, SITES
     site = SITES.get(n)
     what = "nan" if np.isnan(value).any() else "inf"
     name = (site[1] if site and site[1] else n.op.name.lower())

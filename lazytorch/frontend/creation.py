@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import const
+from ..runtime import memory
 from . import overflow
-from .graph import const
-from .runtime import memory
 from .tensor import Tensor, _np_from_data, check_device
 
 

@@ -4,10 +4,10 @@ is permuted and reshaped to one aligned shape; the result is a single MUL+SUM pr
 (linalg._product), which the scheduler makes one reduce kernel."""
 from __future__ import annotations
 
-from . import dtypes as dt
-from .graph import Node
-from .linalg import _bmm_dtype, _permute, _product, _reshape, _wrap
-from .ops import Op
+from ..ir import dtypes as dt
+from ..ir.graph import Node
+from ..ir.ops import Op
+from ..linalg import _bmm_dtype, _permute, _product, _reshape, _wrap
 from .tensor import Tensor
 
 _ELLIPSIS = 52

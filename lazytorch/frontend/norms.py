@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 from . import elementwise as ew
 from . import reduce as rd
 from .tensor import Tensor, _canon_dim

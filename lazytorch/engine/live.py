@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from .ops import STRIDED, VIEW, Op
+from ..ir.ops import STRIDED, VIEW, Op
 
 # ops that compute nothing: a node built only from these over buffers and constants is not
 # worth storing (its value is a view, or a copy numpy makes when it is asked for)

@@ -13,14 +13,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import autograd, config, overflow
-from . import dtypes as dt
-from .engine import backends
-from .graph import Node
-from .ops import Op
-from .realize import REALIZED, _is_constant
-from .runtime import memory
-from .sites import record
+from .. import autograd, config
+from ..engine import backends
+from ..engine.realize import REALIZED, _is_constant
+from ..ir import dtypes as dt
+from ..ir.graph import Node
+from ..ir.ops import Op
+from ..ir.sites import record
+from ..runtime import memory
+from . import overflow
 from .size import Size
 
 
@@ -107,7 +108,7 @@ def same_device(a: Tensor, b: Tensor) -> str:
     see them meet), or PyTorch's error for two devices."""
     da, db = device_name(a), device_name(b)
     if da != db:
-        from .graph import mixed_devices
+        from ..ir.graph import mixed_devices
         raise mixed_devices(da, db)
     return da
 
@@ -125,7 +126,7 @@ def to_device(t: Tensor, where: str) -> Tensor:
 def _to_copy():
     """The autograd Function of a copy between devices (made at first use: autograd's Function
     is built on Tensor)."""
-    from .autograd.function import Function
+    from ..autograd.function import Function
 
     class ToCopy(Function):
         @staticmethod
@@ -261,7 +262,7 @@ class Tensor:
     @property
     def node(self) -> Node:
         """The IR node holding this tensor's current value (its buffer, once a realize has
-        computed it: see lazytorch/live.py)."""
+        computed it: see lazytorch/engine/live.py)."""
         if _WRITTEN and id(self) in _WRITTEN:
             autograd.flush_written()
         b = self._base
@@ -640,7 +641,7 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
     Plain tensors are rebound to their buffer (dropping the graph behind them); tensors that
     carry a gradient graph keep their node, whose buffer is remembered by realize().
     """
-    from .realize import REALIZED, realize
+    from ..engine.realize import REALIZED, realize
     # the outputs of backward() (the loss) ride along with the next realize: that realize
     # computes their forward graph anyway, and `loss.item()` afterwards then costs nothing
     extra = []

@@ -8,7 +8,7 @@ of the mask, all lazy.
 """
 from __future__ import annotations
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 from . import elementwise as ew
 from . import views as vw
 from .tensor import Tensor, _canon_dim

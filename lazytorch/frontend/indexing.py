@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import Node
+from ..ir.ops import Op
+from ..runtime import memory
 from . import elementwise as ew
 from . import views as vw
-from .graph import Node
-from .ops import Op
-from .runtime import memory
 from .tensor import Tensor, _shape_str, broadcast_shapes, device_name, to_device
 
 TYPE_NAME = dt.SCALAR_TYPE_NAMES
@@ -32,7 +32,7 @@ _CPP_NAME = dt.CPP_TYPE_NAMES
 # ----------------------------------------------------------------------------- node helpers
 def wrap(node: Node) -> Tensor:
     """A new (non-view) tensor holding `node`, remembering the user's source line."""
-    from .sites import record
+    from ..ir.sites import record
     record(node)
     return Tensor._make(node)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..ir import dtypes as dt
 from . import creation as cr
-from . import dtypes as dt
 from .size import Size
 from .tensor import Tensor, check_device
 

@@ -12,10 +12,10 @@ from numbers import Number
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const
+from ..ir.ops import Op
 from . import elementwise as ew
-from .graph import Node, const
-from .ops import Op
 from .tensor import Tensor, _canon_dim, device_name, same_device
 
 

@@ -12,12 +12,12 @@ from typing import Sequence
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const
+from ..ir.ops import Op
+from ..runtime import memory
 from . import elementwise as ew
-from .graph import Node, const
 from .indexing import _reshape, wrap
-from .ops import Op
-from .runtime import memory
 from .tensor import Tensor, _canon_dim, _shape_str
 
 

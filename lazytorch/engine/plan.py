@@ -16,21 +16,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import config
-from . import dtypes as dt
-from .compiler.kernel import FNAME
-from .compiler.passes import optimize
-from .compiler.passes.memory import plan_memory
-from .compiler.schedule import Schedule, schedule_graph
-from .graph import Graph, Node, new_node, toposort
-from .ops import SOURCE, Op
-from .runtime import cache, faults, interpreter, memory
-from .runtime.protocol import Allocator, CompileError
-from .sites import inherit
+from .. import config
+from ..compiler.kernel import FNAME
+from ..compiler.passes import optimize
+from ..compiler.passes.memory import plan_memory
+from ..compiler.schedule import Schedule, schedule_graph
+from ..ir import dtypes as dt
+from ..ir.graph import Graph, Node, new_node, toposort
+from ..ir.ops import SOURCE, Op
+from ..ir.sites import inherit
+from ..runtime import cache, faults, interpreter, memory
+from ..runtime.protocol import Allocator, CompileError
 
 if TYPE_CHECKING:
-    from .compiler.renderer import Renderer
-    from .engine.backends import CompiledBackend
+    from ..compiler.renderer import Renderer
+    from .backends import CompiledBackend
 
 
 class Plan:
@@ -123,7 +123,7 @@ class Plan:
 
     def _run_observed(self, arrays, ptrs) -> None:
         """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
-        from .sites import api_of
+        from ..ir.sites import api_of
         lvl, checking = config.get_level(), config.check_mode()
         for k, (fn, slots) in zip(self.schedule.kernels, self.steps):
             t0 = time.perf_counter()
@@ -205,7 +205,7 @@ class RealizeError(RuntimeError):
     """A failure while compiling or running a graph, naming the user lines that built it."""
 
     def __init__(self, message: str, nodes: list[Node], walk: bool = True):
-        from .sites import site_of
+        from ..ir.sites import site_of
         sites: list[str] = []
         for n in toposort(nodes, _is_buffer) if walk else nodes:
             s = site_of(n)
@@ -226,7 +226,7 @@ class KernelMismatch(RuntimeError):
 
 
 def _check_kernel(k, arrays: list[np.ndarray]) -> None:
-    from .sites import site_of
+    from ..ir.sites import site_of
     got, ins = arrays[0], dict(zip(k.inputs, arrays[1:]))
     # a buffer the kernel never reads (an empty tensor, a fully padded region) is no param
     (ref,) = interpreter.run_graph([k.output], lambda n: ins.get(n) if n.op is not Op.BUFFER

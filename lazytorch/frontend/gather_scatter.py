@@ -11,11 +11,12 @@ from numbers import Number
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import Node
+from ..ir.ops import Op
 from . import elementwise as ew
 from . import overflow
 from . import views as vw
-from .graph import Node
 from .indexing import (
     TYPE_NAME,
     _check_index_dtype,
@@ -27,7 +28,6 @@ from .indexing import (
     _slice,
     wrap,
 )
-from .ops import Op
 from .tensor import Tensor, _canon_dim, _shape_str, broadcast_shapes, device_name, same_device
 
 _CPP_NAME = dt.CPP_TYPE_NAMES

@@ -1,7 +1,7 @@
 """Whole-tensor comparisons: equal, allclose, isclose."""
 from __future__ import annotations
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 from .tensor import Tensor
 
 

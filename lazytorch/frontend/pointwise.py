@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import const
+from ..ir.ops import Op
+from ..ir.sites import named
 from . import elementwise as ew
-from .graph import const
-from .ops import Op
-from .sites import named
 from .tensor import Tensor
 
 __all__ = ["asin", "arcsin", "acos", "arccos", "atan", "arctan", "sinh", "cosh", "asinh",

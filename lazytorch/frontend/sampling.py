@@ -1,13 +1,13 @@
 """Sampling from distributions given by tensors: multinomial, bernoulli, poisson.
 
-The parameters are computed now and the draws come from lazytorch.creation's default generator
-(or `generator=`), so manual_seed makes them repeatable.
+The parameters are computed now and the draws come from lazytorch.frontend.creation's default
+generator (or `generator=`), so manual_seed makes them repeatable.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 from .creation import Generator, _rng, from_array
 from .tensor import Tensor, device_name
 

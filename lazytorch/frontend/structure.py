@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.ops import Op
 from . import elementwise as ew
 from . import views as vw
-from .ops import Op
 from .tensor import Tensor, _canon_dim, broadcast_shapes, check_device, device_name
 
 __all__ = ["clone", "diag", "diagflat", "diag_embed", "diagonal", "trace", "tril_indices",
@@ -98,7 +98,7 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
     x = input.reshape(*input.shape[:-1], n) if input.ndim else input.reshape(1)
     # the value at (i, j) is x[i] when offset >= 0 (row i holds it), else x[j]
     pad = [0, m - n]
-    from .nn.functional import pad as _pad
+    from ..nn.functional import pad as _pad
     xp = _pad(x, pad)
     vals = xp.unsqueeze(-1) if offset >= 0 else xp.unsqueeze(-2)
     mask = _iota_diff(m, m, device_name(input)) == offset
@@ -262,8 +262,8 @@ def block_diag(*tensors: Tensor) -> Tensor:
     from .creation import zeros
     if not mats:
         return zeros(1, 0, dtype=d)
+    from ..nn.functional import pad
     from .joining import cat
-    from .nn.functional import pad
     rows, left = [], 0
     for m in mats:
         c = m.shape[1]

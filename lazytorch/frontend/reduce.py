@@ -5,11 +5,11 @@ import math
 import sys
 from collections import namedtuple
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import Node, new_node
+from ..ir.ops import Op
+from ..ir.sites import SITES, named, record_from
 from .elementwise import cast_node
-from .graph import Node, new_node
-from .ops import Op
-from .sites import SITES, named, record_from
 from .tensor import Tensor, _canon_dim
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -34,7 +34,7 @@ def reduce_node(op: Op, x: Node, axes: tuple[int, ...], keepdim: bool, dtype=Non
     if x.shape == ():
         n = x if op not in (Op.ARGMAX, Op.ARGMIN) else None
         if n is None:
-            from .graph import const
+            from ..ir.graph import const
             return const(0, dt.int64)
         return cast_node(n, d)
     axes = tuple(a for a in axes)
@@ -214,7 +214,7 @@ def any(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _empty_logical(self: Tensor, dim, keepdim: bool, value: bool) -> Tensor:
-    from .graph import const
+    from ..ir.graph import const
     axes = _dims(self, dim)
     shape = tuple(1 if i in axes else s for i, s in enumerate(self.shape)) if keepdim else \
         tuple(s for i, s in enumerate(self.shape) if i not in axes)
@@ -236,7 +236,7 @@ cumsum, cumprod = _scan(Op.CUMSUM, "cumsum"), _scan(Op.CUMPROD, "cumprod")
 
 
 def norm(self: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
-    """Tensor.norm / torch.norm (lazytorch/norms.py)."""
+    """Tensor.norm / torch.norm (lazytorch/frontend/norms.py)."""
     from .norms import norm as _norm
     return _norm(self, p, dim, keepdim, dtype)
 

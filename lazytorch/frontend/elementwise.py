@@ -8,12 +8,13 @@ from numbers import Number
 
 import numpy as np
 
-from . import autograd, overflow
-from . import dtypes as dt
-from .graph import Node, const, new_node
-from .ops import Op
-from .realize import REALIZED
-from .sites import SITES, named, record, record_from
+from .. import autograd
+from ..engine.realize import REALIZED
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const, new_node
+from ..ir.ops import Op
+from ..ir.sites import SITES, named, record, record_from
+from . import overflow
 from .tensor import Tensor, broadcast_shapes, to_device
 
 # the ops as module constants: an Enum member lookup (Op.ADD) costs a Python call on 3.11

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 
 
 @dataclass

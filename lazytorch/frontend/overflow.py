@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 
 # the C++ type names PyTorch's scalar checks print (tensor() prints the dtype's name instead)
 _CPP = {"uint8": "uint8_t", "int8": "int8_t", "int16": "short", "int32": "int",

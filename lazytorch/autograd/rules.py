@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from . import dtypes as dt
-from .graph import Node, const, new_node
-from .ops import COMPARE, VIEW, Op
+from ..ir import dtypes as dt
+from ..ir.graph import Node, const, new_node
+from ..ir.ops import COMPARE, VIEW, Op
 
 # the ops the common rules build, as module constants (an Enum member lookup costs a call)
 _ADD, _SUB, _MUL, _DIV, _NEG, _WHERE = Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.WHERE
@@ -252,7 +252,7 @@ def _pad(n, g):
 
 
 def _slice(n, g):
-    from .views import _unslice
+    from ..frontend.views import _unslice
     return (_unslice(g, n.arg, n.srcs[0].shape, g.dtype.np(0).item()),)
 
 
@@ -266,7 +266,7 @@ def _unfold(n, g):
         arg = tuple((t, 1) if i == nd - 1 else (0, 1) for i in range(nd))
         piece = Node(Op.SLICE, (g,), arg, g.shape[:-1] + (1,), g.dtype)
         piece = reshape(piece, g.shape[:-1])
-        from .views import _unslice
+        from ..frontend.views import _unslice
         place = tuple((t, step) if i == dim else (0, 1) for i in range(nd - 1))
         placed = _unslice(piece, place, src_shape, g.dtype.np(0).item())
         total = placed if total is None else add(total, placed)
@@ -303,7 +303,7 @@ def _positions(n: int, axis: int, ndim: int, dtype: dt.DType, device: str | None
     key = (n, axis, ndim, dtype, device or "cpu")
     b = _POSITIONS.get(key)
     if b is None:
-        from .runtime import memory
+        from ..runtime import memory
         shape = [1] * ndim
         shape[axis] = n
         b = memory.buffer_node(np.arange(n, dtype=dtype.np).reshape(shape), device=key[-1])

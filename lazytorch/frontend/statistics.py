@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.graph import const
 from . import elementwise as ew
 from . import reduce as rd
-from .graph import const
 from .sorting import _longs, _result_type, _rows, _take, _unrows
 from .tensor import Tensor, _canon_dim, device_name
 
