@@ -283,3 +283,33 @@ def test_a_step_updated_through_data_is_one_plan_with_the_loss():
         w0, b0 = w0 - 0.05 * g.T @ x, b0 - 0.05 * g.sum(0)
     np.testing.assert_allclose(fc.weight.detach().numpy(), w0, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(fc.bias.detach().numpy(), b0, rtol=1e-4, atol=1e-6)
+
+
+def test_state_no_realize_needs_is_still_computed_each_step(monkeypatch):
+    """Truncated BPTT that detaches right after the forward and a loss that reads only the last
+    output (the cell state c_n is needed by no realize of its own), plus an average written
+    through `.data` that nothing reads until the end: each is computed with the step's
+    realize, so neither builds on the last step's pending graph."""
+    walks = _Walks(monkeypatch)
+    torch.manual_seed(0)
+    rnn, head = nn.LSTM(4, 6, batch_first=True), nn.Linear(6, 3)
+    opt = torch.optim.SGD([*rnn.parameters(), *head.parameters()], lr=0.05)
+    rng = np.random.default_rng(0)
+    seq = torch.tensor(rng.standard_normal((2, 5, 4)).astype(np.float32))
+    ema, ref = torch.zeros(3), np.zeros(3, np.float32)
+    state, sizes = None, []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        out, state = rnn(seq, state)
+        state = tuple(s.detach() for s in state)
+        loss = head(out[:, -1]).pow(2).mean()
+        loss.backward()
+        opt.step()
+        ema.data = 0.9 * ema.data + 0.1 * head.bias.data
+        loss.item()
+        ref = np.float32(0.9) * ref + np.float32(0.1) * head.bias.detach().numpy()
+        sizes.append(max(_graph_size(state[1]), _graph_size(ema)))
+    _flat(sizes, "the cell state's and the average's graphs")
+    _flat(walks.sizes, "the realized graph")
+    # the average of the bias over the steps, as the same recurrence in numpy gives it
+    np.testing.assert_allclose(ema.numpy(), ref, rtol=1e-5, atol=1e-6)

@@ -396,7 +396,11 @@ def _atoms(e: Lin):
 
 def _substitute(k: Kernel, mapping: dict[str, Lin]) -> None:
     """Rewrite every index expression of k through `mapping` (variable name -> Lin)."""
-    sub = lambda e: e.substitute(mapping)  # noqa: E731
+    _rewrite_indices(k, lambda e: e.substitute(mapping))
+
+
+def _rewrite_indices(k: Kernel, sub) -> None:
+    """Replace every index expression e of k (the store's, the loads', the guards') by sub(e)."""
     k.store_index = sub(k.store_index)
     for v in k.vals:
         if v.kind == "load":
@@ -495,13 +499,7 @@ def _merge_loops(k: Kernel) -> None:
     for prefix, sizes in (("o", k.loops), ("r", k.red_loops)):
         for g, n in enumerate(sizes):
             rename[f"{prefix}{g}x"] = Lin.of(Var(f"{prefix}{g}", n))
-    sub = lambda e: e.substitute(mapping).substitute(rename)  # noqa: E731
-    k.store_index = sub(k.store_index)
-    for v in k.vals:
-        if v.kind == "load":
-            v.arg = (v.arg[0], sub(v.arg[1]), tuple((sub(c), lo, hi) for c, lo, hi in v.arg[2]))
-        elif v.kind == "cond":
-            v.arg = tuple((sub(c), lo, hi) for c, lo, hi in v.arg)
+    _rewrite_indices(k, lambda e: e.substitute(mapping).substitute(rename))
 
 
 def _assign_levels(k: Kernel) -> None:

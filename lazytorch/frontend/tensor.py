@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import autograd, config
 from ..engine import backends
-from ..engine.realize import REALIZED, _is_constant
+from ..engine.realize import REALIZED, _is_constant, realize_later
 from ..ir import dtypes as dt
 from ..ir.graph import Node
 from ..ir.ops import Op
@@ -604,6 +604,10 @@ class Tensor:
             autograd.register_leaf(self)
             if self._node.op is not Op.BUFFER and autograd.is_grad_enabled():
                 _WRITTEN[id(self)] = weakref.ref(self)     # computed before its next use
+        elif self._node.op is not Op.BUFFER:
+            # (state written through .data, an average nobody reads every step: computed with
+            # the next realize, or each write would build on the last one's pending graph)
+            realize_later(self)
 
     def detach(self) -> Tensor:
         """A tensor sharing this one's storage, outside the autograd graph: in-place writes to

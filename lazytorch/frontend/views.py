@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Sequence
 
-from ..engine.realize import computed_near
+from ..engine.realize import computed_near, realize_later
 from ..ir import dtypes as dt
 from ..ir.graph import Node, const, new_node
 from ..ir.ops import Op
@@ -94,6 +94,11 @@ def make_view(t: Tensor, op: Op, arg, shape: tuple[int, ...]) -> Tensor:
     out._base = base
     out._view_steps = t._view_steps + ((op, arg, shape),)
     out._base_version = base._version
+    if op is Op.DETACH and n.op is not Op.BUFFER:
+        # state kept across steps (a recurrent state, a target) is detached: a value no later
+        # realize needs (an LSTM's last cell state) is computed with the next one all the same,
+        # or each step would build on the last step's pending graph
+        realize_later(out)
     return out
 
 
