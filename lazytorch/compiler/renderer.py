@@ -16,6 +16,16 @@ def _none(kernel) -> bool:
 
 
 @dataclass(frozen=True)
+class Launch:
+    """How a device with blocks of threads starts one kernel: the grid of blocks, the threads
+    of a block (x, y, z each) and the bytes of dynamic shared memory per block."""
+
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    shared: int = 0
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What the device and its renderer offer the scheduler.
 
@@ -60,6 +70,11 @@ class Renderer(ABC):
         """A function `name` running the calls (kernel address index, argument slots), or
         None where the language has no such host function: the plan then calls the kernels
         one by one through the runtime."""
+
+    def launch(self, k) -> Launch | None:
+        """The launch dimensions of kernel `k`, or None where a kernel is a plain function
+        call (the CPU's): the plan hands them to the runtime's function()."""
+        return None
 
     @abstractmethod
     def header(self) -> str:

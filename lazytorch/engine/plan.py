@@ -364,7 +364,8 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
             libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
         config.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:
-            fn = runtime.function(libs[syms[k.name]], syms[k.name], len(k.params))
+            fn = runtime.function(libs[syms[k.name]], syms[k.name], len(k.params),
+                                  renderer.launch(k))
             steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
         fptrs = (ctypes.c_void_p * len(first))(*(runtime.address(libs[s], s) for s in first))
         driver = runtime.function(libs[dname], dname, 2) if dsrc else None

@@ -50,8 +50,10 @@ class Runtime(ABC):
     """What a loaded module offers the engine."""
 
     @abstractmethod
-    def function(self, module: Any, name: str, nargs: int) -> Any:
-        """A callable for function `name` of `module`, taking `nargs` buffer addresses."""
+    def function(self, module: Any, name: str, nargs: int, launch: Any = None) -> Any:
+        """A callable for function `name` of `module`, taking `nargs` buffer addresses;
+        `launch` (compiler/renderer.py's Launch, or None) is how the renderer said to start
+        it on a device with blocks of threads."""
 
     @abstractmethod
     def address(self, module: Any, name: str) -> int:

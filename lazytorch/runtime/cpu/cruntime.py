@@ -9,7 +9,7 @@ from ..protocol import Runtime
 class CRuntime(Runtime):
     """Functions of modules loaded with ctypes, called with buffer addresses."""
 
-    def function(self, module: ctypes.CDLL, name: str, nargs: int):
+    def function(self, module: ctypes.CDLL, name: str, nargs: int, launch=None):
         fn = module[name]
         fn.argtypes = [ctypes.c_void_p] * nargs
         fn.restype = None
