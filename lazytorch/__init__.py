@@ -103,3 +103,10 @@ autograd.Function = _Function
 autograd.FunctionCtx = autograd.function.FunctionCtx
 autograd.once_differentiable = autograd.function.once_differentiable
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401  (torch.utils.checkpoint)
+
+# torch.profiler, and torch.autograd.profiler's profile and record_function
+from . import profiler  # noqa: E402
+from .profiler import at_exit as _profile_at_exit  # noqa: E402
+
+autograd.profiler = profiler
+_profile_at_exit()   # LAZYTORCH_PROFILE=1: the whole run profiled, its table printed at exit

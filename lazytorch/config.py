@@ -36,6 +36,9 @@ class _Overrides(threading.local):
 _local = _Overrides()
 # callbacks run after each realize as hook(outputs, plan or None) (tools/viz.py uses one)
 REALIZE_HOOKS: list = []
+# the profile recording now (lazytorch/profiler/), or None: realizes report their phases to its
+# event(name, t0, t1, kind, ops, sources, shape) and run their kernels one by one, timed
+PROFILER = None
 
 
 def stats() -> dict[str, int]:

@@ -10,6 +10,7 @@ of `outputs`, and the plan that ran them. lazytorch/engine/__init__.py registers
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .. import config
@@ -45,6 +46,7 @@ class CompiledBackend:
         plan = plans.cached(key)
         if plan is None:
             size = plans.plan_cache_size()
+            t0 = time.perf_counter()
             try:
                 plan = plans.build_plan(outputs, inputs, self)
             except plans.KernelCompileError as e:
@@ -56,6 +58,8 @@ class CompiledBackend:
             except Exception as e:
                 raise plans.RealizeError(f"{type(e).__name__}: {e}", todo) from e
             plans.keep(key, plan, size)
+            if config.PROFILER is not None:
+                config.PROFILER.event("lazytorch::plan", t0, time.perf_counter())
             hit = False
         else:
             config.STATS["plan_cache_hits"] += 1

@@ -64,6 +64,7 @@ class Plan:
         # (a module's lt_fault flag, the integer divisions of its kernels in this plan)
         self.fault_flags = fault_flags or []
         self.used = 0                       # the plan cache's tick of its last use
+        self._profile_labels: list | None = None
 
     def release(self) -> None:
         """Free the scratch arrays (a run on another thread keeps them until it ends)."""
@@ -79,9 +80,10 @@ class Plan:
 
     def run(self, inputs: list, addrs: list[int]) -> list:
         """Run on the buffers `inputs` (at addresses `addrs`); return the output buffers."""
-        observed = config.get_level() >= 2 or config.check_mode()
-        if observed or not self._lock.acquire(blocking=False):
-            # a debug run, or this plan is already running (another thread): private arrays
+        observed = (config.get_level() >= 2 or config.check_mode()
+                    or config.PROFILER is not None)
+        if not self._lock.acquire(blocking=False):
+            # this plan is already running (another thread): private arrays
             private = [self.allocator.arena(n) for n in self.arena]
             arrays = list(inputs) + [b for b, _ in private]
             ptrs = list(addrs) + [a for _, a in private]
@@ -108,7 +110,12 @@ class Plan:
             alloc = self.allocator.alloc
             for slot, n in self._fresh:
                 made[slot], argv[slot] = alloc(n)
-            if self.driver is not None:
+            if observed:   # a debug run, a check, a profile: kernel by kernel
+                n = self.n_inputs
+                arrays = list(inputs) + [made[s] if s in made else self._scratch[s]
+                                         for s in range(n, n + len(self.arena))]
+                self._run_observed(arrays, argv)
+            elif self.driver is not None:
                 self.driver(argv, self._fptrs)
             else:
                 for fn, slots in self.steps:
@@ -121,23 +128,49 @@ class Plan:
         return [made[s] if s in made else inputs[s] if s < self.n_inputs else self._scratch[s]
                 for s in self.out_slots]
 
+    def _labels(self) -> list[tuple[str, tuple, tuple]]:
+        """Each kernel's profile event name, fused ops and source lines (made once)."""
+        if self._profile_labels is None:
+            self._profile_labels = [
+                ("kernel " + ("+".join(ops) or "copy"), tuple(ops), kernel_sources(k))
+                for k in self.schedule.kernels for ops in [fused_ops(k)]]
+        return self._profile_labels
+
     def _run_observed(self, arrays, ptrs) -> None:
-        """Run kernel by kernel: time each (debug level 2) and/or check it (check mode)."""
-        from ..ir.sites import api_of
-        lvl, checking = config.get_level(), config.check_mode()
-        for k, (fn, slots) in zip(self.schedule.kernels, self.steps):
+        """Run kernel by kernel: time each (debug level 2, a profile) and/or check it (check
+        mode)."""
+        lvl, checking, prof = config.get_level(), config.check_mode(), config.PROFILER
+        labels = self._labels() if prof is not None else None
+        for i, (k, (fn, slots)) in enumerate(zip(self.schedule.kernels, self.steps)):
             t0 = time.perf_counter()
             fn(*(ptrs[s] for s in slots))
-            dt_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            dt_s = t1 - t0
+            if prof is not None:
+                name, ops, sources = labels[i]
+                prof.event(name, t0, t1, "kernel", ops, sources, k.output.shape)
             if lvl >= 2:
                 nbytes = sum(n.numel * n.dtype.itemsize for n in [k.output, *k.inputs])
-                names = list(dict.fromkeys(api_of(n) or n.op.name.lower() for n in k.nodes
-                                           if n.op not in _QUIET))
+                names = fused_ops(k)
                 config.log(f"*** {k.name:<10} {dt_s * 1e6:9.1f} us {nbytes / dt_s / 1e9:7.2f} GB/s"
                           f"  {', '.join(names) or 'copy'}")
             if checking:
                 _check_kernel(k, [self.allocator.to_host(arrays[s], n.dtype, n.shape)
                                   for s, n in zip(slots, [k.output, *k.inputs])])
+
+
+def fused_ops(k) -> list[str]:
+    """The user-level ops kernel k computes (its API names, in order, each once)."""
+    from ..ir.sites import api_of
+    return list(dict.fromkeys(api_of(n) or n.op.name.lower() for n in reversed(k.nodes)
+                              if n.op not in _QUIET))   # (k.nodes: the output first)
+
+
+def kernel_sources(k) -> tuple[str, ...]:
+    """The user's source lines (`file:line`) of the ops kernel k computes, each once."""
+    from ..ir.sites import site_of
+    return tuple(dict.fromkeys(s for n in reversed(k.nodes) if n.op not in _QUIET
+                               for s in [site_of(n)] if s))
 
 
 # compiled plans by (backend name, structure key) (see realize.prepare), at most
@@ -356,11 +389,14 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
             groups[i] = groups[i] + [dname]
             srcs[i] += dsrc
         if srcs:
+            t_c = time.perf_counter()
             try:
                 built = compiler.compile(srcs, groups)
             except CompileError as e:
                 failing = _failing_kernels([first[s] for s in todo], syms, renderer, compiler)
                 raise KernelCompileError(str(e), failing) from e
+            if config.PROFILER is not None:
+                config.PROFILER.event("lazytorch::compile", t_c, time.perf_counter())
             libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
         config.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:

@@ -8,6 +8,7 @@ nodes of one realize are grouped by device, each group realized on its device's 
 """
 from __future__ import annotations
 
+import time
 import weakref
 
 import numpy as np
@@ -244,6 +245,9 @@ def _realize_on(todo: list[Node], device: str) -> None:
     """Compute the nodes `todo`, all on `device` (or unplaced), on that device's backend, and
     remember their buffers in REALIZED."""
     config.STATS["realizes"] += 1
+    prof = config.PROFILER
+    if prof is not None:
+        t0 = time.perf_counter()
     outputs, inputs, key, order, order_new = prepare(todo)
     held = _held(order, order_new, key)
     if held:
@@ -255,6 +259,8 @@ def _realize_on(todo: list[Node], device: str) -> None:
         todo = todo + [order[i] for i in held]
         key = key[:-1] + (key[-1] + tuple(held),)
     del order, order_new
+    if prof is not None:
+        prof.event("lazytorch::prepare", t0, time.perf_counter())
     try:
         results, plan = _run(outputs, inputs, key, todo, device)
     except faults.Fault as e:
@@ -263,6 +269,8 @@ def _realize_on(todo: list[Node], device: str) -> None:
         hook(outputs, plan)
     for n, r in zip(todo, results):
         REALIZED[n] = memory.adopt(r, n.dtype, n.shape, device, host=plan is None)
+    if prof is not None:
+        prof.event("lazytorch::realize", t0, time.perf_counter())
 
 
 def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device: str = "cpu"
@@ -274,7 +282,13 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device:
         # per index; anomaly mode checks every op's output
         bufs = {b: memory.host_data(b) for b in inputs}
         check = _anomaly if config.anomaly_mode() else None
-        return interpreter.run_graph(outputs, bufs.get, check), None
+        prof = config.PROFILER
+        if prof is None:
+            return interpreter.run_graph(outputs, bufs.get, check), None
+        t0 = time.perf_counter()
+        out = interpreter.run_graph(outputs, bufs.get, check)
+        prof.event("lazytorch::interpret", t0, time.perf_counter())
+        return out, None
     return backends.for_device(device.split(":")[0]).run(outputs, inputs, key, todo)
 
 

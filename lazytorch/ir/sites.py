@@ -66,9 +66,15 @@ _SITES_D = SITES.d
 _CODES: dict[int, tuple] = {}
 
 
+# public names that say nothing of the op: a module's forward (the op inside it, `linear`,
+# `conv2d`, names it better, as the user's model(x) is not one op)
+_NOT_API = frozenset({"forward"})
+
+
 def _classify(code) -> str | None:
     name = code.co_name
-    what = (name if name[0] not in "_<" else "") if code.co_filename.startswith(_PKG) else None
+    what = ((name if name[0] not in "_<" and name not in _NOT_API else "")
+            if code.co_filename.startswith(_PKG) else None)
     if len(_CODES) >= 8192:
         _CODES.clear()
     _CODES[id(code)] = (code, what)  # (holding the code keeps its id unique)

@@ -134,6 +134,8 @@ def _hook_step(step: Callable) -> Callable:
             hook(self, args, kwargs)
         return out
     wrapper._hooked = True
+    # (named as the step it wraps: the API name of the update's ops in messages and profiles)
+    wrapper.__code__ = wrapper.__code__.replace(co_name=step.__name__)
     return wrapper
 
 
