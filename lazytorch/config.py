@@ -23,7 +23,7 @@ from collections import Counter
 
 STATS: Counter = Counter()
 _KEYS = ("kernels_compiled", "kernels_launched", "compile_cache_hits", "plan_cache_hits",
-         "plans_evicted", "compiler_runs", "realizes")
+         "plans_built", "plans_evicted", "compiler_runs", "realizes")
 
 
 class _Overrides(threading.local):
@@ -43,8 +43,8 @@ PROFILER = None
 
 def stats() -> dict[str, int]:
     """Counters since the last reset: kernels_compiled, kernels_launched, compile_cache_hits
-    (modules found on disk), plan_cache_hits (realizes that reused a whole plan),
-    plans_evicted (from the bounded plan cache), compiler_runs, realizes."""
+    (modules found on disk), plan_cache_hits (realizes that reused a whole plan), plans_built
+    (those that built one), plans_evicted (from the bounded plan cache), compiler_runs, realizes."""
     return {k: STATS[k] for k in _KEYS} | {k: v for k, v in STATS.items() if k not in _KEYS}
 
 

@@ -17,6 +17,7 @@ from .. import config
 from ..ir.graph import Node
 from ..runtime import interpreter, memory
 from ..runtime.protocol import Allocator, Compiler, Runtime
+from . import dynamic
 from . import plan as plans
 
 # name -> backend object; device type -> the names serving it, the default first
@@ -41,38 +42,58 @@ class CompiledBackend:
             ) -> tuple[list, plans.Plan]:
         """Compute `outputs` (prepared from the user's nodes `todo`; `key` is their structure)
         from the buffers `inputs`, with the plan cached for this backend and structure (built
-        on a miss)."""
-        key = (self.name, key)
-        plan = plans.cached(key)
+        on a miss). Scalars that changed since the graph's structure was first seen are the
+        plan's inputs (engine/dynamic.py)."""
+        plan = plans.cached((self.name, key))
+        hit = plan is not None
+        extra: tuple[list, list] = ([], [])
         if plan is None:
-            size = plans.plan_cache_size()
-            t0 = time.perf_counter()
-            try:
-                plan = plans.build_plan(outputs, inputs, self)
-            except plans.KernelCompileError as e:
-                # name the user lines of the kernels that failed, not the whole graph's
-                culprits = [n for k in e.kernels for n in k.nodes] or todo
-                names = ", ".join(k.name for k in e.kernels) or "a kernel"
-                raise plans.RealizeError(f"CompileError in {names}: {e}", culprits,
-                                         walk=not e.kernels) from e
-            except Exception as e:
-                raise plans.RealizeError(f"{type(e).__name__}: {e}", todo) from e
-            plans.keep(key, plan, size)
-            if config.PROFILER is not None:
-                config.PROFILER.event("lazytorch::plan", t0, time.perf_counter())
-            hit = False
-        else:
+            build = outputs, inputs, key
+            found = dynamic.lookup(key)
+            if found is not None:
+                dkey, positions = found
+                plan = plans.cached((self.name, dkey))
+                hit = plan is not None
+                made = (outputs, inputs) if hit else dynamic.with_inputs(
+                    outputs, inputs, key, positions, self.device_type)
+                if made is not None:   # (None: the graph's constants could not be found)
+                    build = (*made, dkey)
+                    extra = dynamic.inputs_of(key, positions, self.allocator)
+            if plan is None:
+                plan = self._build((self.name, build[2]), build[0], build[1], todo)
+        if hit:
             config.STATS["plan_cache_hits"] += 1
-            hit = True
         if config.get_level() >= 1:
             config.log(f"realize: {len(plan.steps)} kernels, "
                        + ("plan cache hit" if hit else f"built in {plan.build_ms:.1f} ms"))
         data, address = memory.data, memory.address
-        out = plan.run([data(b) for b in inputs], [address(b) for b in inputs])
+        out = plan.run([data(b) for b in inputs] + extra[0],
+                       [address(b) for b in inputs] + extra[1])
         if not self.allocator.host_memory:
             return out, plan    # buffers of the device, kept there
         to_host = self.allocator.to_host   # host arrays of the value's dtype and shape
         return [to_host(a, o.dtype, o.shape) for a, o in zip(out, outputs)], plan
+
+    def _build(self, key: tuple, outputs: list[Node], inputs: list[Node], todo: list[Node]
+               ) -> plans.Plan:
+        """The plan of `outputs` from `inputs`, built and cached under `key`."""
+        size = plans.plan_cache_size()
+        t0 = time.perf_counter()
+        try:
+            plan = plans.build_plan(outputs, inputs, self)
+        except plans.KernelCompileError as e:
+            # name the user lines of the kernels that failed, not the whole graph's
+            culprits = [n for k in e.kernels for n in k.nodes] or todo
+            names = ", ".join(k.name for k in e.kernels) or "a kernel"
+            raise plans.RealizeError(f"CompileError in {names}: {e}", culprits,
+                                     walk=not e.kernels) from e
+        except Exception as e:
+            raise plans.RealizeError(f"{type(e).__name__}: {e}", todo) from e
+        plans.keep(key, plan, size)
+        config.STATS["plans_built"] += 1
+        if config.PROFILER is not None:
+            config.PROFILER.event("lazytorch::plan", t0, time.perf_counter())
+        return plan
 
 
 class InterpreterBackend:
