@@ -32,6 +32,7 @@ if os.environ.pop("OPENBLAS_CORETYPE", None) is not None or \
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))   # (bench_gpt)
 
 import numpy as np  # noqa: E402
 
@@ -181,6 +182,8 @@ def workloads(quick: bool):
                 lambda: sq.sum(0), th_fn(lambda x: x.sum(0), sq)))
     out.append(mlp_workload(rng))
     out.append(cnn_workload(rng))
+    out.append(gpt_workload(rng, sdpa=False))
+    out.append(gpt_workload(rng, sdpa=True))
     out.append(tiny_adds_workload())
     return out
 
@@ -228,6 +231,20 @@ def cnn_workload(rng):
         lambda nn: nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
                                  nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                  nn.Linear(16 * 5 * 5, 10)))
+
+
+def gpt_workload(rng, sdpa: bool):
+    """tools/bench_gpt.py's training step, attention written out or through SDPA."""
+    from bench_gpt import BATCH, BLOCK, VOCAB, gpt_step
+    idx = rng.integers(0, VOCAB, (BATCH, BLOCK))
+    targets = rng.integers(0, VOCAB, (BATCH, BLOCK))
+    name = f"GPT step ({'sdpa' if sdpa else 'softmax'} attention)"
+    try:
+        lt_run = gpt_step(lt, sdpa, idx, targets)
+    except Exception as e:
+        lt_run = _missing(e)
+    th_run = gpt_step(torch, sdpa, idx, targets) if torch is not None else None
+    return (name, None, None, lt_run, None, th_run)
 
 
 def _missing(e):
@@ -283,6 +300,31 @@ def schedule_scaling(n_ops: int) -> tuple[float, int]:
     outs, *_ = prepare([y.node])
     _, sched = compile_graph(outs, backends.get("c").renderer)
     return time.perf_counter() - t0, len(sched.kernels)
+
+
+def compile_counts() -> tuple[int, int]:
+    """Plans built (i) for a loop realizing a new Python scalar 50 times, (ii) for an
+    embedding + linear + cross-entropy step at 50 sequence lengths: what a new value or a new
+    shape costs in compiles."""
+    from lazytorch import debug
+    x = lt.randn(4099)
+    debug.reset_stats()
+    for i in range(50):
+        (x * (1 + i * 1e-3)).sum().item()
+    scalars = debug.stats()["plans_built"]
+    lt.manual_seed(0)
+    emb, head = lt.nn.Embedding(65, 32), lt.nn.Linear(32, 65)
+    opt = lt.optim.SGD([*emb.parameters(), *head.parameters()], lr=0.1)
+    rng = np.random.default_rng(0)
+    debug.reset_stats()
+    for t in range(8, 58):
+        idx = lt.tensor(rng.integers(0, 65, (4, t)))
+        opt.zero_grad()
+        loss = lt.nn.functional.cross_entropy(head(emb(idx)).view(-1, 65), idx.view(-1))
+        loss.backward()
+        opt.step()
+        loss.item()
+    return scalars, debug.stats()["plans_built"]
 
 
 def first_step_times() -> tuple[float, float]:
@@ -431,6 +473,9 @@ def main() -> None:
         (t10, k10), (t100, k100) = schedule_scaling(10_000), schedule_scaling(100_000)
         print(f"scheduling a new graph: 10,000 ops {t10:.2f} s ({k10} kernels), 100,000 ops "
               f"{t100:.2f} s ({k100} kernels), {t100 / t10:.1f}x")
+    scalars, shapes = compile_counts()
+    print(f"plans built: a new scalar in a loop, 50 values: {scalars}; a training step at 50 "
+          f"sequence lengths: {shapes}")
     cold, warm = first_step_times()
     print(f"first MLP step in a fresh process: empty cache {cold:.2f} s, warm disk cache "
           f"{warm:.2f} s")
@@ -440,7 +485,8 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"copy_bandwidth_gbs": bw, "numpy_matmul_gflops": np_gflops,
                        "results": results, "record_us_per_op": rec,
-                       "realize_seen_ms": real, "first_step_cold_s": cold,
+                       "realize_seen_ms": real, "plans_new_scalars": scalars,
+                       "plans_sequence_lengths": shapes, "first_step_cold_s": cold,
                        "first_step_warm_s": warm}, f, indent=2)
 
 
