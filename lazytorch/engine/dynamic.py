@@ -119,14 +119,35 @@ def inputs_of(key: tuple, positions: list[int], allocator) -> tuple[list, list[i
     return bufs, addrs
 
 
+def walk(outputs: list[Node]) -> list[Node]:
+    """The nodes of a prepared graph (its leaves buffers and constants) in the order of its
+    key: realize.prepare's post-order, sources in order, each node once."""
+    order: list[Node] = []
+    seen: set[Node] = set()
+    for out in outputs:
+        stack = [(out, False)]
+        while stack:
+            n, done = stack.pop()
+            if done:
+                order.append(n)
+                continue
+            if n in seen:
+                continue
+            seen.add(n)
+            stack.append((n, True))
+            if n.op is not Op.BUFFER:
+                stack.extend((s, False) for s in reversed(n.srcs) if s not in seen)
+    return order
+
+
 def with_inputs(outputs: list[Node], inputs: list[Node], key: tuple, positions: list[int],
                 device_type: str) -> tuple[list[Node], list[Node]] | None:
     """`outputs` (prepared, with the structure `key`) with the 0-d constants at the key's
     `positions` replaced by new input buffers, appended to `inputs` in that order; None if the
-    graph's walk does not give `key` back."""
-    from .realize import prepare_py  # (realize imports the backends, which import this)
-    _, _, again, order, _ = prepare_py(outputs)
-    if again != key:
+    graph's walk does not match `key`."""
+    order = walk(outputs)
+    if len(order) != len(key) - 1 or any(
+            order[i].op is not _CONST or repr(order[i].arg) != key[i][1][0] for i in positions):
         return None
     device = next((b.device for b in inputs), None) or next(
         (o.device for o in outputs if o.device), device_type)
