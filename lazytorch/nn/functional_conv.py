@@ -360,13 +360,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError("either size or scale_factor should be defined")
     x = input
     if mode in ("nearest", "nearest-exact"):
-        shift = 0.5 if mode == "nearest-exact" else 0.0
         for i in range(nsp):
-            n_in, n_out = in_sp[i], out_sp[i]
-            # PyTorch computes the source index in float32
-            sc = np.float32(1.0 / scales[i]) if scales[i] else np.float32(n_in) / n_out
-            src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(shift)) * sc)
-            idx = np.minimum(src.astype(np.int64), n_in - 1)
+            idx = nearest_indices(in_sp[i], out_sp[i], scales[i], mode == "nearest-exact")
             x = x.index_select(2 + i, Tensor._make(_buffer(idx, device_name(x))))
         return x
     if mode == "area":
@@ -392,6 +387,14 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 def _buffer(arr: np.ndarray, device: str) -> Node:
     from ..runtime import memory
     return memory.buffer_node(arr, device=device)
+
+
+def nearest_indices(n_in: int, n_out: int, scale=None, exact: bool = False) -> np.ndarray:
+    """The input index of each output pixel along one dim for interpolate's nearest
+    (floor((o + 0.5 * exact) * scale), computed in float32 as PyTorch does)."""
+    sc = np.float32(1.0 / scale) if scale else np.float32(n_in) / n_out
+    src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(0.5 if exact else 0.0)) * sc)
+    return np.minimum(src.astype(np.int64), n_in - 1)
 
 
 def _pixel_scale(n_in: int, n_out: int, align_corners, scale) -> float:
