@@ -1,6 +1,6 @@
 """lazytorch in one minute: eager-looking code, a lazy graph underneath, fused C kernels.
 
-Run: python examples/quickstart.py
+Run: python examples/compiler_tour.py
 """
 import lazytorch as torch
 from lazytorch import debug
@@ -24,6 +24,7 @@ print(format_graph(Graph([y.node]), comments=site_of))
 kernels = schedule(y)
 print(f"\n{len(kernels)} kernel(s):", kernels)
 print(kernels[0].source)
+del kernels   # a Kernel holds y's inner nodes, and a realize stores every value still held
 
 # Using the value realizes it: generate C, compile it (cached on disk), run it.
 debug.reset_stats()
