@@ -97,8 +97,11 @@ def plot(history, path):
     ax_loss.plot(epochs, history["test_loss"], "o-", label="test (per epoch)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="loss")
     ax_loss.legend()
-    ax_acc.plot(epochs, [100 * a for a in history["test_acc"]], "o-", color="tab:green")
-    ax_acc.axhline(100 * TARGET_ACCURACY, ls="--", color="gray", lw=0.8)
+    ax_acc.plot(epochs, [100 * a for a in history["test_acc"]], "o-", color="tab:green",
+                label="test")
+    ax_acc.axhline(100 * TARGET_ACCURACY, ls="--", color="gray", lw=0.8,
+                   label=f"{TARGET_ACCURACY:.0%} target")
+    ax_acc.legend(loc="lower right")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy",
                ylim=(min(80, 100 * min(history["test_acc"])), 100))
     fig.suptitle("lazytorch: a small CNN on scikit-learn's 8x8 digits")

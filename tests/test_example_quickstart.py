@@ -2,26 +2,12 @@
 loadable checkpoint and a PNG, and reaches the accuracy it asserts (85% after 3 epochs)."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import lazytorch as torch
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_example(name: str, tmp_path: Path, *args: str, timeout: int = 300):
-    pytest.importorskip("tqdm")
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("sklearn")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, f"examples/{name}.py", *args, "--out", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+from tests.example_runner import PNG_MAGIC, run_example
 
 
 def test_quickstart_quick(tmp_path):
@@ -33,7 +19,7 @@ def test_quickstart_quick(tmp_path):
     assert re.search(r"plan-cache hits \d+ of \d+ realizes", r.stdout)
     assert "epoch  3" in r.stderr            # the progress bar, on stderr as tqdm writes it
     png = tmp_path / "quickstart.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.read_bytes()[:8] == PNG_MAGIC
     state = torch.load(tmp_path / "digits_cnn.pt")
     assert set(state) == {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
                           "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
