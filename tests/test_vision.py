@@ -50,6 +50,8 @@ def test_normalize_per_channel():
     out = transforms.Normalize(mean, std)(torch.tensor(x))
     want = (x - np.array(mean).reshape(3, 1, 1)) / np.array(std).reshape(3, 1, 1)
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-6, atol=1e-6)
+    pending = transforms.Normalize(mean, std)(torch.tensor(x) * 1.0)   # a graph, not data
+    np.testing.assert_allclose(pending.numpy(), want, rtol=1e-6, atol=1e-6)
     t = torch.tensor(x[0])
     same = transforms.Normalize(mean, std, inplace=True)(t)
     assert same is t

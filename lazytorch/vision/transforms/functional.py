@@ -17,6 +17,7 @@ from ...frontend.creation import from_array, from_numpy
 from ...frontend.tensor import Tensor, device_name
 from ...ir import dtypes as dt
 from ...nn.functional_conv import interpolate, linear_weights, nearest_indices
+from ...utils.data.collate import host_array
 
 __all__ = ["InterpolationMode", "crop", "get_dimensions", "hflip", "normalize", "pad", "resize",
            "to_tensor"]
@@ -88,6 +89,10 @@ def normalize(tensor: Tensor, mean: Sequence[float], std: Sequence[float],
     if s.ndim == 1:
         s = s.reshape(-1, 1, 1)
     where = device_name(tensor)
+    if not inplace and where == "cpu" and tensor.dtype in (dt.float32, dt.float64):
+        arr = host_array(tensor)
+        if arr is not None:   # realized host data, ToTensor's output: numpy's result is the
+            return from_numpy(np.ascontiguousarray((arr - m) / s))   # kernel's, without a graph
     mt, st = from_array(m, device=where), from_array(s, device=where)
     if inplace:
         return tensor.sub_(mt).div_(st)

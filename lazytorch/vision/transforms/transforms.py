@@ -9,11 +9,24 @@ from __future__ import annotations
 import numbers
 from typing import Callable, Sequence
 
-from ...frontend.creation import rand, randint
+import numpy as np
+
+from ...frontend.creation import _rng
 from . import functional as F
 from .functional import Image, InterpolationMode
 
 __all__ = ["Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip", "Resize", "ToTensor"]
+
+
+def _randint(low: int, high: int) -> int:
+    """torch.randint(low, high, (1,)).item(): the same draw from the default generator, without
+    making a tensor (a transform draws per sample)."""
+    return int(_rng(None).integers(low, high, (1,), dtype=np.int64)[0])
+
+
+def _rand() -> float:
+    """torch.rand(1).item(): the same float32 draw from the default generator."""
+    return float(np.float32(_rng(None).random((1,), dtype=np.float64)[0]))
 
 
 def _pair(size, name: str) -> tuple[int, int]:
@@ -106,8 +119,8 @@ class RandomCrop:
                              f"{(h, w)}")
         if w == tw and h == th:
             return 0, 0, h, w
-        i = int(randint(0, h - th + 1, size=(1,)).item())
-        j = int(randint(0, w - tw + 1, size=(1,)).item())
+        i = _randint(0, h - th + 1)
+        j = _randint(0, w - tw + 1)
         return i, j, th, tw
 
     def __call__(self, img: Image) -> Image:
@@ -132,7 +145,7 @@ class RandomHorizontalFlip:
         self.p = p
 
     def __call__(self, img: Image) -> Image:
-        if rand(1).item() < self.p:
+        if _rand() < self.p:
             return F.hflip(img)
         return img
 
