@@ -5,7 +5,7 @@ BN, plus a 1x1 conv + BN shortcut where the stride or width changes), one block 
 (16, 32 and 64 wide: ResNet-8), trained on Digits with random shifts (RandomCrop with one pixel
 of padding) by AdamW with a one-cycle schedule. A progress bar per epoch; then test accuracy,
 a checkpoint and a plot of the curves. At 8x8 the global average pooling sees 2x2 maps, and
-the two-convolution CNN of quickstart.py does better on these digits (98% against 96-97%).
+the two-convolution CNN of quickstart.py does better on these digits (98-99% against 96%).
 
 Run: python examples/resnet_digits.py            (10 epochs, about 40 s of CPU time)
      python examples/resnet_digits.py --quick    (the CI form: 2 epochs, asserts >= 75%)
@@ -28,7 +28,7 @@ import lazytorch.optim as optim  # noqa: E402
 from lazytorch.utils.data import DataLoader  # noqa: E402
 from lazytorch.vision import datasets, models, transforms  # noqa: E402
 
-TARGET_ACCURACY = 0.95        # the full run's promise (measured 96-97%)
+TARGET_ACCURACY = 0.95        # the full run's promise (measured 95.6% and 96.9%)
 QUICK_TARGET_ACCURACY = 0.75  # --quick: 2 epochs (measured 84%)
 
 
@@ -110,7 +110,8 @@ def main():
     test_transform = transforms.Compose([transforms.ToTensor(), normalize])
     train_set = datasets.Digits(train=True, transform=train_transform)
     test_set = datasets.Digits(train=False, transform=test_transform)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                              drop_last=True)   # one batch shape: one compiled plan
     test_loader = DataLoader(test_set, batch_size=1000)
 
     model = models.ResNet(models.BasicBlock, [1, 1, 1], num_classes=10, in_channels=1, width=16,
