@@ -31,7 +31,7 @@ from lazytorch.utils.data import DataLoader  # noqa: E402
 from lazytorch.vision import datasets, transforms  # noqa: E402
 
 TARGET_ACCURACY = 0.97        # the full run's promise
-QUICK_TARGET_ACCURACY = 0.85  # --quick: 3 epochs (measured 90-95%)
+QUICK_TARGET_ACCURACY = 0.85  # --quick: 3 epochs (measured 92-94%)
 
 
 class Net(nn.Module):

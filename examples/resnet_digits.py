@@ -8,7 +8,7 @@ a checkpoint and a plot of the curves. At 8x8 the global average pooling sees 2x
 the two-convolution CNN of quickstart.py does better on these digits (98-99% against 96%).
 
 Run: python examples/resnet_digits.py            (10 epochs, about 40 s of CPU time)
-     python examples/resnet_digits.py --quick    (the CI form: 2 epochs, asserts >= 75%)
+     python examples/resnet_digits.py --quick    (the CI form: 2 epochs, asserts >= 70%)
 """
 import argparse
 import os
@@ -29,7 +29,7 @@ from lazytorch.utils.data import DataLoader  # noqa: E402
 from lazytorch.vision import datasets, models, transforms  # noqa: E402
 
 TARGET_ACCURACY = 0.95        # the full run's promise (measured 95.6% and 96.9%)
-QUICK_TARGET_ACCURACY = 0.75  # --quick: 2 epochs (measured 84%)
+QUICK_TARGET_ACCURACY = 0.70  # --quick: 2 epochs (measured 79-88%)
 
 
 def train_epoch(model, device, loader, criterion, optimizer, scheduler, epoch, history):

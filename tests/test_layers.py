@@ -41,7 +41,8 @@ ENGINE = {"lazytorch.engine.realize", "lazytorch.engine.plan", "lazytorch.engine
 FRONT_END = {
     "__main__", "accelerator", "amp", "as_torch", "autograd", "backends", "cache", "cpu", "cuda",
     "debug", "distributed", "frontend", "functional", "jit", "linalg", "nn", "onnx", "optim",
-    "serialization", "utils",
+    "profiler",
+    "serialization", "utils", "vision",
 }
 ORDER = ["config", "ir", "runtime", "compiler", "engine", "front end"]
 
