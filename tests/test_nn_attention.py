@@ -358,6 +358,53 @@ def test_interpolate_linear_area_gradient_and_errors(backend):
         F.interpolate(torch.zeros(1, 3, 3), size=4, mode="bilinear")
 
 
+def antialias_ref(x, out_sp, align_corners=False):
+    """PIL's antialiased bilinear, separable: output pixel o (centre (o + 0.5) * r in input
+    coordinates, r input pixels per output pixel) averages the input pixels whose centres lie
+    within max(r, 1) of it, each weighted by a triangle of that half-width."""
+    for i, n_out in enumerate(out_sp):
+        n_in = x.shape[2 + i]
+        if align_corners:
+            r = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        else:
+            r = n_in / n_out
+        half = max(r, 1.0)
+        w = np.zeros((n_out, n_in))
+        for o in range(n_out):
+            c = (o + 0.5) * r
+            for j in range(n_in):
+                if abs(j + 0.5 - c) < half:
+                    w[o, j] = 1 - abs(j + 0.5 - c) / half
+            w[o] /= w[o].sum()
+        x = np.moveaxis(np.tensordot(x, w, axes=([2 + i], [1])), -1, 2 + i)
+    return x
+
+
+@pytest.mark.parametrize("size,align", [((5, 4), False), ((3, 11), False), ((4, 3), True),
+                                        ((1, 1), False)])
+def test_interpolate_bilinear_antialias(size, align):
+    """torchvision's Resize on tensors: downscaling averages under a stretched triangle."""
+    x = np.random.default_rng(12).standard_normal((2, 3, 17, 9)).astype(np.float32)
+    out = F.interpolate(torch.tensor(x), size=size, mode="bilinear", align_corners=align,
+                        antialias=True)
+    ref = antialias_ref(x.astype(np.float64), size, align)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+    tt = pytest.importorskip("torch")
+    want = tt.nn.functional.interpolate(tt.tensor(x), size=size, mode="bilinear",
+                                        align_corners=align, antialias=True).numpy()
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_interpolate_antialias_gradient_and_errors(backend):
+    x = np.random.default_rng(13).standard_normal((1, 2, 7, 6))
+    grad_check(lambda t: F.interpolate(t, size=(3, 8), mode="bilinear", antialias=True),
+               lambda a: antialias_ref(a, (3, 8)), [x])
+    with pytest.raises(ValueError, match="Anti-alias option is restricted to bilinear"):
+        F.interpolate(torch.zeros(1, 1, 3, 3), size=2, antialias=True)
+    with pytest.raises(ValueError, match="requires a 4-D tensor as input"):
+        F.interpolate(torch.zeros(1, 1, 3), size=2, mode="linear", antialias=True)
+
+
 # ----------------------------------------------------------------------------- torch parity
 def _from_torch(lm, tm):
     lm.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})

@@ -331,8 +331,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if mode in _MODE_DIMS and _MODE_DIMS[mode] != nsp:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_MODE_DIMS[mode] + 2}D input")
-    if antialias:
-        raise NotImplementedError("interpolate(antialias=True) is not supported")
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and input.ndim == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos "
+                         "modes and requires a 4-D tensor as input")
     in_sp = input.shape[2:]
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
@@ -359,13 +360,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError("either size or scale_factor should be defined")
     x = input
     if mode in ("nearest", "nearest-exact"):
-        shift = 0.5 if mode == "nearest-exact" else 0.0
         for i in range(nsp):
-            n_in, n_out = in_sp[i], out_sp[i]
-            # PyTorch computes the source index in float32
-            sc = np.float32(1.0 / scales[i]) if scales[i] else np.float32(n_in) / n_out
-            src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(shift)) * sc)
-            idx = np.minimum(src.astype(np.int64), n_in - 1)
+            idx = nearest_indices(in_sp[i], out_sp[i], scales[i], mode == "nearest-exact")
             x = x.index_select(2 + i, Tensor._make(_buffer(idx, device_name(x))))
         return x
     if mode == "area":
@@ -379,9 +375,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if not x.dtype.is_floating_point:
             raise RuntimeError(f'"upsample_{mode}{nsp}d_out_frame" not implemented for '
                                f"'{dt.scalar_type_name(x.dtype)}'")
+        from ..frontend.creation import from_array
         for i in range(nsp):
-            mat = _linear_matrix(in_sp[i], out_sp[i], align_corners, scales[i], x.dtype,
-                                 device_name(x))
+            w = linear_weights(in_sp[i], out_sp[i], align_corners, scales[i], antialias)
+            mat = from_array(dt.astype(w, x.dtype), device=device_name(x))
             x = (x.movedim(2 + i, -1) @ mat.t()).movedim(-1, 2 + i)
         return x
     raise NotImplementedError(f"interpolate mode '{mode}' is not supported")
@@ -392,19 +389,46 @@ def _buffer(arr: np.ndarray, device: str) -> Node:
     return memory.buffer_node(arr, device=device)
 
 
-def _linear_matrix(n_in: int, n_out: int, align_corners, scale, dtype, device: str) -> Tensor:
-    """The (n_out, n_in) matrix of linear interpolation weights, on `device`."""
+def nearest_indices(n_in: int, n_out: int, scale=None, exact: bool = False) -> np.ndarray:
+    """The input index of each output pixel along one dim for interpolate's nearest
+    (floor((o + 0.5 * exact) * scale), computed in float32 as PyTorch does)."""
+    sc = np.float32(1.0 / scale) if scale else np.float32(n_in) / n_out
+    src = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(0.5 if exact else 0.0)) * sc)
+    return np.minimum(src.astype(np.int64), n_in - 1)
+
+
+def _pixel_scale(n_in: int, n_out: int, align_corners, scale) -> float:
+    """Input pixels per output pixel, as PyTorch's area_pixel_compute_scale."""
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return 1.0 / scale if scale else n_in / n_out
+
+
+def linear_weights(n_in: int, n_out: int, align_corners=None, scale=None,
+                   antialias: bool = False) -> np.ndarray:
+    """The (n_out, n_in) float64 matrix of linear interpolation weights along one dim, as
+    torch.nn.functional.interpolate computes them (`scale`: the user's scale factor or None).
+
+    With antialias, each output pixel averages its input pixels under a triangle filter
+    stretched over the downscaling ratio (PyTorch's and PIL's antialiased bilinear); when
+    upscaling it equals plain linear interpolation."""
     m = np.zeros((n_out, n_in), dtype=np.float64)
+    r = _pixel_scale(n_in, n_out, align_corners, scale)
+    if antialias:
+        support = max(r, 1.0)     # the triangle's half-width, in input pixels
+        inv = 1.0 / support
+        for o in range(n_out):
+            center = r * (o + 0.5)
+            lo = max(int(center - support + 0.5), 0)
+            hi = min(int(center + support + 0.5), n_in)
+            w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - center + 0.5) * inv))
+            m[o, lo:hi] = w / w.sum() if w.sum() else w
+        return m
     for o in range(n_out):
-        if align_corners:
-            src = o * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-        else:
-            r = (1.0 / scale) if scale else n_in / n_out
-            src = max((o + 0.5) * r - 0.5, 0.0)
+        src = o * r if align_corners else max((o + 0.5) * r - 0.5, 0.0)
         i0 = min(int(math.floor(src)), n_in - 1)
         i1 = min(i0 + 1, n_in - 1)
         frac = src - i0
         m[o, i0] += 1.0 - frac
         m[o, i1] += frac
-    from ..frontend.creation import from_array
-    return from_array(dt.astype(m, dtype), device=device)
+    return m
