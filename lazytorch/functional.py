@@ -8,6 +8,7 @@ from .frontend import joining as jn
 from .frontend import reduce as rd
 from .frontend import views as vw
 from .frontend.tensor import Tensor
+from .ir.sites import named
 
 
 def _method(name: str):
@@ -16,8 +17,7 @@ def _method(name: str):
             raise TypeError(f"{name}(): argument 'input' must be Tensor, not "
                             f"{type(input).__name__}")
         return getattr(input, name)(*args, **kwargs)
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 _METHODS = """abs sign exp exp2 log log2 log10 log1p expm1 sqrt rsqrt sin cos tan tanh sigmoid

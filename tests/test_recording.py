@@ -45,6 +45,17 @@ def test_sites_name_the_users_line_and_api():
     assert site(f)[1] == "add"
 
 
+def test_sites_name_the_torch_function():
+    # torch.sqrt(x) names `sqrt`, as x.sqrt() does (the generic wrapper's own name was shown)
+    x = torch.rand(4) + 0.5
+    line = here() + 1
+    a, b, c = torch.sqrt(x), torch.tanh(x), torch.sum(x)
+    assert site(a) == (f"{HERE}:{line}", "sqrt")
+    assert site(b) == (f"{HERE}:{line}", "tanh")
+    assert site(c) == (f"{HERE}:{line}", "sum")
+    assert torch.sqrt.__name__ == "sqrt" and torch.sqrt.__qualname__ == "sqrt"
+
+
 def test_site_line_in_a_long_function():
     # the line is found from the instruction offset when it is read: also deep in a long body
     body = "".join(f"    v{i} = {i} + 1\n" for i in range(600))
