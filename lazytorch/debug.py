@@ -67,9 +67,13 @@ def ir(*tensors, sites: bool = True) -> str:
     return format_graph(Graph(outs), comments=comment)
 
 
-def schedule(*tensors) -> list[_compiler.Kernel]:
-    """The kernels (each with .name, .source, .ops) that realizing `tensors` would run."""
-    return _schedule(_nodes(tensors)).kernels
+def schedule(*tensors, device=None) -> list[_compiler.Kernel]:
+    """The kernels (each with .name, .source, .ops) that realizing `tensors` would run on
+    `device` (a device or its name; by default the tensors' own): `device="cuda"` gives the
+    CUDA kernels of tensors built on the CPU, with or without a GPU."""
+    if device is None:
+        device = tensors[0].device if tensors else "cpu"
+    return _schedule(_nodes(tensors), str(device)).kernels
 
 
 def graph(*tensors):

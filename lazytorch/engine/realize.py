@@ -294,9 +294,14 @@ def _run(outputs: list[Node], inputs: list[Node], key, todo: list[Node], device:
 
 def schedule(nodes: list[Node], device: str = "cpu") -> Schedule:
     """The kernels realizing `nodes` would run, with their source (nothing is run): those of
-    the device's compiled backend (the selected one, else the device type's default)."""
+    the device's compiled backend (the selected one, else the device type's default); for
+    "cuda" where no CUDA backend is registered, those of the CUDA renderer (no GPU needed)."""
     outputs, _ = substitute([n for n in nodes if n.op is not Op.BUFFER])
     kind = device.split(":")[0]
+    if kind == "cuda" and kind not in backends.device_types():
+        # no GPU here (or not yet used): the CUDA kernels are rendered all the same
+        from ..compiler.codegen.cuda import CudaRenderer
+        return compile_graph(outputs, CudaRenderer())[1]
     backend = backends.for_device(kind)
     if not isinstance(backend, backends.CompiledBackend):
         backend = backends.default(kind)

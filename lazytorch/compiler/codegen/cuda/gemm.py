@@ -1,0 +1,100 @@
+"""Matrix products in CUDA: a kernel the C dialect's GEMM pattern matches (a sum over one axis
+of the product of two loads, compiler/codegen/c/gemm.py's match_gemm) runs as tiles of the
+output, one block per TILE x TILE tile and per batch entry: the block stages a TILE x DEPTH
+panel of each operand in shared memory per step along the summed axis, and each thread
+accumulates a SUB x SUB patch of the tile in registers; then each output runs the kernel's
+own epilogue (bias, activation...). Operands are read through their index expressions, so
+transposed and sliced views need no copy."""
+from __future__ import annotations
+
+import math
+
+from ...kernel import Kernel
+from ...renderer import Launch
+from ..c.gemm import GemmSpec, match_gemm
+from .reduce import decompose
+
+TILE = 64      # outputs per block along each side
+DEPTH = 16     # elements of the summed axis staged per step
+SUB = 4        # outputs per thread along each side
+THREADS = (TILE // SUB) ** 2
+MAX_GRID_YZ = 65535
+
+
+def match(k) -> GemmSpec | None:
+    """The GEMM kernel k computes, when this strategy runs it."""
+    if getattr(k, "scatter", None) is not None or not isinstance(k, Kernel):
+        return None
+    spec = match_gemm(k)
+    if spec is None:
+        return None
+    if -(-(spec.m[1] if spec.m else 1) // TILE) > MAX_GRID_YZ:
+        return None
+    return spec
+
+
+def launch(spec: GemmSpec) -> Launch:
+    m = spec.m[1] if spec.m else 1
+    n = spec.n[1] if spec.n else 1
+    batch = math.prod(s for _, s in spec.batch)
+    return Launch((-(-n // TILE), -(-m // TILE), min(batch, MAX_GRID_YZ)), (THREADS, 1, 1))
+
+
+def render(r, k: Kernel, spec: GemmSpec, fname: str, pname) -> str:
+    """Kernel k (matched as `spec`) as a tiled product for renderer r."""
+    t = r.compute_type(spec.dtype)
+    mvar, msize = spec.m if spec.m else ("lt_m", 1)
+    nvar, nsize = spec.n if spec.n else ("lt_n", 1)
+    kvar, ksize = spec.kvar, spec.k
+    batch = math.prod(s for _, s in spec.batch)
+    per = TILE * DEPTH // THREADS      # elements of each panel one thread stages
+    a, b = r.expr(spec.a, pname), r.expr(spec.b, pname)
+    lines = [f"{r.kernel_signature(fname, k.params, THREADS)} {{",
+             f"  __shared__ {t} As[{DEPTH}][{TILE}];",
+             f"  __shared__ {t} Bs[{DEPTH}][{TILE}];",
+             f"  const int tx = threadIdx.x % {TILE // SUB}, ty = threadIdx.x / {TILE // SUB};",
+             f"  const long m0 = (long)blockIdx.y * {TILE}, n0 = (long)blockIdx.x * {TILE};",
+             f"  for (long bz = blockIdx.z; bz < {batch}; bz += gridDim.z) {{"]
+    body = decompose("bz", [v for v, _ in spec.batch], tuple(s for _, s in spec.batch))
+    body.append(f"{t} c[{SUB}][{SUB}];")
+    body.append(f"for (int i = 0; i < {SUB}; i++) for (int j = 0; j < {SUB}; j++) c[i][j] = 0;")
+    ind = ""
+    for var, size in spec.red_outer:
+        body.append(f"{ind}for (long {var} = 0; {var} < {size}; {var}++) {{")
+        ind += "  "
+    body += [ind + s for s in [
+        f"for (long k0 = 0; k0 < {ksize}; k0 += {DEPTH}) {{",
+        f"  for (int e = 0; e < {per}; e++) {{",
+        f"    const int idx = threadIdx.x + e * {THREADS};",
+        f"    const int row = idx % {TILE}, col = idx / {TILE};",
+        f"    {{ const long {mvar} = m0 + row, {kvar} = k0 + col;",
+        f"      As[col][row] = ({mvar} < {msize} && {kvar} < {ksize}) ? ({t})({a}) : ({t})0; }}",
+        f"    {{ const long {nvar} = n0 + row, {kvar} = k0 + col;",
+        f"      Bs[col][row] = ({nvar} < {nsize} && {kvar} < {ksize}) ? ({t})({b}) : ({t})0; }}",
+        "  }",
+        "  __syncthreads();",
+        f"  for (int kk = 0; kk < {DEPTH}; kk++) {{",
+        f"    {t} av[{SUB}], bv[{SUB}];",
+        f"    for (int i = 0; i < {SUB}; i++) av[i] = As[kk][ty + i * {TILE // SUB}];",
+        f"    for (int j = 0; j < {SUB}; j++) bv[j] = Bs[kk][tx + j * {TILE // SUB}];",
+        f"    for (int i = 0; i < {SUB}; i++) for (int j = 0; j < {SUB}; j++) "
+        "c[i][j] += av[i] * bv[j];",
+        "  }",
+        "  __syncthreads();",
+        "}"]]
+    for _ in spec.red_outer:
+        ind = ind[:-2]
+        body.append(f"{ind}}}")
+    epilogue = r.statements(k, pname, (0, 2))
+    epilogue.append(f"out0[{k.store_index.render()}] = {r.store(k, k.store_val.name)};")
+    body += [f"for (int i = 0; i < {SUB}; i++) for (int j = 0; j < {SUB}; j++) {{",
+             f"  const long {mvar} = m0 + ty + i * {TILE // SUB}, "
+             f"{nvar} = n0 + tx + j * {TILE // SUB};",
+             f"  if ({mvar} < {msize} && {nvar} < {nsize}) {{",
+             f"    {t} acc = c[i][j];",
+             *("    " + s for s in epilogue),
+             "  }",
+             "}"]
+    lines += ["    " + s for s in body]
+    lines += ["  }", "}"]
+    return "\n".join(lines)

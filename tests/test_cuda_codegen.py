@@ -1,0 +1,292 @@
+"""The CUDA backend's compiler side, without a GPU: schedule(..., device="cuda") against
+structure (kernel count, names, kinds, launch dimensions), every kernel of the op, autograd and
+nn workloads compiled by nvcc for sm_90 and sm_80, nvcc's disk cache, and the kernels'
+semantics run on the host (tests/cuda_emulation.py) against the reference interpreter."""
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+import lazytorch as torch
+import lazytorch.nn.functional as F
+from lazytorch import config
+from lazytorch.compiler.codegen.cuda import CudaRenderer
+from lazytorch.compiler.renderer import Launch
+from lazytorch.engine.plan import _check_kernel
+from lazytorch.runtime import cache
+from lazytorch.runtime.cuda import nvcc
+from lazytorch.runtime.protocol import CompileError
+
+needs_nvcc = pytest.mark.skipif(not nvcc.available(), reason="no nvcc on this machine")
+R = CudaRenderer()
+
+
+def cuda_kernels(*tensors):
+    return torch.compiler.schedule(*tensors, device="cuda")
+
+
+def _kinds(ks) -> list[str]:
+    return [R.plan(k).kind for k in ks]
+
+
+# ------------------------------------------------------------------------------ structure
+def test_an_elementwise_chain_is_one_grid_stride_kernel():
+    x = torch.randn(1000, 300)
+    (k,) = cuda_kernels((x * 2 + 1).relu().exp())
+    assert k.name == "kernel_0" and _kinds([k]) == ["grid"]
+    assert R.launch(k) == Launch((1172, 1, 1), (256, 1, 1))     # 300,000 / 256, rounded up
+    assert k.source.startswith('extern "C" __global__ void __launch_bounds__(256) kernel_0(')
+    assert "gridDim.x * blockDim.x" in k.source                  # the grid-stride loop
+    huge = torch.zeros(1 << 26).expand(4, 1 << 26) + 1
+    assert R.launch(cuda_kernels(huge)[0]).grid == (1 << 16, 1, 1)  # capped: threads loop
+
+
+def test_schedule_defaults_to_the_tensors_device():
+    x = torch.randn(4, 5)
+    assert "__global__" not in torch.compiler.schedule(x + 1)[0].source
+    assert "__global__" in torch.compiler.schedule(x + 1, device="cuda:0")[0].source
+    assert "__global__" in torch.compiler.schedule(x + 1, device=torch.device("cuda"))[0].source
+
+
+def test_reductions_take_a_block_per_output_or_a_thread_per_column():
+    x = torch.randn(64, 2048)
+    rows, cols, full, short = cuda_kernels(x.sum(1), x.sum(0), x.sum(), x[:, :8].sum(1))
+    assert _kinds([rows, cols, full, short]) == ["block", "grid", "block", "grid"]
+    assert R.launch(rows) == Launch((64, 1, 1), (256, 1, 1))
+    assert R.launch(cols) == Launch((8, 1, 1), (256, 1, 1))     # 2048 columns, coalesced
+    assert R.launch(full).grid == (1, 1, 1)
+    assert "__shfl_down_sync" in rows.source and "__shfl_down_sync" not in cols.source
+    (long,) = cuda_kernels(torch.randn(1 << 17).sum())
+    assert R.launch(long).block == (1024, 1, 1)
+
+
+def test_row_fused_kernels_run_a_block_per_row():
+    x = torch.randn(6, 300)
+    sm, ln = cuda_kernels(F.softmax(x, -1), F.layer_norm(x, (300,)))
+    assert "row-fused" in repr(sm) and "row-fused" in repr(ln)
+    assert R.launch(sm) == Launch((6, 1, 1), (256, 1, 1))
+    (wide,) = cuda_kernels(F.log_softmax(torch.randn(3, 10000), -1))
+    assert R.launch(wide) == Launch((3, 1, 1), (1024, 1, 1))
+    ce = cuda_kernels(F.cross_entropy(torch.randn(16, 40), torch.randint(0, 40, (16,))))
+    assert "rows" in _kinds(ce)
+
+
+def test_matmuls_are_tiled_per_block_and_batch():
+    a, b = torch.randn(100, 96), torch.randn(96, 130)
+    (k,) = cuda_kernels((a @ b).relu())
+    assert _kinds([k]) == ["gemm"]
+    assert R.launch(k) == Launch((3, 2, 1), (256, 1, 1))      # 130 / 64 by 100 / 64 tiles
+    assert "__shared__" in k.source and "__syncthreads" in k.source
+    (bk,) = cuda_kernels(torch.randn(5, 70, 40) @ torch.randn(5, 40, 66))
+    assert R.launch(bk) == Launch((2, 2, 5), (256, 1, 1))
+
+
+def test_scatters_run_in_one_block():
+    z = torch.zeros(5, 4).scatter_add(0, torch.tensor([[0, 1, 2, 0]]), torch.ones(1, 4))
+    (k,) = cuda_kernels(z)
+    assert _kinds([k]) == ["scatter"] and R.launch(k).grid == (1, 1, 1)
+
+
+def test_a_training_step_schedules_valid_launches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.GELU(),
+                                torch.nn.LayerNorm(64), torch.nn.Linear(64, 10))
+    loss = F.cross_entropy(model(torch.randn(32, 20)), torch.randint(0, 10, (32,)))
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    ks = cuda_kernels(loss, *grads)
+    cpu = torch.compiler.schedule(loss, *grads)
+    assert len(ks) == len(cpu)         # the same cuts: both renderers fuse rows
+    assert [k.name for k in ks] == [f"kernel_{i}" for i in range(len(ks))]
+    assert {"gemm", "rows", "grid"} <= set(_kinds(ks))
+    for k in ks:
+        la = R.launch(k)
+        threads = math.prod(la.block)
+        assert threads <= 1024 and threads % 32 == 0 and la.shared <= 48 * 1024
+        assert la.grid[0] < 2**31 and max(la.grid[1:]) < 65536 and min(la.grid) >= 1
+
+
+def test_modules_include_no_header_and_have_a_fault_flag():
+    x = torch.randint(-5, 5, (10,))
+    ks = cuda_kernels(x // (x - 1), torch.randn(3).half() * 2)
+    src = R.render_module([k.source for k in ks])
+    assert "#include" not in src
+    assert "__device__ int lt_fault;" in src
+    assert R.render_driver("d", [(0, [0, 1])]) is None
+
+
+# ------------------------------------------------------------------------------ nvcc
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAZYTORCH_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _module(c: float) -> str:
+    (k,) = cuda_kernels((torch.randn(8, 8) * c).exp())
+    return R.render_module([k.named("lt_probe")])
+
+
+@needs_nvcc
+def test_cubins_are_cached_by_content_and_a_damaged_entry_is_rebuilt(own_cache):
+    src = _module(1.25)
+    runs = config.STATS["compiler_runs"]
+    first = nvcc.cubin(src, 90, ["lt_probe"])
+    assert first[:4] == b"\x7fELF" and config.STATS["compiler_runs"] == runs + 1
+    assert nvcc.cubin(src, 90, ["lt_probe"]) == first
+    assert config.STATS["compiler_runs"] == runs + 1               # a hit: no nvcc run
+    assert nvcc.cubin(src, 80) != first                            # another architecture
+    path = cache.path(nvcc.key(src, 90), nvcc.FOLDER, ".cubin")
+    with open(path, "r+b") as f:
+        f.truncate(len(first) // 2)
+    assert nvcc.cubin(src, 90, ["lt_probe"]) == first
+    assert config.STATS["compiler_runs"] == runs + 3
+    with pytest.raises(CompileError, match="defines no lt_other"):
+        nvcc.cubin(src, 90, ["lt_other"])
+
+
+@needs_nvcc
+def test_nvcc_errors_carry_its_log(own_cache):
+    with pytest.raises(CompileError, match=r"(?s)nvcc failed.*\"nowhere\" is undefined"):
+        nvcc.cubin('extern "C" __global__ void f(float* o) { o[0] = nowhere; }', 90)
+
+
+def test_a_missing_nvcc_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("NVCC", str(tmp_path / "no-nvcc"))
+    with pytest.raises(CompileError, match="could not be run"):
+        nvcc.version()
+    assert not nvcc.available()
+
+
+# the kernels of the workloads, grouped into modules of about this many (nvcc costs about a
+# second a run plus 30 ms a kernel)
+PER_MODULE = 80
+
+
+@needs_nvcc
+def test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80():
+    from tests.cuda_kernels import collect
+    kernels = collect()
+    assert len(kernels) > 500
+    named = sorted((hashlib.sha256(k.code.encode()).hexdigest()[:16], k) for k in kernels)
+    groups = [named[i:i + PER_MODULE] for i in range(0, len(named), PER_MODULE)]
+    sources = [R.render_module([k.named(f"k_{h}") for h, k in g]) for g in groups]
+    symbols = [[f"k_{h}" for h, _ in g] for g in groups]
+    t0 = time.perf_counter()
+    for arch in (90, 80):
+        nvcc.cubins(sources, arch, symbols)
+    print(f"{len(kernels)} kernels in {len(sources)} modules for sm_90 and sm_80: "
+          f"{time.perf_counter() - t0:.1f} s")
+
+
+# ------------------------------------------------------------------------------ semantics
+def _rand(rng, *shape, lo=-3.0, hi=3.0):
+    return torch.tensor(rng.uniform(lo, hi, shape).astype(np.float32))
+
+
+def _cases():
+    """(name, the tensors whose CUDA kernels run on the host), small enough for the
+    emulation (one host fiber per CUDA thread)."""
+    rng = np.random.default_rng(0)
+    x, y = _rand(rng, 6, 77), _rand(rng, 6, 77, lo=0.5, hi=2.0)
+    nan = x.clone()
+    nan[2, 5] = float("nan")
+    i = torch.tensor(rng.integers(-9, 9, (5, 7)))
+    j = torch.tensor(rng.integers(1, 5, (5, 7))) * torch.tensor([1, -1] * 3 + [1])
+    out = {}
+    out["elementwise"] = [(x * 2 + 1).relu().exp(), x.sin() / y, torch.where(x > 0, x, y),
+                          x.sigmoid().tanh(), (x ** 2).sqrt().log1p(), x.atan2(y),
+                          x.floor_divide(y), x.remainder(y), x.round(), x.erf(), x.sign()]
+    out["half types"] = [(x.half() * 3).exp().half(), x.bfloat16() / y.bfloat16(),
+                         (x.half() + 1000).float(), x.double().half(), (x.bfloat16() * 7).sin()]
+    out["integers"] = [i // j, i % j, i * j - i, i ** 2, i & j,
+                       i.abs(), i.float() / 3, (i > j) | (i < -5)]
+    out["reductions"] = [x.sum(1), x.sum(0), x.sum(), x.prod(1), x.amax(1), x.amin(0),
+                         nan.amax(1), nan.amin(), nan.sum(0), x.argmax(1), x.argmin(0),
+                         nan.argmax(1), x.mean(), x.var(1), x.cumsum(1), x.cumprod(0),
+                         i.sum(1), i.amax(0), (i > 0).any(1), (i > 0).all(0),
+                         x.half().sum(1), x.bfloat16().amax(0)]
+    xr = x.clone().requires_grad_()
+    tgt = torch.tensor(rng.integers(0, 77, 6))
+    loss = F.cross_entropy(xr, tgt) + F.log_softmax(xr, 1).mean() + \
+        F.layer_norm(xr, (77,)).square().sum()
+    out["rows"] = [F.softmax(x, -1), F.log_softmax(nan, 1), F.layer_norm(x, (77,)), loss,
+                   torch.autograd.grad(loss, xr)[0], F.softmax(torch.randn(2, 3000), 1),
+                   F.softmax(x.half(), 1)]
+    a, b, bias = _rand(rng, 70, 33), _rand(rng, 33, 66), _rand(rng, 66)
+    out["matmul"] = [(a @ b + bias).relu(), a.t() @ a, torch.randn(3, 20, 40) @
+                     torch.randn(3, 40, 70), a.double() @ b.double(), a @ b[:, 0]]
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+    img = torch.randn(2, 2, 9, 9, requires_grad=True)
+    closs = conv(img).square().mean()
+    out["conv"] = [closs, *torch.autograd.grad(closs, [img, conv.weight, conv.bias])]
+    z = torch.zeros(5, 4)
+    idx = torch.tensor([[0, 1, 2, 0], [4, 4, 4, 0]])
+    out["scatter and gather"] = [z.scatter_add(0, idx, x[:2, :4]), z.scatter(0, idx, x[:2, :4]),
+                                 x.gather(1, torch.tensor([[3, 1], [0, 0], [5, 76]] * 2)),
+                                 x[torch.tensor([0, 5, 5])], torch.zeros(6).index_put(
+                                     (torch.tensor([1, 1, 3]),), torch.ones(3), accumulate=True)]
+    return out
+
+
+CASES = _cases()
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    """Every case's CUDA kernels compiled for the host in one module."""
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ for the host emulation")
+    from tests import cuda_emulation as emu
+    kernels = {name: cuda_kernels(*ts) for name, ts in CASES.items()}
+    everything = [k for ks in kernels.values() for k in ks]
+    lib, names = emu.build(everything, str(tmp_path_factory.mktemp("cuda-emulation")))
+    at = dict(zip(map(id, everything), names))
+    return emu, lib, {n: (ks, [at[id(k)] for k in ks]) for n, ks in kernels.items()}
+
+
+def _check_all(emu, lib, kernels, names):
+    arrays = emu.run(kernels, lib, names)
+    for k in kernels:
+        ins = [arrays[n] if n in arrays else emu.memory.host_data(n) for n in k.inputs]
+        _check_kernel(k, [arrays[k.output], *ins])
+    return arrays
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_cuda_kernels_run_on_the_host_match_the_interpreter(emulated, case):
+    emu, lib, by_case = emulated
+    kernels, names = by_case[case]
+    _check_all(emu, lib, kernels, names)
+    assert emu.fault(lib) == 0
+
+
+def test_an_integer_division_by_zero_sets_the_modules_fault_flag(emulated, tmp_path):
+    emu = emulated[0]
+    i = torch.tensor([7, -7, 3])
+    ks = cuda_kernels(i // torch.tensor([2, 0, 1]))
+    lib, names = emu.build(ks, str(tmp_path))
+    emu.run(ks, lib, names)
+    assert emu.fault(lib) == 1 and emu.fault(lib) == 0
+
+
+@pytest.mark.parametrize("shape, dim", [((3 * 10**5 + 7,), 0), ((40_000, 3), 0)],
+                         ids=["block", "columns"])
+def test_long_float_sums_add_up_in_a_cascade(emulated, tmp_path, shape, dim):
+    # one running sum per thread (a block's 1024 threads each adding 293 tenths, or a thread
+    # per column adding 40,000) drifts; the cascade keeps the CPU's accuracy
+    # (tests/test_sum_accuracy.py: 1e-6)
+    emu = emulated[0]
+    tenth = float(np.float32(0.1))
+    s = torch.full(shape, 0.1).sum(dim)
+    ks = cuda_kernels(s)
+    assert ks[0].params[1:] == []              # a constant: nothing read
+    lib, names = emu.build(ks, str(tmp_path))
+    got = emu.run(ks, lib, names)[ks[-1].output].astype(np.float64)
+    want = shape[dim] * tenth
+    # (3.0e-7 and 2.6e-7 here; 2.6e-6 and 1.5e-6 with one running sum per thread)
+    assert np.abs(got - want).max() / want < 1e-6
