@@ -155,6 +155,47 @@ def test_nvcc_errors_carry_its_log(own_cache):
         nvcc.cubin('extern "C" __global__ void f(float* o) { o[0] = nowhere; }', 90)
 
 
+class _Module:
+    """What a fake `load` makes of a cubin."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
+@needs_nvcc
+def test_the_compiler_loads_each_module_once_and_finds_symbols_through_the_disk_index(
+        own_cache):
+    from lazytorch.runtime.cuda.compiler import CudaCompiler
+    loads = []
+
+    def load(data):
+        loads.append(data)
+        return _Module(data)
+
+    a, b = _module(1.5).replace("lt_probe", "lt_a"), _module(2.5).replace("lt_probe", "lt_b")
+    comp = CudaCompiler(90, load)
+    runs = config.STATS["compiler_runs"]
+    ma, mb = comp.compile([a, b], [["lt_a"], ["lt_b"]])     # two nvcc runs at once
+    assert config.STATS["compiler_runs"] == runs + 2 and len(loads) == 2
+    assert b"lt_a\0" in ma.data and b"lt_b\0" in mb.data and ma.data != mb.data
+    assert comp.find("lt_a") is ma and comp.compile([a], [["lt_a"]]) == [ma]
+    assert len(loads) == 2
+    fresh = CudaCompiler(90, load)                 # another process: the disk index
+    assert fresh.find("lt_b").data == mb.data and len(loads) == 3
+    assert fresh.find("lt_nothing") is None
+    assert CudaCompiler(80, load).find("lt_a") is None          # another architecture
+    assert config.STATS["compiler_runs"] == runs + 2
+    index = cache.path(fresh._index_key("lt_a"), "symbols")
+    with open(index, "w") as f:
+        f.write("garbage")
+    assert CudaCompiler(90, load).find("lt_a") is None           # compiled again, then
+    again = CudaCompiler(90, load)
+    again.compile([a], [["lt_a"]])
+    assert CudaCompiler(90, load).find("lt_a").data == ma.data
+    with pytest.raises(CompileError, match="nvcc failed"):
+        comp.compile([a + "\nsyntax error here"], [["lt_a"]])
+
+
 def test_a_missing_nvcc_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NVCC", str(tmp_path / "no-nvcc"))
     with pytest.raises(CompileError, match="could not be run"):

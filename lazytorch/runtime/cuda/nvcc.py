@@ -145,26 +145,28 @@ def cubin(source: str, arch: int, symbols: list[str] | tuple[str, ...] = (),
     return finish(k, job, symbols)
 
 
-def cubins(sources: list[str], arch: int, symbols: list[list[str]] | None = None,
-           flags: list[str] | None = None, jobs: int | None = None) -> list[bytes]:
-    """Several sources' cubins, the misses compiled `jobs` at a time (one nvcc process each;
-    by default as many as the machine has cores). The first error raises, after every run
-    ended."""
+def build(sources: list[str], arch: int, symbols: list[list[str]] | None = None,
+          flags: list[str] | None = None, jobs: int | None = None
+          ) -> list[tuple[str, bytes]]:
+    """(cache key, cubin) of each source, the misses compiled `jobs` at a time (one nvcc
+    process each; by default as many as the machine has cores). The first error raises,
+    after every run ended."""
     syms = symbols or [[] for _ in sources]
     jobs = jobs or os.cpu_count() or 1
-    out: list[bytes | None] = [None] * len(sources)
+    out: list[tuple[str, bytes] | None] = [None] * len(sources)
     running: list[tuple[int, str, object]] = []
     errors: list[CompileError] = []
 
     def settle(i: int, k: str, job) -> None:
         try:
-            out[i] = finish(k, job, syms[i])
+            out[i] = (k, finish(k, job, syms[i]))
         except CompileError as e:
             errors.append(e)
 
     for i, src in enumerate(sources):
         k, job = start(src, arch, flags)
         if job is None:
+            config.STATS["compile_cache_hits"] += 1
             settle(i, k, None)
             continue
         running.append((i, k, job))
@@ -175,3 +177,18 @@ def cubins(sources: list[str], arch: int, symbols: list[list[str]] | None = None
     if errors:
         raise errors[0]
     return out   # type: ignore[return-value]
+
+
+def cubins(sources: list[str], arch: int, symbols: list[list[str]] | None = None,
+           flags: list[str] | None = None, jobs: int | None = None) -> list[bytes]:
+    """Several sources' cubins (build()'s, without the keys)."""
+    return [c for _, c in build(sources, arch, symbols, flags, jobs)]
+
+
+def cached(k: str) -> bytes | None:
+    """The sound cubin stored under key `k`, or None."""
+    p = cache.get(k, FOLDER, ".cubin", check)
+    if p is None:
+        return None
+    with open(p, "rb") as f:
+        return f.read()
