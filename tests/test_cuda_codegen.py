@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import shutil
 import time
 
@@ -261,8 +262,8 @@ def _cases():
     a, b, bias = _rand(rng, 70, 33), _rand(rng, 33, 66), _rand(rng, 66)
     out["matmul"] = [(a @ b + bias).relu(), a.t() @ a, torch.randn(3, 20, 40) @
                      torch.randn(3, 40, 70), a.double() @ b.double(), a @ b[:, 0]]
-    conv = torch.nn.Conv2d(2, 4, 3, padding=1)
-    img = torch.randn(2, 2, 9, 9, requires_grad=True)
+    conv = torch.nn.Conv2d(4, 16, 3, padding=1)    # products by batch; one summed over it
+    img = torch.randn(2, 4, 10, 10, requires_grad=True)
     closs = conv(img).square().mean()
     out["conv"] = [closs, *torch.autograd.grad(closs, [img, conv.weight, conv.bias])]
     z = torch.zeros(5, 4)
@@ -331,3 +332,15 @@ def test_long_float_sums_add_up_in_a_cascade(emulated, tmp_path, shape, dim):
     want = shape[dim] * tenth
     # (3.0e-7 and 2.6e-7 here; 2.6e-6 and 1.5e-6 with one running sum per thread)
     assert np.abs(got - want).max() / want < 1e-6
+
+
+def test_the_gpu_benchmark_skips_with_a_clear_line_without_a_gpu():
+    import subprocess
+    import sys
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the benchmark would run")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "tools", "bench.py"), "--device",
+                          "cuda"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "skipped: no CUDA device" in out.stdout

@@ -1,6 +1,8 @@
 """Benchmarks: lazytorch against numpy and PyTorch eager in the same run, as ratios.
 
-    python tools/bench.py [--quick] [--json PATH] [--only NAME ...]
+    python tools/bench.py [--quick] [--json PATH] [--only NAME ...] [--device cuda]
+
+`--device cuda` runs the GPU workloads instead (tools/bench_cuda.py).
 
 Each workload runs warm-up iterations, then the median of repeated runs is reported, plus the
 first-call time (which includes compiling, unless the disk cache is warm). Threads are the
@@ -419,9 +421,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     ap.add_argument("--json", help="also write the results as JSON to this path")
     ap.add_argument("--only", nargs="*", help="run the workloads whose name contains these")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: the GPU workloads (tools/bench_cuda.py)")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.device == "cuda":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_cuda
+        bench_cuda.main(args)
+        return
     repeat = 6 if args.quick else 15
     if args.torch_worker:
         _torch_worker(args)

@@ -40,6 +40,15 @@ def launch(spec: GemmSpec) -> Launch:
     return Launch((-(-n // TILE), -(-m // TILE), min(batch, MAX_GRID_YZ)), (THREADS, 1, 1))
 
 
+def _panel(load, kvar: str) -> str:
+    """Which element of a TILE x DEPTH panel thread slot `idx` stages: consecutive threads
+    take consecutive addresses, along the summed axis where the operand is contiguous along
+    it (a row-major A), else along the tile (so that a warp's reads coalesce)."""
+    if load.arg[1].coef(kvar) == 1:
+        return f"const int row = idx / {DEPTH}, col = idx % {DEPTH};"
+    return f"const int row = idx % {TILE}, col = idx / {TILE};"
+
+
 def render(r, k: Kernel, spec: GemmSpec, fname: str, pname) -> str:
     """Kernel k (matched as `spec`) as a tiled product for renderer r."""
     t = r.compute_type(spec.dtype)
@@ -66,10 +75,11 @@ def render(r, k: Kernel, spec: GemmSpec, fname: str, pname) -> str:
         f"for (long k0 = 0; k0 < {ksize}; k0 += {DEPTH}) {{",
         f"  for (int e = 0; e < {per}; e++) {{",
         f"    const int idx = threadIdx.x + e * {THREADS};",
-        f"    const int row = idx % {TILE}, col = idx / {TILE};",
-        f"    {{ const long {mvar} = m0 + row, {kvar} = k0 + col;",
+        f"    {{ {_panel(spec.a, kvar)}",
+        f"      const long {mvar} = m0 + row, {kvar} = k0 + col;",
         f"      As[col][row] = ({mvar} < {msize} && {kvar} < {ksize}) ? ({t})({a}) : ({t})0; }}",
-        f"    {{ const long {nvar} = n0 + row, {kvar} = k0 + col;",
+        f"    {{ {_panel(spec.b, kvar)}",
+        f"      const long {nvar} = n0 + row, {kvar} = k0 + col;",
         f"      Bs[col][row] = ({nvar} < {nsize} && {kvar} < {ksize}) ? ({t})({b}) : ({t})0; }}",
         "  }",
         "  __syncthreads();",
