@@ -73,6 +73,12 @@ def op_sweep(rng) -> None:
                   a.mean(dim), a.var(dim)] for dim in (0, 1, 2, (0, 2)))
         _realize(a.cumsum(1), a.cumprod(2), a.sum(), a.argmin(), a.to(torch.int32),
                  a.to(torch.float16), a.to(torch.float64), a.to(torch.bool))
+    long = rng.standard_normal((3, 100)).astype(np.float32)   # rows a block reduces
+    for d in FLOATS + INTS + [torch.bool]:
+        a = torch.tensor(long).to(d)
+        _realize(a.sum(1), a.amax(1), a.amin(1), a.sum(), (a != 0).any(1), (a > 0).all(1))
+        if d.is_floating_point:
+            _realize(a.prod(1), a.mean(1), F.softmax(a, 1), F.layer_norm(a, (100,)))
     for d in INTS + [torch.bool]:
         a = torch.tensor(rng.integers(1, 9, (4, 6))).to(d)
         b = torch.tensor(rng.integers(1, 9, (4, 6))).to(d)
@@ -125,6 +131,7 @@ def autograd_workloads() -> None:
 
 def collect() -> list:
     """The distinct CUDA kernels of all the workloads above."""
+    torch.manual_seed(0)    # (some shapes follow the data: masked_select, nonzero)
     with recording() as found:
         op_sweep(np.random.default_rng(0))
         autograd_workloads()

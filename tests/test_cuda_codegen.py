@@ -64,6 +64,8 @@ def test_reductions_take_a_block_per_output_or_a_thread_per_column():
     assert "__shfl_down_sync" in rows.source and "__shfl_down_sync" not in cols.source
     (long,) = cuda_kernels(torch.randn(1 << 17).sum())
     assert R.launch(long).block == (1024, 1, 1)
+    (am,) = cuda_kernels(x.argmax(1))
+    assert _kinds([am]) == ["block"] and "lt_red_idx" in am.source
 
 
 def test_row_fused_kernels_run_a_block_per_row():
@@ -85,6 +87,9 @@ def test_matmuls_are_tiled_per_block_and_batch():
     assert "__shared__" in k.source and "__syncthreads" in k.source
     (bk,) = cuda_kernels(torch.randn(5, 70, 40) @ torch.randn(5, 40, 66))
     assert R.launch(bk) == Launch((2, 2, 5), (256, 1, 1))
+    (big,) = cuda_kernels(torch.randn(2000, 64) @ torch.randn(64, 1000))
+    assert R.launch(big) == Launch((8, 16, 1), (256, 1, 1))    # 128 x 128 tiles
+    assert "c[8][8]" in big.source
 
 
 def test_scatters_run_in_one_block():
@@ -204,9 +209,9 @@ def test_a_missing_nvcc_is_a_clear_error(monkeypatch, tmp_path):
     assert not nvcc.available()
 
 
-# the kernels of the workloads, grouped into modules of about this many (nvcc costs about a
-# second a run plus 30 ms a kernel)
-PER_MODULE = 80
+# the kernels of the workloads, grouped by the first hex digit of their code's hash into 16
+# modules (nvcc costs about a second a run plus 30 ms of CPU a kernel per architecture): a
+# changed kernel compiles its own module again, the others are cache hits
 
 
 @needs_nvcc
@@ -215,7 +220,7 @@ def test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80():
     kernels = collect()
     assert len(kernels) > 500
     named = sorted((hashlib.sha256(k.code.encode()).hexdigest()[:16], k) for k in kernels)
-    groups = [named[i:i + PER_MODULE] for i in range(0, len(named), PER_MODULE)]
+    groups = [[(h, k) for h, k in named if h[0] == digit] for digit in "0123456789abcdef"]
     sources = [R.render_module([k.named(f"k_{h}") for h, k in g]) for g in groups]
     symbols = [[f"k_{h}" for h, _ in g] for g in groups]
     t0 = time.perf_counter()
@@ -252,6 +257,17 @@ def _cases():
                          nan.argmax(1), x.mean(), x.var(1), x.cumsum(1), x.cumprod(0),
                          i.sum(1), i.amax(0), (i > 0).any(1), (i > 0).all(0),
                          x.half().sum(1), x.bfloat16().amax(0)]
+    # the same through a block per output (rows of 77: warp shuffles of each type)
+    out["block reductions"] = [x.half().sum(1), x.bfloat16().amax(1), x.double().prod(1),
+                               (x > 0).any(1), (x > 2).all(1), (x * 4).to(torch.int8).sum(1),
+                               (x * 4).to(torch.int16).amin(1), (x * 4).int().amax(1),
+                               (x * 9).long().sum(1), (x * 4).to(torch.uint8).amax(1),
+                               nan.double().amin(1), nan.half().amax(1),
+                               # (value, index) pairs: ties go to the first index, NaN wins
+                               x.argmax(1), x.argmin(1), nan.argmax(1), nan.argmin(1),
+                               (x > 0).float().argmax(1), (x * 3).int().argmin(1),
+                               torch.full((3, 100), float("-inf")).argmax(1),
+                               (x > 1).to(torch.uint8).argmax(1), x.half().argmin(1)]
     xr = x.clone().requires_grad_()
     tgt = torch.tensor(rng.integers(0, 77, 6))
     loss = F.cross_entropy(xr, tgt) + F.log_softmax(xr, 1).mean() + \
@@ -262,6 +278,7 @@ def _cases():
     a, b, bias = _rand(rng, 70, 33), _rand(rng, 33, 66), _rand(rng, 66)
     out["matmul"] = [(a @ b + bias).relu(), a.t() @ a, torch.randn(3, 20, 40) @
                      torch.randn(3, 40, 70), a.double() @ b.double(), a @ b[:, 0]]
+    out["large matmul"] = [torch.randn(1030, 12) @ torch.randn(12, 1030)]   # 128 x 128 tiles
     conv = torch.nn.Conv2d(4, 16, 3, padding=1)    # products by batch; one summed over it
     img = torch.randn(2, 4, 10, 10, requires_grad=True)
     closs = conv(img).square().mean()

@@ -120,3 +120,42 @@ def decompose(var: str, names: list[str], sizes: tuple[int, ...], kind: str = "l
             e = f"({e}) % {n}"
         out.append(f"const {kind} {name} = {e};")
     return out
+
+
+ARGBEST = {Op.ARGMAX: ">", Op.ARGMIN: "<"}
+NO_INDEX = "0x7fffffffffffffffLL"   # the index of a thread that saw no element: never wins
+
+
+def _better(t: str, cmp: str, ob: str, oi: str, b: str, i: str) -> str:
+    """Does (value ob, index oi) beat (b, i) for argmax/argmin: the first NaN wins, then the
+    best value, then (a tie) the first index, as the CPU's one sequential loop finds."""
+    if t in ("float", "double"):
+        return (f"({ob} != {ob} ? ({b} == {b} || {oi} < {i}) : "
+                f"({b} == {b} && ({ob} {cmp} {b} || ({ob} == {b} && {oi} < {i}))))")
+    return f"({ob} {cmp} {b} || ({ob} == {b} && {oi} < {i}))"
+
+
+def block_argbest(t: str, op: Op) -> list[str]:
+    """Lines combining every thread's (best, acc) pair (best of C type t, acc its index) by
+    argmax/argmin across the block, as block_combine does; after them every thread holds
+    the block's pair. A thread's acc starts at its first index, or NO_INDEX without one."""
+    cmp = ARGBEST[op]
+    sv, si = shared_name(t), "lt_red_idx"
+    step = (f"for (int s = {WARP // 2}; s > 0; s >>= 1) {{ {t} ob = {shuffle(t, 'best', 's')}; "
+            f"long long oi = {shuffle('long long', 'acc', 's')}; "
+            f"if {_better(t, cmp, 'ob', 'oi', 'best', 'acc')} {{ best = ob; acc = oi; }} }}")
+    return [
+        step,
+        f"if ((threadIdx.x & {WARP - 1}) == 0) {{ {sv}[threadIdx.x / {WARP}] = best; "
+        f"{si}[threadIdx.x / {WARP}] = acc; }}",
+        "__syncthreads();",
+        f"if (threadIdx.x < {WARP}) {{",
+        f"  const bool in = threadIdx.x < blockDim.x / {WARP};",
+        f"  best = in ? {sv}[threadIdx.x] : {sv}[0]; acc = in ? {si}[threadIdx.x] : {NO_INDEX};",
+        "  " + step,
+        f"  if (threadIdx.x == 0) {{ {sv}[0] = best; {si}[0] = acc; }}",
+        "}",
+        "__syncthreads();",
+        f"best = {sv}[0]; acc = {si}[0];",
+        "__syncthreads();",
+    ]

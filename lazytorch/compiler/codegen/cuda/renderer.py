@@ -5,8 +5,9 @@ header (prelude.py writes out what the kernels use).
 How a kernel runs (plan()):
 - elementwise kernels, and the fallback for any other: a grid-stride loop over the outputs,
   one thread per output, reductions and scans run by that thread (float sums in a cascade);
-- reductions (sum, prod, max, min) over many elements: one block per output, its threads
-  splitting the reduced elements and combining them with warp shuffles and shared memory;
+- reductions (sum, prod, max, min, argmax, argmin) over many elements: one block per output,
+  its threads splitting the reduced elements and combining them with warp shuffles and
+  shared memory;
   a reduction over a strided axis into many contiguous outputs (a column sum) stays one
   thread per output, whose reads a warp coalesces;
 - row-fused kernels (softmax, layer norm, cross-entropy: compiler/rowfuse.py): one block
@@ -27,7 +28,17 @@ from ...rowfuse import RowKernel
 from ..c.reduce import is_vertical
 from ..cstyle import CStyleRenderer
 from . import gemm, prelude, rows
-from .reduce import COMBINE, block_combine, cascades, decompose, shared_name, thread_lines
+from .reduce import (
+    ARGBEST,
+    COMBINE,
+    NO_INDEX,
+    block_argbest,
+    block_combine,
+    cascades,
+    decompose,
+    shared_name,
+    thread_lines,
+)
 
 MAX_GRID = 1 << 16          # blocks of a grid-stride launch (each block loops over the rest)
 BLOCK = 256                 # threads of an elementwise block
@@ -49,8 +60,9 @@ def _column_reduce(k) -> bool:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How one kernel runs: `kind` (grid, block, rows, scatter, gemm) and its launch."""
+class Strategy:
+    """How one kernel runs: `kind` (grid, block, rows, scatter, gemm) and its launch (every
+    dimension at least 1)."""
 
     kind: str
     launch: Launch
@@ -70,8 +82,8 @@ class CudaRenderer(CStyleRenderer):
     @staticmethod
     def capabilities(arch: int = 90) -> Capabilities:
         """What this renderer offers the scheduler for a GPU of compute capability `arch`
-        (90: sm_90). The CPU-side splitting (threads) is 1: a kernel's parallelism is its
-        launch."""
+        (90: sm_90; the same for every architecture CUDA 13 compiles for, sm_75 up, while no
+        strategy uses tensor cores). Threads is 1: a kernel's parallelism is its launch."""
         return Capabilities(threads=1, vector_bytes=16, max_block_threads=1024,
                             shared_memory=48 * 1024, gemm=_gemm, column_reduce=_column_reduce,
                             row_kernels=True)
@@ -102,27 +114,28 @@ class CudaRenderer(CStyleRenderer):
         return super().expr(v, pname)
 
     # ------------------------------------------------------------------ strategies
-    def plan(self, k) -> Plan:
+    def plan(self, k) -> Strategy:
         """How kernel k runs (the kind of its code and its launch)."""
         if isinstance(k, RowKernel):
             b = rows.block_size(k)
-            return Plan("rows", Launch((min(k.rows, MAX_GRID), 1, 1), (b, 1, 1)))
+            return Strategy("rows", Launch((min(k.rows, MAX_GRID), 1, 1), (b, 1, 1)))
         if k.scatter is not None:
             b = min(1024, max(32, _pow2(max(math.prod(k.loops), math.prod(k.scatter.loops)))))
-            return Plan("scatter", Launch((1, 1, 1), (b, 1, 1)))
+            return Strategy("scatter", Launch((1, 1, 1), (b, 1, 1)))
         spec = gemm.match(k)
         if spec is not None:
-            return Plan("gemm", gemm.launch(spec))
+            return Strategy("gemm", gemm.launch(spec))
         nout = math.prod(k.loops)
         red = math.prod(k.red_loops)
-        if k.red_op in COMBINE and red >= BLOCK_REDUCE_MIN and not (
+        pairs = k.red_op in ARGBEST and len(k.red_loops) == 1
+        if (k.red_op in COMBINE or pairs) and red >= BLOCK_REDUCE_MIN and not (
                 is_vertical(k) and nout >= COLUMN_OUTPUTS):
             b = min(BLOCK, max(32, _pow2(red)))
             if nout < 64 and red >= 1 << 16:
                 b = WIDE_BLOCK
-            return Plan("block", Launch((min(nout, MAX_GRID), 1, 1), (b, 1, 1)))
+            return Strategy("block", Launch((max(1, min(nout, MAX_GRID)), 1, 1), (b, 1, 1)))
         b = min(BLOCK, max(32, _pow2(nout)))
-        return Plan("grid", Launch((min(-(-nout // b), MAX_GRID), 1, 1), (b, 1, 1)))
+        return Strategy("grid", Launch((max(1, min(-(-nout // b), MAX_GRID)), 1, 1), (b, 1, 1)))
 
     def launch(self, k) -> Launch:
         return self.plan(k).launch
@@ -177,20 +190,32 @@ class CudaRenderer(CStyleRenderer):
         """One block per output (a grid-stride loop over the outputs by block): its threads
         fold strided parts of the reduced elements, then the block combines them."""
         nout, red = math.prod(k.loops), math.prod(k.red_loops)
-        t = self.compute_type(k.acc.dtype)
         heads = [f"for (long ri = threadIdx.x; ri < {red}; ri += {block}) {{"]
         inner = decompose("ri", [f"r{i}" for i in range(len(k.red_loops))], k.red_loops)
         body = self._outputs(k, "gb") + self.statements(k, pname, (0,))
-        body.append(f"{t} acc = {self.red_init(k)};")
-        body += thread_lines(self, k, pname, heads, inner, -(-red // block))
-        body += block_combine(t, k.red_op)
-        body += self.round_acc(k)
+        if k.red_op in ARGBEST:   # (value, index) pairs: the index starts at the first own
+            t = self.compute_type(k.red_val.dtype)
+            start = self.red_init(k) if k.red_val.dtype.kind != "f" else self.argbest_start(k)
+            body.append(f"{t} best = {start};")
+            body.append(f"long long acc = threadIdx.x < {red} ? (long long)threadIdx.x : "
+                        f"{NO_INDEX};")
+            body += thread_lines(self, k, pname, heads, inner, -(-red // block))
+            body += block_argbest(t, k.red_op)
+            shared = [f"__shared__ {t} {shared_name(t)}[32];",
+                      "__shared__ long long lt_red_idx[32];"]
+        else:
+            t = self.compute_type(k.acc.dtype)
+            body.append(f"{t} acc = {self.red_init(k)};")
+            body += thread_lines(self, k, pname, heads, inner, -(-red // block))
+            body += block_combine(t, k.red_op)
+            body += self.round_acc(k)
+            shared = [f"__shared__ {t} {shared_name(t)}[32];"]
         body.append("if (threadIdx.x == 0) {")
         body += ["  " + s for s in self.statements(k, pname, (2,))]
         body.append(f"  out0[{k.store_index.render()}] = {self.store(k, k.store_val.name)};")
         body.append("}")
         lines = [f"{self.kernel_signature(fname, k.params, block)} {{",
-                 f"  __shared__ {t} {shared_name(t)}[32];",
+                 *("  " + s for s in shared),
                  f"  for (long gb = blockIdx.x; gb < {nout}; gb += gridDim.x) {{"]
         lines += ["    " + s for s in body]
         lines += ["  }", "}"]
