@@ -1,7 +1,7 @@
 """CUDA reductions: the accumulation each thread does (float sums in the CPU's cascade) and
-the block's combination of its threads' partial results through warp shuffles and shared
-memory, for the block reductions (one block per output), the row kernels and the fallback
-(one thread per output)."""
+the block's combination of its threads' partial results (or argmax/argmin's value and index
+pairs) through warp shuffles and shared memory, for the block reductions (one block per
+output), the row kernels and the fallback (one thread per output)."""
 from __future__ import annotations
 
 import math
@@ -15,8 +15,8 @@ from ..c.reduce import cascade_decl, cascade_push, cascade_total, level_sizes
 CHUNK = 32
 WARP = 32
 
-# the reductions a block combines with shuffles: (the combination of a and b as C, given the
-# renderer and the compute type)
+# the reductions a block combines with shuffles: their combination of the C expressions a
+# and b (max and min: a NaN wins, as in the thread's own fold)
 COMBINE = {
     Op.SUM: lambda a, b: f"{a} + {b}",
     Op.PROD: lambda a, b: f"{a} * {b}",
