@@ -12,6 +12,7 @@ import pytest
 
 import lazytorch as torch
 import lazytorch.nn as nn
+from tests.conftest import no_gpu
 
 
 def test_compile_returns_its_argument_working():
@@ -279,6 +280,7 @@ def test_data_parallel_runs_the_module_and_ddp_needs_a_process_group():
         torch.nn.parallel.DistributedDataParallel(inner)
 
 
+@no_gpu
 def test_cpu_and_cuda_modules():
     assert torch.cpu.is_available() and torch.cpu.device_count() == 1
     torch.cpu.synchronize()
