@@ -25,6 +25,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _test_device():
+    """LAZYTORCH_TEST_DEVICE=cuda runs a test file's tests with that default device: the
+    tensors they make from data and creation functions are put there, and their numpy
+    references check what the device computed (tests/test_cuda_gpu.py runs the op, autograd and
+    nn suites so)."""
+    where = os.environ.get("LAZYTORCH_TEST_DEVICE")
+    if not where:
+        yield
+        return
+    torch.set_default_device(where)
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
 # tests of what a machine without a usable GPU answers
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs here")
 

@@ -169,7 +169,7 @@ class CudaAllocator(Allocator):
     def from_host(self, array: np.ndarray) -> tuple[CudaBuffer, int]:
         """A new device buffer holding the array's bytes (copied now)."""
         if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
+            array = np.array(array, order="C")
         buf = self._lend(array.nbytes)
         if array.nbytes:
             drv = self._current()
@@ -245,7 +245,8 @@ class PinnedPool:
 
     def copy(self, array: np.ndarray) -> np.ndarray:
         """The array's values in a page-locked block, as an array of its dtype and shape."""
-        array = np.ascontiguousarray(array)
+        if not array.flags.c_contiguous:   # (ascontiguousarray would make 0-d arrays 1-d)
+            array = np.array(array, order="C")
         out = self.empty(array.nbytes)[:array.nbytes].view(array.dtype).reshape(array.shape)
         np.copyto(out, array)
         return out
