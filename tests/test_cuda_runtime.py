@@ -5,6 +5,7 @@ host memory only it hands out, with counts of its allocations, frees and copies)
 from __future__ import annotations
 
 import gc
+import threading
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_out_of_memory_releases_the_cache_then_raises_pytorchs_message():
                                            r" is allocated by lazytorch"):
         alloc.alloc(2 * MiB)
     del b, c
+
+
+def test_a_buffer_dying_inside_an_allocation_gives_its_block_back():
+    """A buffer may die while the pool holds its lock (a garbage collection started inside
+    the driver's allocation): its block comes back on the same thread, without a deadlock."""
+    held = []
+
+    class Drv(FakeDriver):
+        def mem_alloc(self, nbytes):
+            held.clear()      # the last reference to a lent buffer goes now
+            return super().mem_alloc(nbytes)
+
+    alloc = CudaAllocator(Drv())
+    held.append(alloc.alloc(1000)[0])
+    t = threading.Thread(target=alloc.alloc, args=(5000,), daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "the allocation deadlocked"
+    assert alloc.cached_blocks() == 2 and alloc.allocated == 0   # (the new buffer died too)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,

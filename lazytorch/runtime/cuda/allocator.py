@@ -89,7 +89,9 @@ class CudaAllocator(Allocator):
         self._drv = drv
         self._current = current or (lambda: drv)
         self._free: dict[int, list[Block]] = {}
-        self._lock = threading.Lock()
+        # reentrant: a buffer collected while the pool holds its lock (a garbage collection
+        # started by an allocation inside) gives its block back on the same thread
+        self._lock = threading.RLock()
         self.allocated = 0          # bytes of blocks lent now
         self.peak = 0               # the most lent at once since the start or reset_peak()
         self.reserved = 0           # bytes of every block held, lent or free
