@@ -92,7 +92,14 @@ else
         BUILD=$(mktemp -d)
         tar xzf "$SDIST" -C "$BUILD"
         SRC=$(ls -d "$BUILD"/pycuda-*/ | head -1)
-        CUDA_ROOT=$(dirname "$(dirname "$(command -v nvcc)")")
+        # the toolkit's root (its include/cuda.h): $CUDA_HOME, $CUDA_PATH, else nvcc's real
+        # folder's parent (nvcc on PATH may be a link from /usr/local/bin), else /usr/local/cuda
+        CUDA_ROOT=""
+        for c in "${CUDA_HOME:-}" "${CUDA_PATH:-}" \
+                 "$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")" /usr/local/cuda; do
+            if [ -n "$c" ] && [ -f "$c/include/cuda.h" ]; then CUDA_ROOT="$c"; break; fi
+        done
+        note "- CUDA toolkit for the build: ${CUDA_ROOT:-none found (no include/cuda.h)}"
         # the driver library to link: libcuda.so if a folder has it, else a folder of our own
         # with libcuda.so -> the driver's libcuda.so.1 (the toolkit here has no stubs)
         LIBCUDA=$( (ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}') )
