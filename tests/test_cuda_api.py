@@ -97,8 +97,8 @@ def test_without_pycuda_cuda_calls_raise_pytorchs_message(fresh_driver, monkeypa
     monkeypatch.setattr(driver, "installed", lambda: False)
     x = torch.ones(2)
     for make in places_on_cuda(x):
-        with pytest.raises(RuntimeError, match=r"^Torch not compiled with CUDA enabled \("
-                                               r"lazytorch's CUDA backend needs pycuda: pip "
+        with pytest.raises(RuntimeError, match=r"^Torch not compiled with CUDA enabled: "
+                                               r"lazytorch's CUDA backend needs pycuda \(pip "
                                                r"install 'lazytorch\[cuda\]'\)$"):
             make()
     # torch.cuda's functions that need the device: PyTorch's CPU-only AssertionError

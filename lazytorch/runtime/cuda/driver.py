@@ -19,7 +19,7 @@ NOT_COMPILED = "Torch not compiled with CUDA enabled"
 NO_DRIVER = ("Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU "
              "and installed a driver from http://www.nvidia.com/Download/index.aspx")
 NO_DEVICE = "No CUDA GPUs are available"
-INSTALL = "lazytorch's CUDA backend needs pycuda: pip install 'lazytorch[cuda]'"
+INSTALL = "lazytorch's CUDA backend needs pycuda (pip install 'lazytorch[cuda]')"
 
 
 class CudaUnavailable(RuntimeError):
@@ -28,7 +28,10 @@ class CudaUnavailable(RuntimeError):
     message is PyTorch's, followed by the cause in parentheses."""
 
     def __init__(self, kind: str, message: str, cause: str = ""):
-        super().__init__(f"{message} ({cause})" if cause else message)
+        # (a build without CUDA says what to install after a colon, as this one always has)
+        text = message if not cause else f"{message}: {cause}" if kind == "not compiled" \
+            else f"{message} ({cause})"
+        super().__init__(text)
         self.kind, self.message, self.cause = kind, message, cause
 
     def again(self) -> CudaUnavailable:
