@@ -10,6 +10,42 @@ import lazytorch as torch
 from lazytorch.runtime import native
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (pycuda and a driver): skipped "
+                                       "without one; `pytest -m cuda` runs only these")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda skip where no GPU can run (nothing starts CUDA to find out where
+    pycuda is not installed)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if marked and not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="no CUDA GPU here (pycuda, a driver and a device)")
+        for item in marked:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _test_device():
+    """LAZYTORCH_TEST_DEVICE=cuda runs a test file's tests with that default device: the
+    tensors they make from data and creation functions are put there, and their numpy
+    references check what the device computed (tests/test_cuda_gpu.py runs the op, autograd and
+    nn suites so)."""
+    where = os.environ.get("LAZYTORCH_TEST_DEVICE")
+    if not where:
+        yield
+        return
+    torch.set_default_device(where)
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
+# tests of what a machine without a usable GPU answers
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs here")
+
+
 @pytest.fixture(params=["c", "interp"])
 def backend(request, monkeypatch):
     """Run the test once with compiled C kernels and once on the reference interpreter."""

@@ -15,6 +15,7 @@ from lazytorch.ir import graph
 from lazytorch.ir.graph import Graph, Node, const, format_graph
 from lazytorch.ir.ops import Op
 from lazytorch.runtime import memory
+from tests.conftest import no_gpu
 
 MIXED = r"Expected all tensors to be on the same device, but found at least two devices, "
 BOTH = MIXED + r"(toy:0 and cpu|cpu and toy:0)!"
@@ -266,6 +267,7 @@ def test_module_to_moves_parameters(toy):
     assert all(p.device == torch.device("cpu") for p in net.parameters())
 
 
+@no_gpu
 def test_cuda_tensors_raise_at_creation():
     assert torch.device("cuda").type == "cuda"            # a device spec is only a name
     x = torch.ones(2)

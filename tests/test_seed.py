@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lazytorch
+from tests.conftest import no_gpu
 
 # SEED.md, "Basic Workflow" > "Tensors"
 TENSORS = """\
@@ -179,6 +180,7 @@ def test_only_imports_change():
                        b.lstrip().startswith(("import", "from")) for b in new)
 
 
+@no_gpu
 def test_tensors(backend):
     lines: list[str] = []
     with pytest.raises((RuntimeError, AssertionError), match="not compiled with CUDA enabled"):

@@ -29,6 +29,7 @@ import lazytorch.nn as nn
 import lazytorch.optim as optim
 from lazytorch.serialization import target
 from tests.ckpt_files import TinyNet, data_offsets
+from tests.conftest import no_gpu
 
 # dtype, numpy dtype, PyTorch's storage class, safetensors code (from their specifications)
 ALL_DTYPES = [(torch.float32, np.float32, "FloatStorage", "F32"),
@@ -208,6 +209,7 @@ def test_unsupported_arguments():
     assert torch.load(buf, pickle_module=pickle)["x"].tolist() == [1.0]   # weights_only=False
 
 
+@no_gpu
 def test_map_location_and_weights_only():
     t = torch.arange(3)
     for save in (torch.save, torch.serialization.save_safetensors):

@@ -1,8 +1,9 @@
 """torch.amp.GradScaler: loss scaling for low-precision training, as PyTorch's.
 
-A "cuda" scaler (the default device, and torch.cuda.amp.GradScaler) warns and disables itself,
-since this build has no CUDA: scale() returns its argument, step() calls optimizer.step(),
-update() does nothing. A "cpu" scaler works: scale() multiplies by the scale, unscale_()
+A "cuda" scaler (the default device, and torch.cuda.amp.GradScaler) where CUDA cannot run warns
+and disables itself: scale() returns its argument, step() calls optimizer.step(), update()
+does nothing. A "cpu" scaler, or a "cuda" one with a GPU, works: scale() multiplies by the
+scale, unscale_()
 divides the gradients and notes whether any is inf or NaN, step() skips the update when one
 was, and update() backs the scale off after such a step and grows it after `growth_interval`
 clean ones.
@@ -22,6 +23,11 @@ from ..ir import dtypes as _dt
 from ..runtime import memory
 
 __all__ = ["GradScaler", "OptState"]
+
+
+def _cuda_available() -> bool:
+    from .. import cuda
+    return cuda.is_available()
 
 
 class OptState(Enum):
@@ -48,12 +54,13 @@ class GradScaler:
                  growth_interval: int = 2000, enabled: bool = True) -> None:
         self._device = str(device)
         self._enabled = bool(enabled)
-        if self._enabled and self._device == "cuda":
+        if self._enabled and self._device == "cuda" and not _cuda_available():
             warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  "
                           "Disabling.", UserWarning, stacklevel=2)
             self._enabled = False
         # (another device type raises PyTorch's message, naming the registered ones)
-        self._where = "cpu" if self._device == "cuda" else check_device(self._device)
+        self._where = "cpu" if self._device == "cuda" and not self._enabled else \
+            check_device(self._device)
         if self._enabled:
             if growth_factor <= 1.0:
                 raise AssertionError("The growth factor must be > 1.0.")

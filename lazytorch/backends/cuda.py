@@ -1,4 +1,5 @@
-"""torch.backends.cuda: no CUDA in this build; the matmul and attention flags are kept.
+"""torch.backends.cuda: whether the CUDA backend can be used (pycuda installed); the matmul and
+attention flags are kept.
 
 `matmul.allow_tf32` is the float32 matmul precision seen from the CUDA side, as in PyTorch:
 setting it to True makes `torch.get_float32_matmul_precision()` "high", False "highest".
@@ -12,8 +13,9 @@ from ..frontend import startup
 
 
 def is_built() -> bool:
-    """False: this build was not made with CUDA."""
-    return False
+    """Whether CUDA support is installed (pycuda can be found; nothing is imported)."""
+    from ..runtime.cuda import driver
+    return driver.installed()
 
 
 class _Matmul:

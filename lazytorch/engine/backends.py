@@ -6,12 +6,13 @@ may serve one device type (the compiled C backend and the reference interpreter 
 LAZYTORCH_BACKEND / `lazytorch.debug.use_backend(name)` when it serves that device type
 (for_device). Both kinds run a prepared graph through one method,
 `run(outputs, inputs, key, todo) -> (results, plan or None)`: the output buffers, in the order
-of `outputs`, and the plan that ran them. lazytorch/engine/__init__.py registers the CPU's.
+of `outputs`, and the plan that ran them. lazytorch/engine/__init__.py registers the CPU's,
+and a starter for "cuda" (register_lazy): that backend is made at its first use.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .. import config
 from ..ir.graph import Node
@@ -23,15 +24,20 @@ from . import plan as plans
 # name -> backend object; device type -> the names serving it, the default first
 _BACKENDS: dict[str, Any] = {}
 _BY_TYPE: dict[str, list[str]] = {}
+# device type -> the function registering its backend at the type's first use (or raising why
+# it cannot run here)
+_LAZY: dict[str, Callable[[], None]] = {}
 
 
 class CompiledBackend:
     """A backend that renders kernels to source (`renderer`), compiles them (`compiler`), calls
-    them (`runtime`) on memory of `allocator`, through plans cached by graph structure."""
+    them (`runtime`) on memory of `allocator`, through plans cached by graph structure.
+    `devices`: how many devices of its type it serves (indices 0 to devices - 1), or None for
+    any index."""
 
     def __init__(self, name: str, device_type: str, renderer: Any, compiler: Compiler,
-                 runtime: Runtime, allocator: Allocator):
-        self.name, self.device_type = name, device_type
+                 runtime: Runtime, allocator: Allocator, devices: int | None = None):
+        self.name, self.device_type, self.devices = name, device_type, devices
         self.renderer, self.compiler, self.runtime, self.allocator = \
             renderer, compiler, runtime, allocator
 
@@ -140,6 +146,32 @@ def unregister(name: str) -> None:
             if alloc is not None and not alloc.host_memory:
                 memory.ALLOCATORS[kind] = alloc
                 break
+
+
+def register_lazy(device_type: str, start: Callable[[], None]) -> None:
+    """`start()` registers the backend of `device_type` when a tensor is first placed there
+    (start(device_type)); it raises, with the reason, where that device cannot run."""
+    _LAZY[device_type] = start
+
+
+def start(device_type: str) -> None:
+    """Make sure a backend serves `device_type`: a registered one, else the type's starter
+    (register_lazy) is run now and raises what keeps the device from running."""
+    if device_type in _BY_TYPE:
+        return
+    begin = _LAZY.get(device_type)
+    if begin is None:
+        raise RuntimeError(f"no backend serves device type {device_type!r}")
+    begin()
+
+
+def check_index(device_type: str, index: int) -> None:
+    """Raise PyTorch's error for a device index the type's backend does not serve."""
+    served = getattr(default(device_type), "devices", None)
+    if served is not None and not 0 <= index < served:
+        raise RuntimeError(f"{device_type.upper()} error: invalid device ordinal (the "
+                           f"{device_type} backend serves {device_type}:0"
+                           + (f" to {device_type}:{served - 1})" if served > 1 else ")"))
 
 
 def get(name: str) -> Any:

@@ -80,7 +80,8 @@ DEFAULT_DEVICE = ["cpu"]
 def check_device(d) -> str:
     """The IR's name for torch device `d` (None: the default device, the CPU unless
     set_default_device chose another): "cpu" or "<type>:<index>", index 0 when none is given.
-    A device type no backend serves raises here, at the user's call."""
+    The CUDA backend starts at the first "cuda" device; a device that cannot run here raises
+    at the user's call (PyTorch's messages: no pycuda, no driver, no GPU, an invalid index)."""
     if d is None:
         return DEFAULT_DEVICE[0]
     if d == "cpu":
@@ -89,10 +90,10 @@ def check_device(d) -> str:
     if dev.type == "cpu":
         return "cpu"
     if dev.type not in backends.device_types():
-        raise RuntimeError("Torch not compiled with CUDA enabled: this lazytorch build has no "
-                           "CUDA backend, use device='cpu'")
+        backends.start(dev.type)   # "cuda" at its first use; raises why it cannot run here
     name = sys.intern(f"{dev.type}:{dev.index or 0}")
     if name not in _DEVICES:
+        backends.check_index(dev.type, dev.index or 0)
         _DEVICES[name] = device(dev.type, dev.index or 0)
     return name
 
@@ -575,6 +576,24 @@ class Tensor:
     def cuda(self, device=None, *a, **k) -> Tensor:
         return to_device(self, check_device(f"cuda:{device}" if isinstance(device, int) else
                                             device or "cuda"))
+
+    def pin_memory(self, device=None) -> Tensor:
+        """This CPU tensor's value in page-locked host memory, which the GPU copies from
+        without staging (CUDA must be usable here: the error says why it is not)."""
+        if device_name(self) != "cpu":
+            raise RuntimeError(f"cannot pin '{self.type()}' only dense CPU tensors can be "
+                               "pinned")
+        check_device("cuda")
+        alloc = memory.ALLOCATORS["cuda"]
+        b = realize_tensors([self])[0]
+        return Tensor._make(memory.buffer_node(alloc.pin(memory.host_data(b)), b.dtype))
+
+    def is_pinned(self, device=None) -> bool:
+        """Whether this tensor's data lies in page-locked memory (pin_memory())."""
+        alloc = memory.ALLOCATORS.get("cuda")
+        n = self._node
+        return (alloc is not None and n.op is Op.BUFFER and n.device == "cpu"
+                and alloc.pinned.holds(memory.host_data(n)))
 
     def clone(self, memory_format=None) -> Tensor:
         """A copy with its own storage. A buffer is immutable, so a copy of one shares it;

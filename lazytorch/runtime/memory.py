@@ -107,11 +107,13 @@ RELEASERS: list[Callable[[], None]] = []
 
 def empty_cache() -> None:
     """Give back the memory kept for reuse: the pool's free blocks, cached plans' scratch
-    arrays (a plan replaying on another thread is waited for) and every thread's kernel
-    scratch (what a kernel running now holds is freed when it is done with it), then return
-    the allocator's free memory to the system."""
+    arrays (a plan replaying on another thread is waited for), every device allocator's free
+    memory and every thread's kernel scratch (what a kernel running now holds is freed when it
+    is done with it), then return the allocator's free memory to the system."""
     for release in RELEASERS:
         release()
+    for device_allocator in list(ALLOCATORS.values()):   # (a device's free blocks)
+        device_allocator.release()
     HOST.release()
     scratch.release()
     _trim_heap()

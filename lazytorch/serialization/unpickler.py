@@ -162,7 +162,7 @@ class Rebuilder:
         target = location if m is None else (m.get(location, location) if isinstance(m, dict)
                                              else str(m))
         target = target.decode("ascii") if isinstance(target, bytes) else str(target)
-        if target.startswith("cuda"):
+        if target.startswith("cuda") and not _cuda_runs():
             raise BadFile("Attempting to deserialize object on a CUDA device but "
                           "torch.cuda.is_available() is False. If you are running on a "
                           "CPU-only machine, please use torch.load with "
@@ -491,3 +491,12 @@ def full_unpickler(base: type) -> type:
             return self.rb.persistent_load(pid)
 
     return FullUnpickler
+
+
+def _cuda_runs() -> bool:
+    """Whether CUDA tensors can be made here (the CUDA backend starts if it can)."""
+    try:
+        backends.start("cuda")
+    except RuntimeError:
+        return False
+    return True

@@ -220,3 +220,39 @@ def default_convert(data):
         except TypeError:
             return [default_convert(d) for d in data]
     return data
+
+
+def pin_memory(data: Any) -> Any:
+    """`data` with every tensor in it copied to page-locked memory (Tensor.pin_memory), through
+    mappings, namedtuples and sequences, and objects with a pin_memory() method (PyTorch's
+    torch.utils.data._utils.pin_memory.pin_memory)."""
+    if isinstance(data, Tensor):
+        return data.pin_memory()
+    if isinstance(data, (str, bytes)):
+        return data
+    if isinstance(data, collections.abc.Mapping):
+        try:
+            if isinstance(data, collections.abc.MutableMapping):
+                clone = copy.copy(data)
+                clone.update({k: pin_memory(v) for k, v in data.items()})
+                return clone
+            return type(data)({k: pin_memory(v) for k, v in data.items()})
+        except TypeError:
+            return {k: pin_memory(v) for k, v in data.items()}
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(pin_memory(d) for d in data))
+    if isinstance(data, tuple):
+        return [pin_memory(d) for d in data]
+    if isinstance(data, collections.abc.Sequence):
+        try:
+            if isinstance(data, collections.abc.MutableSequence):
+                clone = copy.copy(data)
+                for i, d in enumerate(data):
+                    clone[i] = pin_memory(d)
+                return clone
+            return type(data)([pin_memory(d) for d in data])
+        except TypeError:
+            return [pin_memory(d) for d in data]
+    if hasattr(data, "pin_memory"):
+        return data.pin_memory()
+    return data

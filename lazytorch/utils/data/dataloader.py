@@ -14,6 +14,7 @@ import queue
 import random
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
@@ -23,7 +24,7 @@ import numpy as np
 from ...frontend.creation import Generator, default_generator, from_numpy, manual_seed, randint
 from ...frontend.tensor import Tensor
 from ...ir import dtypes as dt
-from .collate import default_collate, default_convert, host_array
+from .collate import default_collate, default_convert, host_array, pin_memory
 from .dataset import Dataset, IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
@@ -234,6 +235,16 @@ class _InfiniteConstantSampler(Sampler):
             yield None
 
 
+def _can_pin() -> bool:
+    """Whether batches can be pinned (CUDA runs here); PyTorch's warning where not."""
+    from ... import cuda
+    if cuda.is_available():
+        return True
+    warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then "
+                  "device pinned memory won't be used.", UserWarning, stacklevel=3)
+    return False
+
+
 class _BaseIter:
     def __init__(self, loader: DataLoader) -> None:
         self._loader = loader
@@ -246,6 +257,7 @@ class _BaseIter:
         self._base_seed = int(randint(0, 2 ** 62, (),
                                       generator=loader.generator or default_generator).item())
         self._sampler_iter = iter(self._index_sampler)
+        self._pin = loader.pin_memory and _can_pin()
 
     def __iter__(self):
         return self
@@ -266,7 +278,7 @@ class _SingleProcessIter(_BaseIter):
     def __next__(self):
         data = self._fetcher.fetch(self._next_index())
         self._num_yielded += 1
-        return data
+        return pin_memory(data) if self._pin else data
 
 
 class _MultiProcessIter(_BaseIter):
@@ -398,7 +410,7 @@ class _MultiProcessIter(_BaseIter):
         self._num_yielded += 1
         if isinstance(data, ExceptionWrapper):
             data.reraise()
-        return data
+        return pin_memory(data) if self._pin else data
 
     def _shutdown_workers(self) -> None:
         if getattr(self, "_shutdown", True):
@@ -429,7 +441,8 @@ class DataLoader:
     """Batches of a dataset: PyTorch's DataLoader (samplers, default collate, worker
     processes, reproducible shuffling with `generator` or lazytorch.manual_seed).
 
-    pin_memory and pin_memory_device are accepted (CPU tensors need no pinning)."""
+    pin_memory=True copies each batch's tensors to page-locked memory where CUDA can run
+    (they go to the GPU faster); elsewhere it warns as PyTorch does and pins nothing."""
 
     _initialized = False
 
