@@ -42,7 +42,7 @@ FRONT_END = {
     "__main__", "accelerator", "amp", "as_torch", "autograd", "backends", "cache", "cpu", "cuda",
     "debug", "distributed", "frontend", "functional", "jit", "linalg", "nn", "onnx", "optim",
     "profiler",
-    "serialization", "utils", "vision",
+    "serialization", "text", "utils", "vision",
 }
 ORDER = ["config", "ir", "runtime", "compiler", "engine", "front end"]
 
