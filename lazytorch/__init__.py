@@ -71,6 +71,7 @@ from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,  #
 from .runtime.cpu import get_num_threads, set_num_threads  # noqa: E402
 from . import debug  # noqa: E402  (also sets lazytorch.compiler.schedule and .graph)
 from . import nn, optim, utils  # noqa: E402
+from . import distributions  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import cuda  # noqa: E402
 

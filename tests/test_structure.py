@@ -146,6 +146,12 @@ def test_splits_and_broadcasts():
     assert (x[:, :3] == -1).all()
     a, b = torch.broadcast_tensors(torch.ones(3, 1), torch.zeros(2))
     assert a.shape == b.shape == (3, 2)
+    assert [t.shape for t in torch.broadcast_tensors(torch.ones(()), torch.zeros(2, 1),
+                                                     torch.ones(3))] == [(2, 3)] * 3
+    # PyTorch's message: the first mismatching dim of the shape so far and the next input
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(2\) must match the size of "
+                                           r"tensor b \(3\) at non-singleton dimension 0"):
+        torch.broadcast_tensors(torch.zeros(2, 1), torch.ones(3, 4), torch.ones(5))
     assert torch.swapdims(torch.zeros(2, 3), 0, 1).shape == torch.moveaxis(torch.zeros(2, 3), 0,
                                                                              1).shape == (3, 2)
     c = torch.clone(x)

@@ -389,9 +389,12 @@ def ravel(input: Tensor) -> Tensor:
 
 
 def broadcast_tensors(*tensors: Tensor) -> tuple[Tensor, ...]:
-    """The inputs expanded to their common broadcast shape."""
+    """The inputs expanded to their common broadcast shape (PyTorch's message for two that
+    do not broadcast: the shape so far as tensor a, the next input as tensor b)."""
     ts = _tensor_args(tensors, "broadcast_tensors")
-    shape = broadcast_shapes(*(t.shape for t in ts))
+    shape: tuple[int, ...] = ()
+    for t in ts:
+        shape = ew.broadcast_pair(shape, tuple(t.shape))
     return tuple(t.expand(*shape) for t in ts)
 
 
