@@ -1,13 +1,17 @@
 """Every code snippet of the user's document (../shared/SEED.md) runs with only the import changed.
 
-Each snippet is copied verbatim below, under the name of its section in SEED.md. The test rewrites
-nothing but its `import torch...` lines (`as_lazytorch`) and executes the result with a `print`
-that records what the snippet prints, then checks the printed text and the snippet's variables
-against numpy references. Each runs on both backends (compiled C, numpy interpreter).
+Each snippet is a script in examples/seed/, named after its section of SEED.md, that is the
+document's code with its `import torch...` lines switched to lazytorch. These tests execute each
+script's code here, with a `print` that records what it prints, and check the printed text and
+the snippet's variables against numpy references, on both backends (compiled C, numpy
+interpreter); tests/test_example_seed.py runs the same files as scripts.
 """
 from __future__ import annotations
 
+import ast
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,129 +19,16 @@ import pytest
 import lazytorch
 from tests.conftest import no_gpu
 
-# SEED.md, "Basic Workflow" > "Tensors"
-TENSORS = """\
-import torch
-
-# Create tensors
-x = torch.tensor([1, 2, 3])
-y = torch.tensor([4, 5, 6])
-
-# Operations
-z = x + y
-print(z)
-
-# GPU tensors
-x_gpu = x.to('cuda')
-print(x_gpu)
-"""
-
-# SEED.md, "Basic Workflow" > "Neural Networks"
-NEURAL_NETWORKS = """\
-import torch
-import torch.nn as nn
-
-# Define a simple model
-class SimpleModel(nn.Module):
-    def __init__(self):
-        super(SimpleModel, self).__init__()
-        self.fc = nn.Linear(10, 1)
-
-    def forward(self, x):
-        return self.fc(x)
-
-# Instantiate and use the model
-model = SimpleModel()
-x = torch.randn(5, 10)
-output = model(x)
-print(output)
-"""
-
-# SEED.md, "Basic Workflow" > "Training Loop"
-TRAINING_LOOP = """\
-import torch
-import torch.nn as nn
-import torch.optim as optim
-
-# Data
-X = torch.randn(100, 10)
-y = torch.randn(100, 1)
-
-# Model
-model = nn.Linear(10, 1)
-criterion = nn.MSELoss()
-optimizer = optim.SGD(model.parameters(), lr=0.01)
-
-# Training loop
-for epoch in range(100):
-    optimizer.zero_grad()
-    predictions = model(X)
-    loss = criterion(predictions, y)
-    loss.backward()
-    optimizer.step()
-
-    if epoch % 10 == 0:
-        print(f"Epoch {epoch}, Loss: {loss.item()}")
-"""
-
-# SEED.md, "Advanced Features" > "Autograd"
-AUTOGRAD = """\
-import torch
-
-# Automatic differentiation
-x = torch.tensor(2.0, requires_grad=True)
-y = x ** 2
-
-y.backward()
-print(x.grad)  # Gradient of y with respect to x
-"""
-
-# SEED.md, "Advanced Features" > "Custom Layers"
-CUSTOM_LAYERS = """\
-import torch
-import torch.nn as nn
-
-# Define a custom layer
-class CustomLayer(nn.Module):
-    def __init__(self):
-        super(CustomLayer, self).__init__()
-
-    def forward(self, x):
-        return x ** 2
-
-# Use the custom layer
-layer = CustomLayer()
-x = torch.tensor([1.0, 2.0, 3.0])
-output = layer(x)
-print(output)
-"""
-
-# SEED.md, "Advanced Features" > "Data Loading". The document's snippet uses `torch` without
-# importing it (it continues the earlier ones), so it runs where `torch` is already imported.
-DATA_LOADING = """\
-from torch.utils.data import DataLoader, Dataset
-
-# Custom dataset
-class CustomDataset(Dataset):
-    def __init__(self, data, labels):
-        self.data = data
-        self.labels = labels
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, idx):
-        return self.data[idx], self.labels[idx]
-
-# DataLoader
-data = torch.randn(100, 10)
-labels = torch.randn(100, 1)
-dataset = CustomDataset(data, labels)
-dataloader = DataLoader(dataset, batch_size=10, shuffle=True)
-
-for batch in dataloader:
-    print(batch)
-"""
+ROOT = Path(__file__).resolve().parents[1]
+SEED_DIR = ROOT / "examples" / "seed"
+# the user's document, beside the repository where it is (skipped where it is not)
+SEED_MD = Path(os.environ.get("LAZYTORCH_SEED_MD", ROOT.parent / "shared" / "SEED.md"))
+# script name -> the section of SEED.md that holds its snippet, in the document's order
+SECTIONS = {"tensors": "Tensors", "neural_networks": "Neural Networks",
+            "training_loop": "Training Loop", "autograd": "Autograd",
+            "custom_layers": "Custom Layers", "data_loading": "Data Loading"}
+# PyTorch's default seed: a fresh process draws from it (lazytorch's default generator too)
+DEFAULT_SEED = 67280421310721
 
 _IMPORTS = {
     "import torch": "import lazytorch as torch",
@@ -153,9 +44,42 @@ def as_lazytorch(snippet: str) -> str:
     return "\n".join(_IMPORTS.get(line, line) for line in snippet.split("\n"))
 
 
-def run_snippet(snippet: str, lines: list[str] | None = None,
-                **env) -> tuple[dict, list[str], list[tuple]]:
-    """Execute the lazytorch form of a snippet; return its namespace, printed lines and args."""
+def script(name: str) -> Path:
+    return SEED_DIR / f"{name}.py"
+
+
+def split_script(name: str) -> tuple[str, str]:
+    """(prelude, snippet) of examples/seed/<name>.py: the prelude is its docstring and the
+    imports the document's earlier snippets made; the snippet is the rest of the file."""
+    text = script(name).read_text()
+    tree = ast.parse(text)
+    body = tree.body
+    k = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value,
+                                                                   ast.Constant) else 0
+    # a prelude import stands alone, followed by a blank line, before the document's code
+    lines = text.split("\n")
+    cut = body[k - 1].end_lineno if k else 0
+    if k < len(body) and isinstance(body[k], (ast.Import, ast.ImportFrom)) and \
+            lines[body[k].end_lineno] == "" and "#" in lines[body[k].lineno - 1]:
+        cut = body[k].end_lineno + 1
+    return "\n".join(lines[:cut]), "\n".join(lines[cut:])
+
+
+def document_snippets(text: str) -> dict[str, str]:
+    """The python code blocks of SEED.md, keyed by the heading above each."""
+    out, heading = {}, None
+    for m in re.finditer(r"^#{2,3} ([^\n]+)$|^```python\n(.*?)^```", text, re.M | re.S):
+        if m.group(1):
+            heading = m.group(1)
+        else:
+            out[heading] = m.group(2)
+    return out
+
+
+def run_snippet(name: str, lines: list[str] | None = None,
+                cut: str | None = None) -> tuple[dict, list[str], list[tuple]]:
+    """Execute examples/seed/<name>.py here (up to the line `cut`, when given); return its
+    namespace, printed lines and print arguments."""
     lines = [] if lines is None else lines
     args: list[tuple] = []
 
@@ -163,35 +87,50 @@ def run_snippet(snippet: str, lines: list[str] | None = None,
         args.append(a)
         lines.extend((sep.join(str(v) for v in a) + end).splitlines())
 
-    ns = {"__name__": "__seed__", "print": record, **env}
-    exec(compile(as_lazytorch(snippet), "<SEED.md>", "exec"), ns)
+    code = script(name).read_text()
+    if cut is not None:
+        code = code.split(cut)[0]
+    ns = {"__name__": "__seed__", "print": record}
+    exec(compile(code, str(script(name)), "exec"), ns)
     return ns, lines, args
 
 
-def test_only_imports_change():
-    for snippet in (TENSORS, NEURAL_NETWORKS, TRAINING_LOOP, AUTOGRAD, CUSTOM_LAYERS,
-                    DATA_LOADING):
-        new = as_lazytorch(snippet).split("\n")
-        old = snippet.split("\n")
-        changed = [(a, b) for a, b in zip(old, new) if a != b]
-        assert changed and all(a.lstrip().startswith(("import torch", "from torch")) and
-                               "lazytorch" in b for a, b in changed)
-        assert not any(re.search(r"\btorch\b", b) and "lazytorch" not in b and
-                       b.lstrip().startswith(("import", "from")) for b in new)
+def test_every_script_is_its_snippet_with_only_imports_changed():
+    assert sorted(p.stem for p in SEED_DIR.glob("*.py")) == sorted(SECTIONS)
+    for name in SECTIONS:
+        prelude, code = split_script(name)
+        prelude_code = [ln for ln in prelude.split("\n")[1:] if ln.strip()]
+        assert all(ln.startswith("import lazytorch") for ln in prelude_code), prelude
+        # every lazytorch line is an import that maps back to the document's torch import
+        back = {v: k for k, v in _IMPORTS.items()}
+        lines = code.split("\n")
+        changed = [ln for ln in lines if "lazytorch" in ln]
+        assert all(ln in back for ln in changed), changed
+        assert not any(re.search(r"\btorch\b", ln) and "lazytorch" not in ln and
+                       ln.lstrip().startswith(("import", "from")) for ln in lines)
+        assert as_lazytorch("\n".join(back.get(ln, ln) for ln in lines)) == code
+
+
+def test_scripts_are_the_documents_snippets():
+    if not SEED_MD.exists():
+        pytest.skip(f"the user's document is not here ({SEED_MD})")
+    doc = document_snippets(SEED_MD.read_text())
+    assert sorted(doc) == sorted(SECTIONS.values())
+    for name, heading in SECTIONS.items():
+        assert split_script(name)[1] == as_lazytorch(doc[heading]), name
 
 
 @no_gpu
 def test_tensors(backend):
     lines: list[str] = []
     with pytest.raises((RuntimeError, AssertionError), match="not compiled with CUDA enabled"):
-        run_snippet(TENSORS, lines)
+        run_snippet("tensors", lines)
     # Everything before the GPU line ran, and printed as PyTorch prints it.
     assert lines == ["tensor([5, 7, 9])"]
 
 
 def test_tensors_without_the_gpu_line(backend):
-    cpu_part = TENSORS.split("# GPU tensors")[0]
-    ns, lines, _ = run_snippet(cpu_part)
+    ns, lines, _ = run_snippet("tensors", cut="# GPU tensors")
     assert lines == ["tensor([5, 7, 9])"]
     assert ns["z"].dtype == lazytorch.int64
     np.testing.assert_array_equal(ns["z"].numpy(), np.array([1, 2, 3]) + np.array([4, 5, 6]))
@@ -200,7 +139,7 @@ def test_tensors_without_the_gpu_line(backend):
 
 
 def test_neural_networks(backend):
-    ns, lines, args = run_snippet(NEURAL_NETWORKS)
+    ns, lines, args = run_snippet("neural_networks")
     out, x, fc = ns["output"], ns["x"], ns["model"].fc
     assert tuple(out.shape) == (5, 1)
     assert len(args) == 1 and args[0][0] is out
@@ -226,7 +165,7 @@ def _numpy_sgd_losses(X, y, w, b, lr=0.01, steps=100):
 
 def test_training_loop(backend):
     lazytorch.manual_seed(0)
-    ns, lines, _ = run_snippet(TRAINING_LOOP)
+    ns, lines, _ = run_snippet("training_loop")
     # The printed lines look like PyTorch's: "Epoch 0, Loss: 1.2345..." every 10 epochs.
     pat = re.compile(r"^Epoch (\d+), Loss: (\d+\.\d+(?:e-?\d+)?)$")
     matches = [pat.match(line) for line in lines]
@@ -247,21 +186,21 @@ def test_training_loop(backend):
 
 
 def test_autograd(backend):
-    ns, lines, _ = run_snippet(AUTOGRAD)
+    ns, lines, _ = run_snippet("autograd")
     assert lines == ["tensor(4.)"]
     assert ns["x"].grad.item() == 4.0          # d(x^2)/dx at x = 2
     assert ns["x"].grad.shape == ()
 
 
 def test_custom_layers(backend):
-    ns, lines, _ = run_snippet(CUSTOM_LAYERS)
+    ns, lines, _ = run_snippet("custom_layers")
     assert lines == ["tensor([1., 4., 9.])"]
     np.testing.assert_array_equal(ns["output"].numpy(), np.array([1.0, 2.0, 3.0]) ** 2)
     assert list(ns["layer"].parameters()) == []
 
 
 def test_data_loading(backend):
-    ns, lines, args = run_snippet(DATA_LOADING, torch=lazytorch)
+    ns, lines, args = run_snippet("data_loading")
     batches = [a[0] for a in args]
     assert len(batches) == 10
     for batch in batches:
