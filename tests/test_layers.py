@@ -40,9 +40,8 @@ ENGINE = {"lazytorch.engine.realize", "lazytorch.engine.plan", "lazytorch.engine
 # a new module must be placed in a layer here
 FRONT_END = {
     "__main__", "accelerator", "amp", "as_torch", "autograd", "backends", "cache", "cpu", "cuda",
-    "debug", "distributed", "frontend", "functional", "jit", "linalg", "nn", "onnx", "optim",
-    "profiler",
-    "serialization", "text", "utils", "vision",
+    "debug", "distributed", "distributions", "frontend", "functional", "jit", "linalg", "nn",
+    "onnx", "optim", "profiler", "serialization", "text", "utils", "vision",
 }
 ORDER = ["config", "ir", "runtime", "compiler", "engine", "front end"]
 
