@@ -13,11 +13,25 @@ from lazytorch.runtime import native
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (pycuda and a driver): skipped "
                                        "without one; `pytest -m cuda` runs only these")
+    config.addinivalue_line("markers", "heavy: trains a whole example or compiles every CUDA "
+                                       "kernel with nvcc (seconds to a minute each); "
+                                       "`-m 'not heavy'` leaves them out")
+
+
+# the tests marked heavy (by file, or file::test)
+_HEAVY = ("test_example_quickstart.py", "test_example_resnet_digits.py",
+          "test_example_char_gpt.py", "test_example_char_lstm.py",
+          "test_example_policy_gradient.py",
+          "test_cuda_codegen.py::test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80")
 
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked cuda skip where no GPU can run (nothing starts CUDA to find out where
-    pycuda is not installed)."""
+    pycuda is not installed); the heavy ones get their mark."""
+    for item in items:
+        where = item.nodeid.rsplit("/", 1)[-1]
+        if where.split("::")[0] in _HEAVY or where.split("[")[0] in _HEAVY:
+            item.add_marker(pytest.mark.heavy)
     marked = [item for item in items if item.get_closest_marker("cuda")]
     if marked and not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="no CUDA GPU here (pycuda, a driver and a device)")

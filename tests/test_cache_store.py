@@ -24,7 +24,7 @@ import pytest
 import lazytorch as torch
 from lazytorch import debug
 from lazytorch.runtime import cache, cpu, native
-from lazytorch.runtime.cpu import elf, toolchain
+from lazytorch.runtime.cpu import elf, scratch, toolchain
 from lazytorch.runtime.native import sources
 from tests.test_native_choice import NO_EXTENSION
 
@@ -283,6 +283,7 @@ def test_a_module_that_never_loads_is_an_error_after_one_rebuild(fresh, tmp_path
 
     def refuse(path, *a, **k):
         raise OSError(f"{path}: cannot be loaded")
+    scratch.load()   # (the runtime kernel modules link against loads first: not the one refused)
     real = ctypes.CDLL
     monkeypatch.setattr(ctypes, "CDLL", refuse)
     debug.reset_stats()

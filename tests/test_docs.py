@@ -25,12 +25,6 @@ from tests.doc_blocks import BlockRunner
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-# the examples issue #18 adds in parallel branches; until they land, the README may name them
-# (remove this set once they are all on main)
-_LANDING = {"examples/quickstart.py", "examples/compiler_tour.py", "examples/resnet_digits.py",
-            "examples/char_gpt.py", "examples/char_lstm.py", "examples/policy_gradient.py",
-            "examples/seed"}
-
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -168,8 +162,6 @@ def test_command_names_what_exists(doc, cmd):
         if f in _USERS:
             continue
         target = f.removesuffix("/*.py")
-        if target in _LANDING and not (ROOT / target).exists():
-            continue
         assert (ROOT / target).exists(), f"{doc}: `{cmd}` runs {f}, which does not exist"
     for m in mods:
         if m in _USERS or m == "pytest":
