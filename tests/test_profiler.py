@@ -201,3 +201,27 @@ def test_lazytorch_profile_prints_the_table_at_exit():
     assert "lazytorch profile (LAZYTORCH_PROFILE)" in r.stderr
     assert "Self CPU time total" in r.stderr and "<string>:4" in r.stderr
     assert "relu" in r.stderr
+
+
+def test_a_scheduled_profile_keeps_its_last_window_and_a_failing_schedule_starts_nothing(
+        tmp_path):
+    x = torch.randn(8, 8)
+    traces = []
+    with profile(schedule=schedule(wait=0, warmup=0, active=2),
+                 on_trace_ready=lambda p: p.export_chrome_trace(
+                     str(tmp_path / f"t{len(traces)}.json")) or traces.append(1)) as p:
+        for i in range(3):
+            (x @ x + i).sum().item()
+            p.step()
+    # the handler saw its window's events, and after the block the results are the last window's
+    assert traces and json.loads((tmp_path / "t0.json").read_text())["traceEvents"]
+    assert [e.name for e in p.events()].count("lazytorch::realize") >= 1
+    with profile(schedule=schedule(wait=0, warmup=0, active=2)) as q:   # no handler
+        for i in range(2):
+            (x @ x - i).sum().item()
+            q.step()
+    assert [e.name for e in q.events()].count("lazytorch::realize") == 2
+    with pytest.raises(ZeroDivisionError):
+        profile(schedule=lambda step: 1 / 0).start()
+    with profile():          # the failed start left no profile running
+        pass

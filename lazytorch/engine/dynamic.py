@@ -86,14 +86,15 @@ def lookup(key: tuple) -> tuple[tuple, list[int]] | None:
             del SHAPES[next(iter(SHAPES))]
         seen = SHAPES[shape] = Shape(values, frozenset(range(len(pos))) if how == "all"
                                      else frozenset())
-    elif how != "all":
+    varying_set = seen.varying   # (read once: another thread may widen it meanwhile)
+    if how != "all":
         changed = frozenset(j for j, (a, b) in enumerate(zip(seen.first, values)) if a != b)
-        if not changed <= seen.varying:
-            seen.varying = seen.varying | changed
-    if not seen.varying:
+        if not changed <= varying_set:
+            varying_set = seen.varying = varying_set | changed
+    if not varying_set:
         return None
-    varying = sorted(seen.varying)
-    fixed = tuple(v for j, v in enumerate(values) if j not in seen.varying)
+    varying = sorted(varying_set)
+    fixed = tuple(v for j, v in enumerate(values) if j not in varying_set)
     return ("scalars", seen.serial, tuple(varying), fixed), [pos[j] for j in varying]
 
 

@@ -132,6 +132,7 @@ class profile:
         self._rec: _Recorder | None = None
         self._done: list[FunctionEvent] = []
         self._wall_us = 0.0
+        self._saved: tuple[list[FunctionEvent], float] = ([], 0.0)   # the last saved window's
         self._action = ProfilerAction.NONE
 
     # -- the recording window ------------------------------------------------------------------
@@ -146,10 +147,11 @@ class profile:
         global _current
         if _current is not None:
             raise RuntimeError("Profiler is already enabled")
+        action = self._next_action()   # (the user's schedule may raise: nothing started yet)
         _current = self
         self._rec = _Recorder(self.record_shapes)
         self._rec.pause()
-        self._enter(self._next_action())
+        self._enter(action)
 
     def stop(self) -> None:
         global _current
@@ -158,10 +160,13 @@ class profile:
         saving = self._action in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)
         self._enter(ProfilerAction.NONE)
         _current = None
-        if saving and self.schedule is not None:
-            self._save()
-        self._collect()
-        self._rec = None
+        try:
+            # (a window just begun, with nothing in it, leaves the last saved one the results)
+            if saving and self.schedule is not None and (self._rec.events or self._done):
+                self._save()
+        finally:
+            self._collect()
+            self._rec = None
 
     def step(self) -> None:
         """The end of one training step (with a schedule: the next action begins)."""
@@ -187,12 +192,14 @@ class profile:
             rec.pause()
 
     def _save(self) -> None:
-        """The end of an active window: the trace handler sees what it recorded."""
+        """The end of an active window: the trace handler sees what it recorded, and the
+        results (events(), key_averages()) are that window's until the next one ends."""
         self._collect()
-        if self.on_trace_ready is not None:
-            self.on_trace_ready(self)
+        self._saved = (self._done, self._wall_us)
         self._done = []
         self._wall_us = 0.0
+        if self.on_trace_ready is not None:
+            self.on_trace_ready(self)
 
     def _collect(self) -> None:
         rec = self._rec
@@ -210,14 +217,22 @@ class profile:
     def events(self) -> EventList:
         """Every event recorded, and one for the Python time outside every realize and
         record_function on the profiling thread."""
-        top = _nest(self._done)
+        done, wall = self._window()
+        top = _nest(done)
         me = threading.get_ident()
         inside = sum(e.cpu_time_total for e in top if e.thread == me)
-        rest = max(self._wall_us - inside, 0.0)
-        out = EventList(sorted(self._done, key=lambda e: e.start_us), self._wall_us)
-        if self._wall_us:
+        rest = max(wall - inside, 0.0)
+        out = EventList(sorted(done, key=lambda e: e.start_us), wall)
+        if wall:
             out.append(FunctionEvent(PYTHON, 0.0, rest, "python", me))
         return out
+
+    def _window(self) -> tuple[list[FunctionEvent], float]:
+        """The events and wall time of the results: those recorded since the last saved
+        window, or (no events since) the saved window's."""
+        if self._done or not self._saved[0]:
+            return self._done, self._wall_us
+        return self._saved
 
     def key_averages(self, group_by_input_shape: bool = False, group_by_stack_n: int = 0
                      ) -> EventList:
@@ -230,7 +245,7 @@ class profile:
         trace = [{"name": e.name, "ph": "X", "ts": e.start_us, "dur": e.cpu_time_total,
                   "pid": pid, "tid": e.thread, "cat": e.kind,
                   "args": {"ops": list(e.ops), "sources": list(e.sources)}}
-                 for e in self._done]
+                 for e in self._window()[0]]
         atomic_write(path, json.dumps({"traceEvents": trace}).encode())
 
 
