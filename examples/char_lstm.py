@@ -18,24 +18,20 @@ Run: python examples/char_lstm.py          (full run; a few minutes on 2 cores)
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
-import sys
 import time
-from collections import Counter
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from char_gpt import docstring_corpus, summarize  # noqa: E402  (the data; the run's end)
 from tqdm import tqdm  # noqa: E402
 
 import lazytorch as torch  # noqa: E402
 import lazytorch.debug  # noqa: E402
 import lazytorch.nn as nn  # noqa: E402
 import lazytorch.nn.functional as F  # noqa: E402
-from lazytorch.text import Vocab, stdlib_docstrings  # noqa: E402
 
 # --quick passes when the val loss is this far below the unigram baseline (a model that knows only
 # the letter frequencies): the model has learnt which letters follow which. PyTorch's eager run of
@@ -158,17 +154,9 @@ def main(argv=None):
     device = args.device
 
     # --- Data: characters of the standard library's docstrings, 90% train, 10% val ----------
-    text = stdlib_docstrings()
-    vocab = Vocab.build(text)
-    data = torch.tensor(vocab.encode(text), dtype=torch.long)
-    n = int(0.9 * len(data))
+    text, vocab, data, n, uniform, unigram = docstring_corpus()
     train_data = batchify(data[:n], args.batch_size).to(device)
     val_data = batchify(data[n:], args.batch_size).to(device)
-    counts = Counter(text[:n])
-    uniform = math.log(len(vocab))
-    unigram = -sum(c / n * math.log(c / n) for c in counts.values())
-    print(f"text: {len(text):,} characters of docstrings from {sys.prefix}, vocab "
-          f"{len(vocab)}; uniform loss {uniform:.3f}, unigram loss {unigram:.3f}")
 
     model = CharLSTM(len(vocab), args.emsize, args.nhid, args.nlayers, args.dropout).to(device)
     print(f"number of parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
@@ -245,40 +233,9 @@ def main(argv=None):
     bar.close()
     wall = time.perf_counter() - t_start
 
-    # --- Summary, checkpoint, plot --------------------------------------------------------
-    stats = torch.debug.stats()
-    ckpt_path = os.path.join(args.out, "ckpt.pt")
-    torch.save(model.state_dict(), ckpt_path)
-    plot_path = os.path.join(args.out, "loss.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["iter"], history["train"], label="train (mean since last eval)")
-    ax.plot(history["iter"], history["val"], label="val")
-    ax.axhline(unigram, color="gray", linestyle="--", label="unigram baseline")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats / char)")
-    ax.set_title("char_lstm on the standard library's docstrings")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(plot_path, dpi=100)
-    plt.close(fig)
-
-    warm = step_times[len(step_times) // 10:] or step_times
-    print(f"time per step {statistics.median(warm) * 1000:.1f} ms (median), "
-          f"{tokens_per_step / statistics.median(warm):,.0f} tokens/s, total {wall:.1f} s")
-    print(f"kernels compiled {stats['kernels_compiled']}, plan-cache hits "
-          f"{stats['plan_cache_hits']}")
-    print(f"checkpoint {ckpt_path}, plot {plot_path}")
-    print("sample:\n" + prompt_text + sample(args.sample_chars * 2))
-    final = history["val"][-1]
-    print(f"final train loss {history['train'][-1]:.4f} val loss {final:.4f} "
-          f"(unigram {unigram:.4f}, uniform {uniform:.4f})")
-    if args.quick:
-        threshold = unigram - QUICK_MARGIN
-        if not final < threshold:
-            sys.exit(f"FAILED: val loss {final:.4f} is not below {threshold:.4f} "
-                     f"(the unigram baseline {unigram:.4f} less {QUICK_MARGIN})")
-        print(f"OK: val loss {final:.4f} < {threshold:.4f} (unigram baseline less "
-              f"{QUICK_MARGIN})")
+    summarize(args, model, history, step_times, wall, tokens_per_step, unigram, uniform,
+              sample, prompt_text, "char_lstm on the standard library's docstrings",
+              "train (mean since last eval)", QUICK_MARGIN)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class Net(nn.Module):
         return self.fc2(x)
 
 
-def train_epoch(model, device, loader, optimizer, scheduler, epoch, history):
+def train_epoch(model, device, loader, criterion, optimizer, scheduler, epoch, history):
     model.train()
     bar = tqdm(loader, desc=f"epoch {epoch:2d}", unit="batch")
     seen, start = 0, time.perf_counter()
@@ -64,7 +64,7 @@ def train_epoch(model, device, loader, optimizer, scheduler, epoch, history):
         t0 = time.perf_counter()
         data, target = data.to(device), target.to(device)
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(data), target)
+        loss = criterion(model(data), target)
         loss.backward()
         optimizer.step()
         scheduler.step()
@@ -76,20 +76,20 @@ def train_epoch(model, device, loader, optimizer, scheduler, epoch, history):
                         samples_per_s=f"{seen / (time.perf_counter() - start):,.0f}")
 
 
-def evaluate(model, device, loader):
+def evaluate(model, device, loader, criterion):
     model.eval()
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for data, target in loader:
             data, target = data.to(device), target.to(device)
             output = model(data)
-            loss_sum += F.cross_entropy(output, target, reduction="sum").item()
+            loss_sum += criterion(output, target).item() * len(target)
             correct += (output.argmax(dim=1) == target).sum().item()
     n = len(loader.dataset)
     return loss_sum / n, correct / n
 
 
-def plot(history, path):
+def plot(history, path, title, target_accuracy):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     steps_per_epoch = len(history["train_loss"]) / len(history["test_loss"])
     ax_loss.plot([i / steps_per_epoch for i in range(len(history["train_loss"]))],
@@ -100,67 +100,71 @@ def plot(history, path):
     ax_loss.legend()
     ax_acc.plot(epochs, [100 * a for a in history["test_acc"]], "o-", color="tab:green",
                 label="test")
-    ax_acc.axhline(100 * TARGET_ACCURACY, ls="--", color="gray", lw=0.8,
-                   label=f"{TARGET_ACCURACY:.0%} target")
+    ax_acc.axhline(100 * target_accuracy, ls="--", color="gray", lw=0.8,
+                   label=f"{target_accuracy:.0%} target")
     ax_acc.legend(loc="lower right")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy",
                ylim=(min(80, 100 * min(history["test_acc"])), 100))
-    fig.suptitle("lazytorch: a small CNN on scikit-learn's 8x8 digits")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def main():
-    parser = argparse.ArgumentParser(description="lazytorch quickstart: a CNN on 8x8 digits")
-    parser.add_argument("--epochs", type=int, default=15)
+def parse_args(description, epochs, lr, out, quick_epochs, quick_target):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate")
+    parser.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=os.path.join("runs", "quickstart"))
+    parser.add_argument("--out", default=os.path.join("runs", out))
     parser.add_argument("--quick", action="store_true",
-                        help=f"3 epochs; exit 1 below {QUICK_TARGET_ACCURACY:.0%} accuracy")
+                        help=f"{quick_epochs} epochs; exit 1 below {quick_target:.0%} accuracy")
     args = parser.parse_args()
     if args.quick:
-        args.epochs = 3
-    target = QUICK_TARGET_ACCURACY if args.quick else TARGET_ACCURACY
+        args.epochs = quick_epochs
+    return args
 
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
+
+def digits_loaders(batch_size):
+    """Digits with random one-pixel shifts for training; the test images as they are."""
     normalize = transforms.Normalize((0.3053,), (0.3759,))
     train_transform = transforms.Compose([transforms.RandomCrop(8, padding=1),
                                           transforms.ToTensor(), normalize])
     test_transform = transforms.Compose([transforms.ToTensor(), normalize])
     train_set = datasets.Digits(train=True, transform=train_transform)
     test_set = datasets.Digits(train=False, transform=test_transform)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
                               drop_last=True)   # one batch shape: one compiled plan
     test_loader = DataLoader(test_set, batch_size=1000)
+    return train_loader, test_loader
 
-    model = Net().to(device)
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
-                                              steps_per_epoch=len(train_loader))
-    print(f"{len(train_set)} training and {len(test_set)} test images, "
+
+def fit(args, model, device, loaders, criterion, optimizer, scheduler, target, checkpoint,
+        figure, title, target_accuracy):
+    """Train for args.epochs, testing after each; save the checkpoint and the plot, print the
+    summary, and exit 1 when the test accuracy is below target."""
+    train_loader, test_loader = loaders
+    print(f"{len(train_loader.dataset)} training and {len(test_loader.dataset)} test images, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters, {args.epochs} epochs")
 
     history = {"train_loss": [], "step_time": [], "test_loss": [], "test_acc": []}
     torch.debug.reset_stats()
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        train_epoch(model, device, train_loader, optimizer, scheduler, epoch, history)
-        test_loss, test_acc = evaluate(model, device, test_loader)
+        train_epoch(model, device, train_loader, criterion, optimizer, scheduler, epoch, history)
+        test_loss, test_acc = evaluate(model, device, test_loader, criterion)
         history["test_loss"].append(test_loss)
         history["test_acc"].append(test_acc)
         print(f"epoch {epoch:2d}: test loss {test_loss:.4f}, test accuracy {test_acc:.2%}")
     elapsed = time.perf_counter() - start
 
     os.makedirs(args.out, exist_ok=True)
-    checkpoint = os.path.join(args.out, "digits_cnn.pt")
+    checkpoint = os.path.join(args.out, checkpoint)
     torch.save(model.state_dict(), checkpoint)
-    figure = os.path.join(args.out, "quickstart.png")
-    plot(history, figure)
+    figure = os.path.join(args.out, figure)
+    plot(history, figure, title, target_accuracy)
 
     stats = torch.debug.stats()
     step_ms = 1000 * statistics.median(history["step_time"])
@@ -174,6 +178,21 @@ def main():
     if history["test_acc"][-1] < target:
         sys.exit(f"FAILED: test accuracy {history['test_acc'][-1]:.2%} is below the "
                  f"{target:.0%} this run promises")
+
+
+def main():
+    args = parse_args("lazytorch quickstart: a CNN on 8x8 digits", epochs=15, lr=1e-2,
+                      out="quickstart", quick_epochs=3, quick_target=QUICK_TARGET_ACCURACY)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    loaders = digits_loaders(args.batch_size)
+    model = Net().to(device)
+    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
+                                              steps_per_epoch=len(loaders[0]))
+    fit(args, model, device, loaders, F.cross_entropy, optimizer, scheduler,
+        QUICK_TARGET_ACCURACY if args.quick else TARGET_ACCURACY, "digits_cnn.pt",
+        "quickstart.png", "lazytorch: a small CNN on scikit-learn's 8x8 digits", TARGET_ACCURACY)
 
 
 if __name__ == "__main__":
