@@ -4,7 +4,8 @@ ctypes), host memory (HostAllocator; HOST is the process's), the kernels' per-th
 library and the thread count. The renderer is on the compiler side (lazytorch/compiler/); the
 backend that joins them is registered in lazytorch/engine/."""
 from .allocator import HOST, POOL_MIN_BYTES, HostAllocator
-from .ccompiler import INDEX, CCompiler
+from ..symbols import INDEX
+from .ccompiler import CCompiler
 from .cruntime import CRuntime
 from .threads import cores, get_num_threads, set_num_threads
 from .toolchain import (

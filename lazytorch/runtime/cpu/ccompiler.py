@@ -4,35 +4,25 @@ once, in whatever module, is never compiled again."""
 from __future__ import annotations
 
 import ctypes
-import threading
 
 from ... import config
-from .. import cache
 from ..protocol import CompileError, Compiler
+from ..symbols import SymbolIndex
 from . import scratch, threads, toolchain
 
-INDEX = "symbols"   # the cache folder naming, for each kernel symbol, the module defining it
-_HEX = frozenset("0123456789abcdef")
 
-
-class CCompiler(Compiler):
+class CCompiler(SymbolIndex, Compiler):
     """Kernel modules compiled by cc with `flags` (toolchain.CFLAGS by default)."""
 
     name = "cc"
 
     def __init__(self, flags: list[str] | None = None):
         self.flags = list(toolchain.CFLAGS if flags is None else flags)
-        self._libs: dict[str, ctypes.CDLL] = {}   # loaded modules by cache key
-        self._where: dict[str, str] = {}          # symbol -> cache key of a loaded module
-        self._lock = threading.Lock()
+        super().__init__()
 
     def key(self, source: str) -> str:
         """The disk-cache key of `source` compiled by this compiler."""
         return toolchain.cache_key(source, self.flags)
-
-    def _index_key(self, symbol: str) -> str:
-        """The disk index entry naming the cached module that defines `symbol`."""
-        return self.key("symbol " + symbol)
 
     def workers(self) -> int:
         return threads.cores()
@@ -43,31 +33,16 @@ class CCompiler(Compiler):
         scratch.load()
         return toolchain.load(key, symbols)
 
-    def find(self, symbol: str) -> ctypes.CDLL | None:
-        key = self._where.get(symbol)
-        if key is not None:
-            return self._libs[key]
-        raw = cache.read(self._index_key(symbol), INDEX)
-        if raw is None:
-            return None
-        key = raw.decode("ascii", "replace").strip()
-        if len(key) != 64 or not _HEX.issuperset(key):
-            return None   # a damaged index entry: compile() writes it again
-        with self._lock:
-            lib = self._libs.get(key)
-        if lib is None:
-            lib = self._load(key, [symbol])
-            if lib is None:
-                return None
-            config.STATS["compile_cache_hits"] += 1
+    def _open(self, key: str, symbol: str) -> ctypes.CDLL | None:
+        lib = self._load(key, [symbol])
+        return lib if lib is not None and self._defines(lib, symbol) else None
+
+    def _defines(self, module: ctypes.CDLL, symbol: str) -> bool:
         try:
-            lib[symbol]
-        except AttributeError:   # a stale entry: compile it again
-            return None
-        with self._lock:
-            lib = self._libs.setdefault(key, lib)
-            self._where[symbol] = key
-        return lib
+            module[symbol]
+        except AttributeError:
+            return False
+        return True
 
     def compile(self, sources: list[str], symbols: list[list[str]] | None = None
                 ) -> list[ctypes.CDLL]:
@@ -77,7 +52,7 @@ class CCompiler(Compiler):
         loaded: dict[str, ctypes.CDLL] = {}
         running = []
         for src, key, want in zip(sources, keys, syms):
-            if key in self._libs or key in loaded or any(k == key for k, _ in running):
+            if key in self._mods or key in loaded or any(k == key for k, _ in running):
                 continue
             lib = self._load(key, want)
             if lib is not None:
@@ -100,10 +75,7 @@ class CCompiler(Compiler):
             raise errors[0]
         with self._lock:
             for key, lib in loaded.items():
-                self._libs.setdefault(key, lib)
+                self._mods.setdefault(key, lib)
         for key, want in zip(keys, syms):
-            for sym in want:
-                if key in loaded:
-                    cache.write(self._index_key(sym), key.encode(), INDEX)
-                self._where[sym] = key
-        return [self._libs[k] for k in keys]
+            self._indexed(key, want, written=key in loaded)
+        return [self._mods[k] for k in keys]
