@@ -190,10 +190,14 @@ def test_one_profile_at_a_time_and_the_autograd_alias():
 
 
 def test_lazytorch_profile_prints_the_table_at_exit():
+    """... and a user's profile inside the whole-run one records too (both see its kernels)."""
     code = ("import lazytorch as torch\n"
             "x = torch.randn(100)\n"
             "for i in range(3):\n"
-            "    (x * 2 + 1).relu().sum().item()\n")
+            "    (x * 2 + 1).relu().sum().item()\n"
+            "with torch.profiler.profile() as p:\n"
+            "    x.exp().sum().item()\n"
+            "print('user:', sorted({e.name for e in p.events() if 'kernel' in e.name}))\n")
     env = dict(os.environ, LAZYTORCH_PROFILE="1", PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=120, cwd=ROOT)
@@ -201,6 +205,8 @@ def test_lazytorch_profile_prints_the_table_at_exit():
     assert "lazytorch profile (LAZYTORCH_PROFILE)" in r.stderr
     assert "Self CPU time total" in r.stderr and "<string>:4" in r.stderr
     assert "relu" in r.stderr
+    assert "user: ['kernel exp+sum']" in r.stdout, r.stdout
+    assert "kernel exp+sum" in r.stderr
 
 
 def test_a_scheduled_profile_keeps_its_last_window_and_a_failing_schedule_starts_nothing(

@@ -24,6 +24,24 @@ from .events import EventList, FunctionEvent
 
 PYTHON = "[python] user code and op recording"
 _current: profile | None = None   # the profile started and not yet stopped
+_recording: list[_Recorder] = []  # the recorders in a recording window: the user's, and
+#                                   LAZYTORCH_PROFILE's whole-run profile around it
+
+
+class _Tee:
+    """config.PROFILER while two profiles record (a user's inside LAZYTORCH_PROFILE's)."""
+
+    def __init__(self, recorders: tuple):
+        self.recorders = recorders
+
+    def event(self, *args, **kwargs) -> None:
+        for r in self.recorders:
+            r.event(*args, **kwargs)
+
+
+def _publish() -> None:
+    config.PROFILER = (None if not _recording else _recording[0] if len(_recording) == 1
+                       else _Tee(tuple(_recording)))
 
 
 class ProfilerActivity(enum.Enum):
@@ -144,11 +162,17 @@ class profile:
         self.stop()
 
     def start(self) -> None:
+        self._start(whole_run=False)
+
+    def _start(self, whole_run: bool) -> None:
+        """(The whole-run profile of LAZYTORCH_PROFILE is not `_current`: a user's profile may
+        start inside it, and both record.)"""
         global _current
-        if _current is not None:
+        if _current is not None and not whole_run:
             raise RuntimeError("Profiler is already enabled")
         action = self._next_action()   # (the user's schedule may raise: nothing started yet)
-        _current = self
+        if not whole_run:
+            _current = self
         self._rec = _Recorder(self.record_shapes)
         self._rec.pause()
         self._enter(action)
@@ -159,7 +183,8 @@ class profile:
             return
         saving = self._action in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)
         self._enter(ProfilerAction.NONE)
-        _current = None
+        if _current is self:
+            _current = None
         try:
             # (a window just begun, with nothing in it, leaves the last saved one the results)
             if saving and self.schedule is not None and (self._rec.events or self._done):
@@ -185,11 +210,14 @@ class profile:
         self._action = action
         rec = self._rec
         if action in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE):
-            config.PROFILER = rec
+            if rec not in _recording:
+                _recording.append(rec)
             rec.resume()
         else:   # waiting or warming up: nothing is reported, the plans run as they do unseen
-            config.PROFILER = None
+            if rec in _recording:
+                _recording.remove(rec)
             rec.pause()
+        _publish()
 
     def _save(self) -> None:
         """The end of an active window: the trace handler sees what it recorded, and the
@@ -285,7 +313,7 @@ def at_exit() -> profile | None:
     import atexit
     import sys
     prof = profile()
-    prof.start()
+    prof._start(whole_run=True)
 
     def report() -> None:
         prof.stop()
