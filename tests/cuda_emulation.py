@@ -6,7 +6,9 @@ The emulation: the kernel and device qualifiers are empty, `__shared__` variable
 host thread (ucontext) switched round-robin at barriers: `__syncthreads()` waits for the
 block's threads and `__shfl_down_sync` exchanges values through a barrier of the warp's 32
 threads. Kernels without either run their threads one after another. The half
-conversions, which the device does with PTX instructions, use the host's _Float16. Everything
+conversions, which the device does with PTX instructions, use the host's _Float16; a warp's
+tensor-core product (mma.sync, the prelude's lt_mma_16816_f16/bf16) is computed on the host
+from the fragments its 32 lanes exchange through the warp's barrier. Everything
 else (the helpers, the fault flag, every kernel) is the CUDA module's own text."""
 from __future__ import annotations
 
@@ -61,6 +63,34 @@ static inline lt_u16 lt_f2h(float f) { _Float16 h = (_Float16)f; lt_u16 u; memcp
   return u; }
 static inline float lt_h16r(float f) { return (float)(_Float16)f; }
 static inline float lt_h16r(double d) { return (float)(_Float16)d; }
+/* a warp's mma.sync.m16n8k16 (the prelude's lt_mma_16816_*): each lane posts its fragments,
+   then (after the warp's barrier) computes its own four outputs from the whole 16 x 16 A and
+   16 x 8 B, read back through the PTX ISA's fragment layouts (lane = 4 g + t): A[r][k] is
+   half k % 2 of word (r / 8) + 2 (k / 8) of lane 4 (r % 8) + (k % 8) / 2; B[k][n] half k % 2
+   of word k / 8 of lane 4 n + (k % 8) / 2; C[r][n] element 2 (r / 8) + n % 2 of lane
+   4 (r % 8) + (n % 8) / 2 */
+static lt_u32 lt_frag[1024][6];
+static inline float lt_half_of(lt_u32 w, int k, bool bf) {
+  lt_u16 h = (lt_u16)(w >> (16 * (k & 1)));
+  if (!bf) return lt_h2f(h);
+  lt_u32 u = (lt_u32)h << 16; float f; memcpy(&f, &u, 4); return f; }
+static void lt_mma_16816(float c[4], const lt_u32 a[4], const lt_u32 b[2], bool bf) {
+  unsigned w0 = threadIdx.x & ~31u, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  memcpy(lt_frag[threadIdx.x], a, 16); memcpy(lt_frag[threadIdx.x] + 4, b, 8);
+  lt_arrive(lt_warp_bar[threadIdx.x >> 5]);
+  for (int e = 0; e < 4; e++) {
+    int r = g + 8 * (e >> 1), n = 2 * t + (e & 1);
+    float s = 0;
+    for (int k = 0; k < 16; k++) {
+      float x = lt_half_of(lt_frag[w0 + 4 * (r % 8) + (k % 8) / 2][r / 8 + 2 * (k / 8)], k, bf);
+      float y = lt_half_of(lt_frag[w0 + 4 * n + (k % 8) / 2][4 + k / 8], k, bf);
+      s += x * y; }
+    c[e] += s; }
+  lt_arrive(lt_warp_bar[threadIdx.x >> 5]); }
+static void lt_mma_16816_f16(float c[4], const lt_u32 a[4], const lt_u32 b[2]) {
+  lt_mma_16816(c, a, b, false); }
+static void lt_mma_16816_bf16(float c[4], const lt_u32 a[4], const lt_u32 b[2]) {
+  lt_mma_16816(c, a, b, true); }
 static void lt_entry() { lt_kernel(); lt_cur->done = true; }
 template <class F> static void lt_run(F kernel, unsigned gx, unsigned gy, unsigned gz,
                                       unsigned bx, bool sync) {

@@ -90,8 +90,8 @@ def op_sweep(rng) -> None:
 
 def nn_workloads() -> None:
     """The device tests' training steps, and layers at sizes that take each CUDA strategy:
-    long rows (blocks of 1024), a long full sum, a column sum, products, convolutions,
-    attention."""
+    long rows (blocks of 1024), a long full sum, a column sum, products (on tensor cores for
+    half types), convolutions, attention."""
     from tests import test_devices_training as training
     for opt in ("adam", "adamw", "sgd"):
         _realize(training._mlp_run("cpu", opt))
@@ -119,6 +119,17 @@ def nn_workloads() -> None:
     _realize(a @ b, (a @ b).relu() + 1, torch.randn(3, 16, 24) @ torch.randn(3, 24, 40),
              (a.half() @ b.half()), torch.zeros(5, 4).scatter_add(0, torch.tensor(
                  [[0, 1, 2, 0], [4, 4, 4, 4]]), torch.ones(2, 4)))
+    # tensor cores (mma.py): bfloat16 with a bias and relu, transposed, batched, 128 x 128
+    # tiles; a float16 linear layer's step
+    h, g = a.bfloat16(), b.bfloat16()
+    _realize((h @ g + torch.randn(80).bfloat16()).relu(), g.t() @ h.t(),
+             torch.randn(3, 17, 40).bfloat16() @ torch.randn(3, 40, 65).bfloat16(),
+             torch.randn(1030, 64).bfloat16() @ torch.randn(64, 1030).bfloat16())
+    lin = nn.Linear(96, 80).half()
+    hx = torch.randn(64, 96).half().requires_grad_()
+    hloss = lin(hx).float().square().mean()
+    hloss.backward()
+    _realize(hloss, hx.grad, lin.weight.grad, lin.bias.grad)
 
 
 def autograd_workloads() -> None:

@@ -19,6 +19,7 @@ from lazytorch import config
 from lazytorch.compiler.codegen.cuda import CudaRenderer
 from lazytorch.compiler.renderer import Launch
 from lazytorch.engine.plan import _check_kernel
+from lazytorch.frontend.tensor import realize_tensors
 from lazytorch.runtime import cache
 from lazytorch.runtime.cuda import nvcc
 from lazytorch.runtime.protocol import CompileError
@@ -90,6 +91,38 @@ def test_matmuls_are_tiled_per_block_and_batch():
     (big,) = cuda_kernels(torch.randn(2000, 64) @ torch.randn(64, 1000))
     assert R.launch(big) == Launch((8, 16, 1), (256, 1, 1))    # 128 x 128 tiles
     assert "c[8][8]" in big.source
+
+
+def _product(ks):
+    (k,) = [k for k in ks if R.plan(k).kind in ("gemm", "mma")]
+    return k
+
+
+@pytest.mark.parametrize("dtype, fn", [(torch.bfloat16, "lt_mma_16816_bf16"),
+                                       (torch.float16, "lt_mma_16816_f16")])
+def test_half_products_run_on_tensor_cores_from_sm_80(dtype, fn):
+    a, b = torch.randn(100, 96).to(dtype), torch.randn(96, 130).to(dtype)
+    k = _product(cuda_kernels((a @ b).relu()))
+    assert R.plan(k).kind == "mma" and R.launch(k) == Launch((3, 2, 1), (256, 1, 1))
+    assert fn in k.source and "__shared__" in k.source and "c[2][2][4]" in k.source
+    assert CudaRenderer(arch=80).plan(k).kind == "mma"
+    old = CudaRenderer(arch=75)           # no bf16/f16 mma.m16n8k16 before sm_80: FMA tiles
+    assert old.plan(k).kind == "gemm" and "lt_mma" not in old.render_kernel(k, "f")
+    bk = _product(cuda_kernels(torch.randn(5, 70, 40).to(dtype) @
+                               torch.randn(5, 40, 66).to(dtype)))
+    assert R.plan(bk).kind == "mma" and R.launch(bk) == Launch((2, 2, 5), (256, 1, 1))
+    big = _product(cuda_kernels(torch.randn(2000, 64).to(dtype) @
+                                torch.randn(64, 1000).to(dtype)))
+    assert R.launch(big) == Launch((8, 16, 1), (256, 1, 1))    # 128 x 128 tiles, 8 warps
+    assert "c[4][4][4]" in big.source
+
+
+def test_float_products_and_mixed_precision_keep_fma_tiles():
+    a, b = torch.randn(100, 96), torch.randn(96, 130)
+    assert R.plan(_product(cuda_kernels(a @ b))).kind == "gemm"
+    assert R.plan(_product(cuda_kernels(a.double() @ b.double()))).kind == "gemm"
+    # float32 operands rounded to bfloat16 by the user are float32 values to the product
+    assert R.plan(_product(cuda_kernels(a.bfloat16().float() @ b))).kind == "gemm"
 
 
 def test_scatters_run_in_one_block():
@@ -283,6 +316,16 @@ def _cases():
     img = torch.randn(2, 4, 10, 10, requires_grad=True)
     closs = conv(img).square().mean()
     out["conv"] = [closs, *torch.autograd.grad(closs, [img, conv.weight, conv.bias])]
+    # tensor cores: odd sizes (tails of every tile and of the summed axis), batches,
+    # transposed operands, a bias and relu epilogue, 128 x 128 tiles, a half convolution
+    h = [_rand(rng, *s) for s in [(33, 40), (40, 33), (33,), (3, 17, 40), (3, 40, 65),
+                                  (40, 65), (17, 40), (65, 15), (15, 40)]]
+    hconv = torch.nn.Conv2d(4, 16, 3, padding=1).half()
+    out["tensor cores"] = [(h[0].bfloat16() @ h[1].bfloat16() + h[2].bfloat16()).relu(),
+                           h[3].half() @ h[4].half(), h[5].half().t() @ h[6].half().t(),
+                           h[7].bfloat16() @ h[8].bfloat16(),
+                           torch.randn(1030, 12).bfloat16() @ torch.randn(12, 1030).bfloat16(),
+                           hconv(torch.randn(2, 4, 10, 10).half())]
     z = torch.zeros(5, 4)
     idx = torch.tensor([[0, 1, 2, 0], [4, 4, 4, 0]])
     out["scatter and gather"] = [z.scatter_add(0, idx, x[:2, :4]), z.scatter(0, idx, x[:2, :4]),
@@ -349,6 +392,43 @@ def test_long_float_sums_add_up_in_a_cascade(emulated, tmp_path, shape, dim):
     want = shape[dim] * tenth
     # (3.0e-7 and 2.6e-7 here; 2.6e-6 and 1.5e-6 with one running sum per thread)
     assert np.abs(got - want).max() / want < 1e-6
+
+
+def test_tensor_core_products_match_numpy_in_float64(emulated, tmp_path):
+    # float16 products (a float16 ulp is 2^-10): float32 accumulation keeps each output
+    # within its float16 rounding of the exact product, whatever the tails and batches
+    emu = emulated[0]
+    rng = np.random.default_rng(1)
+    shapes = [((17, 65), (65, 33)), ((33, 17), (17, 65)), ((2, 15, 33), (2, 33, 40))]
+    xs = [(_rand(rng, *sa).half(), _rand(rng, *sb).half()) for sa, sb in shapes]
+    ks = cuda_kernels(*[a @ b for a, b in xs])
+    assert sum(R.plan(k).kind == "mma" for k in ks) == 3
+    lib, names = emu.build(ks, str(tmp_path))
+    arrays = emu.run(ks, lib, names)
+    for (a, b), k in zip(xs, [k for k in ks if k.output.dtype == torch.float16]):
+        want = a.float().numpy().astype(np.float64) @ b.float().numpy().astype(np.float64)
+        got = arrays[k.output].astype(np.float64).reshape(want.shape)
+        assert np.all(np.abs(got - want) <= 2.0**-10 * np.abs(want) + 1e-4)
+
+
+def test_tensor_core_staging_reads_operands_strided_along_the_summed_axis(emulated, tmp_path):
+    # a product whose operands are read across their rows (the summed axis strided): the
+    # staging's other order, on float32 values that bfloat16 holds exactly
+    from lazytorch.compiler.codegen.cuda import gemm, mma
+    from lazytorch.compiler.kernel import FNAME
+    emu = emulated[0]
+    rng = np.random.default_rng(2)
+    a, b = (_rand(rng, *s).bfloat16().float() for s in ((40, 70), (40, 33)))
+    realize_tensors([a, b])
+    (k,) = cuda_kernels(a.t() @ b)
+    spec = gemm.match(k)
+    assert spec.a.arg[1].coef(spec.kvar) != 1 and spec.b.arg[1].coef(spec.kvar) != 1
+    k.code = mma.render(R, k, spec, torch.bfloat16, FNAME, lambda i: k.params[i].name)
+    assert "row = idx % 64" in k.code
+    lib, names = emu.build([k], str(tmp_path))
+    got = emu.run([k], lib, names)[k.output].astype(np.float64)
+    want = a.numpy().astype(np.float64).T @ b.numpy().astype(np.float64)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
 def test_the_gpu_benchmark_skips_with_a_clear_line_without_a_gpu():

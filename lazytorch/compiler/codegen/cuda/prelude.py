@@ -26,6 +26,18 @@ static __device__ __forceinline__ float lt_h16r(double d) {
   lt_u16 h; asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d)); return lt_h2f(h); }
 """
 
+# a warp's 16 x 8 x 16 product on tensor cores, c += a b (mma.py gives the fragment layouts),
+# for GPUs of compute capability 8.0 up (the host emulation in tests gives its own)
+MMA = r"""#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+static __device__ __forceinline__ void lt_mma_16816_@T@(float c[4], const lt_u32 a[4],
+                                                        const lt_u32 b[2]) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.@T@.@T@.f32 {%0,%1,%2,%3}, "
+               "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1])); }
+#endif
+"""
+
 
 def helpers() -> str:
     """The C-style core's helpers as device functions (portable C++: the host emulation in
@@ -38,4 +50,4 @@ def helpers() -> str:
 
 def prelude() -> str:
     """The text every CUDA module starts with."""
-    return DEVICE + helpers()
+    return DEVICE + MMA.replace("@T@", "f16") + MMA.replace("@T@", "bf16") + helpers()

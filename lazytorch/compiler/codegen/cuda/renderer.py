@@ -14,7 +14,8 @@ How a kernel runs (plan()):
   per row, each stage's reduction combined across the block (rows.py);
 - scatters: one block (a copy, then the scattered stores in order, as the CPU's);
 - matrix products (the C dialect's GEMM pattern): tiles of the output per block through
-  shared memory (gemm.py)."""
+  shared memory (gemm.py), on tensor cores where the operands are float16 or bfloat16 values
+  and the GPU has them (mma.py)."""
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ from ...renderer import Capabilities, Launch
 from ...rowfuse import RowKernel
 from ..c.reduce import is_vertical
 from ..cstyle import CStyleRenderer
-from . import gemm, prelude, rows
+from . import gemm, mma, prelude, rows
 from .reduce import (
     ARGBEST,
     COMBINE,
@@ -61,7 +62,7 @@ def _column_reduce(k) -> bool:
 
 @dataclass(frozen=True)
 class Strategy:
-    """How one kernel runs: `kind` (grid, block, rows, scatter, gemm) and its launch (every
+    """How one kernel runs: `kind` (grid, block, rows, scatter, gemm, mma) and its launch (every
     dimension at least 1)."""
 
     kind: str
@@ -82,8 +83,9 @@ class CudaRenderer(CStyleRenderer):
     @staticmethod
     def capabilities(arch: int = 90) -> Capabilities:
         """What this renderer offers the scheduler for a GPU of compute capability `arch`
-        (90: sm_90; the same for every architecture CUDA 13 compiles for, sm_75 up, while no
-        strategy uses tensor cores). Threads is 1: a kernel's parallelism is its launch."""
+        (90: sm_90; the same for every architecture CUDA 13 compiles for, sm_75 up: whether a
+        half product runs on tensor cores, sm_80 up, is the renderer's choice per kernel, with
+        the same launch). Threads is 1: a kernel's parallelism is its launch."""
         return Capabilities(threads=1, vector_bytes=16, max_block_threads=1024,
                             shared_memory=48 * 1024, gemm=_gemm, column_reduce=_column_reduce,
                             row_kernels=True)
@@ -115,7 +117,8 @@ class CudaRenderer(CStyleRenderer):
 
     # ------------------------------------------------------------------ strategies
     def plan(self, k) -> Strategy:
-        """How kernel k runs (the kind of its code and its launch)."""
+        """How kernel k runs (the kind of its code and its launch): kind "mma" is a product
+        on tensor cores, with gemm's launch."""
         if isinstance(k, RowKernel):
             b = rows.block_size(k)
             return Strategy("rows", Launch((min(k.rows, MAX_GRID), 1, 1), (b, 1, 1)))
@@ -124,7 +127,8 @@ class CudaRenderer(CStyleRenderer):
             return Strategy("scatter", Launch((1, 1, 1), (b, 1, 1)))
         spec = gemm.match(k)
         if spec is not None:
-            return Strategy("gemm", gemm.launch(spec))
+            kind = "mma" if mma.operand_type(k, spec, self.arch) is not None else "gemm"
+            return Strategy(kind, gemm.launch(spec))
         nout = math.prod(k.loops)
         red = math.prod(k.red_loops)
         pairs = k.red_op in ARGBEST and len(k.red_loops) == 1
@@ -149,6 +153,9 @@ class CudaRenderer(CStyleRenderer):
             return rows.render_row(self, k, fname, pname, block)
         if plan.kind == "gemm":
             return gemm.render(self, k, gemm.match(k), fname, pname)
+        if plan.kind == "mma":
+            spec = gemm.match(k)
+            return mma.render(self, k, spec, mma.operand_type(k, spec, self.arch), fname, pname)
         if plan.kind == "scatter":
             return self.render_scatter(k, fname, pname, block)
         if plan.kind == "block":
