@@ -317,15 +317,19 @@ def _cases():
     closs = conv(img).square().mean()
     out["conv"] = [closs, *torch.autograd.grad(closs, [img, conv.weight, conv.bias])]
     # tensor cores: odd sizes (tails of every tile and of the summed axis), batches,
-    # transposed operands, a bias and relu epilogue, 128 x 128 tiles, a half convolution
+    # transposed operands, a bias and relu epilogue, 128 x 128 tiles, a half convolution and
+    # its gradients (the weight's summed over the batch too: products accumulated in one)
     h = [_rand(rng, *s) for s in [(33, 40), (40, 33), (33,), (3, 17, 40), (3, 40, 65),
                                   (40, 65), (17, 40), (65, 15), (15, 40)]]
     hconv = torch.nn.Conv2d(4, 16, 3, padding=1).half()
+    himg = torch.randn(2, 4, 10, 10).half().requires_grad_()
+    hloss = hconv(himg).float().square().mean()
     out["tensor cores"] = [(h[0].bfloat16() @ h[1].bfloat16() + h[2].bfloat16()).relu(),
                            h[3].half() @ h[4].half(), h[5].half().t() @ h[6].half().t(),
                            h[7].bfloat16() @ h[8].bfloat16(),
                            torch.randn(1030, 12).bfloat16() @ torch.randn(12, 1030).bfloat16(),
-                           hconv(torch.randn(2, 4, 10, 10).half())]
+                           hloss, *torch.autograd.grad(hloss, [himg, hconv.weight,
+                                                               hconv.bias])]
     z = torch.zeros(5, 4)
     idx = torch.tensor([[0, 1, 2, 0], [4, 4, 4, 0]])
     out["scatter and gather"] = [z.scatter_add(0, idx, x[:2, :4]), z.scatter(0, idx, x[:2, :4]),

@@ -57,28 +57,44 @@ def operand_type(k: Kernel, spec: GemmSpec, arch: int) -> dt.DType | None:
     return a if a is not None and a is b else None
 
 
-def _stage(r, load, name: str, var: str, size: int, kvar: str, ksize: int, conv: str,
-           tile: int, pname) -> list[str]:
-    """Lines staging a tile x DEPTH panel of operand `load` into shared `name` as words of
-    two half values (consecutive along the summed axis); consecutive threads read
-    consecutive addresses (along the summed axis where the operand is contiguous along it)."""
+def _position(load, kvar: str, tile: int) -> str:
+    """Which word (row, kp) of a tile x DEPTH panel thread slot `idx` stages: consecutive
+    threads read consecutive addresses, along the summed axis where the operand is contiguous
+    along it, else along the tile."""
     words = DEPTH // 2
-    per = tile * words // gemm.THREADS
     if load.arg[1].coef(kvar) == 1:
-        pos = f"const int row = idx / {words}, kp = idx % {words};"
-    else:
-        pos = f"const int row = idx % {tile}, kp = idx / {tile};"
+        return f"const int row = idx / {words}, kp = idx % {words};"
+    return f"const int row = idx % {tile}, kp = idx / {tile};"
+
+
+def _fetch(r, load, regs: str, origin: str, k0: str, var: str, size: int, kvar: str,
+           ksize: int, conv: str, tile: int, pname) -> list[str]:
+    """Lines reading this thread's words of the panel of operand `load` at `k0` into registers
+    `regs`: two half values each (consecutive along the summed axis), zero past the ends."""
+    per = tile * DEPTH // 2 // gemm.THREADS
     x = r.expr(load, pname)
-    return [f"for (int e = 0; e < {per}; e++) {{",
+    return [UNROLL,
+            f"for (int e = 0; e < {per}; e++) {{",
             f"  const int idx = threadIdx.x + e * {gemm.THREADS};",
-            f"  {pos}",
-            f"  const long {var} = {'m0' if name == 'As' else 'n0'} + row, kb = k0 + 2 * kp;",
+            f"  {_position(load, kvar, tile)}",
+            f"  const long {var} = {origin} + row, kb = {k0} + 2 * kp;",
             "  float lo = 0, hi = 0;",
             f"  if ({var} < {size}) {{",
             f"    if (kb < {ksize}) {{ const long {kvar} = kb; lo = {x}; }}",
             f"    if (kb + 1 < {ksize}) {{ const long {kvar} = kb + 1; hi = {x}; }}",
             "  }",
-            f"  {name}[row][kp] = (lt_u32){conv}(lo) | ((lt_u32){conv}(hi) << 16);",
+            f"  {regs}[e] = (lt_u32){conv}(lo) | ((lt_u32){conv}(hi) << 16);",
+            "}"]
+
+
+def _store(load, regs: str, name: str, kvar: str, tile: int) -> list[str]:
+    """Lines storing registers `regs` (as _fetch filled them) into the shared panel `name`."""
+    per = tile * DEPTH // 2 // gemm.THREADS
+    return [UNROLL,
+            f"for (int e = 0; e < {per}; e++) {{",
+            f"  const int idx = threadIdx.x + e * {gemm.THREADS};",
+            f"  {_position(load, kvar, tile)}",
+            f"  {name}[row][kp] = {regs}[e];",
             "}"]
 
 
@@ -110,12 +126,23 @@ def render(r, k: Kernel, spec: GemmSpec, half: dt.DType, fname: str, pname) -> s
     for var, size in spec.red_outer:
         body.append(f"{ind}for (long {var} = 0; {var} < {size}; {var}++) {{")
         ind += "  "
-    step = [f"for (long k0 = 0; k0 < {ksize}; k0 += {DEPTH}) {{",
-            *("  " + s for s in _stage(r, spec.a, "As", mvar, msize, kvar, ksize, conv,
-                                       tile, pname)),
-            *("  " + s for s in _stage(r, spec.b, "Bs", nvar, nsize, kvar, ksize, conv,
-                                       tile, pname)),
+    per = tile * DEPTH // 2 // gemm.THREADS
+
+    def fetch(k0: str) -> list[str]:
+        return (_fetch(r, spec.a, "pa", "m0", k0, mvar, msize, kvar, ksize, conv, tile, pname)
+                + _fetch(r, spec.b, "pb", "n0", k0, nvar, nsize, kvar, ksize, conv, tile,
+                         pname))
+    # the next panel is read from global memory into registers while the warps multiply
+    # the one in shared memory
+    step = [f"lt_u32 pa[{per}], pb[{per}];",
+            *fetch("0"),
+            f"for (long k0 = 0; k0 < {ksize}; k0 += {DEPTH}) {{",
+            *("  " + x for x in _store(spec.a, "pa", "As", kvar, tile)),
+            *("  " + x for x in _store(spec.b, "pb", "Bs", kvar, tile)),
             "  __syncthreads();",
+            f"  if (k0 + {DEPTH} < {ksize}) {{",
+            *("    " + x for x in fetch(f"(k0 + {DEPTH})")),
+            "  }",
             "  " + UNROLL,
             f"  for (int kw = 0; kw < {DEPTH // 2}; kw += 8) {{",
             f"    lt_u32 af[{mi}][4], bf[{ni}][2];",
