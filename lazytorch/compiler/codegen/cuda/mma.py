@@ -8,9 +8,10 @@ The same blocks as gemm.py (a tile x tile patch of the output per block of 256 t
 batch entry, so the same launch): per step along the summed axis the block stages a
 tile x DEPTH panel of each operand in shared memory, narrowed to pairs of half values (one
 32-bit word per two consecutive elements of the summed axis, read through the operands' index
-expressions: transposed and strided views need no copy), and each of its 8 warps (2 x 4 over
-the tile) multiplies its part 16 x 8 x 16 at a time with `mma.sync.m16n8k16` (the prelude's
-lt_mma_16816_f16 / lt_mma_16816_bf16) into float32 accumulators. Tails along every axis are
+expressions: transposed and strided views need no copy; the next panel is read into registers
+while the current one is multiplied), and each of its 8 warps (2 x 4 over the tile) multiplies
+its part 16 x 8 x 16 at a time with `mma.sync.m16n8k16` (the prelude's lt_mma_16816_f16 /
+lt_mma_16816_bf16) into float32 accumulators. Tails along every axis are
 zero-filled when staged and masked when stored; each output then runs the kernel's own
 epilogue (bias, activation, the cast to the output's type).
 
