@@ -22,6 +22,7 @@ from ..frontend.tensor import Tensor, device_name, realize_tensors
 from ..ir import dtypes as dt
 from ..runtime import memory
 from ..utils.hooks import RemovableHandle
+from .foreach import foreach_enabled, update_group_foreach
 
 __all__ = ["Optimizer", "required"]
 
@@ -263,9 +264,17 @@ class Optimizer:
         updated: list[Tensor] = []
         with no_grad():
             for group in self.param_groups:
-                self._update_group(group, updated)
+                if foreach_enabled(self, group):
+                    update_group_foreach(self, group, updated)
+                else:
+                    self._update_group(group, updated)
             realize_updates(updated)  # inside: leaving no_grad finds nothing left to realize
         return loss
+
+    # whether _update_group's per-parameter graphs may be recorded once per group and
+    # instantiated (optim/foreach.py), and whether foreach=None and fused=None choose it
+    _FOREACH = False
+    _FOREACH_DEFAULT = True
 
     def _update_group(self, group: dict[str, Any], updated: list[Tensor]) -> None:
         raise NotImplementedError
