@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import autograd, config
 from ..engine import backends
-from ..engine.realize import REALIZED, _is_constant, realize_later
+from ..engine.realize import REALIZED, _is_constant, realize, realize_later
 from ..ir import dtypes as dt
 from ..ir.graph import Node
 from ..ir.ops import Op
@@ -664,7 +664,6 @@ def realize_tensors(tensors: Sequence[Tensor]) -> list[Node]:
     Plain tensors are rebound to their buffer (dropping the graph behind them); tensors that
     carry a gradient graph keep their node, whose buffer is remembered by realize().
     """
-    from ..engine.realize import REALIZED, realize
     # the outputs of backward() (the loss) ride along with the next realize: that realize
     # computes their forward graph anyway, and `loss.item()` afterwards then costs nothing
     extra = []
