@@ -212,3 +212,25 @@ def test_profiler_names_the_step_on_the_multi_tensor_path(monkeypatch):
     table = prof.key_averages().table(sort_by="self_cpu_time_total")
     rows = [r for r in table.splitlines() if r.startswith("kernel")]
     assert rows and all(f"test_optim_foreach.py:{line}" in r for r in rows), table
+
+
+def test_a_gradient_that_is_also_a_state_tensor_is_not_templated():
+    """SGD's first momentum buffer is the gradient's value: while a gradient is not replaced,
+    its node is the buffer's too. A template made where the two are one node must not serve a
+    parameter where they are two (this failed: the template fed the buffer as the gradient)."""
+    rng = np.random.default_rng(5)
+    shapes = [(3, 2), (4,), (2, 5)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    results = []
+    for flag in (False, True):
+        params = [torch.tensor(a, requires_grad=True) for a in start]
+        opt = optim.SGD(params, lr=0.1, momentum=0.9, foreach=flag)
+        for p, s in zip(params, shapes):
+            p.grad = torch.tensor(np.full(s, 0.25, np.float32))
+        for k in range(4):
+            opt.step()
+            # only the second parameter gets a new gradient: the others keep theirs
+            params[1].grad = torch.tensor(np.full(shapes[1], 1.0 + k, np.float32))
+        results.append([p.detach().numpy().copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -57,18 +57,22 @@ def foreach_enabled(opt, group: dict[str, Any]) -> bool:
 def _signature(p: Tensor, state: dict) -> tuple | None:
     """What the update graph of p depends on besides p's shape, or None if p must take the
     per-parameter path (no gradient, a view, a complex dtype, state that is not a tensor of p's
-    shape or 0-d)."""
+    shape or 0-d, inputs that share a node: a template maps each input node to one role)."""
     g = p.grad
     if g is None or p._base is not None or g._base is not None or p.dtype.kind != "f" or \
             g.shape != p.shape:
         return None
     parts = [p.dtype, g.dtype, p._node.device, p.requires_grad]
+    nodes = {id(p._node), id(g._node)}
     for k in sorted(state):
         v = state[k]
         if not isinstance(v, Tensor) or v._base is not None or \
                 (v.shape != p.shape and v.ndim != 0):
             return None
         parts.append((k, v.dtype, v.ndim == 0))
+        nodes.add(id(v._node))
+    if len(nodes) != 2 + len(state):
+        return None  # (two inputs are one node, as SGD's first momentum buffer and its grad)
     return tuple(parts)
 
 
