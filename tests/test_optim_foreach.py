@@ -234,3 +234,36 @@ def test_a_gradient_that_is_also_a_state_tensor_is_not_templated():
         results.append([p.detach().numpy().copy() for p in params])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_zero_dim_parameters_keep_their_own_bucket():
+    """A 0-d parameter beside matrices (plain SGD keeps no state, so their signatures would
+    otherwise agree) is updated as on the per-parameter path: the same numbers, and the same
+    graph (before, it was instantiated from the matrix's template, with reshapes and expands
+    from () to ())."""
+    results = []
+    for flag in (False, True):
+        params = [torch.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True),
+                  torch.tensor(np.float32(2.0), requires_grad=True),
+                  torch.tensor(np.ones(4, np.float32), requires_grad=True)]
+        opt = optim.SGD(params, lr=0.1, foreach=flag)
+        for k in range(3):
+            for p in params:
+                p.grad = torch.tensor(np.full(p.shape, 0.5 + k, np.float32))
+            opt.step()
+        results.append([p.detach().numpy().copy() for p in params])
+    for a, b in zip(*results):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(results[1][1], np.float32(2.0 - 0.1 * (0.5 + 1.5 + 2.5)),
+                               rtol=1e-6)
+    params = [torch.ones(2, 3, requires_grad=True), torch.tensor(2.0, requires_grad=True)]
+    opt = optim.SGD(params, lr=0.1, foreach=True)
+    for p in params:
+        p.grad = torch.tensor(np.full(p.shape, 0.5, np.float32))
+    with torch.no_grad():
+        updated: list = []
+        foreach.update_group_foreach(opt, opt.param_groups[0], updated)
+        text = debug.ir(params[1])
+        optim.optimizer.realize_updates(updated)
+    assert "reshape" not in text and "expand" not in text, text

@@ -62,7 +62,7 @@ def _signature(p: Tensor, state: dict) -> tuple | None:
     if g is None or p._base is not None or g._base is not None or p.dtype.kind != "f" or \
             g.shape != p.shape:
         return None
-    parts = [p.dtype, g.dtype, p._node.device, p.requires_grad]
+    parts = [p.dtype, g.dtype, p._node.device, p.requires_grad, p.ndim == 0]
     nodes = {id(p._node), id(g._node)}
     for k in sorted(state):
         v = state[k]
