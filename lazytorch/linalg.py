@@ -17,6 +17,7 @@ from .frontend.tensor import Tensor, _canon_dim
 from .ir import dtypes as dt
 from .ir.graph import Node, const, new_node
 from .ir.ops import Op
+from .ir.sites import record
 
 _SCALAR = dt.SCALAR_TYPE_NAMES
 _CTYPE = dt.CPP_TYPE_NAMES
@@ -80,7 +81,6 @@ def _matmul_node(a: Node, b: Node, batch: tuple[int, ...], dtype: dt.DType | Non
 
 
 def _wrap(node: Node) -> Tensor:
-    from .ir.sites import record
     record(node)
     return Tensor._make(node)
 
@@ -196,8 +196,9 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
         raise RuntimeError("self must be a matrix")
     if mat2.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
-    _check_mm(input.shape, mat2.shape, input.dtype, mat2.dtype)
-    return _wrap(_matmul_node(input.node, mat2.node, ()))
+    a, b = input._node, mat2._node
+    _check_mm(a.shape, b.shape, a.dtype, b.dtype)
+    return _wrap(_matmul_node(a, b, ()))
 
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
