@@ -107,12 +107,18 @@ def test_adam_against_numpy():
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-12, atol=1e-12)
 
 
-def test_default_takes_the_multi_tensor_path_and_false_does_not(monkeypatch):
+def test_defaults_adam_multi_tensor_and_sgd_per_parameter(monkeypatch):
+    """Adam's and AdamW's default is the multi-tensor path; SGD's, where recording one
+    parameter is a few ops, the per-parameter one; foreach=False turns it off."""
     calls = _count_instantiations(monkeypatch)
     _run(optim.Adam, {})
     assert len(calls) == 16
     calls.clear()
+    _run(optim.AdamW, {})
+    assert len(calls) == 16
+    calls.clear()
     _run(optim.Adam, {}, fused=False, foreach=False)
+    _run(optim.SGD, {"momentum": 0.9})
     assert calls == []
 
 

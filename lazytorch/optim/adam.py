@@ -48,7 +48,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
         _check_fused(fused, foreach, differentiable)
 
-    _FOREACH = True
+    _FOREACH = True   # and by default: 1282 -> 1033 us of recording over the MLP's parameters
     _GROUP_DEFAULTS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
                        "differentiable": False, "decoupled_weight_decay": False, "fused": None}
 
