@@ -15,7 +15,8 @@ import functools
 import itertools
 import threading
 import weakref
-from typing import Sequence
+from collections import OrderedDict
+from typing import Callable, Sequence
 
 from .. import config
 from ..ir import sites
@@ -475,6 +476,24 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
             else:
                 t.grad = Tensor._make(Node(Op.ADD, (t.grad.node, gt.node), None, g.shape,
                                            g.dtype)) if create_graph else _accumulate(t.grad, gt)
+    if _POST_BACKWARD:
+        done = {id(t) for t, _ in targets}
+        for fn in list(_POST_BACKWARD.values()):
+            fn(done)
+
+
+# callbacks run when a backward() has accumulated its gradients, given the ids of the tensors
+# whose .grad it wrote (DistributedDataParallel averages its gradients across ranks there)
+_POST_BACKWARD: OrderedDict[int, Callable[[set[int]], None]] = OrderedDict()
+
+
+def register_post_backward(fn: Callable[[set[int]], None]):
+    """Call `fn(ids)` at the end of every backward(), with the ids of the tensors whose .grad
+    it accumulated; returns a handle whose remove() unregisters it."""
+    from ..utils.hooks import RemovableHandle
+    handle = RemovableHandle(_POST_BACKWARD)
+    _POST_BACKWARD[handle.id] = fn
+    return handle
 
 
 def _accumulate(old, new):
@@ -547,7 +566,6 @@ def register_hook(t, hook):
     backward() or autograd.grad() computes it, and may return a tensor to use instead; a
     leaf's hooks run before its gradient is accumulated into .grad. Returns a handle whose
     remove() unregisters the hook."""
-    from collections import OrderedDict
 
     from ..utils.hooks import RemovableHandle
     if not t.requires_grad:

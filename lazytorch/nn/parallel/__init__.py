@@ -1,14 +1,15 @@
 """torch.nn.parallel: data-parallel wrappers, as PyTorch's behave without GPUs or a process group.
 
 DataParallel with no GPU runs the module itself (its state_dict keys gain the `module.` prefix,
-as PyTorch's); DistributedDataParallel needs a process group, which this build cannot make
-(`torch.distributed.is_available()` is False), and fails as PyTorch's does without one.
+as PyTorch's); DistributedDataParallel (distributed.py) trains over the ranks of
+lazytorch.distributed's process group, and fails as PyTorch's does without one.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..module import Module
+from .distributed import DistributedDataParallel
 
 __all__ = ["DataParallel", "DistributedDataParallel"]
 
@@ -26,11 +27,3 @@ class DataParallel(Module):
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         return self.module(*inputs, **kwargs)
-
-
-class DistributedDataParallel(Module):
-    """Needs an initialized process group, which this build cannot make."""
-
-    def __init__(self, module: Module, *args: Any, **kwargs: Any):
-        raise ValueError("Default process group has not been initialized, please make sure to "
-                         "call init_process_group.")

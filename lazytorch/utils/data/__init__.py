@@ -1,5 +1,6 @@
 """torch.utils.data: datasets, samplers, collation and the DataLoader."""
 from .collate import default_collate, default_convert
+from .distributed import DistributedSampler
 from .dataloader import DataLoader, WorkerInfo, get_worker_info
 from .dataset import (
     ChainDataset,
@@ -22,4 +23,5 @@ from .sampler import (
 __all__ = ["DataLoader", "Dataset", "IterableDataset", "TensorDataset", "Subset",
            "ConcatDataset", "ChainDataset", "random_split", "Sampler", "SequentialSampler",
            "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler",
-           "default_collate", "default_convert", "get_worker_info", "WorkerInfo"]
+           "DistributedSampler", "default_collate", "default_convert", "get_worker_info",
+           "WorkerInfo"]
