@@ -448,6 +448,15 @@ def _as_list(x):
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
     """Accumulate d(sum(tensors * grad_tensors))/d(leaf) into each leaf's .grad (lazily)."""
+    done = _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    # (after _backward has returned: a realize while its gradient graph is still referenced
+    # stores every node of it, unfused; a DDP step took 10x as long)
+    for fn in list(_POST_BACKWARD.values()):
+        fn(done)
+
+
+def _backward(tensors, grad_tensors, retain_graph, create_graph: bool, inputs) -> set[int]:
+    """backward(); returns the ids of the tensors whose .grad it wrote."""
     from ..frontend.tensor import Tensor
     tensors = _as_list(tensors)
     grad_tensors = _as_list(grad_tensors) or [None] * len(tensors)
@@ -476,10 +485,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
             else:
                 t.grad = Tensor._make(Node(Op.ADD, (t.grad.node, gt.node), None, g.shape,
                                            g.dtype)) if create_graph else _accumulate(t.grad, gt)
-    if _POST_BACKWARD:
-        done = {id(t) for t, _ in targets}
-        for fn in list(_POST_BACKWARD.values()):
-            fn(done)
+    return {id(t) for t, _ in targets}
 
 
 # callbacks run when a backward() has accumulated its gradients, given the ids of the tensors
