@@ -54,7 +54,6 @@ def test_an_uncaught_exception_in_one_rank_aborts_every_rank():
     rc, out, _ = launch("fail", timeout=120)
     assert rc != 0 and "ok fail" not in out
     assert "ValueError: rank 1 failed on purpose" in out
-    assert "MPI_ABORT was invoked" in out or "non-zero status" in out, out[-3000:]
 
 
 def test_a_rank_that_never_joins_makes_the_collective_raise_after_the_timeout():
