@@ -50,7 +50,9 @@ def test_weight_gradient_shape_and_update(rng):
                                rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("k", [1, 3, 257, 513])
+# panels of KC = 256 (AVX-512) or 512 (AVX2) sums, evened out: 784 as 4 x 196 or 2 x 392,
+# 1025 as 5 x 205 or 3 x 342 (the last one shorter), 1537 one over three AVX2 panels
+@pytest.mark.parametrize("k", [1, 3, 257, 513, 784, 1025, 1537])
 def test_reduction_lengths_across_panels(rng, k):
     a = rng.standard_normal((20, k)).astype(np.float64)
     b = rng.standard_normal((k, 40)).astype(np.float64)
@@ -176,3 +178,35 @@ def test_a_plain_product_is_written_in_place(rng, batch):
     z = torch.tensor(a) @ torch.tensor(b) + 1.0
     assert "ws[" in _gemm_kernel(z).source
     np.testing.assert_allclose(z.numpy(), a.astype(np.float64) @ b + 1, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype,m,k,n", [(np.float32, 128, 256, 10), (np.float32, 1024, 128, 65),
+                                         (np.float64, 131, 37, 11), (np.float32, 254, 29, 127)])
+def test_narrow_output_rows_run_transposed(rng, dtype, m, k, n):
+    # an output row narrower than the micro-kernel's vectors, with at least twice as many
+    # rows: the GEMM runs with the rows across the vectors (M = n), and the epilogue (bias,
+    # relu) reads the accumulator across, for the layer's forward (x W^T) and for a product
+    # whose output is written back transposed
+    x = rng.standard_normal((m, k)).astype(dtype)
+    w = rng.standard_normal((n, k)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    ref = x.astype(np.float64) @ w.T.astype(np.float64)
+    y = torch.nn.functional.linear(torch.tensor(x), torch.tensor(w), torch.tensor(b)).relu()
+    sfx = "f32" if dtype == np.float32 else "f64"
+    assert f"lt_gemm_{sfx}({n}, {m}, {k}," in _gemm_kernel(y).source
+    np.testing.assert_allclose(y.numpy(), np.maximum(ref + b, 0), rtol=tol, atol=tol)
+    z = torch.tensor(x) @ torch.tensor(np.ascontiguousarray(w.T))
+    assert f"lt_gemm_{sfx}({n}, {m}, {k}," in _gemm_kernel(z).source
+    np.testing.assert_allclose(z.numpy(), ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(z.t().contiguous().numpy(), ref.T, rtol=tol, atol=tol)
+
+
+def test_narrow_batched_rows_run_transposed(rng):
+    # per batch: 200 rows of 9 columns, from a strided (sliced) operand
+    a = rng.standard_normal((3, 200, 60)).astype(np.float32)
+    b = rng.standard_normal((3, 30, 9)).astype(np.float32)
+    y = torch.tensor(a)[:, :, ::2] @ torch.tensor(b) - 1.0
+    assert "lt_gemm_f32(9, 200, 30," in _gemm_kernel(y).source
+    np.testing.assert_allclose(y.numpy(), a[:, :, ::2].astype(np.float64) @ b - 1, rtol=1e-4,
+                               atol=1e-4)
