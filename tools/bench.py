@@ -175,6 +175,13 @@ def workloads(quick: bool):
                     lambda mh=mh: (lt.from_numpy(mh[0]) @ lt.from_numpy(mh[1])).realize(),
                     (lambda mh=mh: mh[0] @ mh[1]) if d is lt.float16 else None,
                     None if th is None else lambda th=th: th[0] @ th[1]))
+    out.append(products_workload("matmul MLP shapes (fwd+bwd)", rng, 128,
+                                 [(784, 256), (256, 256), (256, 10)], []))
+    # the GPT's linears (qkv, proj, MLP, lm head) over its 16 x 64 rows, and one attention's
+    # batched products (16 x 4 heads of 64 x 32): scores q k^T, att v, and their gradients
+    out.append(products_workload("matmul GPT shapes (fwd+bwd)", rng, 1024,
+                                 [(128, 384), (128, 128), (128, 512), (512, 128), (128, 65)],
+                                 [(64, 64, 32, 64)]))
     n16 = (4 << 20) if quick else (16 << 20)
     v = rng.standard_normal(n16).astype(np.float32)
     out.append(("sum 16M", v.nbytes, None, lt_fn(lambda x: x.sum(), v), lambda: v.sum(),
@@ -188,6 +195,37 @@ def workloads(quick: bool):
     out.append(gpt_workload(rng, sdpa=True))
     out.append(tiny_adds_workload())
     return out
+
+
+def products_workload(name, rng, rows, linears, batched):
+    """All the matrix products of training `linears` (in, out) layers over `rows` rows, in the
+    layouts the autograd records (forward x W^T, input gradient g W, weight gradient g^T x),
+    and of `batched` (batch, T, d, T) attentions (q k^T, att v and their gradients), as one
+    realize for lazytorch; the flops summed over them."""
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+    ops, flops = [], 0
+    for n_in, n_out in linears:
+        x, w, g = arr(rows, n_in), arr(n_out, n_in), arr(rows, n_out)
+        ops += [(lambda x, w: x @ w.mT, x, w), (lambda g, w: g @ w, g, w),
+                (lambda g, x: g.mT @ x, g, x)]
+        flops += 3 * 2 * rows * n_in * n_out
+    for b, t, d, t2 in batched:
+        q, k, att, g = arr(b, t, d), arr(b, t2, d), arr(b, t, t2), arr(b, t, d)
+        ops += [(lambda q, k: q @ k.mT, q, k), (lambda a, v: a @ v, att, k),
+                (lambda g, v: g @ v.mT, g, k), (lambda a, g: a.mT @ g, att, g),
+                (lambda ga, k: ga @ k, att, k), (lambda ga, q: ga.mT @ q, att, q)]
+        flops += 6 * 2 * b * t * d * t2
+
+    def lt_run():
+        from lazytorch.frontend.tensor import realize_tensors
+        realize_tensors([f(*[lt.from_numpy(a) for a in arrs]) for f, *arrs in ops])
+
+    def th_run(ts):
+        return [f(*args) for (f, *_), args in zip(ops, ts)]
+    ths = None if torch is None else [[torch.tensor(a) for a in arrs] for _, *arrs in ops]
+    return (name, None, flops, lt_run, lambda: [f(*arrs) for f, *arrs in ops],
+            None if ths is None else lambda: th_run(ths))
 
 
 def _train_step(lib, model, opt, x, y, loss_fn):
