@@ -37,6 +37,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))   # (bench_gpt)
 
 import numpy as np  # noqa: E402
+from bench_exprs import chain_t, gelu_t  # noqa: E402
 
 # the PyTorch worker (see main) imports torch first: its OpenMP runtime reads the environment
 # when it loads, before lazytorch sets its own defaults there
@@ -91,18 +92,6 @@ def chain_np(a, b):
     y = np.maximum(y, a)
     y = np.where(y > b, y, b) - np.float32(0.5)
     return np.sqrt(np.abs(y) + np.float32(1.0)) * a
-
-
-def gelu_t(x, lib):
-    return 0.5 * x * (1 + lib.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-
-
-def chain_t(a, b, lib):
-    y = (a + b) * 1.5
-    y = lib.exp(y * 0.1)
-    y = lib.maximum(y, a)
-    y = lib.where(y > b, y, b) - 0.5
-    return lib.sqrt(lib.abs(y) + 1.0) * a
 
 
 def softmax_t(x, lib):

@@ -19,6 +19,7 @@ import statistics
 import time
 
 import numpy as np
+from bench_exprs import chain_t, gelu_t
 
 import lazytorch as lt
 
@@ -41,18 +42,6 @@ def _timed(fn, sync, repeat: int) -> tuple[float, float]:
         sync()
         ts.append(time.perf_counter() - t0)
     return first, statistics.median(ts)
-
-
-def _gelu(x, lib):
-    return 0.5 * x * (1 + lib.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-
-
-def _chain(a, b, lib):
-    y = (a + b) * 1.5
-    y = lib.exp(y * 0.1)
-    y = lib.maximum(y, a)
-    y = lib.where(y > b, y, b) - 0.5
-    return lib.sqrt(lib.abs(y) + 1.0) * a
 
 
 def _torch():
@@ -82,10 +71,10 @@ def workloads(quick: bool, torch):
         return f if torch is not None else None
 
     out = [
-        (f"gelu {n >> 20}M f32", "bytes", 2 * a.nbytes, lambda: _gelu(la, lt).realize(),
-         th(lambda: _gelu(ta, torch))),
+        (f"gelu {n >> 20}M f32", "bytes", 2 * a.nbytes, lambda: gelu_t(la, lt).realize(),
+         th(lambda: gelu_t(ta, torch))),
         (f"10-op chain {n >> 20}M f32", "bytes", 3 * a.nbytes,
-         lambda: _chain(la, lb, lt).realize(), th(lambda: _chain(ta, tb, torch))),
+         lambda: chain_t(la, lb, lt).realize(), th(lambda: chain_t(ta, tb, torch))),
         (f"softmax {rows}x1024", "bytes", 2 * s2.nbytes, lambda: F.softmax(ls, -1).realize(),
          th(lambda: torch.softmax(ts, -1))),
         (f"layernorm {rows}x1024", "bytes", 2 * s2.nbytes,
