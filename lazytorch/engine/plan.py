@@ -27,6 +27,7 @@ from ..ir.ops import SOURCE, Op
 from ..ir.sites import inherit
 from ..runtime import cache, faults, interpreter, memory
 from ..runtime.protocol import Allocator, CompileError
+from . import shapes
 
 if TYPE_CHECKING:
     from ..compiler.renderer import Renderer
@@ -46,7 +47,7 @@ class Plan:
 
     def __init__(self, schedule: Schedule, steps: list, n_inputs: int, out_slots: list[int],
                  arena: list[int], keep: set[int], allocator: Allocator, driver=None,
-                 fptrs=None, fault_flags: list | None = None):
+                 fptrs=None, fault_flags: list | None = None, consts: list | None = None):
         self.schedule = schedule
         self.allocator = allocator
         self.steps = steps                  # (kernel function, argument slots) per kernel
@@ -59,7 +60,11 @@ class Plan:
         self.build_ms = 0.0
         self._fresh = [(s, arena[s - n_inputs]) for s in sorted(keep)]
         self._scratch: dict[int, object] | None = None
-        self._argv = (ctypes.c_void_p * (n_inputs + len(arena)))()
+        # (buffer, address) of the kernels' size arrays (engine/shapes.py): slots past the arena
+        self.consts = consts or []
+        self._argv = (ctypes.c_void_p * (n_inputs + len(arena) + len(self.consts)))()
+        for i, (_, a) in enumerate(self.consts):
+            self._argv[n_inputs + len(arena) + i] = a
         self._lock = threading.Lock()
         # (a module's lt_fault flag, the integer divisions of its kernels in this plan)
         self.fault_flags = fault_flags or []
@@ -85,8 +90,8 @@ class Plan:
         if not self._lock.acquire(blocking=False):
             # this plan is already running (another thread): private arrays
             private = [self.allocator.arena(n) for n in self.arena]
-            arrays = list(inputs) + [b for b, _ in private]
-            ptrs = list(addrs) + [a for _, a in private]
+            arrays = list(inputs) + [b for b, _ in private] + [b for b, _ in self.consts]
+            ptrs = list(addrs) + [a for _, a in private] + [a for _, a in self.consts]
             if observed:
                 self._run_observed(arrays, ptrs)
             else:
@@ -113,7 +118,8 @@ class Plan:
             if observed:   # a debug run, a check, a profile: kernel by kernel
                 n = self.n_inputs
                 arrays = list(inputs) + [made[s] if s in made else self._scratch[s]
-                                         for s in range(n, n + len(self.arena))]
+                                         for s in range(n, n + len(self.arena))] + [
+                    b for b, _ in self.consts]
                 self._run_observed(arrays, argv)
             elif self.driver is not None:
                 self.driver(argv, self._fptrs)
@@ -342,6 +348,7 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
     t0 = time.perf_counter()
     outputs, inputs = _stand_ins(outputs, inputs)
     g, sched = compile_graph(outputs, renderer, lvl)
+    sizes = shapes.kernel_sizes(outputs, sched.kernels, renderer.name)
     if lvl >= 3:
         config.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:
@@ -359,6 +366,13 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
             arena_slot[a] = len(inputs) + len(arena)
             arena.append(k.output.numel * k.output.dtype.itemsize)
         slot[k.output] = arena_slot[a]
+    consts = [backend.allocator.from_host(v) for v in sizes.values()]
+    for i, name in enumerate(sizes):
+        sizes[name] = len(inputs) + len(arena) + i   # the kernel's size array's slot
+
+    def slots_of(k) -> list[int]:
+        return [slot[n] for n in [k.output, *k.inputs]] + (
+            [sizes[k.name]] if k.name in sizes else [])
     steps = []
     driver = fptrs = None
     if sched.kernels:
@@ -373,8 +387,7 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
                 first[sym] = k
                 cost[sym] = len(src) + _KERNEL_COST + (_GEMM_COST if "lt_gemm_" in src else 0)
         fidx = {sym: i for i, sym in enumerate(first)}
-        calls = [(fidx[syms[k.name]], [slot[n] for n in [k.output, *k.inputs]])
-                 for k in sched.kernels]
+        calls = [(fidx[syms[k.name]], slots_of(k)) for k in sched.kernels]
         dname = "lt_plan_" + cache.sha256((head + repr(calls)).encode())[:16]
         # a renderer without drivers: the plan calls the kernels one by one
         dsrc = renderer.render_driver(dname, calls)
@@ -400,16 +413,16 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
             libs.update((sym, lib) for grp, lib in zip(groups, built) for sym in grp)
         config.STATS["kernels_compiled"] += sum(syms[k.name] in todo for k in sched.kernels)
         for k in sched.kernels:
-            fn = runtime.function(libs[syms[k.name]], syms[k.name], len(k.params),
-                                  renderer.launch(k))
-            steps.append((fn, tuple(slot[n] for n in [k.output, *k.inputs])))
+            fn = runtime.function(libs[syms[k.name]], syms[k.name],
+                                  len(k.params) + (k.name in sizes), renderer.launch(k))
+            steps.append((fn, tuple(slots_of(k))))
         fptrs = (ctypes.c_void_p * len(first))(*(runtime.address(libs[s], s) for s in first))
         driver = runtime.function(libs[dname], dname, 2) if dsrc else None
         fault_flags = _fault_flags(sched.kernels, [libs[syms[k.name]] for k in sched.kernels],
                                    runtime)
     plan = Plan(sched, steps, len(inputs), [slot[o] for o in g.outputs], arena,
                 {slot[o] for o in outs}, backend.allocator, driver, fptrs,
-                fault_flags if sched.kernels else None)
+                fault_flags if sched.kernels else None, consts)
     plan.build_ms = (time.perf_counter() - t0) * 1e3
     return plan
 
