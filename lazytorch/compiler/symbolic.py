@@ -7,9 +7,22 @@ value loaded at run time (`Data`, for gather). Bounds are tracked so that `(a*8 
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 INF = float("inf")
+
+_local = threading.local()
+
+
+def sizes_vary() -> bool:
+    """Are the kernels being rendered on this thread for sizes that vary between realizes
+    (engine/shapes.py)? Strategies picked per size are then left out."""
+    return getattr(_local, "vary", False)
+
+
+def set_sizes_vary(vary: bool) -> None:
+    _local.vary = vary
 
 
 class Atom:

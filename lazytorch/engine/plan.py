@@ -347,8 +347,10 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
     lvl = config.get_level()
     t0 = time.perf_counter()
     outputs, inputs = _stand_ins(outputs, inputs)
-    g, sched = compile_graph(outputs, renderer, lvl)
-    sizes = shapes.kernel_sizes(outputs, sched.kernels, renderer.name)
+    struct, vary = shapes.observe(outputs) if shapes.enabled() else (None, False)
+    with shapes.rendering(vary):
+        g, sched = compile_graph(outputs, renderer, lvl)
+    sizes = shapes.kernel_sizes(struct, sched.kernels, renderer.name)
     if lvl >= 3:
         config.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:

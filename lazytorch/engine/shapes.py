@@ -18,12 +18,14 @@ static one did not overflow). A size that changes the code otherwise (another st
 split, a bound folded away at size 1) makes another template: a kernel compiles once per
 strategy its sizes pick, not once per size. Literals that C needs as constants stay literals:
 those of preprocessor lines, of the function's signature (CUDA's launch bounds) and of array
-declarators. Float literals (a mean's 1/N) stay literals too: a kernel with one that varies
-compiles per value.
+declarators. A float literal that varies (a mean's 1/N) is read from the same array, as the
+bits of its double (a float literal's value is its double rounded to float: the literal C
+would read for it but where the decimal lies within a double's rounding of a float midpoint).
 
 LAZYTORCH_DYNAMIC_SHAPES=0 turns this off."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compiler import symbolic
 from ..compiler.kernel import FNAME
 from ..ir.graph import Node
 from ..ir.ops import Op
@@ -38,9 +41,10 @@ from ..ir.ops import Op
 _KEPT = 4096   # templates remembered (the oldest forgotten first)
 _serial = itertools.count(1).__next__
 
-# a C integer literal (optionally long long) that is no part of a name, a float literal or an
-# exponent
-_INT = re.compile(r"(?<![\w.])(?<![eE][-+])(\d+)(LL)?(?![\w.])")
+# a C number literal that is no part of a name or of another literal: a float (group 1, with
+# its f suffix in group 2) or an integer (group 3, optionally long)
+_INT = re.compile(r"(?<![\w.])(?<![eE][-+])(?:(\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)(f?)|"
+                  r"(\d+)(L{0,2}))(?![\w.])")
 # a declaration whose brackets need constants (float accs[128], __shared__ float s[256])
 _DECL = re.compile(r"^\s*(?:__shared__\s+|static\s+|const\s+)*(?:float|double|long|int|short|"
                    r"char|unsigned|signed|_Bool|bool|half|__half|__nv_bfloat16|\w+_t)\b")
@@ -77,19 +81,51 @@ def _sizeless(x):
     return x
 
 
-def structure(outputs: list[Node]) -> tuple:
-    """The structure of the graph of `outputs` with its sizes left out: per node in post-order
-    its op, its argument without integers, its rank, dtype and sources' numbers."""
+# structures seen -> the sizes of their first graph (the oldest forgotten first)
+SEEN: dict[tuple, tuple] = {}
+
+
+def observe(outputs: list[Node]) -> tuple[tuple, bool]:
+    """The structure of the graph of `outputs` (`structure`), and whether graphs of that
+    structure have come with other sizes."""
+    struct, sizes = structure(outputs)
+    first = SEEN.get(struct)
+    if first is None:
+        if len(SEEN) >= _KEPT:
+            del SEEN[next(iter(SEEN))]
+        first = SEEN[struct] = sizes
+    return struct, first != sizes
+
+
+@contextlib.contextmanager
+def rendering(vary: bool):
+    """Kernels rendered inside are for sizes that vary (`vary`): the renderers leave out the
+    strategies chosen per size that would make each size a new template (small reductions
+    written out element by element)."""
+    old = symbolic.sizes_vary()
+    symbolic.set_sizes_vary(vary)
+    try:
+        yield
+    finally:
+        symbolic.set_sizes_vary(old)
+
+
+def structure(outputs: list[Node]) -> tuple[tuple, tuple]:
+    """The structure of the graph of `outputs` with its sizes left out (per node in post-order
+    its op, its argument without integers, its rank, dtype and sources' numbers), and the
+    sizes left out (the nodes' shapes and arguments)."""
     from .dynamic import walk
     num: dict[Node, int] = {}
     key = []
+    sizes = []
     for n in walk(outputs):
+        sizes.append((n.shape, repr(n.arg) if n.op is Op.CONST else n.arg))
         num[n] = len(key)
-        arg = repr(n.arg) if n.op is Op.CONST else _sizeless(n.arg) if n.op is not Op.BUFFER \
-            else None
+        # (a constant's value is left out too: a mean's divisor follows its size)
+        arg = None if n.op in (Op.CONST, Op.BUFFER) else _sizeless(n.arg)
         key.append((n.op, arg, len(n.shape), n.dtype.name, tuple(num[s] for s in n.srcs)))
     key.append(tuple(num[o] for o in outputs))
-    return tuple(key)
+    return tuple(key), tuple(sizes)
 
 
 def _literals(code: str) -> tuple[str, list[tuple[int, int, str]]]:
@@ -98,8 +134,13 @@ def _literals(code: str) -> tuple[str, list[tuple[int, int, str]]]:
     out: list[str] = []
     lits: list[tuple[int, int, str]] = []
     pos = 0
+    inside = False   # in the body of the kernel's function (not of a helper it calls)
     for line in code.splitlines(keepends=True):
-        fixed = line.lstrip().startswith("#") or FNAME in line
+        if FNAME + "(" in line:
+            inside = True
+        elif line[:1] not in (" ", "\t", "}", "\n", "") and "(" in line:
+            inside = False   # another top-level function
+        fixed = not inside or line.lstrip().startswith("#") or FNAME + "(" in line
         decl = not fixed and "[" in line and _DECL.match(line) is not None
         for m in _INT.finditer(line):
             if fixed:
@@ -107,7 +148,7 @@ def _literals(code: str) -> tuple[str, list[tuple[int, int, str]]]:
             s, e = m.start(), m.end()
             if decl and _in_brackets(line, s):
                 continue
-            lits.append((pos + s, pos + e, m.group(1)))
+            lits.append((pos + s, pos + e, m.group(0)))
         pos += len(line)
     last = 0
     for s, e, _ in lits:
@@ -132,7 +173,7 @@ def specialize(struct: tuple, index: int, code: str, renderer_name: str
     masked, lits = _literals(code)
     if not lits:
         return code, None
-    values = tuple(int(t) for _, _, t in lits)
+    values = tuple(t for _, _, t in lits)
     key = (struct, index, masked)
     rec = TEMPLATES.get(key)
     if rec is None:
@@ -152,28 +193,51 @@ def specialize(struct: tuple, index: int, code: str, renderer_name: str
     for j, (s, e, _) in enumerate(lits):
         if j in slot:
             parts.append(code[last:s])
-            parts.append(f"{PARAM}[{slot[j]}]")
+            parts.append(_read(slot[j], lits[j][2]))
             last = e
     parts.append(code[last:])
     body = "".join(parts)
-    return _with_param(body, renderer_name), np.array([values[j] for j in order], np.int64)
+    return _with_param(body, renderer_name), np.array([_bits(values[j]) for j in order],
+                                                      np.int64)
+
+
+def _is_float(text: str) -> bool:
+    return not text.rstrip("L").isdigit()
+
+
+def _read(i: int, text: str) -> str:
+    """The C expression reading entry i of the size array for the literal `text`: an integer
+    as long long, a float literal's value from its double's bits (a float literal's as
+    float)."""
+    if not _is_float(text):
+        return f"{PARAM}[{i}]"
+    read = f"((const double*){PARAM})[{i}]"
+    return f"((float){read})" if text.endswith("f") else f"({read})"
+
+
+def _bits(text: str) -> int:
+    """The int64 entry of the size array for the literal `text` (a float: its double's
+    bits)."""
+    if not _is_float(text):
+        return int(text.rstrip("L"))
+    return int(np.float64(float(text.rstrip("f"))).view(np.int64))
 
 
 def _with_param(code: str, renderer_name: str) -> str:
     """The kernel's signature with the size array as its last parameter."""
-    at = code.index(FNAME)
+    at = code.index(FNAME + "(")
     close = code.index(")", at)
     restrict = "__restrict__" if "cuda" in renderer_name else "restrict"
     return f"{code[:close]}, const long long* {restrict} {PARAM}{code[close:]}"
 
 
-def kernel_sizes(outputs: list[Node], kernels: list, renderer_name: str) -> dict:
-    """Turn the varying literals of a plan's `kernels` (rendered for the graph of `outputs`)
-    into size arguments: each such kernel's code is replaced by its template; returns its
-    name -> the int64 values of its `lt_sz` argument, in kernel order."""
-    if not kernels or not enabled():
+def kernel_sizes(struct: tuple | None, kernels: list, renderer_name: str) -> dict:
+    """Turn the varying literals of a plan's `kernels` (rendered for a graph of structure
+    `struct`, None where this is off) into size arguments: each such kernel's code is replaced
+    by its template; returns its name -> the int64 values of its `lt_sz` argument, in kernel
+    order."""
+    if not kernels or struct is None:
         return {}
-    struct = structure(outputs)
     out = {}
     for i, k in enumerate(kernels):
         code, values = specialize(struct, i, k.code, renderer_name)

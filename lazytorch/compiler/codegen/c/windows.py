@@ -7,6 +7,7 @@ import math
 
 from ....ir.ops import Op
 from ...kernel import Kernel
+from ...symbolic import sizes_vary
 
 # reductions over at most this many elements per output (a pooling window) are written out
 # in full, so the loop over the outputs vectorizes instead
@@ -14,7 +15,10 @@ SMALL_WINDOW = 16
 
 
 def is_small_window(r, k: Kernel) -> bool:
-    """Is k's reduction a window small enough to write out (for renderer r)?"""
+    """Is k's reduction a window small enough to write out (for renderer r)? Not where sizes
+    vary (a written-out window is a new kernel per size)."""
+    if sizes_vary():
+        return False
     if k.red_op in (Op.ARGMAX, Op.ARGMIN):
         if len(k.red_loops) != 1 or k.red_val.dtype in r.ROUND:
             return False
