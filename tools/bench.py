@@ -331,10 +331,10 @@ def schedule_scaling(n_ops: int) -> tuple[float, int]:
     return time.perf_counter() - t0, len(sched.kernels)
 
 
-def compile_counts() -> tuple[int, int]:
+def compile_counts() -> tuple[int, int, int]:
     """Plans built (i) for a loop realizing a new Python scalar 50 times, (ii) for an
-    embedding + linear + cross-entropy step at 50 sequence lengths: what a new value or a new
-    shape costs in compiles."""
+    embedding + linear + cross-entropy step at 50 sequence lengths, and (iii) the kernels that
+    step compiled: what a new value or a new shape costs in compiles."""
     from lazytorch import debug
     x = lt.randn(4099)
     debug.reset_stats()
@@ -353,7 +353,7 @@ def compile_counts() -> tuple[int, int]:
         loss.backward()
         opt.step()
         loss.item()
-    return scalars, debug.stats()["plans_built"]
+    return scalars, debug.stats()["plans_built"], debug.stats()["kernels_compiled"]
 
 
 def first_step_times() -> tuple[float, float]:
@@ -509,9 +509,9 @@ def main() -> None:
         (t10, k10), (t100, k100) = schedule_scaling(10_000), schedule_scaling(100_000)
         print(f"scheduling a new graph: 10,000 ops {t10:.2f} s ({k10} kernels), 100,000 ops "
               f"{t100:.2f} s ({k100} kernels), {t100 / t10:.1f}x")
-    scalars, shapes = compile_counts()
+    scalars, shapes, shape_kernels = compile_counts()
     print(f"plans built: a new scalar in a loop, 50 values: {scalars}; a training step at 50 "
-          f"sequence lengths: {shapes}")
+          f"sequence lengths: {shapes} ({shape_kernels} kernels compiled)")
     cold, warm = first_step_times()
     print(f"first MLP step in a fresh process: empty cache {cold:.2f} s, warm disk cache "
           f"{warm:.2f} s")
@@ -522,7 +522,8 @@ def main() -> None:
             json.dump({"copy_bandwidth_gbs": bw, "numpy_matmul_gflops": np_gflops,
                        "results": results, "record_us_per_op": rec,
                        "realize_seen_ms": real, "plans_new_scalars": scalars,
-                       "plans_sequence_lengths": shapes, "first_step_cold_s": cold,
+                       "plans_sequence_lengths": shapes,
+                       "kernels_sequence_lengths": shape_kernels, "first_step_cold_s": cold,
                        "first_step_warm_s": warm}, f, indent=2)
 
 
