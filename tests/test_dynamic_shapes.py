@@ -160,3 +160,27 @@ def test_a_template_reads_what_the_literals_held():
     assert values[0] == 9
     assert values[1:].view(np.float64).tolist() == [0.3, 4.5]
     assert "((float)((const double*)lt_sz)[1])" in got
+
+
+@pytest.mark.skipif(not __import__("lazytorch.runtime.cuda.nvcc", fromlist=["x"]).available(),
+                    reason="no nvcc on this machine")
+def test_cuda_templates_compile_with_nvcc():
+    from lazytorch.compiler.codegen.cuda import CudaRenderer
+    from lazytorch.runtime.cuda import nvcc
+    r = CudaRenderer()
+    w = torch.randn(64, 32)
+
+    def kernels(n: int) -> list:
+        x = torch.randn(n, 32)
+        return torch.compiler.schedule(
+            (x * 2).exp(), x.sum(1), torch.nn.functional.softmax(x, dim=-1), x @ w.T,
+            device="cuda")
+
+    struct = ("cuda test", _fresh_width())
+    for n in (300, 301):
+        made = [shapes.specialize(struct, i, k.code, r.name) for i, k in enumerate(kernels(n))]
+    assert all(values is not None for _, values in made)
+    assert all("const long long* __restrict__ lt_sz" in code for code, _ in made)
+    src = r.render_module([code.replace("@fn@", f"lt_t{i}") for i, (code, _) in
+                           enumerate(made)])
+    assert nvcc.cubin(src, 90, [f"lt_t{i}" for i in range(len(made))])[:4] == b"\x7fELF"
