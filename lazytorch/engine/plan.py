@@ -350,7 +350,7 @@ def build_plan(outputs: list[Node], inputs: list[Node], backend: CompiledBackend
     struct, vary = shapes.observe(outputs) if shapes.enabled() else (None, False)
     with shapes.rendering(vary):
         g, sched = compile_graph(outputs, renderer, lvl)
-    sizes = shapes.kernel_sizes(struct, sched.kernels, renderer.name)
+    sizes = shapes.kernel_sizes(struct, sched.kernels, renderer.name, vary)
     if lvl >= 3:
         config.log(f"--- scheduled\n{format_schedule(sched)}")
     if lvl >= 4:

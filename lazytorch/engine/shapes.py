@@ -18,9 +18,10 @@ static one did not overflow). A size that changes the code otherwise (another st
 split, a bound folded away at size 1) makes another template: a kernel compiles once per
 strategy its sizes pick, not once per size. Literals that C needs as constants stay literals:
 those of preprocessor lines, of the function's signature (CUDA's launch bounds) and of array
-declarators. A float literal that varies (a mean's 1/N) is read from the same array, as the
-bits of its double (a float literal's value is its double rounded to float: the literal C
-would read for it but where the decimal lies within a double's rounding of a float midpoint).
+declarators. Where shapes vary, a float literal that varies (a mean's 1/N) is read from the
+same array, as the bits of its double (a float literal's value is its double rounded to
+float: the literal C would read for it but where the decimal lies within a double's rounding of
+a float midpoint).
 
 LAZYTORCH_DYNAMIC_SHAPES=0 turns this off."""
 from __future__ import annotations
@@ -87,14 +88,14 @@ SEEN: dict[tuple, tuple] = {}
 
 def observe(outputs: list[Node]) -> tuple[tuple, bool]:
     """The structure of the graph of `outputs` (`structure`), and whether graphs of that
-    structure have come with other sizes."""
+    structure have come with other shapes."""
     struct, sizes = structure(outputs)
     first = SEEN.get(struct)
     if first is None:
         if len(SEEN) >= _KEPT:
             del SEEN[next(iter(SEEN))]
         first = SEEN[struct] = sizes
-    return struct, first != sizes
+    return struct, any(a[0] != b[0] for a, b in zip(first, sizes))
 
 
 @contextlib.contextmanager
@@ -112,8 +113,8 @@ def rendering(vary: bool):
 
 def structure(outputs: list[Node]) -> tuple[tuple, tuple]:
     """The structure of the graph of `outputs` with its sizes left out (per node in post-order
-    its op, its argument without integers, its rank, dtype and sources' numbers), and the
-    sizes left out (the nodes' shapes and arguments)."""
+    its op, its argument without integers, its rank, dtype and sources' numbers), and what
+    was left out (per node its shape and argument)."""
     from .dynamic import walk
     num: dict[Node, int] = {}
     key = []
@@ -129,8 +130,9 @@ def structure(outputs: list[Node]) -> tuple[tuple, tuple]:
 
 
 def _literals(code: str) -> tuple[str, list[tuple[int, int, str]]]:
-    """The code with its parametrizable integer literals replaced by '#', and the literals
-    (start, end, text) in order. Literals C needs as constants are kept in the masked code."""
+    """The code with its parametrizable literals (integers and floats) replaced by '#', and
+    the literals (start, end, text) in order. Literals C needs as constants are kept in the
+    masked code."""
     out: list[str] = []
     lits: list[tuple[int, int, str]] = []
     pos = 0
@@ -166,10 +168,11 @@ def _in_brackets(line: str, at: int) -> bool:
     return (eq < 0 or at < eq) and line.rfind("[", 0, at) > line.rfind("]", 0, at)
 
 
-def specialize(struct: tuple, index: int, code: str, renderer_name: str
+def specialize(struct: tuple, index: int, code: str, renderer_name: str, floats: bool = True
                ) -> tuple[str, np.ndarray | None]:
     """The code to compile for the kernel at `index` of a plan of structure `struct`, and the
-    int64 values of its `lt_sz` argument (None: the code as rendered, no such argument)."""
+    int64 values of its `lt_sz` argument (None: the code as rendered, no such argument).
+    Float literals are parametrized only if `floats`."""
     masked, lits = _literals(code)
     if not lits:
         return code, None
@@ -182,6 +185,8 @@ def specialize(struct: tuple, index: int, code: str, renderer_name: str
         rec = TEMPLATES[key] = Template(values)
     varying = rec.varying   # (read once: another thread may widen it meanwhile)
     changed = frozenset(j for j, (a, b) in enumerate(zip(rec.first, values)) if a != b)
+    if not floats and any(_is_float(values[j]) for j in changed | varying):
+        return code, None   # (its float constants stay literals: a static kernel)
     if not changed <= varying:
         varying = rec.varying = varying | changed
     if not varying:
@@ -231,16 +236,20 @@ def _with_param(code: str, renderer_name: str) -> str:
     return f"{code[:close]}, const long long* {restrict} {PARAM}{code[close:]}"
 
 
-def kernel_sizes(struct: tuple | None, kernels: list, renderer_name: str) -> dict:
+def kernel_sizes(struct: tuple | None, kernels: list, renderer_name: str, vary: bool
+                 ) -> dict:
     """Turn the varying literals of a plan's `kernels` (rendered for a graph of structure
-    `struct`, None where this is off) into size arguments: each such kernel's code is replaced
-    by its template; returns its name -> the int64 values of its `lt_sz` argument, in kernel
-    order."""
+    `struct`, None where this is off; `vary`: graphs of it came with other shapes) into size
+    arguments: each such kernel's code is replaced by its template; returns its name -> the
+    int64 values of its `lt_sz` argument, in kernel order. Float literals are parametrized
+    only where shapes vary: a graph that differs from one seen only in its constants keeps
+    them as literals, so that it computes bit for bit what a static kernel does (the C
+    compiler contracts and folds constant operands otherwise than loaded ones)."""
     if not kernels or struct is None:
         return {}
     out = {}
     for i, k in enumerate(kernels):
-        code, values = specialize(struct, i, k.code, renderer_name)
+        code, values = specialize(struct, i, k.code, renderer_name, vary)
         if values is not None:
             k.code = code
             out[k.name] = values
