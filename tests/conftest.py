@@ -11,6 +11,10 @@ from lazytorch.runtime import native
 
 
 def pytest_configure(config):
+    if os.environ.get("LAZYTORCH_CUDA_COLLECT"):
+        # every graph the C backend compiles also writes its CUDA kernels there
+        from tests import cuda_collect
+        cuda_collect.install(os.environ["LAZYTORCH_CUDA_COLLECT"])
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (pycuda and a driver): skipped "
                                        "without one; `pytest -m cuda` runs only these")
     config.addinivalue_line("markers", "heavy: trains a whole example or compiles every CUDA "
@@ -22,7 +26,10 @@ def pytest_configure(config):
 _HEAVY = ("test_example_quickstart.py", "test_example_resnet_digits.py",
           "test_example_char_gpt.py", "test_example_char_lstm.py",
           "test_example_policy_gradient.py",
-          "test_cuda_codegen.py::test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80")
+          "test_cuda_codegen.py::"
+          "test_every_kernel_of_the_op_autograd_and_nn_suites_compiles_for_sm_90_and_sm_80",
+          "test_cuda_codegen.py::"
+          "test_every_kernel_of_the_workloads_the_suites_leave_out_compiles_for_sm_90_and_sm_80")
 
 
 def pytest_collection_modifyitems(config, items):

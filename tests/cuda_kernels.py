@@ -1,6 +1,9 @@
-"""The CUDA kernels of the op, autograd and nn test workloads, collected without a GPU: while
-a workload realizes its graphs on the CPU, every graph the C backend compiles is also
-scheduled and rendered for CUDA (the same passes, the CUDA renderer's capabilities)."""
+"""CUDA kernels of workloads the op, autograd and nn suites leave out (their own kernels are
+tests/cuda_collect.py's), collected without a GPU: every dtype through every elementwise op,
+reduction and scan (float16 and the small integers, which the suites touch little), training
+steps with each optimizer, a transformer layer, and sizes that take each CUDA strategy (128 x
+128 matmul tiles, rows of 10,000). While a workload realizes its graphs on the reference
+interpreter, every graph is also scheduled and rendered for CUDA."""
 from __future__ import annotations
 
 import contextlib
@@ -132,19 +135,10 @@ def nn_workloads() -> None:
     _realize(hloss, hx.grad, lin.weight.grad, lin.bias.grad)
 
 
-def autograd_workloads() -> None:
-    """Every case of tests/test_autograd_rules.py: outputs and gradients."""
-    from tests import test_autograd_rules as rules
-    from tests import test_devices_training as training
-    for _, fn, inputs in rules.CASES:
-        _realize(training._rule_case(fn, inputs, "cpu"))
-
-
 def collect() -> list:
     """The distinct CUDA kernels of all the workloads above."""
     torch.manual_seed(0)    # (some shapes follow the data: masked_select, nonzero)
     with recording() as found:
         op_sweep(np.random.default_rng(0))
-        autograd_workloads()
         nn_workloads()
     return list(found.values())

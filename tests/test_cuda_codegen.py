@@ -5,10 +5,12 @@ semantics run on the host (tests/cuda_emulation.py) against the reference interp
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
 import shutil
-import time
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ import lazytorch as torch
 import lazytorch.nn.functional as F
 from lazytorch import config
 from lazytorch.compiler.codegen.cuda import CudaRenderer
+from lazytorch.compiler.kernel import FNAME
 from lazytorch.compiler.renderer import Launch
 from lazytorch.engine.plan import _check_kernel
 from lazytorch.frontend.tensor import realize_tensors
@@ -242,13 +245,40 @@ def test_a_missing_nvcc_is_a_clear_error(monkeypatch, tmp_path):
     assert not nvcc.available()
 
 
-# the kernels of the workloads, grouped by the first hex digit of their code's hash into 16
-# modules (nvcc costs about a second a run plus 30 ms of CPU a kernel per architecture): a
-# changed kernel compiles its own module again, the others are cache hits
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @needs_nvcc
-def test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80():
+def test_every_kernel_of_the_op_autograd_and_nn_suites_compiles_for_sm_90_and_sm_80(tmp_path):
+    """tools/cuda_sweep.py over the CUDA kernels of the suites (tests/suites.py): those a run
+    before collected into $LAZYTORCH_CUDA_KERNELS (.ci/run's empty-cache run), else those
+    collected here by running the suites in a subprocess (LAZYTORCH_CUDA_COLLECT)."""
+    folder = os.environ.get("LAZYTORCH_CUDA_KERNELS")
+    if not folder:
+        from tests import suites
+        folder = str(tmp_path / "kernels")
+        workers = ["-n", "auto"] if importlib.util.find_spec("xdist") else []
+        env = {k: v for k, v in os.environ.items() if k != "LAZYTORCH_TEST_DEVICE"}
+        env.update(LAZYTORCH_CUDA_COLLECT=folder, LT_TEST_CACHE=os.environ["LAZYTORCH_CACHE_DIR"])
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              *workers, *suites.ALL], capture_output=True, text=True, env=env,
+                             cwd=ROOT, timeout=1800)
+        assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "cuda_sweep.py"), folder],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout[-20000:] + out.stderr[-2000:]
+    assert int(out.stdout.split()[0]) > 1000          # (the suites make some 3,000 kernels)
+
+
+# the workloads' kernels (tests/cuda_kernels.py: what the suites leave out), grouped by the
+# first hex digit of their code's hash into 16 modules: a changed kernel compiles its own
+# module again, the others are cache hits
+
+
+@needs_nvcc
+def test_every_kernel_of_the_workloads_the_suites_leave_out_compiles_for_sm_90_and_sm_80():
     from tests.cuda_kernels import collect
     kernels = collect()
     assert len(kernels) > 500
@@ -256,11 +286,65 @@ def test_every_kernel_of_the_test_workloads_compiles_for_sm_90_and_sm_80():
     groups = [[(h, k) for h, k in named if h[0] == digit] for digit in "0123456789abcdef"]
     sources = [R.render_module([k.named(f"k_{h}") for h, k in g]) for g in groups]
     symbols = [[f"k_{h}" for h, _ in g] for g in groups]
-    t0 = time.perf_counter()
     for arch in (90, 80):
         nvcc.cubins(sources, arch, symbols)
-    print(f"{len(kernels)} kernels in {len(sources)} modules for sm_90 and sm_80: "
-          f"{time.perf_counter() - t0:.1f} s")
+
+
+def _sweep():
+    """tools/cuda_sweep.py as a module."""
+    if "lt_cuda_sweep" not in sys.modules:
+        path = os.path.join(ROOT, "tools", "cuda_sweep.py")
+        spec = importlib.util.spec_from_file_location("lt_cuda_sweep", path)
+        sys.modules["lt_cuda_sweep"] = mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    return sys.modules["lt_cuda_sweep"]
+
+
+def test_the_collection_mode_writes_each_suite_kernel_once_with_its_test(tmp_path):
+    folder = tmp_path / "kernels"
+    test = "tests/test_ops_reduce.py::test_zero_dim_and_empty"
+    env = {k: v for k, v in os.environ.items() if k != "LAZYTORCH_TEST_DEVICE"}
+    env.update(LAZYTORCH_CUDA_COLLECT=str(folder), LT_TEST_CACHE=os.environ["LAZYTORCH_CACHE_DIR"])
+    for _ in range(2):     # a second run adds nothing: the same kernels
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "-p", "no:xdist", test, "tests/test_smoke.py"], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=300)
+        assert out.returncode == 0, out.stdout[-3000:]
+    kernels, errors = _sweep().read(str(folder))
+    assert errors == []
+    made = _sweep().made_by(str(folder))
+    assert set(made) == {"tests/test_ops_reduce.py"}       # (test_smoke is no suite)
+    assert {k.sha for k in kernels} == made["tests/test_ops_reduce.py"]
+    assert len(kernels) >= 4
+    for k in kernels:
+        assert k.test.startswith(test + "[c]") and k.what.startswith("kernel_")
+        assert hashlib.sha256(k.code.encode()).hexdigest()[:32] == k.sha
+        assert "__global__" in k.code and FNAME in k.code
+
+
+@needs_nvcc
+def test_the_sweep_names_each_kernel_nvcc_rejects_and_the_test_that_made_it(tmp_path, capsys,
+                                                                             own_cache):
+    sweep = _sweep()
+    ks = cuda_kernels((torch.randn(8, 8) * 3).exp(), torch.randn(8, 8).sum(1),
+                      torch.randn(4, 4) @ torch.randn(4, 4))
+    bad = ks[1].code.replace("out0[", "lt_nowhere[", 1)
+    for i, code in enumerate([ks[0].code, bad, ks[2].code]):
+        sha = f"0{i}" + "0" * 30      # one module: the broken kernel among good ones
+        (tmp_path / f"{sha}.cu").write_text(f"{sweep.HEADER}tests/t.py::test_{i}\n"
+                                            f"// kernel: kernel_{i} (x)\n{code}")
+    (tmp_path / "e.err").write_text(f"{sweep.HEADER}tests/t.py::test_r\nTraceback: boom\n")
+    assert sweep.main([str(tmp_path), "--arch", "90", "--jobs", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "sm_90: 2 of 3 kernels compile" in out
+    assert out.count("NVCC REJECTED") == 1
+    assert f"NVCC REJECTED k_01{'0' * 14} for sm_90: kernel_1 (x)" in out
+    assert "made by tests/t.py::test_1" in out and '"lt_nowhere" is undefined' in out
+    assert "RENDER FAILED in tests/t.py::test_r" in out and "boom" in out
+    (tmp_path / "e.err").unlink()
+    (tmp_path / f"01{'0' * 30}.cu").unlink()
+    assert sweep.main([str(tmp_path), "--arch", "90"]) == 0
+    assert "sm_90: 2 of 2 kernels compile" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------ semantics
@@ -380,6 +464,20 @@ def test_an_integer_division_by_zero_sets_the_modules_fault_flag(emulated, tmp_p
     assert emu.fault(lib) == 1 and emu.fault(lib) == 0
 
 
+def test_kernels_over_empty_tensors_render_compile_and_run(emulated, tmp_path):
+    # loops of size 0 (the suites' zero-size cases): the grid-stride loop runs no iteration,
+    # the reductions over nothing store their identities
+    e, x = torch.zeros(0, 3), torch.ones(3)
+    ks = cuda_kernels(e + x, e.exp(), e.sum(1), e.amax(1), e.argmax(1), F.softmax(e, 1),
+                      e.sum(0), e.prod(0), e.cumsum(0), e.logsumexp(0))
+    assert set(_kinds(ks)) == {"grid"} and any(0 in k.loops for k in ks)
+    emu = emulated[0]
+    lib, names = emu.build(ks, str(tmp_path))
+    _check_all(emu, lib, ks, names)
+    if nvcc.available():
+        nvcc.cubin(R.render_module([k.named(f"lt_e{i}") for i, k in enumerate(ks)]), 90)
+
+
 @pytest.mark.parametrize("shape, dim", [((3 * 10**5 + 7,), 0), ((40_000, 3), 0)],
                          ids=["block", "columns"])
 def test_long_float_sums_add_up_in_a_cascade(emulated, tmp_path, shape, dim):
@@ -436,12 +534,9 @@ def test_tensor_core_staging_reads_operands_strided_along_the_summed_axis(emulat
 
 
 def test_the_gpu_benchmark_skips_with_a_clear_line_without_a_gpu():
-    import subprocess
-    import sys
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: the benchmark would run")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, os.path.join(root, "tools", "bench.py"), "--device",
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench.py"), "--device",
                           "cuda"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "skipped: no CUDA device" in out.stdout

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import lazytorch as torch
+from tests import suites
 from tests import test_autograd_rules as rules
 from tests import test_devices_training as dtrain
 
@@ -28,10 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # the suites run on the GPU, and how long each may take (compiling every kernel with nvcc
 # on an empty cache is most of it)
-SUITES = ["tests/test_ops_elementwise.py", "tests/test_ops_reduce.py",
-          "tests/test_ops_movement.py", "tests/test_indexing.py", "tests/test_linalg.py",
-          "tests/test_autograd_rules.py", "tests/test_nn_layers.py", "tests/test_nn_losses.py",
-          "tests/test_nn_conv.py"]
+SUITES = suites.ALL
 SUITE_TIMEOUT_S = int(os.environ.get("LT_CUDA_SUITE_TIMEOUT", "240"))
 
 

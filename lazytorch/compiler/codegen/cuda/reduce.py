@@ -111,8 +111,11 @@ def block_combine(t: str, op: Op, acc: str = "acc") -> list[str]:
 def decompose(var: str, names: list[str], sizes: tuple[int, ...], kind: str = "long"
               ) -> list[str]:
     """Declarations of the loop variables `names` (sizes `sizes`, row-major) from the flat
-    index `var`."""
+    index `var` (an empty range has none: each variable is 0, and the loop over it never
+    runs)."""
     out, stride = [], math.prod(sizes)
+    if stride == 0:
+        return [f"const {kind} {name} = 0;" for name in names]
     for name, n in zip(names, sizes):
         stride //= n
         e = var if stride == 1 else f"{var} / {stride}"
