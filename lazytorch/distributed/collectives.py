@@ -64,20 +64,24 @@ def _seconds(timeout) -> float:
     return timeout.total_seconds() if hasattr(timeout, "total_seconds") else float(timeout)
 
 
+SPIN_S = 0.5   # how long a wait polls without sleeping (see _wait)
+
+
 def _wait(request, limit: float, what: str) -> None:
-    """Wait for an MPI request, spinning briefly and then sleeping between polls, at most
-    `limit` seconds."""
-    for _ in range(2000):
-        if request.Test():
-            return
-    deadline = time.monotonic() + limit
-    pause = 1e-5
+    """Wait for an MPI request, at most `limit` seconds: polling without pause for the first
+    SPIN_S (a non-blocking collective advances only while its ranks call into MPI, round by
+    round: a 1 MB all_reduce has tens of rounds, and a sleep between polls cost each of them a
+    millisecond), then sleeping between polls, so that a rank that waits long for a stopped one
+    does not hold a core."""
+    start = time.monotonic()
+    spin_until, deadline = start + SPIN_S, start + limit
     while not request.Test():
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise RuntimeError(f"{what} timed out after {limit:g} s: not every rank joined it "
                                "(a rank stopped, failed, or is running different collectives)")
-        time.sleep(pause)
-        pause = min(pause * 2, 1e-3)
+        if now > spin_until:
+            time.sleep(1e-3)
 
 
 def _run(g: pg.ProcessGroup, request, finish: Callable[[], None], what: str,
