@@ -307,15 +307,23 @@ def docstring_corpus():
     return text, vocab, data, n, uniform, unigram
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def text_parser(doc, name, seed, max_iters, eval_interval):
+    """The flags both text examples take: --quick, --device, --out, --seed, --max-iters,
+    --eval-interval, --sample-chars."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="the CI form: a small model for a few steps; asserts the val loss")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=os.path.join("runs", "char_gpt"))
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--max-iters", type=int, default=2000)
-    p.add_argument("--eval-interval", type=int, default=250)
+    p.add_argument("--out", default=os.path.join("runs", name))
+    p.add_argument("--seed", type=int, default=seed)
+    p.add_argument("--max-iters", type=int, default=max_iters)
+    p.add_argument("--eval-interval", type=int, default=eval_interval)
+    p.add_argument("--sample-chars", type=int, default=200)
+    return p
+
+
+def parse_args(argv=None):
+    p = text_parser(__doc__, "char_gpt", seed=1337, max_iters=2000, eval_interval=250)
     p.add_argument("--eval-iters", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=12)
     p.add_argument("--block-size", type=int, default=64)
@@ -329,7 +337,6 @@ def parse_args(argv=None):
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--no-flash", action="store_true",
                    help="attention as the masked softmax instead of scaled_dot_product_attention")
-    p.add_argument("--sample-chars", type=int, default=200)
     args = p.parse_args(argv)
     if args.quick:   # small enough for CI: about 10 s with a warm compile cache
         args.max_iters, args.eval_interval, args.eval_iters = 150, 75, 4

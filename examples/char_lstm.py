@@ -17,7 +17,6 @@ Run: python examples/char_lstm.py          (full run; a few minutes on 2 cores)
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -25,7 +24,7 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-from char_gpt import docstring_corpus, summarize  # noqa: E402  (the data; the run's end)
+from char_gpt import docstring_corpus, summarize, text_parser  # noqa: E402  (the data; the run's end)
 from tqdm import tqdm  # noqa: E402
 
 import lazytorch as torch  # noqa: E402
@@ -120,14 +119,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="the CI form: a small model for a few steps; asserts the val loss")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=os.path.join("runs", "char_lstm"))
-    p.add_argument("--seed", type=int, default=1111)
-    p.add_argument("--max-iters", type=int, default=800)
-    p.add_argument("--eval-interval", type=int, default=200)
+    p = text_parser(__doc__, "char_lstm", seed=1111, max_iters=800, eval_interval=200)
     p.add_argument("--eval-batches", type=int, default=10,
                    help="bptt chunks of the validation streams per evaluation")
     p.add_argument("--batch-size", type=int, default=32)
@@ -138,7 +130,6 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--clip", type=float, default=1.0)
-    p.add_argument("--sample-chars", type=int, default=200)
     args = p.parse_args(argv)
     if args.quick:   # small enough for CI: about 10 s with a warm compile cache
         args.max_iters, args.eval_interval, args.eval_batches = 150, 75, 4
